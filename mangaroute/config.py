@@ -1,0 +1,521 @@
+"""Load a router configuration from TOML.
+
+Every error names the file, the key (as a dotted path such as ``targets.ondemand-haiku.
+pattern``) and what was expected; unknown keys are errors too, so a typo never silently
+falls back to a default. See the README's "Configuration reference" and the shipped
+``mangaroute/data/mangaassist.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mangaroute.core.breaker import BreakerPolicy
+from mangaroute.core.errors import ConfigError
+from mangaroute.core.policy.base import Filter, Picker, Policy, Ranker
+from mangaroute.core.policy.filters import Headroom, Healthy, LatencyCeiling
+from mangaroute.core.policy.pickers import Best, PrimaryShare, Weighted
+from mangaroute.core.policy.rankers import (
+    CheapestWithinSlo,
+    ConfigOrder,
+    LowestLatency,
+    WeightedScore,
+)
+from mangaroute.core.policy.switcher import SwitcherSettings
+from mangaroute.core.scoring import ScoreWeights
+from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
+from mangaroute.core.targets import (
+    SEED_PROFILES,
+    Capacity,
+    LatencyProfile,
+    Pattern,
+    Pricing,
+    Target,
+)
+
+T = TypeVar("T")
+_REQUIRED: Any = object()
+
+DEFAULT_CONFIG_NAME = "mangaassist.toml"
+
+
+class _Table:
+    """One TOML table being read: typed getters, and a check that no key went unread."""
+
+    def __init__(self, data: dict[str, Any], source: str, path: str) -> None:
+        self.data = data
+        self.source = source
+        self.path = path
+        self._read: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(message, source=self.source, key=self.key(name))
+
+    def _raw(self, name: str, default: Any) -> Any:
+        self._read.add(name)
+        if name not in self.data:
+            if default is _REQUIRED:
+                raise self.error(name, "is required")
+            return default
+        return self.data[name]
+
+    def text(self, name: str, default: Any = _REQUIRED) -> Any:
+        value = self._raw(name, default)
+        if value is not default and (not isinstance(value, str) or not value):
+            raise self.error(name, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def number(
+        self, name: str, default: Any = _REQUIRED, *, minimum: float = 0.0, positive: bool = False
+    ) -> Any:
+        value = self._raw(name, default)
+        if value is default:
+            return value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise self.error(name, f"expected a number, got {value!r}")
+        if positive and value <= 0:
+            raise self.error(name, f"expected a number > 0, got {value!r}")
+        if value < minimum:
+            raise self.error(name, f"expected a number >= {minimum:g}, got {value!r}")
+        return float(value)
+
+    def integer(self, name: str, default: Any = _REQUIRED, *, minimum: int = 0) -> Any:
+        value = self._raw(name, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(name, f"expected an integer >= {minimum}, got {value!r}")
+        return value
+
+    def flag(self, name: str, default: Any = _REQUIRED) -> Any:
+        value = self._raw(name, default)
+        if value is not default and not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {value!r}")
+        return value
+
+    def names(self, name: str, default: Any = _REQUIRED) -> Any:
+        value = self._raw(name, default)
+        if value is default:
+            return value
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(name, f"expected a list of names, got {value!r}")
+        return tuple(value)
+
+    def table(self, name: str, *, required: bool = False) -> _Table:
+        value = self._raw(name, _REQUIRED if required else {})
+        if not isinstance(value, dict):
+            raise self.error(name, f"expected a table, got {value!r}")
+        return _Table(value, self.source, self.key(name))
+
+    def tables(self, name: str) -> list[tuple[str, _Table]]:
+        outer = self.table(name)
+        result = []
+        for key in outer.data:
+            result.append((key, outer.table(key)))
+        return result
+
+    def finish(self) -> None:
+        unknown = [key for key in self.data if key not in self._read]
+        if unknown:
+            expected = ", ".join(sorted(self._read)) or "nothing"
+            raise self.error(unknown[0], f"is not a known key (expected one of: {expected})")
+
+    def build(self, name: str, factory: Callable[[], T]) -> T:
+        """Run a constructor and turn its ValueError into a ConfigError at ``name``."""
+        try:
+            return factory()
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=self.source, key=self.key(name)) from None
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read and validate a TOML config file."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", source=source) from None
+    return parse_config(raw.decode("utf-8", errors="replace"), source=source)
+
+
+def default_config_text() -> str:
+    """The shipped MangaAssist configuration, as TOML text."""
+    return resources.files("mangaroute").joinpath("data", DEFAULT_CONFIG_NAME).read_text("utf-8")
+
+
+def load_default_config() -> RouterConfig:
+    """The shipped MangaAssist configuration."""
+    return parse_config(default_config_text(), source=f"<mangaroute>/data/{DEFAULT_CONFIG_NAME}")
+
+
+def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
+    """Validate TOML text into a :class:`RouterConfig`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
+    root = _Table(data, source, "")
+    router = root.table("router")
+    default_region = router.text("region", None)
+    window = router.build(
+        "router",
+        lambda: WindowSettings(
+            window_s=router.number("window_s", 60.0, positive=True),
+            bucket_s=router.number("bucket_s", 5.0, positive=True),
+            relative_error=router.number("relative_error", 0.01, positive=True),
+            min_samples=router.integer("min_samples", 20, minimum=1),
+            refresh_ms=router.number("refresh_ms", 5.0, positive=True),
+            decision_ttl_s=router.number("decision_ttl_s", 300.0, positive=True),
+            max_outstanding=router.integer("max_outstanding", 10_000, minimum=1),
+        ),
+    )
+    default_class_name = router.text("default_class", None)
+    router.finish()
+
+    breaker = _breaker(root.table("breaker"))
+    profiles = _profiles(root)
+    targets = tuple(
+        _target(name, table, profiles, default_region) for name, table in root.tables("targets")
+    )
+    if not targets:
+        raise root.error("targets", "must define at least one target ([targets.NAME])")
+    names = [t.name for t in targets]
+    switcher = _switcher(root, names)
+    policies = _policies(root, switcher)
+    classes = _classes(root, names, policies)
+    root.finish()
+    default_class = default_class_name or classes[0].name
+    return root.build(
+        "router",
+        lambda: RouterConfig(
+            targets=targets,
+            classes=classes,
+            policies=policies,
+            default_class=default_class,
+            window=window,
+            breaker=breaker,
+            switcher=switcher,
+            source=source,
+        ),
+    )
+
+
+def _breaker(table: _Table) -> BreakerPolicy:
+    defaults = BreakerPolicy()
+    policy = table.build(
+        "",
+        lambda: BreakerPolicy(
+            consecutive_failures=table.integer(
+                "consecutive_failures", defaults.consecutive_failures, minimum=1
+            ),
+            error_rate=table.number("error_rate", defaults.error_rate, positive=True),
+            min_requests=table.integer("min_requests", defaults.min_requests, minimum=1),
+            interval_s=table.number("interval_s", defaults.interval_s, positive=True),
+            cooldown_s=table.number("cooldown_s", defaults.cooldown_s, positive=True),
+            max_cooldown_s=table.number("max_cooldown_s", defaults.max_cooldown_s, positive=True),
+            half_open_probes=table.integer(
+                "half_open_probes", defaults.half_open_probes, minimum=1
+            ),
+            probe_timeout_s=table.number(
+                "probe_timeout_s", defaults.probe_timeout_s, positive=True
+            ),
+            successes_to_close=table.integer(
+                "successes_to_close", defaults.successes_to_close, minimum=1
+            ),
+        ),
+    )
+    table.finish()
+    return policy
+
+
+def _latency_profile(table: _Table) -> LatencyProfile:
+    profile = table.build(
+        "",
+        lambda: LatencyProfile(
+            p50_ms=table.number("p50_ms"),
+            p90_ms=table.number("p90_ms"),
+            p99_ms=table.number("p99_ms"),
+            cold_start_ms=table.number("cold_start_ms", 0.0),
+            cold_start_probability=table.number("cold_start_probability", 0.0),
+        ),
+    )
+    table.finish()
+    return profile
+
+
+def _profiles(root: _Table) -> dict[str, LatencyProfile]:
+    profiles = dict(SEED_PROFILES)
+    for name, table in root.tables("profiles"):
+        profiles[name] = _latency_profile(table)
+    return profiles
+
+
+def _target(
+    name: str, table: _Table, profiles: dict[str, LatencyProfile], default_region: str | None
+) -> Target:
+    pattern_name = table.text("pattern")
+    try:
+        pattern = Pattern(pattern_name)
+    except ValueError:
+        choices = ", ".join(p.value for p in Pattern)
+        raise table.error("pattern", f"expected one of {choices}, got {pattern_name!r}") from None
+    prior_value = table.data.get("prior", pattern.value)
+    if isinstance(prior_value, dict):
+        prior = _latency_profile(table.table("prior"))
+    else:
+        prior_name = table.text("prior", pattern.value)
+        if prior_name not in profiles:
+            raise table.error(
+                "prior", f"names no known profile {prior_name!r} (known: {', '.join(profiles)})"
+            )
+        prior = profiles[prior_name]
+    region = table.text("region", default_region)
+    if region is None:
+        raise table.error("region", "is required (or set [router] region as a default)")
+    units = table.integer("model_units", None, minimum=1)
+    instances = table.integer("instances", None, minimum=1)
+    hourly = table.number("hourly_usd", 0.0)
+    per_unit = table.number("hourly_usd_per_unit", None)
+    per_instance = table.number("hourly_usd_per_instance", None)
+    if per_unit is not None:
+        hourly += per_unit * _need(table, units, "model_units", "hourly_usd_per_unit")
+    if per_instance is not None:
+        hourly += per_instance * _need(table, instances, "instances", "hourly_usd_per_instance")
+    pricing = table.build(
+        "",
+        lambda: Pricing(
+            input_per_million_usd=table.number("input_per_million_usd", 0.0),
+            output_per_million_usd=table.number("output_per_million_usd", 0.0),
+            hourly_usd=hourly,
+        ),
+    )
+    tpm = table.number("tokens_per_minute", None, positive=True)
+    tpm_per_unit = table.number("tokens_per_minute_per_unit", None, positive=True)
+    if tpm_per_unit is not None:
+        tpm = tpm_per_unit * _need(table, units, "model_units", "tokens_per_minute_per_unit")
+    rps = table.number("requests_per_second", None, positive=True)
+    rps_per_instance = table.number("requests_per_second_per_instance", None, positive=True)
+    if rps_per_instance is not None:
+        rps = rps_per_instance * _need(
+            table, instances, "instances", "requests_per_second_per_instance"
+        )
+    capacity = Capacity(
+        tokens_per_minute=tpm,
+        requests_per_second=rps,
+        concurrency=table.integer("concurrency", None, minimum=1),
+    )
+    target = table.build(
+        "",
+        lambda: Target(
+            name=name,
+            pattern=pattern,
+            model_id=table.text("model_id"),
+            region=region,
+            prior=prior,
+            tier=table.text("tier", "custom"),
+            pricing=pricing,
+            capacity=capacity,
+            ops_score=table.number("ops_score", -1.0, minimum=-1.0),
+        ),
+    )
+    table.finish()
+    return target
+
+
+def _need(table: _Table, value: int | None, name: str, because: str) -> int:
+    if value is None:
+        raise table.error(name, f"is required when {because} is set")
+    return value
+
+
+def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
+    if "switcher" not in root.data:
+        root.table("switcher")
+        return None
+    table = root.table("switcher")
+    defaults = SwitcherSettings(primary=targets[0], order=tuple(targets))
+    primary = table.text("primary")
+    order = table.names("order", tuple(targets))
+    for name in (primary, *order):
+        if name not in targets:
+            key = "primary" if name == primary else "order"
+            raise table.error(key, f"names unknown target {name!r} (known: {', '.join(targets)})")
+    settings = table.build(
+        "",
+        lambda: SwitcherSettings(
+            primary=primary,
+            order=order,
+            primary_weight=table.number("primary_weight", defaults.primary_weight),
+            canary_weight=table.number("canary_weight", defaults.canary_weight),
+            latency_threshold_ms=table.number(
+                "latency_threshold_ms", defaults.latency_threshold_ms, positive=True
+            ),
+            error_rate_threshold=table.number(
+                "error_rate_threshold", defaults.error_rate_threshold
+            ),
+            capacity_threshold=table.number(
+                "capacity_threshold", defaults.capacity_threshold, positive=True
+            ),
+            min_requests=table.integer("min_requests", defaults.min_requests, minimum=1),
+            return_after_s=table.number("return_after_s", defaults.return_after_s),
+            history=table.integer("history", defaults.history, minimum=1),
+        ),
+    )
+    table.finish()
+    return settings
+
+
+def _filter(name: str, policy: _Table) -> Filter:
+    params = policy.table(name)
+    part: Filter
+    if name == "healthy":
+        part = Healthy()
+    elif name == "headroom":
+        defaults = Headroom()
+        part = Headroom(
+            max_utilization=params.number(
+                "max_utilization", defaults.max_utilization, positive=True
+            ),
+            max_throttle_rate=params.number(
+                "max_throttle_rate", defaults.max_throttle_rate, positive=True
+            ),
+            min_requests=params.integer("min_requests", defaults.min_requests, minimum=1),
+        )
+    elif name == "latency_ceiling":
+        part = LatencyCeiling(
+            params.number("max_p99_ms", LatencyCeiling().max_p99_ms, positive=True)
+        )
+    else:
+        raise policy.error(
+            "filters", f"names unknown filter {name!r} (known: healthy, headroom, latency_ceiling)"
+        )
+    params.finish()
+    return part
+
+
+def _ranker(name: str, policy: _Table) -> Ranker:
+    params = policy.table(name)
+    part: Ranker
+    if name == "order":
+        part = ConfigOrder()
+    elif name == "score":
+        d = WeightedScore()
+        weights = params.table("weights")
+        w = ScoreWeights()
+        score_weights = weights.build(
+            "",
+            lambda: ScoreWeights(
+                latency=weights.number("latency", w.latency),
+                throughput=weights.number("throughput", w.throughput),
+                cost=weights.number("cost", w.cost),
+                ops=weights.number("ops", w.ops),
+            ),
+        )
+        weights.finish()
+        part = WeightedScore(
+            target_p99_ms=params.number("target_p99_ms", d.target_p99_ms, positive=True),
+            required_rps=params.number("required_rps", d.required_rps, positive=True),
+            max_monthly_usd=params.number("max_monthly_usd", d.max_monthly_usd, positive=True),
+            avg_input_tokens=params.integer("avg_input_tokens", d.avg_input_tokens),
+            avg_output_tokens=params.integer("avg_output_tokens", d.avg_output_tokens),
+            weights=score_weights,
+            seed_exact_latency=params.flag("seed_exact_latency", False),
+        )
+    elif name == "latency":
+        percentile = params.text("percentile", "p99")
+        if percentile not in ("p50", "p99"):
+            raise params.error("percentile", f"expected 'p50' or 'p99', got {percentile!r}")
+        part = LowestLatency(percentile)
+    elif name == "cost":
+        c = CheapestWithinSlo()
+        part = CheapestWithinSlo(
+            slo_p99_ms=params.number("slo_p99_ms", c.slo_p99_ms, positive=True),
+            avg_input_tokens=params.integer("avg_input_tokens", c.avg_input_tokens),
+            avg_output_tokens=params.integer("avg_output_tokens", c.avg_output_tokens),
+        )
+    else:
+        raise policy.error(
+            "ranker", f"names unknown ranker {name!r} (known: order, score, latency, cost)"
+        )
+    params.finish()
+    return part
+
+
+def _picker(
+    name: str, policy: _Table, switcher: SwitcherSettings | None, targets: list[str]
+) -> Picker:
+    params = policy.table(name)
+    part: Picker
+    if name == "best":
+        part = Best()
+    elif name == "weighted":
+        weights_table = params.table("weights", required=True)
+        weights = {}
+        for target in list(weights_table.data):
+            if target not in targets:
+                raise weights_table.error(target, "is not a known target")
+            weights[target] = weights_table.number(target)
+        weights_table.finish()
+        part = Weighted(weights=weights, sticky=params.flag("sticky", False))
+    elif name == "primary":
+        if switcher is None:
+            raise policy.error("picker", "'primary' needs a [switcher] table naming the primary")
+        part = PrimaryShare(
+            switcher.primary_weight, switcher.canary_weight, sticky=params.flag("sticky", False)
+        )
+    else:
+        raise policy.error(
+            "picker", f"names unknown picker {name!r} (known: best, weighted, primary)"
+        )
+    params.finish()
+    return part
+
+
+def _policies(root: _Table, switcher: SwitcherSettings | None) -> dict[str, Policy]:
+    targets = [str(name) for name in root.data.get("targets", {})]
+    policies: dict[str, Policy] = {}
+    for name, table in root.tables("policies"):
+        filters = tuple(_filter(f, table) for f in table.names("filters", ("healthy", "headroom")))
+        ranker = _ranker(table.text("ranker", "score"), table)
+        picker = _picker(table.text("picker", "best"), table, switcher, targets)
+        policies[name] = Policy(name, ranker, picker, filters, table.flag("budget", True))
+        table.finish()
+    if not policies:
+        policies["default"] = Policy("default", WeightedScore(), Best(), (Healthy(), Headroom()))
+    return policies
+
+
+def _classes(
+    root: _Table, targets: list[str], policies: dict[str, Policy]
+) -> tuple[RequestClass, ...]:
+    classes = []
+    for name, table in root.tables("classes"):
+        members = table.names("targets")
+        for member in members:
+            if member not in targets:
+                raise table.error(
+                    "targets", f"names unknown target {member!r} (known: {', '.join(targets)})"
+                )
+        default_policy = "default" if "default" in policies else next(iter(policies))
+        policy = table.text("policy", default_policy)
+        if policy not in policies:
+            raise table.error(
+                "policy", f"names unknown policy {policy!r} (known: {', '.join(policies)})"
+            )
+        classes.append(RequestClass(name, members, policy))
+        table.finish()
+    if not classes:
+        classes.append(RequestClass("default", tuple(targets), next(iter(policies))))
+    return tuple(classes)

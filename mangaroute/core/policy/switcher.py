@@ -1,0 +1,98 @@
+"""The primary-with-failover switcher (seed section 5.1, ``DynamicPatternSwitcher``).
+
+One target is the *primary*. When it degrades - unavailable (breaker not closed), predicted
+p99 above ``latency_threshold_ms``, error rate above ``error_rate_threshold`` (over at least
+``min_requests`` calls), or capacity use above ``capacity_threshold`` - the switcher moves the
+primary to the first target in ``order`` that is available, below both thresholds and within
+the latency threshold. The seed does not check the candidate's latency, so it could switch to
+a slower target; here a slow candidate is skipped. The seed also never switches back; here the
+preferred primary (the configured one) is restored once it has stayed healthy for
+``return_after_s`` - hysteresis that stops flapping while still returning to the target that is
+already paid for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mangaroute.core.clock import NS_PER_S
+from mangaroute.core.snapshot import TargetView
+
+
+@dataclass(frozen=True, slots=True)
+class SwitcherSettings:
+    primary: str
+    order: tuple[str, ...]
+    primary_weight: float = 0.80
+    canary_weight: float = 0.05
+    latency_threshold_ms: float = 2500.0
+    error_rate_threshold: float = 0.05
+    capacity_threshold: float = 0.85
+    min_requests: int = 20
+    return_after_s: float = 120.0
+    history: int = 100
+
+    def __post_init__(self) -> None:
+        if self.primary not in self.order:
+            raise ValueError(f"primary {self.primary!r} must appear in order {list(self.order)}")
+        if not 0 <= self.canary_weight <= self.primary_weight:
+            raise ValueError("need 0 <= canary_weight <= primary_weight")
+        if self.history < 1:
+            raise ValueError(f"history must be >= 1, got {self.history}")
+
+
+class PrimarySwitcher:
+    """Holds the current primary and decides switches from snapshot views."""
+
+    __slots__ = ("_healthy_since_ns", "current", "settings")
+
+    def __init__(self, settings: SwitcherSettings) -> None:
+        self.settings = settings
+        self.current = settings.primary
+        self._healthy_since_ns: int | None = None
+
+    def degradation(self, view: TargetView) -> str | None:
+        """Why ``view`` is unfit to be primary, or ``None`` (the seed's ``_get_switch_reason``,
+        all reasons joined)."""
+        s = self.settings
+        reasons = []
+        if not view.available:
+            reasons.append("unavailable")
+        if view.p99_ms > s.latency_threshold_ms:
+            reasons.append(f"high_latency({view.p99_ms:.0f}ms)")
+        if view.requests >= s.min_requests and view.error_rate > s.error_rate_threshold:
+            reasons.append(f"high_errors({view.error_rate:.1%})")
+        if view.utilization > s.capacity_threshold:
+            reasons.append(f"capacity({view.utilization:.1%})")
+        return ", ".join(reasons) or None
+
+    def evaluate(self, views: Mapping[str, TargetView], now_ns: int) -> tuple[str, str] | None:
+        """Switch if needed; returns ``(new primary, reason)`` when the primary changed."""
+        s = self.settings
+        preferred = views.get(s.primary)
+        if self.current != s.primary and preferred is not None:
+            if self.degradation(preferred) is None:
+                if self._healthy_since_ns is None:
+                    self._healthy_since_ns = now_ns
+                elif now_ns - self._healthy_since_ns >= s.return_after_s * NS_PER_S:
+                    self.current = s.primary
+                    self._healthy_since_ns = None
+                    return s.primary, "recovered"
+            else:
+                self._healthy_since_ns = None
+        current = views.get(self.current)
+        if current is None:
+            return None
+        reason = self.degradation(current)
+        if reason is None:
+            return None
+        for name in s.order:
+            candidate = views.get(name)
+            if name == self.current or candidate is None:
+                continue
+            if self.degradation(candidate) is None:
+                self.current = name
+                self._healthy_since_ns = None
+                return name, reason
+        return None

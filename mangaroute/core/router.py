@@ -1,0 +1,536 @@
+"""The router: ``choose()`` where a call goes, ``record()`` how it went.
+
+``choose()`` reads an immutable :class:`~mangaroute.core.snapshot.Snapshot` and returns a
+:class:`~mangaroute.core.decision.Decision`; no I/O, no logging, no sorting, no lock held across
+work. ``record()`` validates its input before touching anything, then bumps counters in the
+current time bucket of one target under that target's lock: O(1). The snapshot is rebuilt by
+whichever caller first finds it stale (at most every ``refresh_ms``, or at once after a breaker
+changes state); the others keep reading the previous one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import random
+import threading
+import time
+import zlib
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mangaroute.core.breaker import Breaker, BreakerState
+from mangaroute.core.clock import NS_PER_MS, NS_PER_S, Clock, monotonic_clock
+from mangaroute.core.decision import Decision
+from mangaroute.core.errors import (
+    InvalidObservation,
+    InvalidRequest,
+    UnknownRequestClass,
+    UnknownTarget,
+)
+from mangaroute.core.histogram import LogScale
+from mangaroute.core.outcome import (
+    CLIENT_FAULT_CODES,
+    ERROR,
+    OUTCOME_CODES,
+    THROTTLED,
+    TIMEOUT,
+    Outcome,
+    classify_exception,
+)
+from mangaroute.core.policy.switcher import PrimarySwitcher
+from mangaroute.core.settings import RouterConfig
+from mangaroute.core.snapshot import PickPlan, Route, Snapshot, SwitchEvent, TargetView
+from mangaroute.core.targets import Target
+from mangaroute.core.window import SlidingWindow
+
+if TYPE_CHECKING:
+    from mangaroute.core.call import RoutedCall
+
+logger = logging.getLogger("mangaroute")
+
+_INF = math.inf
+_NUMBER = (int, float)
+_QUANTILES = (0.5, 0.9, 0.99)
+_NAN3 = (math.nan, math.nan, math.nan)
+_SWEEP_EVERY_NS = NS_PER_S
+_HASH_SCALE = 1.0 / 2**32
+
+SwitchListener = Callable[[SwitchEvent], None]
+
+
+class _TargetState:
+    """Mutable per-target state, guarded by ``lock``."""
+
+    __slots__ = ("breaker", "dirty", "latency_q", "lock", "samples", "target", "ttft_q", "window")
+
+    def __init__(self, target: Target, window: SlidingWindow, breaker: Breaker) -> None:
+        self.target = target
+        self.window = window
+        self.breaker = breaker
+        self.lock = threading.Lock()
+        self.dirty = True
+        self.latency_q: tuple[float, float, float] = _NAN3
+        self.ttft_q: tuple[float, float, float] = _NAN3
+        self.samples = 0
+
+
+class Router:
+    """Routes foundation-model calls across deployment targets.
+
+    Build one from a config (:func:`mangaroute.load_config`, or :meth:`Router.default` for the
+    shipped MangaAssist config) and share it across threads and asyncio tasks: every method
+    is thread-safe and none blocks for longer than a few microseconds.
+    """
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        clock: Clock = monotonic_clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._random = (rng if rng is not None else random.Random()).random
+        now = clock()
+        self._wall_offset = time.time() - now / NS_PER_S
+        window = config.window
+        self._scale = LogScale(window.relative_error)
+        bucket_ns = round(window.bucket_s * NS_PER_S)
+        self._states: dict[str, _TargetState] = {
+            target.name: _TargetState(
+                target,
+                SlidingWindow(self._scale, buckets=window.buckets, bucket_ns=bucket_ns, now_ns=now),
+                Breaker(config.breaker, now),
+            )
+            for target in config.targets
+        }
+        self._names = tuple(self._states)
+        self._class_names = tuple(c.name for c in config.classes)
+        self._default_class = config.default_class
+        self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
+        self._ids = itertools.count(1)
+        self._outstanding: dict[int, tuple[_TargetState, int, bool]] = {}
+        self._rebuild_lock = threading.Lock()
+        self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
+        history = config.switcher.history if config.switcher else 100
+        self._history: deque[SwitchEvent] = deque(maxlen=history)
+        self._listeners: list[SwitchListener] = []
+        self._last_sweep_ns = now
+        self._stale_at_ns = 0
+        self._snapshot, _ = self._build(now)
+        self._stale_at_ns = now + self._refresh_ns
+
+    @classmethod
+    def default(cls, *, clock: Clock = monotonic_clock, rng: random.Random | None = None) -> Router:
+        """A router on the shipped MangaAssist configuration."""
+        from mangaroute.config import load_default_config  # noqa: PLC0415 - avoid a cycle
+
+        return cls(load_default_config(), clock=clock, rng=rng)
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def choose(
+        self,
+        request_class: str | None = None,
+        *,
+        session_id: str | None = None,
+        budget_ms: float | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> Decision:
+        """Decide where one call goes.
+
+        ``budget_ms`` is the latency budget left for this call; with a policy whose ``budget``
+        flag is on, targets whose predicted p99 exceeds it are dropped (if none fits, the
+        best target is returned anyway with ``+over_budget`` in the reason). ``session_id``
+        keeps a session on one target under sticky pickers. Every decision counts as in
+        flight on its target until it is recorded or released.
+        """
+        now = self._clock()
+        snapshot = self._snapshot
+        if now >= self._stale_at_ns:
+            snapshot = self._refresh(now)
+        route = snapshot.routes.get(request_class or self._default_class)
+        if route is None:
+            raise UnknownRequestClass(str(request_class), self._class_names)
+        if (
+            type(input_tokens) is not int
+            or type(output_tokens) is not int
+            or (input_tokens < 0 or output_tokens < 0)
+        ):
+            raise InvalidRequest(
+                f"estimated tokens must be integers >= 0, got input_tokens={input_tokens!r}, "
+                f"output_tokens={output_tokens!r}"
+            )
+        if budget_ms is not None and (
+            type(budget_ms) not in _NUMBER or not 0.0 <= budget_ms < _INF
+        ):
+            raise InvalidRequest(f"budget_ms must be a finite number >= 0, got {budget_ms!r}")
+        if route.probes:
+            probe = self._probe(route, now)
+            if probe is not None:
+                return probe
+        plan = route.plan
+        suffix = ""
+        if budget_ms is not None and route.enforce_budget and budget_ms < route.max_p99_ms:
+            plan, suffix = self._budget_plan(route, budget_ms, snapshot.primary)
+        cumulative = plan.cumulative
+        if cumulative is None:
+            slot = 0
+        else:
+            if plan.sticky and session_id:
+                draw = zlib.crc32(session_id.encode()) * _HASH_SCALE
+            else:
+                draw = self._random()
+            slot = bisect_right(cumulative, draw * cumulative[-1])
+            if slot >= len(cumulative):
+                slot = len(cumulative) - 1
+        target = plan.targets[slot]
+        decision_id = next(self._ids)
+        self._outstanding[decision_id] = (self._states[target.name], now, False)
+        return Decision(
+            decision_id,
+            target,
+            plan.fallbacks[slot],
+            plan.reasons[slot] + suffix if suffix else plan.reasons[slot],
+            route.request_class,
+            route.policy,
+            now,
+        )
+
+    def record(
+        self,
+        decision: Decision | str,
+        outcome: Outcome | str = Outcome.OK,
+        *,
+        latency_ms: float,
+        ttft_ms: float | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        error_code: str | None = None,
+    ) -> None:
+        """Tell the router how a call went.
+
+        ``decision`` is what ``choose()`` returned (or a target name, for calls the router did
+        not choose). ``latency_ms`` is the total time; ``ttft_ms`` the time to the first token
+        of a streamed answer. Invalid input raises :class:`InvalidObservation` or
+        :class:`UnknownTarget` and changes nothing.
+        """
+        decision_id = 0
+        if type(decision) is Decision:
+            state = self._states.get(decision.target.name)
+            if state is None or state.target != decision.target:
+                raise UnknownTarget(decision.target.name, self._names)
+            decision_id = decision.decision_id
+        elif isinstance(decision, str):
+            state = self._states.get(decision)
+            if state is None:
+                raise UnknownTarget(decision, self._names)
+        else:
+            raise InvalidObservation(
+                f"record() takes a Decision or a target name, got {type(decision).__name__}"
+            )
+        code = OUTCOME_CODES.get(outcome)
+        if code is None:
+            raise InvalidObservation(
+                f"outcome must be one of {', '.join(OUTCOME_CODES)}, got {outcome!r}"
+            )
+        if type(latency_ms) not in _NUMBER or not 0.0 <= latency_ms < _INF:
+            raise InvalidObservation(f"latency_ms must be a finite number >= 0, got {latency_ms!r}")
+        if ttft_ms is not None and (
+            type(ttft_ms) not in _NUMBER or not 0.0 <= ttft_ms <= latency_ms
+        ):
+            raise InvalidObservation(
+                f"ttft_ms must be a finite number in [0, latency_ms={latency_ms!r}], "
+                f"got {ttft_ms!r}"
+            )
+        if (
+            type(input_tokens) is not int
+            or type(output_tokens) is not int
+            or (input_tokens < 0 or output_tokens < 0)
+        ):
+            raise InvalidObservation(
+                f"token counts must be integers >= 0, got input_tokens={input_tokens!r}, "
+                f"output_tokens={output_tokens!r}"
+            )
+        if error_code is not None and not isinstance(error_code, str):
+            raise InvalidObservation(f"error_code must be a string, got {error_code!r}")
+        now = self._clock()
+        counts_as_probe = True
+        if decision_id:
+            entry = self._outstanding.pop(decision_id, None)
+            counts_as_probe = entry is not None and entry[2]
+        changed = False
+        with state.lock:
+            state.window.add(now, code, latency_ms, ttft_ms, input_tokens, output_tokens)
+            state.dirty = True
+            if code != THROTTLED and error_code not in CLIENT_FAULT_CODES:
+                breaker = state.breaker
+                if breaker.state is not BreakerState.HALF_OPEN or counts_as_probe:
+                    changed = breaker.on_result(now, code in (ERROR, TIMEOUT))
+        if changed:
+            self._breaker_changed(state)
+
+    def release(self, decision: Decision) -> None:
+        """Forget a decision that will never be recorded (the call was not made)."""
+        entry = self._outstanding.pop(decision.decision_id, None)
+        if entry is not None and entry[2]:
+            state = entry[0]
+            with state.lock:
+                state.breaker.release_probe()
+
+    def call(
+        self,
+        request_class: str | None = None,
+        *,
+        session_id: str | None = None,
+        budget_ms: float | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        classify: Callable[[BaseException], tuple[Outcome, str]] = classify_exception,
+    ) -> RoutedCall:
+        """Choose, and record around the caller's own code::
+
+            with router.call("simple", budget_ms=1500) as call:
+                reply = bedrock.converse(modelId=call.target.model_id, ...)
+                call.tokens(reply["usage"]["inputTokens"], reply["usage"]["outputTokens"])
+
+        Leaving the block records ``ok`` with the elapsed time; an exception is classified
+        (throttled / timeout / error, with its AWS error code) and recorded, then re-raised.
+        Works with ``async with`` too.
+        """
+        from mangaroute.core.call import RoutedCall  # noqa: PLC0415 - call imports router
+
+        decision = self.choose(
+            request_class,
+            session_id=session_id,
+            budget_ms=budget_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        return RoutedCall(self, decision, self._clock, classify)
+
+    # -- health control -----------------------------------------------------------------
+
+    def eject(self, target: str, reason: str, cooldown_s: float | None = None) -> None:
+        """Open a target's breaker now (for example after ``AccessDeniedException``)."""
+        state = self._states.get(target)
+        if state is None:
+            raise UnknownTarget(target, self._names)
+        with state.lock:
+            changed = state.breaker.force_open(self._clock(), reason, cooldown_s)
+        if changed:
+            self._breaker_changed(state)
+
+    def _breaker_changed(self, state: _TargetState) -> None:
+        breaker = state.breaker
+        log = logger.warning if breaker.state is BreakerState.OPEN else logger.info
+        log("target %s breaker -> %s (%s)", state.target.name, breaker.state.value, breaker.reason)
+        self._stale_at_ns = 0
+
+    # -- reading state ------------------------------------------------------------------
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return self.config.targets
+
+    @property
+    def request_classes(self) -> tuple[str, ...]:
+        return self._class_names
+
+    @property
+    def primary(self) -> str | None:
+        return self._switcher.current if self._switcher else None
+
+    def snapshot(self) -> Snapshot:
+        """The current state, rebuilt now so that it reflects every recorded outcome."""
+        now = self._clock()
+        with self._rebuild_lock:
+            return self._rebuild_locked(now)
+
+    def switch_history(self) -> tuple[SwitchEvent, ...]:
+        """The most recent primary switches, oldest first (bounded by ``switcher.history``)."""
+        return tuple(self._history)
+
+    def subscribe(self, listener: SwitchListener) -> Callable[[], None]:
+        """Call ``listener`` with every future switch event; returns an unsubscribe function.
+        Listeners run on the thread that rebuilt the snapshot, outside every lock; an
+        exception in one is logged and does not reach the router."""
+        self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            self._listeners = [item for item in self._listeners if item is not listener]
+
+        return unsubscribe
+
+    # -- snapshot rebuilds --------------------------------------------------------------
+
+    def _refresh(self, now: int) -> Snapshot:
+        if not self._rebuild_lock.acquire(blocking=False):
+            return self._snapshot
+        try:
+            return self._rebuild_locked(now)
+        finally:
+            self._rebuild_lock.release()
+
+    def _rebuild_locked(self, now: int) -> Snapshot:
+        snapshot, event = self._build(now)
+        self._snapshot = snapshot
+        self._stale_at_ns = now + self._refresh_ns
+        if event is not None:
+            self._notify(event)
+        return snapshot
+
+    def _notify(self, event: SwitchEvent) -> None:
+        logger.warning("primary %s -> %s (%s)", event.from_target, event.to_target, event.reason)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("switch listener %r failed", listener)
+
+    def _build(self, now: int) -> tuple[Snapshot, SwitchEvent | None]:
+        if now - self._last_sweep_ns >= _SWEEP_EVERY_NS or (
+            len(self._outstanding) > self.config.window.max_outstanding
+        ):
+            self._sweep(now)
+        in_flight = dict.fromkeys(self._names, 0)
+        for state, _, _ in self._outstanding.copy().values():
+            in_flight[state.target.name] += 1
+        views = {
+            name: self._view(state, now, in_flight[name]) for name, state in self._states.items()
+        }
+        primary = None
+        event = None
+        if self._switcher is not None:
+            previous = self._switcher.current
+            switched = self._switcher.evaluate(views, now)
+            primary = self._switcher.current
+            if switched is not None:
+                event = SwitchEvent(
+                    previous, switched[0], switched[1], now, self._wall_offset + now / NS_PER_S
+                )
+                self._history.append(event)
+        routes: dict[str, Route] = {}
+        policies = self.config.policies
+        for request_class in self.config.classes:
+            eligible = [views[name] for name in request_class.targets]
+            probes = tuple(v.name for v in eligible if v.breaker is BreakerState.HALF_OPEN)
+            routes[request_class.name] = policies[request_class.policy].route(
+                request_class.name, eligible, primary, probes
+            )
+        snapshot = Snapshot(
+            now, tuple(views.values()), routes, primary, self.config.window.window_s
+        )
+        return snapshot, event
+
+    def _view(self, state: _TargetState, now: int, in_flight: int) -> TargetView:
+        with state.lock:
+            window = state.window
+            rolled = window.advance(now)
+            breaker = state.breaker
+            if breaker.tick(now):
+                logger.info("target %s breaker -> half_open", state.target.name)
+            totals = window.totals
+            latency = ttft = None
+            if state.dirty or rolled:
+                latency = dict(totals.latency)
+                ttft = dict(totals.ttft)
+                state.dirty = False
+            ok, throttled, errors, timeouts = totals.counts
+            tokens = totals.input_tokens + totals.output_tokens
+            span_s = window.span_ns(now) / NS_PER_S
+            breaker_state, reason, ejections = breaker.state, breaker.reason, breaker.ejections
+        if latency is not None and ttft is not None:
+            q50, q90, q99 = self._scale.quantiles(latency, _QUANTILES)
+            state.latency_q = (q50, q90, q99)
+            q50, q90, q99 = self._scale.quantiles(ttft, _QUANTILES)
+            state.ttft_q = (q50, q90, q99)
+            state.samples = sum(latency.values())
+        target = state.target
+        samples = state.samples
+        if samples >= self.config.window.min_samples:
+            p50, p90, p99 = state.latency_q
+            source = "observed"
+        else:
+            prior = target.prior
+            p50, p90, p99 = prior.p50_ms, prior.p90_ms, prior.effective_p99_ms
+            source = "prior"
+        requests = ok + throttled + errors + timeouts
+        tpm = tokens / span_s * 60.0
+        rps = requests / span_s
+        capacity = target.capacity
+        utilization = 0.0
+        if capacity.tokens_per_minute:
+            utilization = tpm / capacity.tokens_per_minute
+        if capacity.requests_per_second:
+            utilization = max(utilization, rps / capacity.requests_per_second)
+        if capacity.concurrency:
+            utilization = max(utilization, in_flight / capacity.concurrency)
+        return TargetView(
+            target=target,
+            p50_ms=p50,
+            p90_ms=p90,
+            p99_ms=p99,
+            latency_source=source,
+            ttft_p50_ms=state.ttft_q[0],
+            ttft_p99_ms=state.ttft_q[2],
+            samples=samples,
+            requests=requests,
+            ok=ok,
+            throttled=throttled,
+            errors=errors,
+            timeouts=timeouts,
+            error_rate=(errors + timeouts) / requests if requests else 0.0,
+            throttle_rate=throttled / requests if requests else 0.0,
+            tokens_per_minute=tpm,
+            requests_per_second=rps,
+            utilization=utilization,
+            in_flight=in_flight,
+            breaker=breaker_state,
+            breaker_reason=reason,
+            ejections=ejections,
+        )
+
+    def _sweep(self, now: int) -> None:
+        """Drop decisions never recorded: older than the TTL, or the oldest beyond the cap."""
+        self._last_sweep_ns = now
+        settings = self.config.window
+        ttl_ns = settings.decision_ttl_s * NS_PER_S
+        entries = self._outstanding.copy()
+        excess = len(entries) - settings.max_outstanding
+        for index, (decision_id, (_, created_ns, _)) in enumerate(entries.items()):
+            if index >= excess and now - created_ns < ttl_ns:
+                break
+            self._outstanding.pop(decision_id, None)
+
+    # -- the slow paths of choose() -----------------------------------------------------
+
+    def _budget_plan(
+        self, route: Route, budget_ms: float, primary: str | None
+    ) -> tuple[PickPlan, str]:
+        fitting = [view for view in route.candidates if view.p99_ms <= budget_ms]
+        if not fitting:
+            return route.plan, "+over_budget"
+        policy = self.config.policies[route.policy]
+        return policy.picker.plan(fitting, primary), "+budget"
+
+    def _probe(self, route: Route, now: int) -> Decision | None:
+        for name in route.probes:
+            state = self._states[name]
+            with state.lock:
+                claimed = state.breaker.try_probe(now)
+            if claimed:
+                target = state.target
+                decision_id = next(self._ids)
+                self._outstanding[decision_id] = (state, now, True)
+                fallbacks = tuple(t for t in route.plan.targets if t is not target)
+                return Decision(
+                    decision_id, target, fallbacks, "probe", route.request_class, route.policy, now
+                )
+        return None

@@ -1,0 +1,103 @@
+"""The router's configuration as typed, validated values (what a TOML file turns into)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from mangaroute.core.breaker import BreakerPolicy
+from mangaroute.core.policy.base import Policy
+from mangaroute.core.policy.switcher import SwitcherSettings
+from mangaroute.core.targets import Target
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSettings:
+    """Sliding-window shape and the statistics derived from it."""
+
+    window_s: float = 60.0
+    bucket_s: float = 5.0
+    relative_error: float = 0.01
+    min_samples: int = 20
+    refresh_ms: float = 5.0
+    decision_ttl_s: float = 300.0
+    """A decision that is never recorded stops counting as in flight after this long."""
+    max_outstanding: int = 10_000
+    """At most this many unrecorded decisions are tracked; the oldest are dropped first."""
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "bucket_s", "refresh_ms", "decision_ttl_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.window_s < 2 * self.bucket_s:
+            raise ValueError(
+                f"window_s ({self.window_s}) must hold at least 2 buckets of {self.bucket_s} s"
+            )
+        if not 0 < self.relative_error < 0.5:
+            raise ValueError(f"relative_error must be in (0, 0.5), got {self.relative_error}")
+        if self.min_samples < 1 or self.max_outstanding < 1:
+            raise ValueError("min_samples and max_outstanding must be >= 1")
+
+    @property
+    def buckets(self) -> int:
+        return max(2, round(self.window_s / self.bucket_s))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestClass:
+    """A kind of request and the targets allowed to serve it, in order of preference."""
+
+    name: str
+    targets: tuple[str, ...]
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """Everything a :class:`~mangaroute.core.router.Router` is built from."""
+
+    targets: tuple[Target, ...]
+    classes: tuple[RequestClass, ...]
+    policies: dict[str, Policy]
+    default_class: str
+    window: WindowSettings = field(default_factory=WindowSettings)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    switcher: SwitcherSettings | None = None
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.targets]
+        if not names:
+            raise ValueError("a router needs at least one target")
+        if len(set(names)) != len(names):
+            raise ValueError(f"target names must be unique, got {names}")
+        known = set(names)
+        class_names = [c.name for c in self.classes]
+        if len(set(class_names)) != len(class_names):
+            raise ValueError(f"request class names must be unique, got {class_names}")
+        for request_class in self.classes:
+            if not request_class.targets:
+                raise ValueError(f"request class {request_class.name!r} lists no targets")
+            for name in request_class.targets:
+                if name not in known:
+                    raise ValueError(
+                        f"request class {request_class.name!r} names unknown target {name!r}"
+                    )
+            if request_class.policy not in self.policies:
+                raise ValueError(
+                    f"request class {request_class.name!r} uses unknown policy "
+                    f"{request_class.policy!r}"
+                )
+        if self.default_class not in class_names:
+            raise ValueError(f"default_class {self.default_class!r} is not a configured class")
+        if self.switcher is not None:
+            for name in self.switcher.order:
+                if name not in known:
+                    raise ValueError(f"switcher order names unknown target {name!r}")
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)

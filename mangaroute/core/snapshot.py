@@ -1,0 +1,201 @@
+"""Immutable views of the router's state.
+
+A :class:`Snapshot` is rebuilt off the hot path (every few milliseconds, or at once when a
+breaker changes state) and swapped in with one reference assignment; ``choose()`` only reads
+it. Dashboards, the CLI and the sidecar read the same object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mangaroute.core.breaker import BreakerState
+from mangaroute.core.targets import Target
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView:
+    """Derived statistics of one target over the sliding window."""
+
+    target: Target
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    """Predicted latency percentiles: observed once ``samples >= min_samples``, otherwise the
+    prior profile (whose p99 is the cold-start-aware effective p99)."""
+    latency_source: str
+    """``"observed"`` or ``"prior"``."""
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    samples: int
+    requests: int
+    ok: int
+    throttled: int
+    errors: int
+    timeouts: int
+    error_rate: float
+    """(errors + timeouts) / requests over the window; 0 with no requests."""
+    throttle_rate: float
+    tokens_per_minute: float
+    requests_per_second: float
+    utilization: float
+    """The busiest capacity axis: tokens/min, requests/s or in-flight against the target's
+    capacity (0 when the target declares none)."""
+    in_flight: int
+    breaker: BreakerState
+    breaker_reason: str
+    ejections: int
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def available(self) -> bool:
+        return self.breaker is BreakerState.CLOSED
+
+    def to_dict(self) -> dict[str, Any]:
+        target = self.target
+        return {
+            "name": target.name,
+            "pattern": target.pattern.value,
+            "model_id": target.model_id,
+            "region": target.region,
+            "tier": target.tier,
+            "latency_ms": {
+                "p50": _num(self.p50_ms),
+                "p90": _num(self.p90_ms),
+                "p99": _num(self.p99_ms),
+                "source": self.latency_source,
+            },
+            "ttft_ms": {"p50": _num(self.ttft_p50_ms), "p99": _num(self.ttft_p99_ms)},
+            "samples": self.samples,
+            "requests": self.requests,
+            "outcomes": {
+                "ok": self.ok,
+                "throttled": self.throttled,
+                "error": self.errors,
+                "timeout": self.timeouts,
+            },
+            "error_rate": round(self.error_rate, 6),
+            "throttle_rate": round(self.throttle_rate, 6),
+            "tokens_per_minute": round(self.tokens_per_minute, 3),
+            "capacity_tokens_per_minute": target.capacity.tokens_per_minute,
+            "requests_per_second": round(self.requests_per_second, 3),
+            "utilization": round(self.utilization, 6),
+            "in_flight": self.in_flight,
+            "breaker": {
+                "state": self.breaker.value,
+                "reason": self.breaker_reason,
+                "ejections": self.ejections,
+            },
+        }
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class PickPlan:
+    """A picker's precomputed answer for one ordered candidate list.
+
+    ``choose()`` draws ``u`` (uniform, or the session hash when ``sticky``), finds its slot in
+    ``cumulative`` and returns the precomputed target, reason and fallbacks of that slot; no
+    allocation beyond the decision itself.
+    """
+
+    targets: tuple[Target, ...]
+    reasons: tuple[str, ...]
+    fallbacks: tuple[tuple[Target, ...], ...]
+    cumulative: tuple[float, ...] | None = None
+    """Running sums of the weights; ``None`` always picks slot 0."""
+    sticky: bool = False
+
+    @property
+    def total(self) -> float:
+        return self.cumulative[-1] if self.cumulative else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The routing table of one request class inside a snapshot."""
+
+    request_class: str
+    policy: str
+    candidates: tuple[TargetView, ...]
+    """Targets that passed the static filters, best first."""
+    excluded: tuple[tuple[str, str], ...]
+    """``(target name, reason)`` for each eligible target a filter dropped."""
+    scores: tuple[tuple[str, float], ...]
+    plan: PickPlan
+    """The pick over the candidates; when no candidate passed the filters, the *panic* plan
+    over every eligible target, healthiest first (Envoy's panic routing: better to try a
+    target that may fail than to fail the call outright)."""
+    enforce_budget: bool
+    max_p99_ms: float
+    """The slowest candidate's predicted p99: a budget at least this large drops nobody
+    (0 in panic, where the budget is not applied)."""
+    eligible: tuple[TargetView, ...]
+    """Every target configured for the class, in config order (the last resort)."""
+    probes: tuple[str, ...]
+    """Half-open targets of this class that may take a probe call."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "candidates": [view.name for view in self.candidates],
+            "excluded": {name: reason for name, reason in self.excluded},
+            "scores": {name: round(score, 3) for name, score in self.scores},
+            "probes": list(self.probes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchEvent:
+    """The primary target changed."""
+
+    from_target: str
+    to_target: str
+    reason: str
+    at_ns: int
+    """Router clock (monotonic ns)."""
+    unix_time: float
+    """Wall-clock seconds, derived from the router clock and its start offset."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.from_target,
+            "to": self.to_target,
+            "reason": self.reason,
+            "at_ns": self.at_ns,
+            "unix_time": round(self.unix_time, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything ``choose()`` needs, and everything a dashboard shows."""
+
+    built_ns: int
+    targets: tuple[TargetView, ...]
+    routes: dict[str, Route]
+    primary: str | None
+    window_s: float
+
+    def target(self, name: str) -> TargetView:
+        for view in self.targets:
+            if view.name == name:
+                return view
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "built_ns": self.built_ns,
+            "window_s": self.window_s,
+            "primary": self.primary,
+            "targets": [view.to_dict() for view in self.targets],
+            "routes": {name: route.to_dict() for name, route in self.routes.items()},
+        }
