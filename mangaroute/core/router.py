@@ -43,7 +43,15 @@ from mangaroute.core.outcome import (
 )
 from mangaroute.core.policy.switcher import PrimarySwitcher
 from mangaroute.core.settings import RouterConfig
-from mangaroute.core.snapshot import PickPlan, Route, Snapshot, SwitchEvent, TargetView
+from mangaroute.core.snapshot import (
+    BreakerEvent,
+    PickPlan,
+    Route,
+    RouterEvent,
+    Snapshot,
+    SwitchEvent,
+    TargetView,
+)
 from mangaroute.core.targets import Target
 from mangaroute.core.window import SlidingWindow
 
@@ -59,7 +67,7 @@ _NAN3 = (math.nan, math.nan, math.nan)
 _SWEEP_EVERY_NS = NS_PER_S
 _HASH_SCALE = 1.0 / 2**32
 
-SwitchListener = Callable[[SwitchEvent], None]
+EventListener = Callable[[RouterEvent], None]
 
 
 class _TargetState:
@@ -119,7 +127,7 @@ class Router:
         self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
         history = config.switcher.history if config.switcher else 100
         self._history: deque[SwitchEvent] = deque(maxlen=history)
-        self._listeners: list[SwitchListener] = []
+        self._listeners: list[EventListener] = []
         self._last_sweep_ns = now
         self._stale_at_ns = 0
         self._snapshot, _ = self._build(now)
@@ -265,16 +273,19 @@ class Router:
         if decision_id:
             entry = self._outstanding.pop(decision_id, None)
             counts_as_probe = entry is not None and entry[2]
-        changed = False
+        changed = None
         with state.lock:
             state.window.add(now, code, latency_ms, ttft_ms, input_tokens, output_tokens)
             state.dirty = True
             if code != THROTTLED and error_code not in CLIENT_FAULT_CODES:
                 breaker = state.breaker
                 if breaker.state is not BreakerState.HALF_OPEN or counts_as_probe:
-                    changed = breaker.on_result(now, code in (ERROR, TIMEOUT))
-        if changed:
-            self._breaker_changed(state)
+                    was = breaker.state
+                    if breaker.on_result(now, code in (ERROR, TIMEOUT)):
+                        changed = self._breaker_event(state, was, now)
+        if changed is not None:
+            self._stale_at_ns = 0
+            self._notify([changed])
 
     def release(self, decision: Decision) -> None:
         """Forget a decision that will never be recorded (the call was not made)."""
@@ -322,16 +333,25 @@ class Router:
         state = self._states.get(target)
         if state is None:
             raise UnknownTarget(target, self._names)
+        now = self._clock()
         with state.lock:
-            changed = state.breaker.force_open(self._clock(), reason, cooldown_s)
-        if changed:
-            self._breaker_changed(state)
+            was = state.breaker.state
+            changed = state.breaker.force_open(now, reason, cooldown_s)
+            event = self._breaker_event(state, was, now) if changed else None
+        if event is not None:
+            self._stale_at_ns = 0
+            self._notify([event])
 
-    def _breaker_changed(self, state: _TargetState) -> None:
+    def _breaker_event(self, state: _TargetState, was: BreakerState, now: int) -> BreakerEvent:
         breaker = state.breaker
-        log = logger.warning if breaker.state is BreakerState.OPEN else logger.info
-        log("target %s breaker -> %s (%s)", state.target.name, breaker.state.value, breaker.reason)
-        self._stale_at_ns = 0
+        return BreakerEvent(
+            state.target.name,
+            was,
+            breaker.state,
+            breaker.reason,
+            now,
+            self._wall_offset + now / NS_PER_S,
+        )
 
     # -- reading state ------------------------------------------------------------------
 
@@ -357,8 +377,10 @@ class Router:
         """The most recent primary switches, oldest first (bounded by ``switcher.history``)."""
         return tuple(self._history)
 
-    def subscribe(self, listener: SwitchListener) -> Callable[[], None]:
-        """Call ``listener`` with every future switch event; returns an unsubscribe function.
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with every future event - primary switches
+        (:class:`SwitchEvent`) and breaker transitions (:class:`BreakerEvent`); returns an
+        unsubscribe function.
         Listeners run on the thread that rebuilt the snapshot, outside every lock; an
         exception in one is logged and does not reach the router."""
         self._listeners = [*self._listeners, listener]
@@ -379,22 +401,35 @@ class Router:
             self._rebuild_lock.release()
 
     def _rebuild_locked(self, now: int) -> Snapshot:
-        snapshot, event = self._build(now)
+        snapshot, events = self._build(now)
         self._snapshot = snapshot
         self._stale_at_ns = now + self._refresh_ns
-        if event is not None:
-            self._notify(event)
+        if events:
+            self._notify(events)
         return snapshot
 
-    def _notify(self, event: SwitchEvent) -> None:
-        logger.warning("primary %s -> %s (%s)", event.from_target, event.to_target, event.reason)
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("switch listener %r failed", listener)
+    def _notify(self, events: list[RouterEvent]) -> None:
+        for event in events:
+            if isinstance(event, SwitchEvent):
+                logger.warning(
+                    "primary %s -> %s (%s)", event.from_target, event.to_target, event.reason
+                )
+            else:
+                log = logger.warning if event.to_state is BreakerState.OPEN else logger.info
+                log(
+                    "target %s breaker %s -> %s (%s)",
+                    event.target,
+                    event.from_state.value,
+                    event.to_state.value,
+                    event.reason,
+                )
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    logger.exception("event listener %r failed", listener)
 
-    def _build(self, now: int) -> tuple[Snapshot, SwitchEvent | None]:
+    def _build(self, now: int) -> tuple[Snapshot, list[RouterEvent]]:
         if now - self._last_sweep_ns >= _SWEEP_EVERY_NS or (
             len(self._outstanding) > self.config.window.max_outstanding
         ):
@@ -402,11 +437,12 @@ class Router:
         in_flight = dict.fromkeys(self._names, 0)
         for state, _, _ in self._outstanding.copy().values():
             in_flight[state.target.name] += 1
+        events: list[RouterEvent] = []
         views = {
-            name: self._view(state, now, in_flight[name]) for name, state in self._states.items()
+            name: self._view(state, now, in_flight[name], events)
+            for name, state in self._states.items()
         }
         primary = None
-        event = None
         if self._switcher is not None:
             previous = self._switcher.current
             switched = self._switcher.evaluate(views, now)
@@ -416,6 +452,7 @@ class Router:
                     previous, switched[0], switched[1], now, self._wall_offset + now / NS_PER_S
                 )
                 self._history.append(event)
+                events.append(event)
         routes: dict[str, Route] = {}
         policies = self.config.policies
         for request_class in self.config.classes:
@@ -427,15 +464,18 @@ class Router:
         snapshot = Snapshot(
             now, tuple(views.values()), routes, primary, self.config.window.window_s
         )
-        return snapshot, event
+        return snapshot, events
 
-    def _view(self, state: _TargetState, now: int, in_flight: int) -> TargetView:
+    def _view(
+        self, state: _TargetState, now: int, in_flight: int, events: list[RouterEvent]
+    ) -> TargetView:
         with state.lock:
             window = state.window
             rolled = window.advance(now)
             breaker = state.breaker
+            was = breaker.state
             if breaker.tick(now):
-                logger.info("target %s breaker -> half_open", state.target.name)
+                events.append(self._breaker_event(state, was, now))
             totals = window.totals
             latency = ttft = None
             if state.dirty or rolled:
@@ -517,8 +557,12 @@ class Router:
         fitting = [view for view in route.candidates if view.p99_ms <= budget_ms]
         if not fitting:
             return route.plan, "+over_budget"
-        policy = self.config.policies[route.policy]
-        return policy.picker.plan(fitting, primary), "+budget"
+        plan = self.config.policies[route.policy].picker.plan(fitting, primary)
+        slow = tuple(view.target for view in route.candidates if view.p99_ms > budget_ms)
+        fallbacks = tuple(chain + slow for chain in plan.fallbacks)
+        return PickPlan(
+            plan.targets, plan.reasons, fallbacks, plan.cumulative, plan.sticky
+        ), "+budget"
 
     def _probe(self, route: Route, now: int) -> Decision | None:
         for name in route.probes:

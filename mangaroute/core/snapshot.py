@@ -157,6 +157,8 @@ class Route:
 class SwitchEvent:
     """The primary target changed."""
 
+    kind = "switch"
+
     from_target: str
     to_target: str
     reason: str
@@ -173,6 +175,33 @@ class SwitchEvent:
             "at_ns": self.at_ns,
             "unix_time": round(self.unix_time, 6),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerEvent:
+    """A target's breaker changed state."""
+
+    kind = "breaker"
+
+    target: str
+    from_state: BreakerState
+    to_state: BreakerState
+    reason: str
+    at_ns: int
+    unix_time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "from": self.from_state.value,
+            "to": self.to_state.value,
+            "reason": self.reason,
+            "at_ns": self.at_ns,
+            "unix_time": round(self.unix_time, 6),
+        }
+
+
+RouterEvent = SwitchEvent | BreakerEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,5 @@
+"""``python -m mangaroute`` runs the command line."""
+
+from mangaroute.cli import main
+
+raise SystemExit(main())
