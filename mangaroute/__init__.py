@@ -28,7 +28,7 @@ from mangaroute.core.errors import (
 from mangaroute.core.outcome import Outcome, classify_exception
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
-from mangaroute.core.snapshot import Snapshot, SwitchEvent, TargetView
+from mangaroute.core.snapshot import BreakerEvent, RouterEvent, Snapshot, SwitchEvent, TargetView
 from mangaroute.core.targets import (
     SEED_PROFILES,
     Capacity,
@@ -44,6 +44,7 @@ logging.getLogger("mangaroute").addHandler(logging.NullHandler())
 
 __all__ = [
     "SEED_PROFILES",
+    "BreakerEvent",
     "BreakerPolicy",
     "BreakerState",
     "Capacity",
@@ -62,6 +63,7 @@ __all__ = [
     "RoutedCall",
     "Router",
     "RouterConfig",
+    "RouterEvent",
     "Snapshot",
     "SwitchEvent",
     "Target",

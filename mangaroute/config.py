@@ -30,7 +30,7 @@ from mangaroute.core.policy.switcher import SwitcherSettings
 from mangaroute.core.scoring import ScoreWeights
 from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
 from mangaroute.core.targets import (
-    SEED_PROFILES,
+    BUILTIN_PROFILES,
     Capacity,
     LatencyProfile,
     Pattern,
@@ -54,6 +54,8 @@ class _Table:
         self._read: set[str] = set()
 
     def key(self, name: str) -> str:
+        if not name:
+            return self.path
         return f"{self.path}.{name}" if self.path else name
 
     def error(self, name: str, message: str) -> ConfigError:
@@ -170,7 +172,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     router = root.table("router")
     default_region = router.text("region", None)
     window = router.build(
-        "router",
+        "",
         lambda: WindowSettings(
             window_s=router.number("window_s", 60.0, positive=True),
             bucket_s=router.number("bucket_s", 5.0, positive=True),
@@ -198,7 +200,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     root.finish()
     default_class = default_class_name or classes[0].name
     return root.build(
-        "router",
+        "",
         lambda: RouterConfig(
             targets=targets,
             classes=classes,
@@ -256,7 +258,7 @@ def _latency_profile(table: _Table) -> LatencyProfile:
 
 
 def _profiles(root: _Table) -> dict[str, LatencyProfile]:
-    profiles = dict(SEED_PROFILES)
+    profiles = dict(BUILTIN_PROFILES)
     for name, table in root.tables("profiles"):
         profiles[name] = _latency_profile(table)
     return profiles

@@ -25,6 +25,7 @@ from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
+from mangaroute.core.snapshot import RouterEvent
 from mangaroute.core.targets import Target
 
 _Z99 = 2.3263478740408408  # standard normal quantile of 0.99
@@ -102,11 +103,13 @@ class Walkthrough:
         rng = random.Random(self.seed)
         router = Router(self.config, clock=clock, rng=random.Random(self.seed + 1))
         start = clock.now_ns
-        router.subscribe(
-            lambda e: self.events.append(
-                {"t_s": round((e.at_ns - start) / NS_PER_S, 1), "event": e.kind, **e.to_dict()}
-            )
-        )
+
+        def keep(event: RouterEvent) -> None:
+            fields = {k: v for k, v in event.to_dict().items() if k not in ("at_ns", "unix_time")}
+            t_s = round((event.at_ns - start) / NS_PER_S, 1)
+            self.events.append({"t_s": t_s, "event": event.kind, **fields})
+
+        router.subscribe(keep)
         classes = router.request_classes
         phases = self.phases or default_phases(router.primary)
         for phase in phases:

@@ -80,6 +80,15 @@ SEED_PROFILES: dict[str, LatencyProfile] = {
 }
 """The seed's four reference latency profiles, "measured for MangaAssist" (section 1.2)."""
 
+BUILTIN_PROFILES: dict[str, LatencyProfile] = {
+    **SEED_PROFILES,
+    # The seed defines no on-demand profile. Its health dashboard (section 5.2) shows
+    # on-demand Haiku at p99 1,200 ms; p50 and p90 keep the shape of the seed's provisioned
+    # profile (0.43 and 0.64 of p99). An assumption to replace with your own measurements.
+    Pattern.BEDROCK_ON_DEMAND.value: LatencyProfile(515, 770, 1200),
+}
+"""Profiles a config can name without defining them; a target's pattern name is its default."""
+
 
 @dataclass(frozen=True, slots=True)
 class Pricing:

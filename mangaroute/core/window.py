@@ -113,7 +113,7 @@ class SlidingWindow:
         current partial one, never more than the window has existed, and never less than one
         bucket (so the first call of a young window does not read as a huge rate)."""
         full = (len(self._buckets) - 1) * self._bucket_ns
-        partial = now_ns - self._epoch * self._bucket_ns + 1
+        partial = now_ns % self._bucket_ns + 1
         return max(self._bucket_ns, min(full + partial, now_ns - self._started_ns))
 
     def _roll(self, epoch: int) -> None:

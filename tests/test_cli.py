@@ -1,0 +1,113 @@
+"""The `mangaroute` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import SMALL_CONFIG
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mangaroute", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("config", "targets", "snapshot", "route", "walkthrough", "plan"):
+        assert command in result.stdout
+
+
+def test_config_check_accepts_a_good_file(tmp_path: Path) -> None:
+    path = tmp_path / "good.toml"
+    path.write_text(SMALL_CONFIG)
+    result = run("config", "check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: OK" in result.stdout
+    assert "fast" in result.stdout and "ordered" in result.stdout
+    data = json.loads(run("config", "check", str(path), "--json").stdout)
+    assert data["ok"] is True and [t["name"] for t in data["targets"]] == ["fast", "slow", "steady"]
+
+
+def test_config_check_rejects_a_bad_file_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(SMALL_CONFIG.replace("tokens_per_minute = 100000", "tokens_per_minute = 0"))
+    result = run("config", "check", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"{path}: [targets.fast.tokens_per_minute] expected a number > 0" in result.stderr
+
+
+def test_config_show_prints_a_loadable_default(tmp_path: Path) -> None:
+    path = tmp_path / "copy.toml"
+    path.write_text(run("config", "show").stdout)
+    assert run("config", "check", str(path)).returncode == 0
+
+
+def test_targets_json_lists_the_default_targets() -> None:
+    data = json.loads(run("targets", "--json").stdout)
+    assert [t["name"] for t in data] == [
+        "provisioned-sonnet",
+        "ondemand-haiku",
+        "ondemand-sonnet",
+        "sagemaker-manga",
+    ]
+    assert data[0]["prior"]["p99_ms"] == 1400
+
+
+def test_snapshot_json_shows_priors_and_routes() -> None:
+    data = json.loads(run("snapshot", "--json").stdout)
+    assert data["primary"] == "provisioned-sonnet"
+    assert data["targets"][0]["latency_ms"]["source"] == "prior"
+    assert data["routes"]["manga"]["candidates"][0] == "sagemaker-manga"
+
+
+@pytest.mark.parametrize("budget", ["1000", "5000"])
+def test_route_reports_decision_and_share(budget: str) -> None:
+    data = json.loads(run("route", "--class", "simple", "--budget-ms", budget, "--json").stdout)
+    shares = data["share"]
+    assert abs(sum(shares.values()) - 1) < 1e-6
+    if budget == "1000":  # every prior p99 is over 1,000 ms: nothing fits
+        assert data["decision"]["reason"].endswith("+over_budget")
+    else:
+        assert shares["provisioned-sonnet"] > 0.8
+
+
+def test_route_rejects_an_unknown_class() -> None:
+    result = run("route", "--class", "poetry")
+    assert result.returncode == 2
+    assert "unknown request class 'poetry'; configured classes: simple, complex, manga" in (
+        result.stderr
+    )
+
+
+def test_walkthrough_shows_ejection_failover_and_recovery() -> None:
+    data = json.loads(run("walkthrough", "--json").stdout)
+    events = data["events"]
+    kinds = [(e["event"], e.get("to")) for e in events]
+    assert ("breaker", "open") in kinds and ("breaker", "closed") in kinds
+    switches = [e for e in events if e["event"] == "switch"]
+    assert switches[0]["from"] == "provisioned-sonnet"
+    assert any(e["reason"] == "recovered" and e["to"] == "provisioned-sonnet" for e in switches)
+    outage = data["phases"][1]
+    assert outage["phase"] == "primary outage"
+    assert outage["answered"] == outage["requests"]  # failover hid the outage from users
+    assert "provisioned-sonnet" not in outage["answered_by"]
+    assert run("walkthrough", "--json").stdout == run("walkthrough", "--json").stdout
+
+
+def test_walkthrough_text_is_readable() -> None:
+    result = run("walkthrough")
+    assert result.returncode == 0
+    assert "primary outage" in result.stdout and "Events:" in result.stdout
