@@ -107,7 +107,8 @@ def test_a_file_on_disk_loads(tmp_path: Path) -> None:
         ),
         (
             ("p99_ms = 2000", "p99_ms = 1000"),
-            "percentiles must not decrease: p50=800.0 p90=1200.0 p99=1000.0",
+            "[targets.slow.prior] p99_ms must be >= p90_ms (percentiles never decrease), got "
+            "p90_ms=1200.0 p99_ms=1000.0",
         ),
         (
             ('default_class = "chat"', 'default_class = "nope"'),

@@ -32,10 +32,12 @@ from mangaroute.core.errors import (
     UnknownTarget,
 )
 from mangaroute.core.histogram import LogScale
+from mangaroute.core.observer import Observer
 from mangaroute.core.outcome import (
     CLIENT_FAULT_CODES,
     ERROR,
     OUTCOME_CODES,
+    OUTCOMES_BY_CODE,
     THROTTLED,
     TIMEOUT,
     Outcome,
@@ -100,6 +102,7 @@ class Router:
         *,
         clock: Clock = monotonic_clock,
         rng: random.Random | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -122,7 +125,8 @@ class Router:
         self._default_class = config.default_class
         self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
         self._ids = itertools.count(1)
-        self._outstanding: dict[int, tuple[_TargetState, int, bool]] = {}
+        self._outstanding: dict[int, Decision] = {}
+        self._observer = observer
         self._rebuild_lock = threading.Lock()
         self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
         history = config.switcher.history if config.switcher else 100
@@ -198,18 +202,19 @@ class Router:
             slot = bisect_right(cumulative, draw * cumulative[-1])
             if slot >= len(cumulative):
                 slot = len(cumulative) - 1
-        target = plan.targets[slot]
-        decision_id = next(self._ids)
-        self._outstanding[decision_id] = (self._states[target.name], now, False)
-        return Decision(
-            decision_id,
-            target,
+        decision = Decision(
+            next(self._ids),
+            plan.targets[slot],
             plan.fallbacks[slot],
             plan.reasons[slot] + suffix if suffix else plan.reasons[slot],
             route.request_class,
             route.policy,
             now,
         )
+        self._outstanding[decision.decision_id] = decision
+        if self._observer is not None:
+            self._observer.on_decision(decision)
+        return decision
 
     def record(
         self,
@@ -271,8 +276,8 @@ class Router:
         now = self._clock()
         counts_as_probe = True
         if decision_id:
-            entry = self._outstanding.pop(decision_id, None)
-            counts_as_probe = entry is not None and entry[2]
+            pending = self._outstanding.pop(decision_id, None)
+            counts_as_probe = pending is not None and pending.reason == "probe"
         changed = None
         with state.lock:
             state.window.add(now, code, latency_ms, ttft_ms, input_tokens, output_tokens)
@@ -283,17 +288,32 @@ class Router:
                     was = breaker.state
                     if breaker.on_result(now, code in (ERROR, TIMEOUT)):
                         changed = self._breaker_event(state, was, now)
+        if self._observer is not None:
+            self._observer.on_outcome(
+                state.target,
+                OUTCOMES_BY_CODE[code],
+                latency_ms,
+                ttft_ms,
+                input_tokens,
+                output_tokens,
+                error_code,
+            )
         if changed is not None:
             self._stale_at_ns = 0
             self._notify([changed])
 
     def release(self, decision: Decision) -> None:
         """Forget a decision that will never be recorded (the call was not made)."""
-        entry = self._outstanding.pop(decision.decision_id, None)
-        if entry is not None and entry[2]:
-            state = entry[0]
+        pending = self._outstanding.pop(decision.decision_id, None)
+        if pending is not None and pending.reason == "probe":
+            state = self._states[pending.target.name]
             with state.lock:
                 state.breaker.release_probe()
+
+    def pending(self, decision_id: int) -> Decision | None:
+        """The decision with this id if it is still in flight (neither recorded, released
+        nor expired); lets a caller that kept only the id (the gRPC sidecar) record it."""
+        return self._outstanding.get(decision_id)
 
     def call(
         self,
@@ -423,6 +443,8 @@ class Router:
                     event.to_state.value,
                     event.reason,
                 )
+            if self._observer is not None:
+                self._observer.on_event(event)
             for listener in self._listeners:
                 try:
                     listener(event)
@@ -435,8 +457,8 @@ class Router:
         ):
             self._sweep(now)
         in_flight = dict.fromkeys(self._names, 0)
-        for state, _, _ in self._outstanding.copy().values():
-            in_flight[state.target.name] += 1
+        for pending in self._outstanding.copy().values():
+            in_flight[pending.target.name] += 1
         events: list[RouterEvent] = []
         views = {
             name: self._view(state, now, in_flight[name], events)
@@ -544,8 +566,8 @@ class Router:
         ttl_ns = settings.decision_ttl_s * NS_PER_S
         entries = self._outstanding.copy()
         excess = len(entries) - settings.max_outstanding
-        for index, (decision_id, (_, created_ns, _)) in enumerate(entries.items()):
-            if index >= excess and now - created_ns < ttl_ns:
+        for index, (decision_id, pending) in enumerate(entries.items()):
+            if index >= excess and now - pending.created_ns < ttl_ns:
                 break
             self._outstanding.pop(decision_id, None)
 
@@ -571,10 +593,18 @@ class Router:
                 claimed = state.breaker.try_probe(now)
             if claimed:
                 target = state.target
-                decision_id = next(self._ids)
-                self._outstanding[decision_id] = (state, now, True)
                 fallbacks = tuple(t for t in route.plan.targets if t is not target)
-                return Decision(
-                    decision_id, target, fallbacks, "probe", route.request_class, route.policy, now
+                decision = Decision(
+                    next(self._ids),
+                    target,
+                    fallbacks,
+                    "probe",
+                    route.request_class,
+                    route.policy,
+                    now,
                 )
+                self._outstanding[decision.decision_id] = decision
+                if self._observer is not None:
+                    self._observer.on_decision(decision)
+                return decision
         return None

@@ -50,14 +50,16 @@ class LatencyProfile:
     cold_start_probability: float = 0.0
 
     def __post_init__(self) -> None:
-        values = (self.p50_ms, self.p90_ms, self.p99_ms, self.cold_start_ms)
-        if not all(math.isfinite(v) and v >= 0 for v in values):
-            raise ValueError(f"latency values must be finite and >= 0, got {values}")
-        if not self.p50_ms <= self.p90_ms <= self.p99_ms:
-            raise ValueError(
-                f"percentiles must not decrease: p50={self.p50_ms} p90={self.p90_ms} "
-                f"p99={self.p99_ms}"
-            )
+        for name in ("p50_ms", "p90_ms", "p99_ms", "cold_start_ms"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        for lower, higher in (("p50_ms", "p90_ms"), ("p90_ms", "p99_ms")):
+            if getattr(self, higher) < getattr(self, lower):
+                raise ValueError(
+                    f"{higher} must be >= {lower} (percentiles never decrease), got "
+                    f"{lower}={getattr(self, lower)} {higher}={getattr(self, higher)}"
+                )
         if not 0.0 <= self.cold_start_probability <= 1.0:
             raise ValueError(
                 f"cold_start_probability must be in [0, 1], got {self.cold_start_probability}"

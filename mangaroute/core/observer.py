@@ -1,0 +1,70 @@
+"""What the router tells telemetry, with nothing attached by default.
+
+An :class:`Observer` is called on the caller's thread: from ``choose()`` with each decision,
+from ``record()`` with each outcome, and with every :class:`RouterEvent`. It must be cheap and
+must not raise - append to a bounded buffer and export on a background thread (as
+OpenTelemetry's ``BatchProcessor`` does). Vendor code (OpenTelemetry, CloudWatch) lives in
+adapters that implement this protocol; the core imports none of it. With no observer the
+router pays one ``is None`` check per call.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mangaroute.core.decision import Decision
+from mangaroute.core.outcome import Outcome
+from mangaroute.core.snapshot import RouterEvent
+from mangaroute.core.targets import Target
+
+
+class Observer(Protocol):
+    def on_decision(self, decision: Decision) -> None:
+        """A decision was handed out by ``choose()``."""
+
+    def on_outcome(
+        self,
+        target: Target,
+        outcome: Outcome,
+        latency_ms: float,
+        ttft_ms: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        error_code: str | None,
+    ) -> None:
+        """A call's outcome was recorded (already validated)."""
+
+    def on_event(self, event: RouterEvent) -> None:
+        """A primary switch or a breaker transition happened."""
+
+
+class Observers:
+    """Fan one router's notifications out to several observers."""
+
+    __slots__ = ("_observers",)
+
+    def __init__(self, *observers: Observer) -> None:
+        self._observers = observers
+
+    def on_decision(self, decision: Decision) -> None:
+        for observer in self._observers:
+            observer.on_decision(decision)
+
+    def on_outcome(
+        self,
+        target: Target,
+        outcome: Outcome,
+        latency_ms: float,
+        ttft_ms: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        error_code: str | None,
+    ) -> None:
+        for observer in self._observers:
+            observer.on_outcome(
+                target, outcome, latency_ms, ttft_ms, input_tokens, output_tokens, error_code
+            )
+
+    def on_event(self, event: RouterEvent) -> None:
+        for observer in self._observers:
+            observer.on_event(event)
