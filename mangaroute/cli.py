@@ -59,7 +59,7 @@ def _targets_text(config: RouterConfig) -> str:
         capacity = t.capacity
         cap = (
             ", ".join(
-                f"{label}={value:g}"
+                f"{label}={value:,.10g}"
                 for label, value in (
                     ("tok/min", capacity.tokens_per_minute),
                     ("req/s", capacity.requests_per_second),

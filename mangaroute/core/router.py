@@ -47,7 +47,6 @@ from mangaroute.core.policy.switcher import PrimarySwitcher
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import (
     BreakerEvent,
-    PickPlan,
     Route,
     RouterEvent,
     Snapshot,
@@ -68,6 +67,7 @@ _QUANTILES = (0.5, 0.9, 0.99)
 _NAN3 = (math.nan, math.nan, math.nan)
 _SWEEP_EVERY_NS = NS_PER_S
 _HASH_SCALE = 1.0 / 2**32
+_new_tuple = tuple.__new__  # builds a Decision without NamedTuple's Python-level __new__
 
 EventListener = Callable[[RouterEvent], None]
 
@@ -190,7 +190,7 @@ class Router:
         plan = route.plan
         suffix = ""
         if budget_ms is not None and route.enforce_budget and budget_ms < route.max_p99_ms:
-            plan, suffix = self._budget_plan(route, budget_ms, snapshot.primary)
+            plan, suffix = route.budget_plans[bisect_right(route.budget_steps, budget_ms)]
         cumulative = plan.cumulative
         if cumulative is None:
             slot = 0
@@ -202,16 +202,20 @@ class Router:
             slot = bisect_right(cumulative, draw * cumulative[-1])
             if slot >= len(cumulative):
                 slot = len(cumulative) - 1
-        decision = Decision(
-            next(self._ids),
-            plan.targets[slot],
-            plan.fallbacks[slot],
-            plan.reasons[slot] + suffix if suffix else plan.reasons[slot],
-            route.request_class,
-            route.policy,
-            now,
+        decision_id = next(self._ids)
+        decision = _new_tuple(
+            Decision,
+            (
+                decision_id,
+                plan.targets[slot],
+                plan.fallbacks[slot],
+                plan.reasons[slot] + suffix if suffix else plan.reasons[slot],
+                route.request_class,
+                route.policy,
+                now,
+            ),
         )
-        self._outstanding[decision.decision_id] = decision
+        self._outstanding[decision_id] = decision
         if self._observer is not None:
             self._observer.on_decision(decision)
         return decision
@@ -572,19 +576,6 @@ class Router:
             self._outstanding.pop(decision_id, None)
 
     # -- the slow paths of choose() -----------------------------------------------------
-
-    def _budget_plan(
-        self, route: Route, budget_ms: float, primary: str | None
-    ) -> tuple[PickPlan, str]:
-        fitting = [view for view in route.candidates if view.p99_ms <= budget_ms]
-        if not fitting:
-            return route.plan, "+over_budget"
-        plan = self.config.policies[route.policy].picker.plan(fitting, primary)
-        slow = tuple(view.target for view in route.candidates if view.p99_ms > budget_ms)
-        fallbacks = tuple(chain + slow for chain in plan.fallbacks)
-        return PickPlan(
-            plan.targets, plan.reasons, fallbacks, plan.cumulative, plan.sticky
-        ), "+budget"
 
     def _probe(self, route: Route, now: int) -> Decision | None:
         for name in route.probes:

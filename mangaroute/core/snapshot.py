@@ -142,6 +142,11 @@ class Route:
     """Every target configured for the class, in config order (the last resort)."""
     probes: tuple[str, ...]
     """Half-open targets of this class that may take a probe call."""
+    budget_steps: tuple[float, ...] = ()
+    """The distinct predicted p99s of the candidates, ascending."""
+    budget_plans: tuple[tuple[PickPlan, str], ...] = ()
+    """``budget_plans[i]``: the plan and reason suffix for a budget with ``i`` steps at or
+    below it (``i < len(budget_steps)``; a budget at or above the last step drops nobody)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

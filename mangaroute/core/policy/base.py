@@ -106,9 +106,13 @@ class Policy:
             else:
                 excluded.append((view.name, reason))
         scores: dict[str, float] = {}
+        steps: tuple[float, ...] = ()
+        budget_plans: tuple[tuple[PickPlan, str], ...] = ()
         if kept:
             kept, scores = self.ranker.rank(kept)
             plan = self.picker.plan(kept, primary)
+            if self.budget:
+                steps, budget_plans = self._budget_plans(kept, primary, plan)
         else:
             plan = panic_plan(eligible)
         return Route(
@@ -122,7 +126,40 @@ class Policy:
             max_p99_ms=max((view.p99_ms for view in kept), default=0.0),
             eligible=tuple(eligible),
             probes=probes,
+            budget_steps=steps,
+            budget_plans=budget_plans,
         )
+
+    def _budget_plans(
+        self, ranked: list[TargetView], primary: str | None, full: PickPlan
+    ) -> tuple[tuple[float, ...], tuple[tuple[PickPlan, str], ...]]:
+        """Precompute the pick for every budget that drops someone.
+
+        Only the distinct predicted p99s of the candidates matter: a budget below the
+        smallest drops everyone (the full plan is used, reason ``+over_budget``); a budget in
+        ``[steps[i-1], steps[i])`` keeps exactly the candidates with p99 <= ``steps[i-1]``,
+        the rest becoming last-resort fallbacks (reason ``+budget``). ``choose()`` then needs
+        one bisect instead of a re-plan per request.
+        """
+        steps = tuple(sorted({view.p99_ms for view in ranked}))
+        plans: list[tuple[PickPlan, str]] = [(full, "+over_budget")]
+        for ceiling in steps[:-1]:
+            fitting = [view for view in ranked if view.p99_ms <= ceiling]
+            slow = tuple(view.target for view in ranked if view.p99_ms > ceiling)
+            plan = self.picker.plan(fitting, primary)
+            plans.append(
+                (
+                    PickPlan(
+                        plan.targets,
+                        plan.reasons,
+                        tuple(chain + slow for chain in plan.fallbacks),
+                        plan.cumulative,
+                        plan.sticky,
+                    ),
+                    "+budget",
+                )
+            )
+        return steps, tuple(plans)
 
     def _exclusion(self, view: TargetView) -> str | None:
         for part in self.filters:
