@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from pathlib import Path
 from typing import Any
+
+from mangaroute.planning.cli import run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -29,3 +33,38 @@ def test_the_python_example_runs_and_records() -> None:
     views = {view.name: view for view in router.snapshot().targets}
     assert sum(view.requests for view in views.values()) == 2
     assert sum(view.in_flight for view in views.values()) == 0
+
+
+def _plan(*argv: str) -> Any:
+    out = io.StringIO()
+    assert run(["plan", *argv, "--json"], out) == 0
+    return json.loads(out.getvalue())
+
+
+def test_the_planning_example_quotes_the_tools_numbers() -> None:
+    text = " ".join(README.read_text().split())
+    load = _plan("throughput")
+    provisioned = load["bedrock_provisioned"]
+    ranked = {r["pattern"]: r for r in _plan("recommend")["ranked"]}
+    dropped = {r["pattern"]: r["reason"] for r in _plan("recommend")["dropped"]}
+    tco = {r["pattern"]: r["total_usd"] for r in _plan("tco")}
+    sized = {r["pattern"]: r["total_usd"] for r in _plan("tco", "--sized-mus")}
+    quoted = [
+        f"{load['load']['avg_rps']:.2f} req/s on average",
+        f"{load['load']['peak_rps']:.2f} req/s at the peak",
+        f"{load['load']['burst_rps']:.2f} req/s in a flash-sale burst",
+        f"{load['load']['peak_tokens_per_minute']:,} tokens/min at the peak",
+        f"**{provisioned['sonnet_mus']} Sonnet model units** (or {provisioned['haiku_mus']} Haiku",
+        f"bedrock_provisioned scores {ranked['bedrock_provisioned']['total']:.1f}",
+        f"sagemaker_realtime {ranked['sagemaker_realtime']['total']:.1f}",
+        f"bedrock_ondemand_haiku {ranked['bedrock_ondemand_haiku']['total']:.1f}",
+        f"SageMaker real-time ${tco['sagemaker_realtime']:,.2f}",
+        f"2 units ${tco['bedrock_provisioned']:,.2f}",
+        f"the hybrid ${tco['hybrid']:,.2f}",
+        f"Lambda + on-demand ${tco['lambda_on_demand']:,.2f}",
+        f"provisioned throughput costs ${sized['bedrock_provisioned']:,.2f}",
+    ]
+    for sentence in quoted:
+        assert sentence in text, sentence
+    assert set(dropped) == {"lambda_on_demand", "sagemaker_serverless"}
+    assert "4500 ms" in dropped["lambda_on_demand"] and "8000 ms" in dropped["sagemaker_serverless"]
