@@ -158,10 +158,12 @@ class Router:
         """Decide where one call goes.
 
         ``budget_ms`` is the latency budget left for this call; with a policy whose ``budget``
-        flag is on, targets whose predicted p99 exceeds it are dropped (if none fits, the
-        best target is returned anyway with ``+over_budget`` in the reason). ``session_id``
-        keeps a session on one target under sticky pickers. Every decision counts as in
-        flight on its target until it is recorded or released.
+        flag is on, targets whose predicted p99 exceeds it are not picked and move to the end
+        of the fallbacks (reason ``+budget``); if none fits, the pick is made as if there were
+        no budget (reason ``+over_budget``). ``session_id`` keeps a session on one target
+        under sticky pickers. While a half-open target of the class has a free probe slot,
+        the call becomes its probe (reason ``probe``) with the normal pick order as fallbacks.
+        Every decision counts as in flight on its target until it is recorded or released.
         """
         now = self._clock()
         snapshot = self._snapshot
