@@ -15,6 +15,8 @@ from mangaroute.core.errors import MangarouteError
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import Snapshot
+from mangaroute.planning.cli import register as register_plan
+from mangaroute.telemetry.cli import register as register_telemetry
 from mangaroute.walkthrough import Walkthrough
 
 EXIT_USAGE = 2
@@ -445,12 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=1500.0,
         help="inference budget per call (default 1500, the seed's figure)",
     )
-    try:
-        from mangaroute.planning.cli import register  # noqa: PLC0415 - optional part
-    except ImportError:  # pragma: no cover - the planning package ships with mangaroute
-        pass
-    else:
-        register(commands)
+    register_plan(commands)
+    register_telemetry(commands)
     return parser
 
 

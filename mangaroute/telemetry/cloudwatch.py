@@ -1,0 +1,435 @@
+"""CloudWatch metrics: the seed's metric set, aggregated in process, flushed in the background.
+
+The seed (section 6.1, ``DeploymentPatternMonitor``) calls ``PutMetricData`` once per request,
+on the request path. Here :class:`CloudWatchMetrics` is a router observer that only bumps an
+in-process aggregate under a lock (a few dict updates); a background thread swaps the
+aggregate out every ``interval_s`` seconds and hands the datapoints to a sink - EMF lines
+(:class:`~mangaroute.telemetry.sinks.EmfSink`, the default) or batched ``PutMetricData``
+(:class:`~mangaroute.telemetry.sinks.PutMetricDataSink`).
+
+The metric set (namespace default ``MangaAssist/Deployment``):
+
+===================  =========================================  =============  ==========
+metric               dimensions                                 unit           datapoint
+===================  =========================================  =============  ==========
+RoutingDecision      Target, Pattern, Reason / Target, Pattern  Count          statistic set
+InferenceLatency     Target, Pattern                            Milliseconds   values/counts
+InferenceSuccess     Target, Pattern                            None (1 / 0)   values/counts
+InferenceCost        Target, Pattern / (none: the total)        None (USD)     statistic set
+PatternSwitch        FromTarget, ToTarget, FromPattern,         Count          statistic set
+                     ToPattern, Reason / (none: the total)
+BreakerState         Target, Pattern                            None (0/1/2)   statistic set
+DroppedDatapoints    (none)                                     Count          statistic set
+===================  =========================================  =============  ==========
+
+**A deliberate difference from the seed**: its ``Pattern`` dimension carries target names
+(``provisioned-sonnet``). Here ``Target`` carries the target name and ``Pattern`` the
+deployment pattern (``bedrock_provisioned``), so a dashboard can show either; the switch
+metric names both ends by target and by pattern. The rollups with fewer dimensions exist
+because alarms cannot aggregate across dimensions (no ``SEARCH`` in alarms).
+
+Every datapoint is exact for the statistics CloudWatch derives (a statistic set of ``n``
+decisions is the same as ``n`` datapoints of 1), except latency: its values are the
+representatives of log-scale bins within 1 % of each observation (the core's
+:class:`~mangaroute.core.histogram.LogScale`), which bounds the distinct values per interval
+and keeps percentiles (``p99``) available.
+
+When the sink fails or hangs, datapoints wait in a bounded buffer (``max_pending``); beyond it
+the oldest are dropped and counted (``dropped``, and the ``DroppedDatapoints`` metric), with a
+warning at most once a minute. The request path never waits for the sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+
+from mangaroute.core.breaker import BreakerState
+from mangaroute.core.decision import Decision
+from mangaroute.core.histogram import LogScale
+from mangaroute.core.outcome import Outcome
+from mangaroute.core.snapshot import BreakerEvent, RouterEvent
+from mangaroute.core.targets import Target
+from mangaroute.telemetry._worker import (
+    PeriodicWorker,
+    RateLimitedWarning,
+    close_at_exit,
+    forget_at_exit,
+)
+from mangaroute.telemetry.datum import (
+    MAX_VALUES_PER_DATUM,
+    Dimensions,
+    MetricDatum,
+    MetricSink,
+    Statistics,
+)
+from mangaroute.telemetry.naming import reason_kind
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "CloudWatchMetrics",
+    "MetricDatum",
+    "MetricSink",
+    "Statistics",
+]
+
+logger = logging.getLogger("mangaroute.telemetry")
+
+DEFAULT_NAMESPACE = "MangaAssist/Deployment"
+
+ROUTING_DECISION = "RoutingDecision"
+INFERENCE_LATENCY = "InferenceLatency"
+INFERENCE_SUCCESS = "InferenceSuccess"
+INFERENCE_COST = "InferenceCost"
+PATTERN_SWITCH = "PatternSwitch"
+BREAKER_STATE = "BreakerState"
+DROPPED_DATAPOINTS = "DroppedDatapoints"
+_INF = float("inf")
+
+TARGET, PATTERN, REASON = "Target", "Pattern", "Reason"
+FROM_TARGET, TO_TARGET, FROM_PATTERN, TO_PATTERN = (
+    "FromTarget",
+    "ToTarget",
+    "FromPattern",
+    "ToPattern",
+)
+
+BREAKER_VALUES: dict[BreakerState, float] = {
+    BreakerState.CLOSED: 0.0,
+    BreakerState.HALF_OPEN: 1.0,
+    BreakerState.OPEN: 2.0,
+}
+"""``BreakerState`` values: 0 closed, 1 half-open, 2 open (alarm on ``Maximum >= 2``)."""
+
+
+class _TargetTotals:
+    __slots__ = ("cost_max", "cost_min", "cost_sum", "failed", "latency", "ok")
+
+    def __init__(self) -> None:
+        self.latency: dict[int, int] = {}
+        self.ok = 0
+        self.failed = 0
+        self.cost_sum = 0.0
+        self.cost_min = float("inf")
+        self.cost_max = 0.0
+
+
+class _Aggregate:
+    __slots__ = ("decisions", "series", "switches", "targets")
+
+    def __init__(self) -> None:
+        self.decisions: dict[tuple[str, str], int] = {}
+        self.targets: dict[str, _TargetTotals] = {}
+        self.switches: dict[tuple[str, str, str], int] = {}
+        self.series = 0
+
+
+class CloudWatchMetrics:
+    """Router observer that aggregates the seed's CloudWatch metrics and flushes them.
+
+    ``sink`` defaults to EMF lines on stdout. ``targets`` (the config's) gives every target's
+    pattern and a ``BreakerState`` from the start. ``wall_clock`` (unix seconds) stamps the
+    datapoints; ``clock`` (monotonic ns) paces the warnings. ``start=False`` leaves flushing
+    to explicit :meth:`flush` calls (tests, the simulator).
+    """
+
+    def __init__(
+        self,
+        sink: MetricSink | None = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        targets: Iterable[Target] = (),
+        interval_s: float = 10.0,
+        high_resolution: bool = False,
+        max_pending: int = 20_000,
+        max_series: int = 10_000,
+        warn_every_s: float = 60.0,
+        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], int] = time.monotonic_ns,
+        start: bool = True,
+    ) -> None:
+        if not namespace or namespace.startswith("AWS/"):
+            raise ValueError(
+                f"namespace must be non-empty and not start with 'AWS/': {namespace!r}"
+            )
+        if max_pending < 1 or max_series < 1:
+            raise ValueError("max_pending and max_series must be >= 1")
+        if sink is None:
+            from mangaroute.telemetry.sinks import EmfSink  # noqa: PLC0415 - sinks imports us
+
+            sink = EmfSink()
+        self.sink = sink
+        self.namespace = namespace
+        self._resolution = 1 if high_resolution else 60
+        self._max_pending = max_pending
+        self._max_series = max_series
+        self._wall = wall_clock
+        self._warning = RateLimitedWarning(warn_every_s, clock)
+        self._scale = LogScale(0.01)
+        self._lock = threading.Lock()
+        self._export_lock = threading.Lock()
+        self._agg = _Aggregate()
+        self._targets: dict[str, Target] = {t.name: t for t in targets}
+        self._breakers: dict[str, BreakerState] = {}
+        self._pending: list[MetricDatum] = []
+        self._dropped = 0
+        self._dropped_reported = 0
+        self._closed = False
+        self._worker = PeriodicWorker("mangaroute-cloudwatch", interval_s, self.flush)
+        if start:
+            self._worker.start()
+            close_at_exit(self)
+
+    # -- the request path: bump the aggregate under the lock ----------------------------
+
+    def on_decision(self, decision: Decision) -> None:
+        target = decision.target
+        key = (target.name, decision.reason)
+        if target.name not in self._targets:
+            self._targets[target.name] = target
+        with self._lock:
+            decisions = self._agg.decisions
+            count = decisions.get(key)
+            if count is not None:
+                decisions[key] = count + 1
+            elif self._room():
+                decisions[key] = 1
+
+    def on_outcome(
+        self,
+        target: Target,
+        outcome: Outcome,
+        latency_ms: float,
+        ttft_ms: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        error_code: str | None,
+    ) -> None:
+        if not 0.0 <= latency_ms < _INF:  # the router validated it; a direct caller may not
+            return
+        index = self._scale.index(latency_ms)
+        cost = target.pricing.token_cost_usd(input_tokens, output_tokens)
+        name = target.name
+        if name not in self._targets:
+            self._targets[name] = target
+        with self._lock:
+            totals = self._agg.targets.get(name)
+            if totals is None:
+                if not self._room():
+                    return
+                totals = self._agg.targets[name] = _TargetTotals()
+            latency = totals.latency
+            latency[index] = latency.get(index, 0) + 1
+            if outcome is Outcome.OK:
+                totals.ok += 1
+            else:
+                totals.failed += 1
+            totals.cost_sum += cost
+            totals.cost_min = min(totals.cost_min, cost)
+            totals.cost_max = max(totals.cost_max, cost)
+
+    def on_event(self, event: RouterEvent) -> None:
+        if isinstance(event, BreakerEvent):
+            self._breakers[event.target] = event.to_state
+            return
+        key = (event.from_target, event.to_target, reason_kind(event.reason))
+        with self._lock:
+            switches = self._agg.switches
+            count = switches.get(key)
+            if count is not None:
+                switches[key] = count + 1
+            elif self._room():
+                switches[key] = 1
+
+    def _room(self) -> bool:
+        """Whether one more series fits this interval (called under the lock)."""
+        agg = self._agg
+        if agg.series >= self._max_series:
+            self._dropped += 1
+            return False
+        agg.series += 1
+        return True
+
+    # -- off the request path -----------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Datapoints (and observations beyond ``max_series``) dropped so far."""
+        return self._dropped
+
+    @property
+    def pending(self) -> int:
+        """Datapoints waiting for the sink."""
+        return len(self._pending)
+
+    def collect(self) -> list[MetricDatum]:
+        """Swap the aggregate out and turn it into datapoints (without sending them)."""
+        with self._lock:
+            agg, self._agg = self._agg, _Aggregate()
+        return self._datums(agg, self._wall())
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Collect, queue and send everything pending; True when nothing is left unsent.
+
+        Called every ``interval_s`` by the background thread. With ``timeout_s``, gives up
+        (returns False) if another flush holds the sink longer than that.
+        """
+        if not self._export_lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
+            return False
+        try:
+            self._enqueue(self.collect())
+            batch, self._pending = self._pending, []
+            if not batch:
+                return True
+            try:
+                self.sink.export(self.namespace, batch)
+            except Exception as exc:
+                unsent: Sequence[MetricDatum] = getattr(exc, "unsent", batch)
+                self._pending = [*unsent, *self._pending]
+                self._trim()
+                self._warning.warn(
+                    "CloudWatch metrics: %s failed (%s: %s); %d datapoints kept for the next "
+                    "flush, %d dropped so far",
+                    type(self.sink).__name__,
+                    type(exc).__name__,
+                    exc,
+                    len(self._pending),
+                    self._dropped,
+                )
+                return False
+            return True
+        finally:
+            self._export_lock.release()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread, flush what is left (waiting at most ``timeout_s`` for a flush in
+        progress), and close the sink. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        forget_at_exit(self)
+        deadline = time.monotonic() + timeout_s
+        self._worker.stop(timeout_s)
+        left = max(0.0, deadline - time.monotonic())
+        if not self.flush(timeout_s=left):
+            lost = len(self._pending)
+            if lost:
+                with self._lock:
+                    self._dropped += lost
+                logger.warning("CloudWatch metrics: %d datapoints not sent at close", lost)
+        try:
+            self.sink.close()
+        except Exception:
+            logger.exception("CloudWatch metrics: closing %s failed", type(self.sink).__name__)
+
+    def __enter__(self) -> CloudWatchMetrics:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _enqueue(self, data: list[MetricDatum]) -> None:
+        self._pending.extend(data)
+        self._trim()
+
+    def _trim(self) -> None:
+        excess = len(self._pending) - self._max_pending
+        if excess > 0:
+            del self._pending[:excess]
+            with self._lock:
+                self._dropped += excess
+            self._warning.warn(
+                "CloudWatch metrics: buffer full, dropped the %d oldest datapoints", excess
+            )
+
+    def _datums(self, agg: _Aggregate, now: float) -> list[MetricDatum]:
+        out: list[MetricDatum] = []
+        res = self._resolution
+
+        def add(
+            name: str,
+            dims: Dimensions,
+            unit: str,
+            stats: Statistics | None = None,
+            values: tuple[float, ...] = (),
+            counts: tuple[int, ...] = (),
+        ) -> None:
+            out.append(MetricDatum(name, dims, unit, now, values, counts, stats, res))
+
+        dims: Dimensions
+        per_target: dict[tuple[str, str], int] = {}
+        for (name, reason), n in agg.decisions.items():
+            pattern = self._pattern(name)
+            dims = ((TARGET, name), (PATTERN, pattern), (REASON, reason))
+            add(ROUTING_DECISION, dims, "Count", Statistics(n, n, 1, 1))
+            per_target[(name, pattern)] = per_target.get((name, pattern), 0) + n
+        for (name, pattern), n in per_target.items():
+            add(
+                ROUTING_DECISION,
+                ((TARGET, name), (PATTERN, pattern)),
+                "Count",
+                Statistics(n, n, 1, 1),
+            )
+        cost_n = 0
+        cost_sum, cost_min, cost_max = 0.0, float("inf"), 0.0
+        for name, t in agg.targets.items():
+            dims = ((TARGET, name), (PATTERN, self._pattern(name)))
+            for values, counts in _value_chunks(self._scale, t.latency):
+                add(INFERENCE_LATENCY, dims, "Milliseconds", values=values, counts=counts)
+            pairs = [(v, c) for v, c in ((0.0, t.failed), (1.0, t.ok)) if c]
+            values = tuple(v for v, _ in pairs)
+            add(INFERENCE_SUCCESS, dims, "None", values=values, counts=tuple(c for _, c in pairs))
+            n = t.ok + t.failed
+            add(INFERENCE_COST, dims, "None", Statistics(n, t.cost_sum, t.cost_min, t.cost_max))
+            cost_n += n
+            cost_sum += t.cost_sum
+            cost_min, cost_max = min(cost_min, t.cost_min), max(cost_max, t.cost_max)
+        if cost_n:
+            add(INFERENCE_COST, (), "None", Statistics(cost_n, cost_sum, cost_min, cost_max))
+        switches = 0
+        for (source, dest, why), n in agg.switches.items():
+            dims = (
+                (FROM_TARGET, source),
+                (TO_TARGET, dest),
+                (FROM_PATTERN, self._pattern(source)),
+                (TO_PATTERN, self._pattern(dest)),
+                (REASON, why),
+            )
+            add(PATTERN_SWITCH, dims, "Count", Statistics(n, n, 1, 1))
+            switches += n
+        if switches:
+            add(PATTERN_SWITCH, (), "Count", Statistics(switches, switches, 1, 1))
+        for name in list(self._targets):
+            state = BREAKER_VALUES[self._breakers.get(name, BreakerState.CLOSED)]
+            dims = ((TARGET, name), (PATTERN, self._pattern(name)))
+            add(BREAKER_STATE, dims, "None", Statistics(1, state, state, state))
+        dropped = self._dropped - self._dropped_reported
+        if dropped > 0:
+            self._dropped_reported += dropped
+            add(DROPPED_DATAPOINTS, (), "Count", Statistics(1, dropped, dropped, dropped))
+        return out
+
+    def _pattern(self, name: str) -> str:
+        target = self._targets.get(name)
+        return target.pattern.value if target is not None else "unknown"
+
+
+def _value_chunks(
+    scale: LogScale, histogram: dict[int, int]
+) -> Iterable[tuple[tuple[float, ...], tuple[int, ...]]]:
+    """A latency histogram as ``(values, counts)`` pairs of at most 150 values each."""
+    items = sorted(histogram.items())
+    for start in range(0, len(items), MAX_VALUES_PER_DATUM):
+        chunk = items[start : start + MAX_VALUES_PER_DATUM]
+        yield (
+            tuple(round(scale.value(index), 3) for index, _ in chunk),
+            tuple(count for _, count in chunk),
+        )

@@ -1,0 +1,370 @@
+"""OpenTelemetry metrics from the router's observer hook.
+
+:class:`OTelObserver` implements :class:`mangaroute.core.observer.Observer`. The router calls
+it on the request path, so each call only appends a tuple to a bounded buffer (a
+``collections.deque``; ``append`` is atomic): well under a microsecond. A background thread
+replays the buffer into the OpenTelemetry instruments every ``drain_interval_s`` - one SDK
+measurement costs 5-12 µs (attribute cleaning and hashing), several per call would eat the
+overhead budget (≤ 30 µs per choose + record, see ``benchmarks/bench_telemetry.py``). When the
+buffer is full, measurements are dropped and counted (``mangaroute.telemetry.dropped``).
+
+Metrics (names in :mod:`.semconv`):
+
+* GenAI conventions - ``gen_ai.client.operation.duration`` (s),
+  ``gen_ai.client.token.usage`` ({token}, by ``gen_ai.token.type``),
+  ``gen_ai.client.operation.time_to_first_chunk`` (s, streamed calls only), each with the
+  conventions' explicit bucket boundaries as an advisory;
+* mangaroute's - ``mangaroute.decisions`` (by target, pattern, reason, class, policy),
+  ``mangaroute.spend`` (USD: the target's token prices x the reported tokens),
+  ``mangaroute.switches``, ``mangaroute.breaker.transitions``, ``mangaroute.breaker.state``
+  (an observable gauge: 1 for the state a target's breaker is in, 0 for the others).
+
+Failovers are counted by the tracing API (``mangaroute.failovers``), which sees attempts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from mangaroute import __version__
+from mangaroute.core.breaker import BreakerState
+from mangaroute.core.decision import Decision
+from mangaroute.core.outcome import Outcome
+from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
+from mangaroute.core.targets import Target
+from mangaroute.telemetry import semconv as sc
+from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
+from mangaroute.telemetry.naming import provider_of, reason_kind, server_of
+from mangaroute.telemetry.tracing import SCHEMA_URL
+
+__all__ = ["OTelObserver"]
+
+_DECISION, _OUTCOME, _EVENT = 0, 1, 2
+Attributes = dict[str, str | int]
+
+
+class OTelObserver:
+    """Router observer that records OpenTelemetry metrics off the request path.
+
+    ``targets`` (the config's) lets the breaker-state gauge report every target from the
+    start; targets seen later are added. ``max_error_types`` bounds the distinct
+    ``error.type`` values (the rest become ``_OTHER``): error codes come from callers (the
+    sidecar's ``Report``) and must not grow the number of time series without limit.
+    """
+
+    def __init__(
+        self,
+        meter_provider: metrics.MeterProvider | None = None,
+        *,
+        targets: Iterable[Target] = (),
+        buffer_size: int = 65_536,
+        drain_interval_s: float = 0.5,
+        max_error_types: int = 64,
+        start: bool = True,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        meter = metrics.get_meter(
+            sc.INSTRUMENTATION_NAME,
+            __version__,
+            meter_provider=meter_provider,
+            schema_url=SCHEMA_URL,
+        )
+        self._duration = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
+        )
+        self._tokens = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=sc.TOKEN_BUCKETS,
+        )
+        self._first_chunk = meter.create_histogram(
+            sc.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
+        )
+        self._decisions = meter.create_counter(
+            sc.METRIC_DECISIONS, unit="{decision}", description="Routing decisions handed out."
+        )
+        self._spend = meter.create_counter(
+            sc.METRIC_SPEND,
+            unit="USD",
+            description="Token cost of the recorded calls (target token prices x tokens).",
+        )
+        self._switches = meter.create_counter(
+            sc.METRIC_SWITCHES, unit="{switch}", description="Primary target switches."
+        )
+        self._transitions = meter.create_counter(
+            sc.METRIC_BREAKER_TRANSITIONS,
+            unit="{transition}",
+            description="Breaker state changes.",
+        )
+        meter.create_observable_gauge(
+            sc.METRIC_BREAKER_STATE,
+            callbacks=[self._observe_breakers],
+            unit="1",
+            description="1 for the state each target's breaker is in, 0 for the others.",
+        )
+        meter.create_observable_counter(
+            sc.METRIC_DROPPED,
+            callbacks=[self._observe_dropped],
+            unit="{measurement}",
+            description="Measurements dropped because the telemetry buffer was full.",
+        )
+        self._buffer: deque[tuple[Any, ...]] = deque()
+        self._capacity = buffer_size
+        self._dropped = 0
+        self._drop_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._max_error_types = max_error_types
+        self._targets: dict[str, Target] = {t.name: t for t in targets}
+        self._breakers: dict[str, BreakerState] = {}
+        self._target_labels: dict[str, Attributes] = {}
+        self._outcome_labels: dict[tuple[str, str | None], Attributes] = {}
+        self._token_labels: dict[tuple[str, str], Attributes] = {}
+        self._decision_labels: dict[tuple[str, str, str, str], Attributes] = {}
+        self._error_types: set[str] = set()
+        self._closed = False
+        self._worker = PeriodicWorker("mangaroute-otel-metrics", drain_interval_s, self.drain)
+        if start:
+            self._worker.start()
+            close_at_exit(self)
+
+    # -- the request path: append only ------------------------------------------------
+
+    def on_decision(self, decision: Decision) -> None:
+        if len(self._buffer) < self._capacity:
+            self._buffer.append((_DECISION, decision))
+        else:
+            self._drop()
+
+    def on_outcome(
+        self,
+        target: Target,
+        outcome: Outcome,
+        latency_ms: float,
+        ttft_ms: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        error_code: str | None,
+    ) -> None:
+        if len(self._buffer) < self._capacity:
+            self._buffer.append(
+                (
+                    _OUTCOME,
+                    target,
+                    outcome,
+                    latency_ms,
+                    ttft_ms,
+                    input_tokens,
+                    output_tokens,
+                    error_code,
+                )
+            )
+        else:
+            self._drop()
+
+    def on_event(self, event: RouterEvent) -> None:
+        if isinstance(event, BreakerEvent):
+            self._breakers[event.target] = event.to_state
+        if len(self._buffer) < self._capacity:
+            self._buffer.append((_EVENT, event))
+        else:
+            self._drop()
+
+    def _drop(self) -> None:
+        with self._drop_lock:
+            self._dropped += 1
+
+    # -- off the request path -----------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Measurements dropped so far because the buffer was full."""
+        return self._dropped
+
+    def drain(self) -> int:
+        """Replay buffered measurements into the instruments now; returns how many.
+
+        Histogram values are recorded one by one; counter increments are summed per label
+        set first (one SDK call per label set, not per measurement).
+        """
+        buffer = self._buffer
+        done = 0
+        with self._drain_lock:
+            decisions: dict[tuple[str, str, str, str], int] = {}
+            spend: dict[str, float] = {}
+            while buffer:
+                item = buffer.popleft()
+                kind = item[0]
+                if kind == _OUTCOME:
+                    self._replay_outcome(spend, *item[1:])
+                elif kind == _DECISION:
+                    self._count_decision(decisions, item[1])
+                else:
+                    self._replay_event(item[1])
+                done += 1
+            for key, count in decisions.items():
+                self._decisions.add(count, self._decision_labels[key])
+            for name, cost in spend.items():
+                target = self._targets[name]
+                self._spend.add(cost, {sc.TARGET: name, sc.PATTERN: target.pattern.value})
+        return done
+
+    def force_flush(self) -> int:
+        return self.drain()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the background thread and replay what is left (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        forget_at_exit(self)
+        self._worker.stop(timeout_s)
+        self.drain()
+
+    def __enter__(self) -> OTelObserver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _labels(self, target: Target) -> Attributes:
+        labels = self._target_labels.get(target.name)
+        if labels is None:
+            self._targets.setdefault(target.name, target)
+            address, port = server_of(target)
+            labels = {
+                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+                sc.GEN_AI_PROVIDER_NAME: provider_of(target),
+                sc.GEN_AI_REQUEST_MODEL: target.model_id,
+                sc.SERVER_ADDRESS: address,
+                sc.SERVER_PORT: port,
+                sc.TARGET: target.name,
+            }
+            self._target_labels[target.name] = labels
+        return labels
+
+    def _error_type(self, outcome: Outcome, error_code: str | None) -> str | None:
+        if outcome is Outcome.OK and error_code is None:
+            return None
+        error = error_code or str(outcome)
+        if error not in self._error_types:
+            if len(self._error_types) >= self._max_error_types:
+                return sc.ERROR_OTHER
+            self._error_types.add(error)
+        return error
+
+    def _count_decision(
+        self, counts: dict[tuple[str, str, str, str], int], decision: Decision
+    ) -> None:
+        target = decision.target
+        key = (target.name, decision.reason, decision.request_class, decision.policy)
+        count = counts.get(key)
+        if count is not None:
+            counts[key] = count + 1
+            return
+        counts[key] = 1
+        if key not in self._decision_labels:
+            self._targets.setdefault(target.name, target)
+            labels: Attributes = {
+                sc.TARGET: target.name,
+                sc.PATTERN: target.pattern.value,
+                sc.REASON: decision.reason,
+                sc.REQUEST_CLASS: decision.request_class,
+                sc.POLICY: decision.policy,
+            }
+            self._decision_labels[key] = labels
+
+    def _replay_outcome(
+        self,
+        spend: dict[str, float],
+        target: Target,
+        outcome: Outcome,
+        latency_ms: float,
+        ttft_ms: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        error_code: str | None,
+    ) -> None:
+        base = self._labels(target)
+        error = self._error_type(outcome, error_code)
+        key = (target.name, error)
+        labels = self._outcome_labels.get(key)
+        if labels is None:
+            labels = dict(base)
+            labels[sc.OUTCOME] = str(outcome)
+            if error is not None:
+                labels[sc.ERROR_TYPE] = error
+            self._outcome_labels[key] = labels
+        self._duration.record(latency_ms / 1000.0, labels)
+        if ttft_ms is not None:
+            self._first_chunk.record(ttft_ms / 1000.0, base)
+        if input_tokens or output_tokens:
+            self._tokens.record(input_tokens, self._token_label(target, sc.TOKEN_TYPE_INPUT))
+            self._tokens.record(output_tokens, self._token_label(target, sc.TOKEN_TYPE_OUTPUT))
+            cost = target.pricing.token_cost_usd(input_tokens, output_tokens)
+            if cost > 0:
+                spend[target.name] = spend.get(target.name, 0.0) + cost
+
+    def _token_label(self, target: Target, token_type: str) -> Attributes:
+        key = (target.name, token_type)
+        labels = self._token_labels.get(key)
+        if labels is None:
+            labels = {**self._labels(target), sc.GEN_AI_TOKEN_TYPE: token_type}
+            self._token_labels[key] = labels
+        return labels
+
+    def _replay_event(self, event: RouterEvent) -> None:
+        if isinstance(event, SwitchEvent):
+            self._switches.add(
+                1,
+                {
+                    sc.FROM_TARGET: event.from_target,
+                    sc.TO_TARGET: event.to_target,
+                    sc.REASON: reason_kind(event.reason),
+                },
+            )
+        else:
+            self._transitions.add(
+                1,
+                {
+                    sc.TARGET: event.target,
+                    sc.FROM_STATE: event.from_state.value,
+                    sc.BREAKER_STATE: event.to_state.value,
+                },
+            )
+
+    def _observe_breakers(self, options: CallbackOptions) -> Iterable[Observation]:
+        breakers = self._breakers
+        for name, target in list(self._targets.items()):
+            current = breakers.get(name, BreakerState.CLOSED)
+            for state in BreakerState:
+                yield Observation(
+                    1 if state is current else 0,
+                    {
+                        sc.TARGET: name,
+                        sc.PATTERN: target.pattern.value,
+                        sc.BREAKER_STATE: state.value,
+                    },
+                )
+
+    def _observe_dropped(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._dropped)

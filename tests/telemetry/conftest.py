@@ -1,0 +1,107 @@
+"""Fixtures for the telemetry tests: in-memory OpenTelemetry SDK providers, a moto CloudWatch
+server on 127.0.0.1, and boto3 clients for it. Everything started here is shut down here."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+REGION = "ap-northeast-1"
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t not in before and t.is_alive() and t.name.startswith("mangaroute")
+    ]
+    assert not leaked, f"telemetry threads left running: {leaked}"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.fixture
+def tracer_provider(spans: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def meter_provider(metric_reader: InMemoryMetricReader) -> Iterator[MeterProvider]:
+    provider = MeterProvider(metric_readers=[metric_reader])
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_url: str) -> str:
+    """The moto server's URL, reset to empty for this test."""
+    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    return moto_url
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def client_for() -> Iterator[ClientFactory]:
+    """``client_for(url)`` -> a CloudWatch boto3 client for ``url``, closed after the test."""
+    made: list[Any] = []
+
+    def make(url: str, service: str = "cloudwatch", **config: Any) -> Any:
+        config.setdefault("retries", {"total_max_attempts": 1})
+        # botocore gzips large PutMetricData bodies (as CloudWatch allows); moto's server
+        # fails to read them, so the tests send them plain.
+        config.setdefault("disable_request_compression", True)
+        client = boto3.client(
+            service,
+            endpoint_url=url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(**config),
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
