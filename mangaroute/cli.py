@@ -15,6 +15,7 @@ from mangaroute.core.errors import MangarouteError
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import Snapshot
+from mangaroute.demo import register as register_demo
 from mangaroute.planning.cli import register as register_plan
 from mangaroute.telemetry.cli import register as register_telemetry
 from mangaroute.walkthrough import Walkthrough
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1500.0,
         help="inference budget per call (default 1500, the seed's figure)",
     )
+    register_demo(commands)
     register_plan(commands)
     register_telemetry(commands)
     return parser

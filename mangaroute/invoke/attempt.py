@@ -1,0 +1,265 @@
+"""Running one attempt: call the target, time it, classify the outcome, tell the router.
+
+This is the only place a routed call touches boto3. An attempt never raises (except for
+``BaseException``s such as ``KeyboardInterrupt``); it returns an :class:`AttemptDone` for
+the driver to hand to the plan. It records its own outcome, on whatever thread runs it, so
+an attempt the call stopped waiting for (a losing hedge, a cancelled task) is still
+recorded when it lands. A stream attempt reads up to the first token; the rest belongs to
+:class:`~mangaroute.invoke.stream.RoutedStream`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mangaroute.core.clock import NS_PER_MS, Clock
+from mangaroute.core.decision import Decision
+from mangaroute.core.outcome import Outcome
+from mangaroute.core.router import Router
+from mangaroute.core.targets import Pattern, Target
+from mangaroute.invoke.clients import ClientProvider
+from mangaroute.invoke.invokers import EventSource, Invoker
+from mangaroute.invoke.plan import Launch
+from mangaroute.invoke.result import AttemptKind
+from mangaroute.invoke.rules import Failure, Verdict, classify_failure
+
+__all__ = ["AttemptDone", "AttemptRunner", "OpenStream"]
+
+_LOG = logging.getLogger("mangaroute.invoke")
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream that has delivered its first token (or ended) to the attempt."""
+
+    source: EventSource
+    events: Iterator[dict[str, Any]]
+    buffered: list[dict[str, Any]]
+    started_ns: int
+    first_token_ns: int | None
+
+
+@dataclass(slots=True)
+class AttemptDone:
+    """How one attempt ended: an answer, an open stream, or an error with its failure."""
+
+    launch: Launch
+    started_ns: int
+    """When the attempt really started (after any wait for an executor thread)."""
+    end_ns: int
+    response: dict[str, Any] | None = None
+    stream: OpenStream | None = None
+    error: BaseException | None = None
+    failure: Failure | None = None
+    ttft_ms: float | None = None
+    cancelled: bool = False
+
+
+_LATE = Failure(Verdict.FAILOVER, Outcome.TIMEOUT, "DeadlineExceeded", recorded=False)
+
+
+@dataclass(slots=True)
+class _Ejections:
+    """Targets already reported loudly; forgotten when the target answers again."""
+
+    names: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def first(self, name: str) -> bool:
+        with self.lock:
+            if name in self.names:
+                return False
+            self.names.add(name)
+            return True
+
+    def forget(self, name: str) -> None:
+        if name in self.names:
+            with self.lock:
+                self.names.discard(name)
+
+
+def usage_of(response: Mapping[str, Any]) -> tuple[int, int]:
+    usage = response.get("usage") or {}
+    tokens_in, tokens_out = usage.get("inputTokens", 0), usage.get("outputTokens", 0)
+    if type(tokens_in) is not int or type(tokens_out) is not int:
+        return 0, 0
+    return max(tokens_in, 0), max(tokens_out, 0)
+
+
+class AttemptRunner:
+    """Runs attempts against targets through their pattern's invoker."""
+
+    def __init__(
+        self,
+        router: Router,
+        clients: ClientProvider,
+        invokers: Mapping[Pattern, Invoker],
+        clock: Clock,
+        *,
+        time_scale: float,
+        eject_cooldown_s: float,
+    ) -> None:
+        self.router = router
+        self.clients = clients
+        self.invokers = invokers
+        self.clock = clock
+        self._to_real_s = time_scale / 1000.0
+        self._eject_cooldown_s = eject_cooldown_s
+        self._ejections = _Ejections()
+
+    def _client(self, launch: Launch, invoker: Invoker, start_ns: int) -> Any:
+        deadline_ns = launch.deadline_ns
+        real_s = None
+        if deadline_ns is not None:
+            real_s = (deadline_ns - start_ns) / NS_PER_MS * self._to_real_s
+        return self.clients.client(invoker.service, launch.target.region, real_s)
+
+    def _late(self, launch: Launch, decision: Decision, start_ns: int) -> AttemptDone | None:
+        """The deadline passed while the attempt waited for a thread: do not call at all."""
+        if launch.deadline_ns is None or start_ns < launch.deadline_ns:
+            return None
+        self.release(launch, decision)
+        error = TimeoutError("the deadline passed before the attempt could start")
+        return AttemptDone(launch, start_ns, start_ns, error=error, failure=_LATE)
+
+    # -- Converse -------------------------------------------------------------------------
+
+    def converse(
+        self, launch: Launch, decision: Decision, request: Mapping[str, Any]
+    ) -> AttemptDone:
+        start = self.clock()
+        late = self._late(launch, decision, start)
+        if late is not None:
+            return late
+        target = launch.target
+        invoker = self.invokers[target.pattern]
+        try:
+            response = invoker.converse(self._client(launch, invoker, start), target, request)
+        except Exception as exc:
+            return self.failed(launch, decision, exc, start, self.clock())
+        except BaseException:  # interrupted: the target is not to blame
+            self.release(launch, decision)
+            raise
+        end = self.clock()
+        tokens_in, tokens_out = usage_of(response)
+        self.record(launch, decision, Outcome.OK, start, end, None, tokens_in, tokens_out, None)
+        return AttemptDone(launch, start, end, response=response)
+
+    # -- ConverseStream, up to the first token --------------------------------------------
+
+    def open_stream(
+        self,
+        launch: Launch,
+        decision: Decision,
+        request: Mapping[str, Any],
+        cancel: threading.Event | None = None,
+    ) -> AttemptDone:
+        start = self.clock()
+        late = self._late(launch, decision, start)
+        if late is not None:
+            return late
+        target = launch.target
+        invoker = self.invokers[target.pattern]
+        source: EventSource | None = None
+        try:
+            source = invoker.converse_stream(self._client(launch, invoker, start), target, request)
+            events = iter(source)
+            buffered: list[dict[str, Any]] = []
+            first_ns = None
+            for event in events:
+                buffered.append(event)
+                if "contentBlockDelta" in event:
+                    first_ns = self.clock()
+                    break
+                if cancel is not None and cancel.is_set():
+                    break
+        except Exception as exc:
+            if source is not None:
+                source.close()
+            return self.failed(launch, decision, exc, start, self.clock())
+        except BaseException:
+            if source is not None:
+                source.close()
+            self.release(launch, decision)
+            raise
+        if cancel is not None and cancel.is_set():
+            source.close()
+            self.release(launch, decision)
+            return AttemptDone(launch, start, self.clock(), cancelled=True)
+        stream = OpenStream(source, events, buffered, start, first_ns)
+        ttft = None if first_ns is None else (first_ns - start) / NS_PER_MS
+        end = self.clock() if first_ns is None else first_ns
+        return AttemptDone(launch, start, end, stream=stream, ttft_ms=ttft)
+
+    # -- recording ------------------------------------------------------------------------
+
+    def failed(
+        self,
+        launch: Launch,
+        decision: Decision,
+        exc: Exception,
+        start_ns: int,
+        end_ns: int,
+    ) -> AttemptDone:
+        failure = classify_failure(exc)
+        if failure.recorded:
+            code = failure.error_code
+            self.record(launch, decision, failure.outcome, start_ns, end_ns, None, 0, 0, code)
+        else:
+            self.release(launch, decision)
+        if failure.verdict is Verdict.EJECT:
+            self._eject(launch.target, failure.error_code)
+        return AttemptDone(launch, start_ns, end_ns, error=exc, failure=failure)
+
+    def record(
+        self,
+        launch: Launch,
+        decision: Decision,
+        outcome: Outcome,
+        start_ns: int,
+        end_ns: int,
+        ttft_ns: int | None,
+        input_tokens: int,
+        output_tokens: int,
+        error_code: str | None,
+    ) -> None:
+        target = launch.target
+        latency_ms = max(0.0, (end_ns - start_ns) / NS_PER_MS)
+        ttft_ms = None
+        if ttft_ns is not None:
+            ttft_ms = min(max(0.0, (ttft_ns - start_ns) / NS_PER_MS), latency_ms)
+        self.router.record(
+            decision if launch.kind is AttemptKind.PRIMARY else target.name,
+            outcome,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            error_code=error_code,
+        )
+        if outcome is Outcome.OK:
+            self._ejections.forget(target.name)
+
+    def release(self, launch: Launch, decision: Decision) -> None:
+        """The target is not to blame (cancelled, abandoned by the caller, never reached)."""
+        if launch.kind is AttemptKind.PRIMARY:
+            self.router.release(decision)
+
+    def _eject(self, target: Target, code: str) -> None:
+        cooldown = self._eject_cooldown_s
+        self.router.eject(target.name, f"{code} (ejected by invoke)", cooldown_s=cooldown)
+        if self._ejections.first(target.name):
+            _LOG.error(
+                "target %s (%s %s in %s) answered %s: it cannot serve until its configuration "
+                "or model access is fixed; ejected for %.0f s, calls fail over meanwhile",
+                target.name,
+                target.pattern.value,
+                target.model_id,
+                target.region,
+                code,
+                cooldown,
+            )

@@ -1,0 +1,386 @@
+"""``RoutedClient``: one call instead of ``bedrock.converse(...)``; the router does the rest.
+
+Each call chooses a target with the router, calls it through its pattern's invoker, records
+the outcome, fails over by the rules in :mod:`mangaroute.invoke.rules` while the deadline
+allows, and returns the answer with its :class:`~mangaroute.invoke.result.RoutingResult`.
+
+Sync calls run on the caller's thread (in a thread pool only when hedging). The ``a...``
+variants are coroutines for asyncio: boto3 is blocking, so each attempt runs in a
+thread-pool executor - yours (``executor=``) or one the client makes with ``max_workers``
+threads. Size it, and ``max_pool_connections`` in the botocore config, to the number of
+calls you run at once; a call waiting for a worker waits inside its own budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from botocore.config import Config
+
+from mangaroute.core.clock import Clock, monotonic_clock
+from mangaroute.core.decision import Decision
+from mangaroute.core.errors import InvalidRequest
+from mangaroute.core.router import Router
+from mangaroute.core.targets import Pattern
+from mangaroute.invoke.attempt import AttemptDone, AttemptRunner
+from mangaroute.invoke.clients import ClientCache, ClientProvider, FixedClients
+from mangaroute.invoke.deadline import Deadline
+from mangaroute.invoke.drivers import Attempting, Won, run_async, run_inline, run_threads
+from mangaroute.invoke.errors import UnsupportedTarget
+from mangaroute.invoke.hedging import HedgeBudget, HedgePolicy
+from mangaroute.invoke.invokers import BedrockInvoker, Invoker
+from mangaroute.invoke.plan import FIT_PERCENTILES, FailoverPlan, Launch
+from mangaroute.invoke.refresher import SnapshotRefresher
+from mangaroute.invoke.result import ConverseResponse
+from mangaroute.invoke.sagemaker import SageMakerInvoker
+from mangaroute.invoke.stream import AsyncRoutedStream, RoutedStream
+
+__all__ = ["DEFAULT_INVOKERS", "InvokeSettings", "RoutedClient"]
+
+_BEDROCK = BedrockInvoker()
+_SAGEMAKER = SageMakerInvoker()
+DEFAULT_INVOKERS: Mapping[Pattern, Invoker] = {
+    Pattern.BEDROCK_ON_DEMAND: _BEDROCK,
+    Pattern.BEDROCK_PROVISIONED: _BEDROCK,
+    Pattern.SAGEMAKER_REALTIME: _SAGEMAKER,
+    Pattern.SAGEMAKER_SERVERLESS: _SAGEMAKER,
+}
+"""Bedrock for on-demand ids, inference profiles and provisioned ARNs; SageMaker (TGI
+mapping) for real-time and serverless endpoints. No Lambda invoker: pass your own."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeSettings:
+    """How routed calls fail over."""
+
+    fit: str = "p50"
+    """A fallback is tried only if this predicted percentile of its latency (time to first
+    token for streams, once observed) fits the budget left: ``p50`` (default - a better
+    than even chance beats failing now), ``p90`` or ``p99`` (stricter)."""
+    eject_cooldown_s: float = 3600.0
+    """How long ResourceNotFound / AccessDenied keep a target's breaker open."""
+    hedge: HedgePolicy | None = None
+    """Hedging, off by default."""
+    time_scale: float = 1.0
+    """Real seconds per second of the router's clock: socket timeouts are the budget times
+    this. Leave at 1; the demo and tests run the router in scaled time against the stand-in."""
+
+    def __post_init__(self) -> None:
+        if self.fit not in FIT_PERCENTILES:
+            raise ValueError(f"fit must be one of {FIT_PERCENTILES}, got {self.fit!r}")
+        if not self.eject_cooldown_s > 0 or not self.time_scale > 0:
+            raise ValueError("eject_cooldown_s and time_scale must be > 0")
+
+
+class RoutedClient:
+    """Routed Converse / ConverseStream across the router's targets.
+
+    Clients: pass a boto3 ``session`` (and optionally ``endpoint_url`` / ``config``) and
+    mangaroute makes its clients per region and timeout bucket (:class:`ClientCache`); or
+    pass ``clients`` - a :class:`ClientProvider`, or your own clients by service name. Pass
+    the router's clock as ``clock`` if it is not the default monotonic one. With
+    ``refresh_snapshots`` (default) a background thread rebuilds the router's snapshot while
+    calls flow, so ``choose()`` does not rebuild it on the caller's thread
+    (:mod:`mangaroute.invoke.refresher`). Close the client (or use ``with``) to stop its
+    threads and the clients it made.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        session: Any = None,
+        clients: ClientProvider | Mapping[str | tuple[str, str], Any] | None = None,
+        endpoint_url: str | Mapping[str, str] | None = None,
+        config: Config | None = None,
+        invokers: Mapping[Pattern, Invoker] | None = None,
+        settings: InvokeSettings | None = None,
+        clock: Clock = monotonic_clock,
+        executor: Executor | None = None,
+        max_workers: int = 32,
+        refresh_snapshots: bool = True,
+    ) -> None:
+        self.router = router
+        self.settings = settings or InvokeSettings()
+        merged = {**DEFAULT_INVOKERS, **(invokers or {})}
+        for target in router.targets:
+            if target.pattern not in merged:
+                raise UnsupportedTarget(
+                    f"target {target.name!r} is a {target.pattern.value} target, which "
+                    f"mangaroute does not call itself; pass "
+                    f"invokers={{Pattern.{target.pattern.name}: <your Invoker>}}"
+                )
+        self._own_clients = clients is None
+        if clients is None:
+            provider: ClientProvider = ClientCache(
+                session, endpoint_url=endpoint_url, config=config
+            )
+        elif isinstance(clients, Mapping):
+            provider = FixedClients(clients)
+        else:
+            provider = clients
+        self.clients = provider
+        self._clock = clock
+        self._runner = AttemptRunner(
+            router,
+            provider,
+            merged,
+            clock,
+            time_scale=self.settings.time_scale,
+            eject_cooldown_s=self.settings.eject_cooldown_s,
+        )
+        hedge = self.settings.hedge
+        self._hedge_budget = HedgeBudget(hedge) if hedge is not None else None
+        self._executor = executor
+        self._own_executor: ThreadPoolExecutor | None = None
+        self._max_workers = max_workers
+        self._lock = threading.Lock()
+        self._refresher: SnapshotRefresher | None = None
+        if refresh_snapshots:
+            interval_s = router.config.window.refresh_ms / 1000 * self.settings.time_scale * 0.8
+            self._refresher = SnapshotRefresher(router, clock, interval_s=interval_s)
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def converse(
+        self,
+        *,
+        messages: Sequence[Mapping[str, Any]],
+        request_class: str | None = None,
+        session_id: str | None = None,
+        budget_ms: float | None = None,
+        deadline: Deadline | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        **fields: Any,
+    ) -> ConverseResponse:
+        """Bedrock Converse, routed. ``fields`` are Converse's other arguments (``system``,
+        ``inferenceConfig``, ``toolConfig``, ``additionalModelRequestFields``, ...), passed
+        on unchanged; ``modelId`` is the router's to choose. Give the latency budget as
+        ``budget_ms`` or a shared ``deadline``; the token estimates inform capacity."""
+        request = _request(messages, fields)
+        plan = self._plan(
+            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, False
+        )
+        attempt = self._converse_attempt(plan.decision, request)
+        if plan.hedge_at_ns is None:
+            won = run_inline(plan, self._runner, attempt)
+        else:
+            won = run_threads(
+                plan, self._runner, attempt, self._pool(), streaming=False, time_scale=self._scale
+            )
+        return ConverseResponse(_response(won[0]), won[1])
+
+    async def aconverse(
+        self,
+        *,
+        messages: Sequence[Mapping[str, Any]],
+        request_class: str | None = None,
+        session_id: str | None = None,
+        budget_ms: float | None = None,
+        deadline: Deadline | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        **fields: Any,
+    ) -> ConverseResponse:
+        """:meth:`converse` for asyncio; attempts run in the executor."""
+        request = _request(messages, fields)
+        plan = self._plan(
+            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, False
+        )
+        attempt = self._converse_attempt(plan.decision, request)
+        won = await run_async(
+            plan, self._runner, attempt, self._pool(), streaming=False, time_scale=self._scale
+        )
+        return ConverseResponse(_response(won[0]), won[1])
+
+    def converse_stream(
+        self,
+        *,
+        messages: Sequence[Mapping[str, Any]],
+        request_class: str | None = None,
+        session_id: str | None = None,
+        budget_ms: float | None = None,
+        deadline: Deadline | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        **fields: Any,
+    ) -> RoutedStream:
+        """ConverseStream, routed. Returns once a target has produced its first token (or a
+        complete answer), failing over until then; iterate the result for the events."""
+        request = _request(messages, fields)
+        plan = self._plan(
+            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, True
+        )
+        attempt = self._stream_attempt(plan.decision, request)
+        if plan.hedge_at_ns is None:
+            won = run_inline(plan, self._runner, attempt)
+        else:
+            won = run_threads(
+                plan, self._runner, attempt, self._pool(), streaming=True, time_scale=self._scale
+            )
+        return self._stream(won, plan.decision)
+
+    async def aconverse_stream(
+        self,
+        *,
+        messages: Sequence[Mapping[str, Any]],
+        request_class: str | None = None,
+        session_id: str | None = None,
+        budget_ms: float | None = None,
+        deadline: Deadline | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        **fields: Any,
+    ) -> AsyncRoutedStream:
+        """:meth:`converse_stream` for asyncio; ``async for`` the events."""
+        request = _request(messages, fields)
+        plan = self._plan(
+            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, True
+        )
+        attempt = self._stream_attempt(plan.decision, request)
+        pool = self._pool()
+        won = await run_async(
+            plan, self._runner, attempt, pool, streaming=True, time_scale=self._scale
+        )
+        return AsyncRoutedStream(self._stream(won, plan.decision), pool)
+
+    def warm(self, budget_ms: float) -> None:
+        """Create now the clients calls with budgets up to ``budget_ms`` will use (with a
+        :class:`ClientCache`; other providers are left alone)."""
+        warm = getattr(self.clients, "warm", None)
+        if warm is None:
+            return
+        invokers = self._runner.invokers
+        services = {(invokers[t.pattern].service, t.region) for t in self.router.targets}
+        warm(sorted(services), budget_ms / 1000 * self._scale)
+
+    def deadline(self, budget_ms: float) -> Deadline:
+        """A deadline ``budget_ms`` from now on this client's clock."""
+        return Deadline.after(budget_ms, self._clock)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Wait for running attempts, stop the executor and close the clients made here."""
+        with self._lock:
+            pool, self._own_executor = self._own_executor, None
+            refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if self._own_clients:
+            self.clients.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    # -- internals ------------------------------------------------------------------------
+
+    @property
+    def _scale(self) -> float:
+        return self.settings.time_scale
+
+    def _pool(self) -> Executor:
+        if self._executor is not None:
+            return self._executor
+        with self._lock:
+            if self._own_executor is None:
+                self._own_executor = ThreadPoolExecutor(
+                    self._max_workers, thread_name_prefix="mangaroute-invoke"
+                )
+            return self._own_executor
+
+    def _plan(
+        self,
+        request_class: str | None,
+        session_id: str | None,
+        budget_ms: float | None,
+        deadline: Deadline | None,
+        input_tokens: int,
+        output_tokens: int,
+        streaming: bool,
+    ) -> FailoverPlan:
+        if self._refresher is not None:
+            self._refresher.touch()
+        now = self._clock()
+        if budget_ms is not None:
+            if deadline is not None:
+                raise InvalidRequest("pass budget_ms or deadline, not both")
+            deadline = Deadline.after(budget_ms, lambda: now)
+        remaining = None if deadline is None else max(0.0, deadline.remaining_ms(now))
+        decision = self.router.choose(
+            request_class,
+            session_id=session_id,
+            budget_ms=remaining,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        return FailoverPlan(
+            decision,
+            now_ns=now,
+            deadline=deadline,
+            snapshot=self.router.snapshot,
+            fit=self.settings.fit,
+            streaming=streaming,
+            hedge=self.settings.hedge,
+            hedge_budget=self._hedge_budget,
+        )
+
+    def _converse_attempt(self, decision: Decision, request: dict[str, Any]) -> Attempting:
+        runner = self._runner
+
+        def attempt(launch: Launch, cancel: threading.Event | None) -> AttemptDone:
+            return runner.converse(launch, decision, request)
+
+        return attempt
+
+    def _stream_attempt(self, decision: Decision, request: dict[str, Any]) -> Attempting:
+        runner = self._runner
+
+        def attempt(launch: Launch, cancel: threading.Event | None) -> AttemptDone:
+            return runner.open_stream(launch, decision, request, cancel)
+
+        return attempt
+
+    def _stream(self, won: Won, decision: Decision) -> RoutedStream:
+        done, routing = won
+        assert done.stream is not None
+        return RoutedStream(done.stream, routing, self._runner, done.launch, decision)
+
+
+def _request(messages: Sequence[Mapping[str, Any]], fields: dict[str, Any]) -> dict[str, Any]:
+    if "modelId" in fields:
+        raise InvalidRequest("modelId is the router's to choose; do not pass it")
+    return {"messages": messages, **fields}
+
+
+def _response(done: AttemptDone) -> dict[str, Any]:
+    assert done.response is not None
+    return done.response

@@ -1,0 +1,265 @@
+"""The failover plan of one routed call: which target each attempt goes to, decided without I/O.
+
+The drivers (sync inline, thread-pool for hedging, asyncio) only run attempts and report how
+they ended; every choice is made here, from the decision, the deadline, a fresh snapshot and
+the failover rules - so the same plan serves every driver, and a test drives it with a fake
+clock alone (tenacity's split between ``BaseRetrying.iter`` and its sync/async callers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mangaroute.core.breaker import BreakerState
+from mangaroute.core.clock import NS_PER_MS
+from mangaroute.core.decision import Decision
+from mangaroute.core.snapshot import Snapshot
+from mangaroute.core.targets import Target
+from mangaroute.invoke.deadline import Deadline
+from mangaroute.invoke.errors import DeadlineExceeded, FailoverExhausted
+from mangaroute.invoke.hedging import HedgeBudget, HedgePolicy
+from mangaroute.invoke.result import Attempt, AttemptKind, RoutingResult
+from mangaroute.invoke.rules import Failure, Verdict
+
+__all__ = ["FIT_PERCENTILES", "FailoverPlan", "Launch"]
+
+FIT_PERCENTILES = ("p50", "p90", "p99")
+"""Which predicted percentile a fallback's latency must fit in the remaining budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Start attempt ``index`` on ``target``, answering by ``deadline_ns`` (or whenever)."""
+
+    index: int
+    target: Target
+    kind: AttemptKind
+    started_ns: int
+    """When the plan launched it; the attempt itself may start later (a busy executor)."""
+    deadline_ns: int | None
+
+
+class FailoverPlan:
+    """Decides the attempts of one routed call.
+
+    * :meth:`start` - the decision's target (``DeadlineExceeded`` if no time is left);
+    * :meth:`failed` - apply the failover rules to a failed attempt: re-raise it unchanged,
+      or return the next fallback whose predicted latency fits the remaining budget, or
+      ``None`` while another attempt is still running, or raise ``DeadlineExceeded`` /
+      ``FailoverExhausted`` (caused by the failed attempt's exception);
+    * :meth:`hedge` - at ``hedge_at_ns``, the first fitting fallback if the hedge budget
+      allows one;
+    * :meth:`succeeded` - the routing result, marking attempts still running as losers.
+
+    Fallbacks are tried in the decision's order, those whose breaker opened since the
+    decision last; a fallback fits when its predicted latency (``fit`` percentile of the
+    snapshot; time to first token for streams, once observed) is within the budget left.
+    Not thread-safe: one plan belongs to one call and its driver.
+    """
+
+    def __init__(
+        self,
+        decision: Decision,
+        *,
+        now_ns: int,
+        deadline: Deadline | None,
+        snapshot: Callable[[], Snapshot],
+        fit: str = "p50",
+        streaming: bool = False,
+        hedge: HedgePolicy | None = None,
+        hedge_budget: HedgeBudget | None = None,
+    ) -> None:
+        if fit not in FIT_PERCENTILES:
+            raise ValueError(f"fit must be one of {FIT_PERCENTILES}, got {fit!r}")
+        self.decision = decision
+        self._start_ns = now_ns
+        self._deadline = deadline
+        self._budget_ms = None if deadline is None else deadline.remaining_ms(now_ns)
+        self._snapshot = snapshot
+        self._fit = fit
+        self._streaming = streaming
+        self._queue = list(decision.fallbacks)
+        self._launches: list[Launch] = []
+        self._attempts: dict[int, Attempt] = {}
+        self._running: set[int] = set()
+        self._model_errors = 0
+        self._hedge_budget = hedge_budget
+        self.hedge_at_ns: int | None = None
+        if hedge is not None and hedge_budget is not None and self._budget_ms is not None:
+            self.hedge_at_ns = now_ns + round(hedge.after_fraction * self._budget_ms * NS_PER_MS)
+
+    # -- the driver's calls ---------------------------------------------------------------
+
+    def start(self) -> Launch:
+        if self._deadline is not None and self._deadline.remaining_ms(self._start_ns) <= 0:
+            raise DeadlineExceeded(
+                "the deadline had passed before the first attempt", self.result()
+            )
+        if self._hedge_budget is not None:
+            self._hedge_budget.count_call()
+        return self._launch(self.decision.target, AttemptKind.PRIMARY, self._start_ns)
+
+    def failed(
+        self,
+        launch: Launch,
+        failure: Failure,
+        error: BaseException,
+        now_ns: int,
+        *,
+        started_ns: int | None = None,
+    ) -> Launch | None:
+        outcome = "skipped" if failure.verdict is Verdict.SKIP else failure.outcome.value
+        self._finish(launch, outcome, failure.error_code, now_ns, None, started_ns)
+        if launch.kind is AttemptKind.PRIMARY:
+            self.hedge_at_ns = None  # a hedge races a slow primary, not a failover
+        if failure.verdict is Verdict.RAISE:
+            self.abandon_running(now_ns)
+            raise error
+        if failure.verdict is Verdict.MODEL_ERROR:
+            self._model_errors += 1
+            if self._model_errors > 1:
+                self.abandon_running(now_ns)
+                why = "a second model error (a model error fails over once)"
+                raise FailoverExhausted(why, self.result(now_ns=now_ns)) from error
+        if self._running:
+            return None
+        try:
+            return self._next(now_ns)
+        except FailoverExhausted as stop:
+            raise stop from error
+
+    def hedge(self, now_ns: int) -> Launch | None:
+        """Called at ``hedge_at_ns``: start the first fitting fallback beside the primary."""
+        self.hedge_at_ns = None
+        if not self._running or self._hedge_budget is None:
+            return None
+        target = self._fitting_fallback(now_ns)
+        if target is None or not self._hedge_budget.try_spend():
+            return None
+        self._queue.remove(target)
+        return self._launch(target, AttemptKind.HEDGE, now_ns)
+
+    def succeeded(
+        self,
+        launch: Launch,
+        now_ns: int,
+        ttft_ms: float | None = None,
+        *,
+        losers: str,
+        started_ns: int | None = None,
+    ) -> RoutingResult:
+        """The call's answer came from ``launch``; attempts still running become ``losers``
+        (``"cancelled"`` or ``"abandoned"``)."""
+        self._finish(launch, "ok", None, now_ns, ttft_ms, started_ns)
+        for index in sorted(self._running):
+            self._finish(self._launches[index], losers, None, now_ns, None)
+        return self.result(launch.target.name, now_ns)
+
+    def abandon_running(self, now_ns: int, outcome: str = "abandoned") -> tuple[Launch, ...]:
+        """Mark every running attempt as ``outcome`` (the call is ending without them)."""
+        running = tuple(self._launches[i] for i in sorted(self._running))
+        for launch in running:
+            self._finish(launch, outcome, None, now_ns, None)
+        return running
+
+    @property
+    def running(self) -> tuple[Launch, ...]:
+        return tuple(self._launches[i] for i in sorted(self._running))
+
+    def result(self, target: str | None = None, now_ns: int | None = None) -> RoutingResult:
+        end_ns = now_ns if now_ns is not None else self._last_ns()
+        decision = self.decision
+        return RoutingResult(
+            decision_id=decision.decision_id,
+            request_class=decision.request_class,
+            reason=decision.reason,
+            attempts=tuple(self._attempts[i] for i in sorted(self._attempts)),
+            target=target,
+            latency_ms=(end_ns - self._start_ns) / NS_PER_MS,
+            budget_ms=self._budget_ms,
+        )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _launch(self, target: Target, kind: AttemptKind, now_ns: int) -> Launch:
+        deadline_ns = None if self._deadline is None else self._deadline.at_ns
+        launch = Launch(len(self._launches), target, kind, now_ns, deadline_ns)
+        self._launches.append(launch)
+        self._running.add(launch.index)
+        return launch
+
+    def _finish(
+        self,
+        launch: Launch,
+        outcome: str,
+        code: str | None,
+        now_ns: int,
+        ttft_ms: float | None,
+        started_ns: int | None = None,
+    ) -> None:
+        self._running.discard(launch.index)
+        target = launch.target
+        start = launch.started_ns if started_ns is None else started_ns
+        self._attempts[launch.index] = Attempt(
+            target=target.name,
+            model_id=target.model_id,
+            pattern=target.pattern.value,
+            kind=launch.kind,
+            outcome=outcome,
+            error_code=code,
+            started_ms=(start - self._start_ns) / NS_PER_MS,
+            latency_ms=max(0.0, (now_ns - start) / NS_PER_MS),
+            ttft_ms=ttft_ms,
+        )
+
+    def _last_ns(self) -> int:
+        if not self._attempts:
+            return self._start_ns
+        return self._start_ns + max(
+            round((a.started_ms + a.latency_ms) * NS_PER_MS) for a in self._attempts.values()
+        )
+
+    def _predicted_ms(self, snapshot: Snapshot, target: Target) -> tuple[float, bool]:
+        """(predicted latency, breaker open) of a fallback, from a fresh snapshot."""
+        try:
+            view = snapshot.target(target.name)
+        except KeyError:
+            return target.prior.p50_ms, False
+        if self._streaming and not math.isnan(view.ttft_p50_ms):
+            predicted = view.ttft_p50_ms if self._fit == "p50" else view.ttft_p99_ms
+        else:
+            predicted = getattr(view, f"{self._fit}_ms")
+        return predicted, view.breaker is BreakerState.OPEN
+
+    def _fitting_fallback(self, now_ns: int) -> Target | None:
+        remaining = math.inf if self._deadline is None else self._deadline.remaining_ms(now_ns)
+        if remaining <= 0 or not self._queue:
+            return None
+        snapshot = self._snapshot()
+        fitting: list[tuple[bool, int, Target]] = []
+        for order, target in enumerate(self._queue):
+            predicted, is_open = self._predicted_ms(snapshot, target)
+            if predicted <= remaining:
+                fitting.append((is_open, order, target))
+        return min(fitting, key=lambda item: item[:2])[2] if fitting else None
+
+    def _next(self, now_ns: int) -> Launch:
+        target = self._fitting_fallback(now_ns)
+        if target is None:
+            raise self._stop(now_ns)
+        self._queue.remove(target)
+        return self._launch(target, AttemptKind.FAILOVER, now_ns)
+
+    def _stop(self, now_ns: int) -> FailoverExhausted:
+        if not self._queue:
+            return FailoverExhausted("no fallback left", self.result(now_ns=now_ns))
+        assert self._deadline is not None  # without a deadline every fallback fits
+        remaining = self._deadline.remaining_ms(now_ns)
+        if remaining <= 0:
+            why = f"the {self._budget_ms:.0f} ms budget ran out"
+        else:
+            names = ", ".join(t.name for t in self._queue)
+            why = f"{remaining:.0f} ms left fits no fallback's predicted {self._fit} ({names})"
+        return DeadlineExceeded(why, self.result(now_ns=now_ns))

@@ -1,0 +1,169 @@
+"""The failover rules: what each error from a target means for the routed call.
+
+Every exception an attempt raises is mapped here, at the boundary, to a :class:`Failure`:
+the outcome recorded for the target, and a :class:`Verdict` saying what the call does next.
+The table (also in ``docs/invoke.md``):
+
+=====================================================  =========  ============================
+error                                                  recorded   then
+=====================================================  =========  ============================
+Throttling / TooManyRequests / ServiceQuotaExceeded     throttled  fail over if the budget fits
+ServiceUnavailable, ModelNotReady, InternalServer,      error      fail over if the budget fits
+InternalFailure, InternalDependency, other HTTP 5xx
+ModelTimeout, connect and read timeouts                 timeout    fail over if the budget fits
+connection refused / closed / dropped mid-response      error      fail over if the budget fits
+ResourceNotFound, AccessDenied, SageMaker               error      eject the target, fail over,
+``ValidationError`` "Endpoint ... not found"                       log once, loudly
+ValidationException / ValidationError                   error [1]  raise unchanged, no retry
+ModelError(Exception), ModelStreamErrorException,       error      fail over at most once per call
+an endpoint body the mapping cannot read
+other 4xx ``ClientError``                               error      raise unchanged
+botocore ``ParamValidationError``, other exceptions     --         raise unchanged
+the request cannot be expressed for the target          --         skip the target
+=====================================================  =========  ============================
+
+[1] recorded, but never held against the target's health (a bad prompt must not eject a
+good target). In-stream exceptions of ConverseStream (``throttlingException``, ...) are read
+by their PascalCase code and follow the same rows - until the first token has reached the
+caller; after that any error is raised unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import botocore.exceptions as boto_errors
+import urllib3.exceptions as urllib3_errors
+
+from mangaroute.core.outcome import TIMEOUT_CODES, Outcome, error_code_of
+from mangaroute.invoke.errors import MalformedResponse, UnsupportedRequest
+
+__all__ = [
+    "CALLER_FAULT_CODES",
+    "EJECT_CODES",
+    "MODEL_ERROR_CODES",
+    "THROTTLE_CODES",
+    "UNAVAILABLE_CODES",
+    "Failure",
+    "Verdict",
+    "classify_failure",
+]
+
+
+class Verdict(StrEnum):
+    FAILOVER = "failover"
+    """Try the next fallback if the remaining budget fits its predicted latency."""
+    EJECT = "eject"
+    """Open the target's breaker for a long cool-down, then fail over."""
+    MODEL_ERROR = "model_error"
+    """Fail over, but at most once per routed call."""
+    RAISE = "raise"
+    """Give the exception to the caller unchanged."""
+    SKIP = "skip"
+    """The target cannot carry this request: try the next one, blame nobody."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How one failed attempt is recorded and what the call does next."""
+
+    verdict: Verdict
+    outcome: Outcome
+    error_code: str
+    recorded: bool = True
+    """False when the request never reached the target (nothing to learn about it)."""
+
+
+THROTTLE_CODES = frozenset(
+    {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
+)
+UNAVAILABLE_CODES = frozenset(
+    {
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "ModelNotReadyException",
+        "InternalServerException",
+        "InternalFailure",
+        "InternalDependencyException",
+    }
+)
+EJECT_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException"})
+CALLER_FAULT_CODES = frozenset({"ValidationException", "ValidationError"})
+MODEL_ERROR_CODES = frozenset({"ModelErrorException", "ModelError", "ModelStreamErrorException"})
+
+_ENDPOINT_NOT_FOUND = re.compile(r"\bEndpoint\b.*\bnot found\b", re.IGNORECASE)
+_TIMEOUTS = (
+    boto_errors.ReadTimeoutError,
+    boto_errors.ConnectTimeoutError,
+    urllib3_errors.TimeoutError,
+    TimeoutError,
+)
+_TRANSPORT = (
+    boto_errors.ConnectionError,
+    boto_errors.HTTPClientError,
+    urllib3_errors.HTTPError,
+    ConnectionError,
+)
+
+
+def _code(exc: BaseException) -> str:
+    """The error code, PascalCase (in-stream exceptions arrive lower-camel-cased)."""
+    code = error_code_of(exc)
+    return code[:1].upper() + code[1:]
+
+
+def _status(exc: BaseException) -> int:
+    response: Any = getattr(exc, "response", None)
+    try:
+        return int(response["ResponseMetadata"]["HTTPStatusCode"])
+    except (TypeError, KeyError, ValueError):
+        return 0
+
+
+def _endpoint_missing(exc: BaseException) -> bool:
+    """SageMaker answers a missing endpoint with ``ValidationError`` "Endpoint X of account Y
+    not found." - a wrong target, not a bad request. Only the message tells them apart."""
+    response: Any = getattr(exc, "response", None)
+    try:
+        message = response["Error"]["Message"]
+    except (TypeError, KeyError):
+        return False
+    return isinstance(message, str) and _ENDPOINT_NOT_FOUND.search(message) is not None
+
+
+def _client_error(exc: boto_errors.ClientError) -> Failure:
+    code = _code(exc)
+    if code in THROTTLE_CODES:
+        return Failure(Verdict.FAILOVER, Outcome.THROTTLED, code)
+    if code in TIMEOUT_CODES:
+        return Failure(Verdict.FAILOVER, Outcome.TIMEOUT, code)
+    if code in UNAVAILABLE_CODES:
+        return Failure(Verdict.FAILOVER, Outcome.ERROR, code)
+    if code in EJECT_CODES or (code == "ValidationError" and _endpoint_missing(exc)):
+        return Failure(Verdict.EJECT, Outcome.ERROR, code)
+    if code in CALLER_FAULT_CODES:
+        return Failure(Verdict.RAISE, Outcome.ERROR, code)
+    if code in MODEL_ERROR_CODES:
+        return Failure(Verdict.MODEL_ERROR, Outcome.ERROR, code)
+    if _status(exc) >= 500:
+        return Failure(Verdict.FAILOVER, Outcome.ERROR, code)
+    return Failure(Verdict.RAISE, Outcome.ERROR, code)
+
+
+def classify_failure(exc: BaseException) -> Failure:
+    """Map an exception raised by one attempt to its :class:`Failure`."""
+    if isinstance(exc, boto_errors.ClientError):
+        return _client_error(exc)
+    name = type(exc).__name__
+    if isinstance(exc, UnsupportedRequest):
+        return Failure(Verdict.SKIP, Outcome.ERROR, name, recorded=False)
+    if isinstance(exc, MalformedResponse):
+        return Failure(Verdict.MODEL_ERROR, Outcome.ERROR, name)
+    if isinstance(exc, _TIMEOUTS):
+        return Failure(Verdict.FAILOVER, Outcome.TIMEOUT, name)
+    if isinstance(exc, _TRANSPORT):
+        return Failure(Verdict.FAILOVER, Outcome.ERROR, name)
+    return Failure(Verdict.RAISE, Outcome.ERROR, name, recorded=False)

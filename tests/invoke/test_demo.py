@@ -1,0 +1,77 @@
+"""``mangaroute demo`` end to end: real boto3, the stand-in, the exit-code rule."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import pytest
+
+from mangaroute.demo import Served, avoidable, register, run
+
+FAST = ["--requests", "120", "--concurrency", "8", "--time-scale", "0.1"]
+
+
+def test_demo_json_summary_and_success(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    code = run(["demo", "--json", *FAST], out)
+    summary = json.loads(out.getvalue())
+    assert code == 0, summary["errors"]
+    assert summary["requests"] == summary["answered"] == 120
+    assert summary["within_budget"] == 120 and summary["avoidable_failures"] == 0
+    assert summary["failovers"] > 0 and summary["phases"]["outage"]["failovers"] > 0
+    assert summary["primary"] == "provisioned-sonnet"
+    outage = summary["phases"]["outage"]
+    # issued while the primary was down; one may land just after it came back
+    assert outage["answered_by"].get("provisioned-sonnet", 0) <= 2
+    shares = [t["share"] for t in summary["targets"].values()]
+    assert sum(shares) == pytest.approx(1.0, abs=0.01)
+    assert all(t["cost_usd"] >= 0 for t in summary["targets"].values())
+    assert summary["p50_ms"] <= summary["p99_ms"] <= 3000
+    assert len(summary["outage_s"]) == 2
+    assert "[  120/120]" in capsys.readouterr().err  # progress goes to stderr with --json
+
+
+def test_demo_exits_non_zero_when_a_healthy_fallback_was_left_untried() -> None:
+    out = io.StringIO()
+    # 300 ms fits no target's p50: calls time out and no fallback is tried
+    assert run(["demo", "--json", "--budget-ms", "300", *FAST], out) == 1
+    summary = json.loads(out.getvalue())
+    assert summary["avoidable_failures"] > 0
+    assert summary["errors"].get("DeadlineExceeded", 0) > 0
+
+
+def test_demo_text_output() -> None:
+    out = io.StringIO()
+    assert run(["demo", "--requests", "40", "--concurrency", "4", "--time-scale", "0.1"], out) == 0
+    text = out.getvalue()
+    assert text.count("[") >= 2 and "\r" not in text  # periodic lines, not a TTY
+    for heading in ("answered", "within 3 s", "failovers", "p50 ms", "p99 ms", "share", "cost $"):
+        assert heading in text
+    assert "OK: no request failed" in text
+
+
+def test_the_avoidable_rule() -> None:
+    def served(latency: float | None, tried: set[str], down: set[str]) -> Served:
+        return Served("simple", "outage", latency, None, 0, frozenset(tried), frozenset(down))
+
+    targets = ("a", "b")
+    assert not avoidable(served(500.0, {"a"}, set()), targets)  # answered
+    assert avoidable(served(None, {"a"}, set()), targets)  # b was up and never tried
+    assert not avoidable(served(None, {"a", "b"}, set()), targets)  # every target tried
+    assert not avoidable(served(None, {"a"}, {"b"}), targets)  # b was down
+
+
+def test_register_adds_the_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="mangaroute")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["demo", "--requests", "10", "--seed", "3", "--config", "x.toml"])
+    assert (args.requests, args.concurrency, args.seed, args.config) == (10, 16, 3, "x.toml")
+    assert callable(args.handler)
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["demo", "--help"])
+    assert exited.value.code == 0
+    assert "--concurrency" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--requests", "0"])
