@@ -170,9 +170,15 @@ class Breaker:
     def force_open(self, now_ns: int, reason: str, cooldown_s: float | None = None) -> bool:
         """Eject now (for example after AccessDenied: the target cannot work until someone
         fixes its configuration). Returns True when the state changed."""
-        was = self.state
+        if self.state is BreakerState.OPEN:
+            # already ejected (say, a probe just failed): lengthen the cool-down if asked,
+            # but this is the same ejection, not a new one
+            if cooldown_s is not None:
+                self.reopen_ns = max(self.reopen_ns, now_ns + round(cooldown_s * NS_PER_S))
+                self.reason = reason
+            return False
         self._open(now_ns, reason, cooldown_s)
-        return was is not BreakerState.OPEN
+        return True
 
     def _open(self, now_ns: int, reason: str, cooldown_s: float | None = None) -> None:
         policy = self._policy

@@ -390,6 +390,17 @@ class Router:
         return self._class_names
 
     @property
+    def clock(self) -> Clock:
+        """The clock this router reads (monotonic ns); adapters time calls with it."""
+        return self._clock
+
+    @property
+    def current_snapshot(self) -> Snapshot:
+        """The snapshot ``choose()`` reads now, without a rebuild (at most ``refresh_ms``
+        old, or older while no call has come in); :meth:`snapshot` rebuilds first."""
+        return self._snapshot
+
+    @property
     def primary(self) -> str | None:
         return self._switcher.current if self._switcher else None
 

@@ -142,6 +142,17 @@ def test_force_open_uses_the_given_cooldown() -> None:
     assert breaker.force_open(T0, "again") is False
 
 
+def test_forcing_an_open_breaker_open_extends_it_without_a_new_ejection() -> None:
+    breaker = opened()
+    assert breaker.ejections == 1
+    assert breaker.force_open(T0 + S, "access_denied", cooldown_s=3600) is False
+    assert breaker.ejections == 1
+    assert breaker.reopen_ns == T0 + S + 3600 * S
+    assert breaker.reason == "access_denied"
+    breaker.force_open(T0 + 2 * S, "shorter", cooldown_s=1)
+    assert breaker.reopen_ns == T0 + S + 3600 * S
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
