@@ -8,12 +8,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mangaroute import load_default_config
 from mangaroute.planning.cli import run
+from mangaroute.testing import StandIn
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 class FakeBedrock:
+    """Stands in for the user's own client in the router-only example."""
+
     def __init__(self) -> None:
         self.model_ids: list[str] = []
 
@@ -22,12 +26,43 @@ class FakeBedrock:
         return {"usage": {"inputTokens": 12, "outputTokens": 34}}
 
 
-def test_the_python_example_runs_and_records() -> None:
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert block is not None
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_the_routed_client_example_answers_through_real_boto3() -> None:
+    """The first example, pointed at local stand-ins of the four MangaAssist targets."""
+    config = load_default_config()
+    models = {t.model_id: None for t in config.targets if t.pattern.value.startswith("bedrock")}
+    endpoints = {t.model_id: None for t in config.targets if t.pattern.value.startswith("sage")}
+    with StandIn(models=models, endpoints=endpoints, time_scale=0.01) as standin:
+        session = (
+            "boto3.session.Session(aws_access_key_id='x', aws_secret_access_key='x', "
+            "region_name='ap-northeast-1'), endpoint_url=ENDPOINT"
+        )
+        code = python_blocks()[0].replace("boto3.session.Session()", session)
+        assert code != python_blocks()[0]
+        namespace: dict[str, Any] = {"ENDPOINT": standin.endpoint_url}
+        exec(compile(code, str(README), "exec"), namespace)
+        reply = namespace["reply"]
+        assert reply["output"]["message"]["role"] == "assistant"
+        answered = config.target(reply.routing.target)
+        assert standin.target(answered.model_id).stats().calls == 1
+        assert [a.outcome for a in reply.routing.attempts] == ["ok"]
+
+
+def test_the_router_only_example_runs_and_records() -> None:
+    second = python_blocks()[1]
     bedrock = FakeBedrock()
-    namespace: dict[str, Any] = {"bedrock": bedrock, "messages": []}
-    exec(compile(block.group(1), str(README), "exec"), namespace)
+    namespace: dict[str, Any] = {"bedrock_runtime": bedrock, "messages": []}
+    exec(
+        compile(
+            "from mangaroute import Router\nrouter = Router.default()\n" + second,
+            str(README),
+            "exec",
+        ),
+        namespace,
+    )
     router = namespace["router"]
     assert bedrock.model_ids == [namespace["call"].target.model_id]
     views = {view.name: view for view in router.snapshot().targets}
