@@ -17,6 +17,7 @@ from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import Snapshot
 from mangaroute.demo import register as register_demo
 from mangaroute.planning.cli import register as register_plan
+from mangaroute.sidecar.cli import register as register_serve
 from mangaroute.telemetry.cli import register as register_telemetry
 from mangaroute.walkthrough import Walkthrough
 
@@ -451,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_demo(commands)
     register_plan(commands)
     register_telemetry(commands)
+    register_serve(commands)
     return parser
 
 

@@ -1,0 +1,290 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Pattern(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PATTERN_UNSPECIFIED: _ClassVar[Pattern]
+    PATTERN_BEDROCK_PROVISIONED: _ClassVar[Pattern]
+    PATTERN_BEDROCK_ON_DEMAND: _ClassVar[Pattern]
+    PATTERN_SAGEMAKER_REALTIME: _ClassVar[Pattern]
+    PATTERN_SAGEMAKER_SERVERLESS: _ClassVar[Pattern]
+    PATTERN_LAMBDA_ON_DEMAND: _ClassVar[Pattern]
+
+class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
+    OUTCOME_OK: _ClassVar[Outcome]
+    OUTCOME_THROTTLED: _ClassVar[Outcome]
+    OUTCOME_ERROR: _ClassVar[Outcome]
+    OUTCOME_TIMEOUT: _ClassVar[Outcome]
+
+class LatencySource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LATENCY_SOURCE_UNSPECIFIED: _ClassVar[LatencySource]
+    LATENCY_SOURCE_PRIOR: _ClassVar[LatencySource]
+    LATENCY_SOURCE_OBSERVED: _ClassVar[LatencySource]
+
+class BreakerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BREAKER_STATE_UNSPECIFIED: _ClassVar[BreakerState]
+    BREAKER_STATE_CLOSED: _ClassVar[BreakerState]
+    BREAKER_STATE_OPEN: _ClassVar[BreakerState]
+    BREAKER_STATE_HALF_OPEN: _ClassVar[BreakerState]
+PATTERN_UNSPECIFIED: Pattern
+PATTERN_BEDROCK_PROVISIONED: Pattern
+PATTERN_BEDROCK_ON_DEMAND: Pattern
+PATTERN_SAGEMAKER_REALTIME: Pattern
+PATTERN_SAGEMAKER_SERVERLESS: Pattern
+PATTERN_LAMBDA_ON_DEMAND: Pattern
+OUTCOME_UNSPECIFIED: Outcome
+OUTCOME_OK: Outcome
+OUTCOME_THROTTLED: Outcome
+OUTCOME_ERROR: Outcome
+OUTCOME_TIMEOUT: Outcome
+LATENCY_SOURCE_UNSPECIFIED: LatencySource
+LATENCY_SOURCE_PRIOR: LatencySource
+LATENCY_SOURCE_OBSERVED: LatencySource
+BREAKER_STATE_UNSPECIFIED: BreakerState
+BREAKER_STATE_CLOSED: BreakerState
+BREAKER_STATE_OPEN: BreakerState
+BREAKER_STATE_HALF_OPEN: BreakerState
+
+class Target(_message.Message):
+    __slots__ = ("name", "pattern", "model_id", "region", "tier")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    pattern: Pattern
+    model_id: str
+    region: str
+    tier: str
+    def __init__(self, name: _Optional[str] = ..., pattern: _Optional[_Union[Pattern, str]] = ..., model_id: _Optional[str] = ..., region: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
+
+class ChooseRequest(_message.Message):
+    __slots__ = ("request_class", "session_id", "budget_ms", "input_tokens", "output_tokens", "tags")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    request_class: str
+    session_id: str
+    budget_ms: float
+    input_tokens: int
+    output_tokens: int
+    tags: _containers.ScalarMap[str, str]
+    def __init__(self, request_class: _Optional[str] = ..., session_id: _Optional[str] = ..., budget_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ChooseResponse(_message.Message):
+    __slots__ = ("decision_id", "target", "fallbacks", "reason", "request_class", "policy")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_CLASS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    target: Target
+    fallbacks: _containers.RepeatedCompositeFieldContainer[Target]
+    reason: str
+    request_class: str
+    policy: str
+    def __init__(self, decision_id: _Optional[str] = ..., target: _Optional[_Union[Target, _Mapping]] = ..., fallbacks: _Optional[_Iterable[_Union[Target, _Mapping]]] = ..., reason: _Optional[str] = ..., request_class: _Optional[str] = ..., policy: _Optional[str] = ...) -> None: ...
+
+class ReportRequest(_message.Message):
+    __slots__ = ("decision_id", "target_name", "outcome", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "error_code")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    target_name: str
+    outcome: Outcome
+    latency_ms: float
+    ttft_ms: float
+    input_tokens: int
+    output_tokens: int
+    error_code: str
+    def __init__(self, decision_id: _Optional[str] = ..., target_name: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., error_code: _Optional[str] = ...) -> None: ...
+
+class ReportResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReportStreamResponse(_message.Message):
+    __slots__ = ("accepted", "rejected", "rejections")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    rejected: int
+    rejections: _containers.RepeatedCompositeFieldContainer[ReportRejection]
+    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., rejections: _Optional[_Iterable[_Union[ReportRejection, _Mapping]]] = ...) -> None: ...
+
+class ReportRejection(_message.Message):
+    __slots__ = ("index", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    message: str
+    def __init__(self, index: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("decision_id",)
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    def __init__(self, decision_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class GetSnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSnapshotResponse(_message.Message):
+    __slots__ = ("primary", "targets", "routes", "window_s", "serving")
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    primary: str
+    targets: _containers.RepeatedCompositeFieldContainer[TargetStats]
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    window_s: float
+    serving: bool
+    def __init__(self, primary: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetStats, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., window_s: _Optional[float] = ..., serving: _Optional[bool] = ...) -> None: ...
+
+class Percentiles(_message.Message):
+    __slots__ = ("p50", "p90", "p99")
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P90_FIELD_NUMBER: _ClassVar[int]
+    P99_FIELD_NUMBER: _ClassVar[int]
+    p50: float
+    p90: float
+    p99: float
+    def __init__(self, p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ...) -> None: ...
+
+class Breaker(_message.Message):
+    __slots__ = ("state", "reason", "ejections")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    state: BreakerState
+    reason: str
+    ejections: int
+    def __init__(self, state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., ejections: _Optional[int] = ...) -> None: ...
+
+class OutcomeCounts(_message.Message):
+    __slots__ = ("ok", "throttled", "error", "timeout")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    THROTTLED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ok: int
+    throttled: int
+    error: int
+    timeout: int
+    def __init__(self, ok: _Optional[int] = ..., throttled: _Optional[int] = ..., error: _Optional[int] = ..., timeout: _Optional[int] = ...) -> None: ...
+
+class TargetStats(_message.Message):
+    __slots__ = ("target", "latency_ms", "latency_source", "ttft_ms", "samples", "requests", "outcomes", "error_rate", "throttle_rate", "tokens_per_minute", "requests_per_second", "utilization", "in_flight", "breaker")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    THROTTLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_FIELD_NUMBER: _ClassVar[int]
+    target: Target
+    latency_ms: Percentiles
+    latency_source: LatencySource
+    ttft_ms: Percentiles
+    samples: int
+    requests: int
+    outcomes: OutcomeCounts
+    error_rate: float
+    throttle_rate: float
+    tokens_per_minute: float
+    requests_per_second: float
+    utilization: float
+    in_flight: int
+    breaker: Breaker
+    def __init__(self, target: _Optional[_Union[Target, _Mapping]] = ..., latency_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., latency_source: _Optional[_Union[LatencySource, str]] = ..., ttft_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., samples: _Optional[int] = ..., requests: _Optional[int] = ..., outcomes: _Optional[_Union[OutcomeCounts, _Mapping]] = ..., error_rate: _Optional[float] = ..., throttle_rate: _Optional[float] = ..., tokens_per_minute: _Optional[float] = ..., requests_per_second: _Optional[float] = ..., utilization: _Optional[float] = ..., in_flight: _Optional[int] = ..., breaker: _Optional[_Union[Breaker, _Mapping]] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("request_class", "policy", "candidates", "excluded", "probes")
+    REQUEST_CLASS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
+    request_class: str
+    policy: str
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    excluded: _containers.RepeatedCompositeFieldContainer[Exclusion]
+    probes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_class: _Optional[str] = ..., policy: _Optional[str] = ..., candidates: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., probes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Exclusion(_message.Message):
+    __slots__ = ("target", "reason")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    reason: str
+    def __init__(self, target: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WatchSwitchesRequest(_message.Message):
+    __slots__ = ("include_history",)
+    INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    include_history: bool
+    def __init__(self, include_history: _Optional[bool] = ...) -> None: ...
+
+class SwitchEvent(_message.Message):
+    __slots__ = ("from_target", "to_target", "reason", "time", "router_clock_ns")
+    FROM_TARGET_FIELD_NUMBER: _ClassVar[int]
+    TO_TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_CLOCK_NS_FIELD_NUMBER: _ClassVar[int]
+    from_target: str
+    to_target: str
+    reason: str
+    time: _timestamp_pb2.Timestamp
+    router_clock_ns: int
+    def __init__(self, from_target: _Optional[str] = ..., to_target: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,228 @@
+"""``mangaroute serve``: run the gRPC sidecar until SIGTERM or SIGINT, then drain and exit 0.
+
+:func:`register` adds ``serve`` to the main CLI's sub-parsers (handler ``(args, out) -> int``,
+the main CLI's convention); :func:`main` is the same command behind its own parser, for
+``python -m mangaroute.sidecar``. gRPC is imported only when the command runs, so the rest of
+the CLI starts as fast as before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from mangaroute.core.errors import MangarouteError
+
+__all__ = ["add_arguments", "cmd_serve", "main", "register"]
+
+DESCRIPTION = """\
+Serve the router over gRPC (service mangaroute.v1.Router, plus grpc.health.v1.Health and
+server reflection) for applications that are not written in Python. Listens on an
+owner-only Unix socket by default; SIGTERM or SIGINT drains in-flight calls for --grace-s
+seconds and exits 0 (a second signal stops at once).
+"""
+
+EPILOG = """\
+examples:
+  mangaroute serve                                    # default Unix socket
+  mangaroute serve --listen unix:/run/mangaroute/sidecar.sock --config my.toml
+  mangaroute serve --listen 127.0.0.1:50051           # loopback TCP
+  mangaroute serve --listen 0.0.0.0:50051 --tls-cert srv.pem --tls-key srv.key \\
+      --tls-client-ca clients-ca.pem                  # mutual TLS on every interface
+  grpcurl -plaintext -unix /tmp/mangaroute-$UID/sidecar.sock list
+
+API: proto/mangaroute_api/v1/router.proto; guide: docs/sidecar.md
+"""
+
+
+def _octal(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an octal mode like 600, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mangaroute.sidecar.address import default_socket_path  # noqa: PLC0415 - light
+
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="router config (TOML); default: the shipped MangaAssist config",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="ADDR",
+        help=f"unix:/path, host:port or a port (TCP on 127.0.0.1); default: "
+        f"unix:{default_socket_path()}",
+    )
+    tls = parser.add_argument_group("TLS (optional; PEM files)")
+    tls.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate chain")
+    tls.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
+    tls.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
+    tuning = parser.add_argument_group("serving")
+    tuning.add_argument(
+        "--grace-s",
+        type=float,
+        default=10.0,
+        help="seconds in-flight calls get to finish on SIGTERM/SIGINT (default 10)",
+    )
+    tuning.add_argument(
+        "--workers", type=int, default=16, help="threads for unary calls (default 16)"
+    )
+    tuning.add_argument(
+        "--max-streams",
+        type=int,
+        default=32,
+        help="open ReportStream/WatchSwitches calls at once; more get RESOURCE_EXHAUSTED "
+        "(default 32)",
+    )
+    tuning.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=64 * 1024,
+        help="larger requests get RESOURCE_EXHAUSTED (default 65536)",
+    )
+    tuning.add_argument(
+        "--socket-mode",
+        type=_octal,
+        default=0o600,
+        metavar="OCTAL",
+        help="permissions of the Unix socket (default 600: owner only; 660 lets the group in)",
+    )
+    tuning.add_argument(
+        "--refresh-ms",
+        type=float,
+        default=None,
+        help="rebuild the router's snapshot in the background this often, so no call pays "
+        "for it; health follows each rebuild (default: the config's refresh_ms; 0: rebuild "
+        "inside calls, as the library does)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="default INFO",
+    )
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``serve`` to the ``mangaroute`` command's sub-parsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the gRPC sidecar (mangaroute.v1.Router, health, reflection)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from mangaroute.config import load_config, load_default_config  # noqa: PLC0415
+    from mangaroute.core.router import Router  # noqa: PLC0415
+    from mangaroute.sidecar.address import SidecarError, parse_listen  # noqa: PLC0415
+    from mangaroute.sidecar.server import Sidecar, SidecarSettings, TlsFiles  # noqa: PLC0415
+
+    _configure_logging(args.log_level)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SidecarError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise SidecarError("--tls-client-ca needs --tls-cert and --tls-key")
+    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    settings = SidecarSettings(
+        listen=parse_listen(args.listen),
+        tls=tls,
+        workers=args.workers,
+        max_streams=args.max_streams,
+        max_message_bytes=args.max_message_bytes,
+        grace_s=args.grace_s,
+        refresh_ms=args.refresh_ms,
+        socket_mode=args.socket_mode,
+    )
+    config = load_config(args.config) if args.config else load_default_config()
+    sidecar = Sidecar(Router(config), settings)
+    signals = _Signals()
+    with signals:
+        sidecar.start()
+        signals.wait()
+        stopper = threading.Thread(target=sidecar.stop, name="mangaroute-sidecar-drain")
+        stopper.start()
+        while stopper.is_alive():
+            if signals.count > 1:
+                sidecar.cut_short()
+            stopper.join(0.1)
+    return 0
+
+
+class _Signals:
+    """SIGTERM and SIGINT set a flag the main thread waits on; counts repeats."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        logging.getLogger("mangaroute.sidecar").info(
+            "%s received%s",
+            signal.Signals(signum).name,
+            "" if self.count == 1 else ": stopping now",
+        )
+        self._event.set()
+
+    def wait(self) -> None:
+        while not self._event.wait(0.5):
+            pass
+
+    def __enter__(self) -> _Signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=level,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    logging.getLogger("mangaroute").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """``python -m mangaroute.sidecar [serve flags]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mangaroute.sidecar",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return cmd_serve(args, out or sys.stdout)
+    except MangarouteError as exc:
+        print(f"mangaroute serve: error: {exc}", file=sys.stderr)
+        return 2

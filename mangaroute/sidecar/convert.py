@@ -1,0 +1,240 @@
+"""Translation between ``mangaroute.v1`` messages and the core's values, and nothing else.
+
+No gRPC here: functions take and return protobuf messages and core objects, and raise the
+core's input errors (:class:`InvalidObservation`, :class:`InvalidRequest`) with a message that
+names the wire field. The servicer maps those to ``INVALID_ARGUMENT``.
+
+Target messages are built once per target (targets are immutable), so a ``Choose`` reply costs
+one message with copies of prebuilt parts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mangaroute.core.breaker import BreakerState
+from mangaroute.core.decision import Decision
+from mangaroute.core.errors import InvalidObservation
+from mangaroute.core.outcome import Outcome
+from mangaroute.core.snapshot import Route, Snapshot, SwitchEvent, TargetView
+from mangaroute.core.targets import Pattern, Target
+from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
+
+PATTERNS: dict[Pattern, pb.Pattern] = {
+    pattern: getattr(pb, f"PATTERN_{pattern.name}") for pattern in Pattern
+}
+BREAKER_STATES: dict[BreakerState, pb.BreakerState] = {
+    state: getattr(pb, f"BREAKER_STATE_{state.name}") for state in BreakerState
+}
+OUTCOMES: dict[int, Outcome] = {
+    pb.Outcome.Value(f"OUTCOME_{outcome.name}"): outcome for outcome in Outcome
+}
+LATENCY_SOURCES: dict[str, pb.LatencySource] = {
+    "prior": pb.LATENCY_SOURCE_PRIOR,
+    "observed": pb.LATENCY_SOURCE_OBSERVED,
+}
+_OUTCOME_NAMES = ", ".join(pb.Outcome.Name(number) for number in OUTCOMES)
+_ID_SHAPE = re.compile(r"[0-9a-f]{8}\.[0-9]{1,19}")
+
+
+def is_serving(snapshot: Snapshot) -> bool:
+    """Whether any target can take traffic: its breaker is closed or half-open (probing)."""
+    return any(view.breaker is not BreakerState.OPEN for view in snapshot.targets)
+
+
+def target_message(target: Target) -> pb.Target:
+    return pb.Target(
+        name=target.name,
+        pattern=PATTERNS[target.pattern],
+        model_id=target.model_id,
+        region=target.region,
+        tier=target.tier,
+    )
+
+
+class ReportArgs(NamedTuple):
+    """A ``ReportRequest`` as ``Router.record()`` arguments."""
+
+    subject: Decision | str
+    outcome: Outcome
+    latency_ms: float
+    ttft_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    error_code: str | None
+
+
+class DecisionIds:
+    """Decision ids on the wire: ``"<instance>.<n>"``.
+
+    The router's ids are integers that restart at 1 with every process; the random 8-hex-digit
+    instance prefix (new at every start) keeps an id issued before a restart from naming a
+    different, newer decision.
+    """
+
+    def __init__(self, instance: str | None = None) -> None:
+        self.instance = instance or secrets.token_hex(4)
+        self._prefix = self.instance + "."
+
+    def encode(self, decision_id: int) -> str:
+        return self._prefix + str(decision_id)
+
+    def decode(self, text: str) -> int:
+        prefix = self._prefix
+        if text.startswith(prefix):
+            number = text[len(prefix) :]
+            if number.isascii() and number.isdigit() and len(number) <= 19:
+                return int(number)
+        if _ID_SHAPE.fullmatch(text):
+            raise InvalidObservation(
+                f"decision_id {text!r} was issued by another sidecar instance (this one, "
+                f"{self.instance!r}, started since); report the call by target_name"
+            )
+        raise InvalidObservation(
+            f"decision_id {text!r} is malformed: pass ChooseResponse.decision_id unchanged"
+        )
+
+
+class Wire:
+    """Builds and reads ``mangaroute.v1`` messages for one router's targets."""
+
+    def __init__(self, targets: Iterable[Target], ids: DecisionIds, decision_ttl_s: float) -> None:
+        self._targets = {target.name: target_message(target) for target in targets}
+        self.ids = ids
+        self._ttl_s = decision_ttl_s
+
+    # -- Choose --------------------------------------------------------------------------
+
+    def choose_response(self, decision: Decision) -> pb.ChooseResponse:
+        targets = self._targets
+        return pb.ChooseResponse(
+            decision_id=self.ids.encode(decision.decision_id),
+            target=targets[decision.target.name],
+            fallbacks=[targets[t.name] for t in decision.fallbacks],
+            reason=decision.reason,
+            request_class=decision.request_class,
+            policy=decision.policy,
+        )
+
+    # -- Report --------------------------------------------------------------------------
+
+    def decision_id(self, text: str) -> int:
+        if not text:
+            raise InvalidObservation("decision_id is empty")
+        return self.ids.decode(text)
+
+    def not_in_flight(self, text: str) -> InvalidObservation:
+        return InvalidObservation(
+            f"decision_id {text!r} is not in flight: already reported or released, or older "
+            f"than decision_ttl_s={self._ttl_s:g} s; report the call by target_name"
+        )
+
+    def report_args(self, request: pb.ReportRequest, decision: Decision | None) -> ReportArgs:
+        """Read a report whose subject is ``decision`` (already looked up) or the
+        ``target_name`` of the request; the router validates numbers and names."""
+        subject: Decision | str
+        if decision is not None:
+            subject = decision
+        elif request.HasField("target_name"):
+            subject = request.target_name
+        else:
+            raise InvalidObservation("subject: one of decision_id or target_name is required")
+        outcome = OUTCOMES.get(request.outcome)
+        if outcome is None:
+            raise InvalidObservation(
+                f"outcome must be one of {_OUTCOME_NAMES}, got {_enum_name(request.outcome)}"
+            )
+        if not request.HasField("latency_ms"):
+            raise InvalidObservation("latency_ms is required")
+        return ReportArgs(
+            subject,
+            outcome,
+            request.latency_ms,
+            request.ttft_ms if request.HasField("ttft_ms") else None,
+            request.input_tokens,
+            request.output_tokens,
+            request.error_code or None,
+        )
+
+    # -- GetSnapshot ---------------------------------------------------------------------
+
+    def snapshot_response(self, snapshot: Snapshot) -> pb.GetSnapshotResponse:
+        return pb.GetSnapshotResponse(
+            primary=snapshot.primary or "",
+            targets=[self._target_stats(view) for view in snapshot.targets],
+            routes=[_route(name, route) for name, route in snapshot.routes.items()],
+            window_s=snapshot.window_s,
+            serving=is_serving(snapshot),
+        )
+
+    def _target_stats(self, view: TargetView) -> pb.TargetStats:
+        return pb.TargetStats(
+            target=self._targets[view.name],
+            latency_ms=_percentiles(view.p50_ms, view.p90_ms, view.p99_ms),
+            latency_source=LATENCY_SOURCES.get(view.latency_source, pb.LATENCY_SOURCE_UNSPECIFIED),
+            ttft_ms=_percentiles(view.ttft_p50_ms, math.nan, view.ttft_p99_ms),
+            samples=view.samples,
+            requests=view.requests,
+            outcomes=pb.OutcomeCounts(
+                ok=view.ok, throttled=view.throttled, error=view.errors, timeout=view.timeouts
+            ),
+            error_rate=view.error_rate,
+            throttle_rate=view.throttle_rate,
+            tokens_per_minute=view.tokens_per_minute,
+            requests_per_second=view.requests_per_second,
+            utilization=view.utilization,
+            in_flight=view.in_flight,
+            breaker=pb.Breaker(
+                state=BREAKER_STATES[view.breaker],
+                reason=view.breaker_reason,
+                ejections=view.ejections,
+            ),
+        )
+
+
+def switch_event(event: SwitchEvent) -> pb.SwitchEvent:
+    time = Timestamp()
+    seconds = math.floor(event.unix_time)
+    time.seconds = seconds
+    time.nanos = min(999_999_999, round((event.unix_time - seconds) * 1e9))
+    return pb.SwitchEvent(
+        from_target=event.from_target,
+        to_target=event.to_target,
+        reason=event.reason,
+        time=time,
+        router_clock_ns=event.at_ns,
+    )
+
+
+def _route(name: str, route: Route) -> pb.Route:
+    return pb.Route(
+        request_class=name,
+        policy=route.policy,
+        candidates=[view.name for view in route.candidates],
+        excluded=[pb.Exclusion(target=target, reason=why) for target, why in route.excluded],
+        probes=list(route.probes),
+    )
+
+
+def _percentiles(p50: float, p90: float, p99: float) -> pb.Percentiles:
+    message = pb.Percentiles()
+    if not math.isnan(p50):
+        message.p50 = p50
+    if not math.isnan(p90):
+        message.p90 = p90
+    if not math.isnan(p99):
+        message.p99 = p99
+    return message
+
+
+def _enum_name(number: int) -> str:
+    try:
+        return f"{pb.Outcome.Name(number)} ({number})"
+    except ValueError:
+        return f"unknown value {number}"

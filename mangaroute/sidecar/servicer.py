@@ -1,0 +1,191 @@
+"""The ``mangaroute.v1.Router`` servicer: convert, call the core, convert back.
+
+Every method is a few lines around one router call. Bad input - anything the core or
+:mod:`mangaroute.sidecar.convert` rejects - ends the call with ``INVALID_ARGUMENT`` and the
+core's message (which names the field); the router's state is untouched, as the core
+guarantees. Anything else is a bug, which gRPC logs with its traceback and answers ``UNKNOWN``.
+
+Long-lived streams (``ReportStream``, ``WatchSwitches``) hold a server worker thread each; at
+most ``StreamSlots.limit`` run at once so they can never starve the unary calls, and the next
+one is refused with ``RESOURCE_EXHAUSTED``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import NoReturn
+
+import grpc
+
+from mangaroute.core.errors import (
+    InvalidObservation,
+    InvalidRequest,
+    UnknownRequestClass,
+    UnknownTarget,
+)
+from mangaroute.core.router import Router
+from mangaroute.sidecar import convert
+from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
+from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2_grpc as pb_grpc
+from mangaroute.sidecar.watch import FeedOverflow, StreamSlots, SwitchFeed
+
+logger = logging.getLogger("mangaroute.sidecar")
+
+BAD_INPUT = (InvalidObservation, InvalidRequest, UnknownRequestClass, UnknownTarget)
+MAX_REJECTIONS = 16
+_REPORTED = pb.ReportResponse()
+
+
+def bad_input_message(exc: Exception) -> str:
+    """The core's message, with the wire field named where the core names a concept."""
+    if isinstance(exc, UnknownRequestClass):
+        return f"request_class: {exc}"
+    if isinstance(exc, UnknownTarget):
+        return f"target_name: {exc}"
+    return str(exc)
+
+
+def _reject(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, bad_input_message(exc))
+
+
+class RouterServicer(pb_grpc.RouterServicer):
+    """Serves one :class:`~mangaroute.core.router.Router`."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        streams: StreamSlots,
+        ids: convert.DecisionIds | None = None,
+        watch_capacity: int = 256,
+    ) -> None:
+        self._router = router
+        self._wire = convert.Wire(
+            router.targets, ids or convert.DecisionIds(), router.config.window.decision_ttl_s
+        )
+        self._streams = streams
+        self._watch_capacity = watch_capacity
+
+    @property
+    def wire(self) -> convert.Wire:
+        return self._wire
+
+    def Choose(  # noqa: N802 - the proto's method name
+        self, request: pb.ChooseRequest, context: grpc.ServicerContext
+    ) -> pb.ChooseResponse:
+        try:
+            decision = self._router.choose(
+                request.request_class or None,
+                session_id=request.session_id or None,
+                budget_ms=request.budget_ms if request.HasField("budget_ms") else None,
+                input_tokens=request.input_tokens,
+                output_tokens=request.output_tokens,
+            )
+        except BAD_INPUT as exc:
+            _reject(context, exc)
+        return self._wire.choose_response(decision)
+
+    def Report(  # noqa: N802 - the proto's method name
+        self, request: pb.ReportRequest, context: grpc.ServicerContext
+    ) -> pb.ReportResponse:
+        try:
+            self._record(request)
+        except BAD_INPUT as exc:
+            _reject(context, exc)
+        return _REPORTED
+
+    def ReportStream(  # noqa: N802 - the proto's method name
+        self, request_iterator: Iterator[pb.ReportRequest], context: grpc.ServicerContext
+    ) -> pb.ReportStreamResponse:
+        self._open_stream(context)
+        try:
+            accepted = 0
+            rejections: list[pb.ReportRejection] = []
+            rejected = 0
+            for index, request in enumerate(request_iterator):
+                try:
+                    self._record(request)
+                except BAD_INPUT as exc:
+                    rejected += 1
+                    if len(rejections) < MAX_REJECTIONS:
+                        rejections.append(
+                            pb.ReportRejection(index=index, message=bad_input_message(exc))
+                        )
+                else:
+                    accepted += 1
+            return pb.ReportStreamResponse(
+                accepted=accepted, rejected=rejected, rejections=rejections
+            )
+        finally:
+            self._streams.release()
+
+    def Release(  # noqa: N802 - the proto's method name
+        self, request: pb.ReleaseRequest, context: grpc.ServicerContext
+    ) -> pb.ReleaseResponse:
+        try:
+            decision = self._router.pending(self._wire.decision_id(request.decision_id))
+        except BAD_INPUT as exc:
+            _reject(context, exc)
+        if decision is not None:
+            self._router.release(decision)
+        return pb.ReleaseResponse(released=decision is not None)
+
+    def GetSnapshot(  # noqa: N802 - the proto's method name
+        self, request: pb.GetSnapshotRequest, context: grpc.ServicerContext
+    ) -> pb.GetSnapshotResponse:
+        return self._wire.snapshot_response(self._router.snapshot())
+
+    def WatchSwitches(  # noqa: N802 - the proto's method name
+        self, request: pb.WatchSwitchesRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.SwitchEvent]:
+        self._open_stream(context)
+        feed = SwitchFeed(self._watch_capacity)
+        unsubscribe = self._router.subscribe(feed.offer)
+        self._streams.add_feed(feed)
+        try:
+            if not context.add_callback(feed.close):  # wakes us on cancel, deadline, drop
+                return  # the call has already ended
+            context.send_initial_metadata(())  # the client knows it is subscribed
+            history = self._router.switch_history() if request.include_history else ()
+            for event in history:
+                yield convert.switch_event(event)
+            replayed = {id(event) for event in history}  # `history` keeps the ids alive
+            while (fresh := feed.take()) is not None:
+                if id(fresh) not in replayed:  # queued while the history was replayed
+                    yield convert.switch_event(fresh)
+        except FeedOverflow as exc:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; reconnect")
+        finally:
+            unsubscribe()
+            self._streams.release()
+            self._streams.discard_feed(feed)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _record(self, request: pb.ReportRequest) -> None:
+        decision = None
+        if request.HasField("decision_id"):
+            text = request.decision_id
+            decision = self._router.pending(self._wire.decision_id(text))
+            if decision is None:
+                raise self._wire.not_in_flight(text)
+        args = self._wire.report_args(request, decision)
+        self._router.record(
+            args.subject,
+            args.outcome,
+            latency_ms=args.latency_ms,
+            ttft_ms=args.ttft_ms,
+            input_tokens=args.input_tokens,
+            output_tokens=args.output_tokens,
+            error_code=args.error_code,
+        )
+
+    def _open_stream(self, context: grpc.ServicerContext) -> None:
+        if not self._streams.acquire():
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many open streams (the limit is {self._streams.limit}, see "
+                "--max-streams); use Report, or retry later",
+            )

@@ -1,0 +1,81 @@
+"""The generated code is what the pinned script makes from the .proto today, and the wire
+enums cover the core's."""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mangaroute import BreakerState, Outcome, Pattern
+from mangaroute.sidecar import convert
+from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = ROOT / "mangaroute" / "sidecar" / "_generated"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("grpc_tools") is None,
+    reason="grpcio-tools is not installed (pip install -e '.[test]')",
+)
+def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_proto.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    fresh, committed = _tree(out), _tree(GENERATED)
+    assert sorted(fresh) == sorted(committed)
+    stale = [name for name in fresh if fresh[name] != committed[name]]
+    assert stale == [], f"stale generated code {stale}: run python scripts/gen_proto.py"
+    assert not filecmp.dircmp(out, GENERATED).diff_files
+
+
+def test_every_core_enum_has_a_wire_value() -> None:
+    assert set(convert.PATTERNS) == set(Pattern)
+    assert set(convert.BREAKER_STATES) == set(BreakerState)
+    assert set(convert.OUTCOMES.values()) == set(Outcome)
+    wire_patterns = set(pb.Pattern.keys()) - {"PATTERN_UNSPECIFIED"}
+    assert wire_patterns == {f"PATTERN_{p.name}" for p in Pattern}
+
+
+def test_the_proto_names_the_package_and_service() -> None:
+    service = pb.DESCRIPTOR.services_by_name["Router"]
+    assert service.full_name == "mangaroute.v1.Router"
+    assert pb.DESCRIPTOR.name == "mangaroute_api/v1/router.proto"
+    streaming = {m.name: (m.client_streaming, m.server_streaming) for m in service.methods}
+    assert streaming == {
+        "Choose": (False, False),
+        "Report": (False, False),
+        "ReportStream": (True, False),
+        "Release": (False, False),
+        "GetSnapshot": (False, False),
+        "WatchSwitches": (False, True),
+    }
+
+
+def test_the_core_still_imports_no_grpc() -> None:
+    code = (
+        "import sys, mangaroute, mangaroute.cli\n"
+        "import mangaroute.sidecar.cli\n"  # registering `serve` must not import grpc either
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('grpc', 'google')], "
+        "sorted(m for m in sys.modules if m.startswith(('grpc', 'google')))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
