@@ -9,6 +9,10 @@ target fails every call (``ServiceUnavailable``); at 55 % it comes back. Windows
 the breaker cool-down (2 s) and the switcher's return delay (3 s) are shortened to fit the
 demo's twenty-second timeline (the header says so).
 
+With ``--otel`` the routed calls are traced and measured by an OpenTelemetry SDK with
+in-memory exporters (imported only then; exit status 2 if it is not installed), and the
+spans by name and the GenAI metrics recorded are counted after the summary.
+
 Exit status 1 if any request failed while a target of its class that was up was never
 tried - a request a healthy fallback could have served; otherwise 0.
 """
@@ -36,10 +40,25 @@ from mangaroute.core.snapshot import RouterEvent
 from mangaroute.core.targets import Pattern, Target
 
 if TYPE_CHECKING:  # boto3 and the stand-in load when the demo runs, not with the CLI
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     from mangaroute.invoke import RoutedClient
+    from mangaroute.telemetry import OTelObserver, RoutingTelemetry
     from mangaroute.testing import StandIn, TargetScript
 
-__all__ = ["DemoOptions", "Served", "avoidable", "register", "run", "run_demo", "summarize"]
+__all__ = [
+    "DemoOptions",
+    "OtelSdkMissing",
+    "Served",
+    "avoidable",
+    "register",
+    "run",
+    "run_demo",
+    "summarize",
+]
 
 _SYSTEM = [{"text": "You are MangaAssist, the assistant of a Japanese manga store."}]
 _PROMPTS = (
@@ -62,6 +81,7 @@ class DemoOptions:
     budget_ms: float = 3000.0
     time_scale: float = 0.2
     config: str | None = None
+    otel: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +322,78 @@ async def _drive(demo: _Demo, progress: TextIO) -> None:
     display.tick(final=True)
 
 
+class OtelSdkMissing(RuntimeError):
+    """``--otel`` was asked for without the OpenTelemetry SDK installed."""
+
+
+@dataclass(slots=True)
+class _Otel:
+    """The demo's OpenTelemetry SDK: providers with in-memory exporters, and what they hold."""
+
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    spans: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    @classmethod
+    def start(cls) -> _Otel:
+        try:  # the SDK is the application's choice: only the demo's --otel needs it
+            from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+            from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: PLC0415
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: PLC0415
+                InMemorySpanExporter,
+            )
+        except ImportError as exc:
+            raise OtelSdkMissing(
+                "--otel needs the OpenTelemetry SDK: pip install opentelemetry-sdk"
+            ) from exc
+        spans = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+        reader = InMemoryMetricReader()
+        return cls(tracer_provider, MeterProvider(metric_readers=[reader]), spans, reader)
+
+    def telemetry(self) -> RoutingTelemetry:
+        from mangaroute.telemetry import RoutingTelemetry  # noqa: PLC0415
+
+        return RoutingTelemetry(self.tracer_provider, self.meter_provider)
+
+    def observer(self, config: RouterConfig) -> OTelObserver:
+        from mangaroute.telemetry import OTelObserver  # noqa: PLC0415
+
+        return OTelObserver(self.meter_provider, targets=config.targets)
+
+    def summary(self) -> dict[str, Any]:
+        """Spans by name (kind, count, errors) and GenAI metrics (series, measurements):
+        counts only."""
+        spans: dict[str, dict[str, Any]] = {}
+        for span in self.spans.get_finished_spans():
+            row = spans.setdefault(span.name, {"kind": span.kind.name, "count": 0, "errors": 0})
+            row["count"] += 1
+            row["errors"] += span.status.status_code.name == "ERROR"
+        metrics: dict[str, dict[str, Any]] = {}
+        data = self.reader.get_metrics_data()
+        for resource in data.resource_metrics if data is not None else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name.startswith("gen_ai."):
+                        points = list(metric.data.data_points)
+                        measured = sum(getattr(p, "count", 0) for p in points)
+                        metrics[metric.name] = {
+                            "unit": metric.unit,
+                            "series": len(points),
+                            "measurements": measured,
+                        }
+        by_name = sorted(spans.items(), key=lambda item: (item[0] != "route", item[0]))
+        return {"spans": dict(by_name), "metrics": dict(sorted(metrics.items()))}
+
+    def close(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
 def run_demo(options: DemoOptions, progress: TextIO) -> dict[str, Any]:
     """Run the demo; returns the summary (see :func:`summarize`)."""
     import boto3  # noqa: PLC0415 - the CLI starts without boto3
@@ -310,6 +402,7 @@ def run_demo(options: DemoOptions, progress: TextIO) -> dict[str, Any]:
     from mangaroute.invoke import ClientCache, InvokeSettings, RoutedClient  # noqa: PLC0415
     from mangaroute.testing import StandIn  # noqa: PLC0415
 
+    otel = _Otel.start() if options.otel else None
     base = load_config(options.config) if options.config else load_default_config()
     config = _demo_config(base)
     scale = options.time_scale
@@ -326,7 +419,8 @@ def run_demo(options: DemoOptions, progress: TextIO) -> dict[str, Any]:
         seed=options.seed,
         clock=clock,
     ) as standin:
-        router = Router(config, clock=clock, rng=random.Random(options.seed))
+        observer = otel.observer(config) if otel is not None else None
+        router = Router(config, clock=clock, rng=random.Random(options.seed), observer=observer)
         session = boto3.session.Session(aws_access_key_id="demo", aws_secret_access_key="demo")
         pool = Config(max_pool_connections=options.concurrency * 2 + 4)
         cache = ClientCache(
@@ -339,6 +433,7 @@ def run_demo(options: DemoOptions, progress: TextIO) -> dict[str, Any]:
             settings=settings,
             clock=clock,
             max_workers=options.concurrency * 2,
+            telemetry=otel.telemetry() if otel is not None else None,
         )
         client.warm(options.budget_ms)
         primary = config.target(router.primary or config.classes[0].targets[0])
@@ -351,8 +446,13 @@ def run_demo(options: DemoOptions, progress: TextIO) -> dict[str, Any]:
         finally:
             client.close()
             cache.close()
+            if observer is not None:
+                observer.close()
         duration_s = (clock() - demo.start_ns) / NS_PER_S
     summary = summarize(demo.served, config, options, duration_s)
+    if otel is not None:
+        summary["otel"] = otel.summary()
+        otel.close()
     summary["primary"] = primary.name
     summary["outage_s"] = demo.outage_s
     summary["events"] = demo.events
@@ -439,6 +539,19 @@ def render(summary: dict[str, Any]) -> str:
     )
 
 
+def render_otel(otel: dict[str, Any]) -> str:
+    """What ``--otel`` recorded, for people: spans by name, GenAI metrics (counts only)."""
+    spans = _table(
+        [[s["kind"], s["count"], s["errors"], name] for name, s in otel["spans"].items()],
+        ["kind", "count", "errors", "span"],
+    )
+    metrics = _table(
+        [[name, m["series"], m["measurements"], m["unit"]] for name, m in otel["metrics"].items()],
+        ["GenAI metric", "series", "measurements", "unit"],
+    )
+    return f"OpenTelemetry (in-memory exporters):\n{spans}\n\n{metrics}"
+
+
 def handler(args: argparse.Namespace, out: TextIO) -> int:
     options = DemoOptions(
         requests=args.requests,
@@ -447,13 +560,20 @@ def handler(args: argparse.Namespace, out: TextIO) -> int:
         budget_ms=args.budget_ms,
         time_scale=args.time_scale,
         config=args.config,
+        otel=args.otel,
     )
-    summary = run_demo(options, sys.stderr if args.json else out)
+    try:
+        summary = run_demo(options, sys.stderr if args.json else out)
+    except OtelSdkMissing as exc:
+        print(f"mangaroute demo: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         json.dump(summary, out, indent=2)
         out.write("\n")
     else:
         out.write("\n" + render(summary) + "\n")
+        if "otel" in summary:
+            out.write("\n" + render_otel(summary["otel"]) + "\n")
     return 1 if summary["avoidable_failures"] else 0
 
 
@@ -478,6 +598,12 @@ def register(subparsers: Any) -> None:
         "--config", metavar="FILE", help="router config (TOML); default: MangaAssist"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="trace and measure with an OpenTelemetry SDK (in-memory exporters) and count "
+        "the spans and GenAI metrics after the summary (needs opentelemetry-sdk)",
+    )
     parser.add_argument("--requests", type=_positive(int), default=400, help="default 400")
     parser.add_argument("--concurrency", type=_positive(int), default=16, help="default 16")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")

@@ -6,6 +6,11 @@ the driver to hand to the plan. It records its own outcome, on whatever thread r
 an attempt the call stopped waiting for (a losing hedge, a cancelled task) is still
 recorded when it lands. A stream attempt reads up to the first token; the rest belongs to
 :class:`~mangaroute.invoke.stream.RoutedStream`.
+
+Each attempt that calls its target has a span under the call's ``route`` span
+(:mod:`mangaroute.invoke.tracing`), current while boto3 runs; ``cancel`` - set by the
+driver once the call no longer waits for this attempt - marks a losing answer
+``cancelled``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from mangaroute.invoke.invokers import EventSource, Invoker
 from mangaroute.invoke.plan import Launch
 from mangaroute.invoke.result import AttemptKind
 from mangaroute.invoke.rules import Failure, Verdict, classify_failure
+from mangaroute.invoke.tracing import NO_ATTEMPT, NO_ROUTE, attempt_span, cancelled, current
+from mangaroute.invoke.tracing import failed as span_failed
+from mangaroute.invoke.tracing import succeeded as span_succeeded
+from mangaroute.telemetry.tracing import AttemptSpan, RouteSpan
 
 __all__ = ["AttemptDone", "AttemptRunner", "OpenStream"]
 
@@ -41,6 +50,8 @@ class OpenStream:
     buffered: list[dict[str, Any]]
     started_ns: int
     first_token_ns: int | None
+    span: AttemptSpan = NO_ATTEMPT
+    """The attempt's span, open until the stream ends."""
 
 
 @dataclass(slots=True)
@@ -129,7 +140,12 @@ class AttemptRunner:
     # -- Converse -------------------------------------------------------------------------
 
     def converse(
-        self, launch: Launch, decision: Decision, request: Mapping[str, Any]
+        self,
+        launch: Launch,
+        decision: Decision,
+        request: Mapping[str, Any],
+        route: RouteSpan = NO_ROUTE,
+        cancel: threading.Event | None = None,
     ) -> AttemptDone:
         start = self.clock()
         late = self._late(launch, decision, start)
@@ -137,16 +153,25 @@ class AttemptRunner:
             return late
         target = launch.target
         invoker = self.invokers[target.pattern]
+        span = NO_ATTEMPT
         try:
-            response = invoker.converse(self._client(launch, invoker, start), target, request)
+            client = self._client(launch, invoker, start)
+            span = attempt_span(route, launch, client, start, stream=False)
+            with current(span):
+                response = invoker.converse(client, target, request)
         except Exception as exc:
-            return self.failed(launch, decision, exc, start, self.clock())
+            done = self.failed(launch, decision, exc, start, self.clock())
+            span_failed(span, done.failure)
+            return done
         except BaseException:  # interrupted: the target is not to blame
             self.release(launch, decision)
+            cancelled(span)
             raise
         end = self.clock()
         tokens_in, tokens_out = usage_of(response)
         self.record(launch, decision, Outcome.OK, start, end, None, tokens_in, tokens_out, None)
+        lost = cancel is not None and cancel.is_set()
+        span_succeeded(span, response.get("usage"), response.get("stopReason"), lost=lost)
         return AttemptDone(launch, start, end, response=response)
 
     # -- ConverseStream, up to the first token --------------------------------------------
@@ -157,6 +182,7 @@ class AttemptRunner:
         decision: Decision,
         request: Mapping[str, Any],
         cancel: threading.Event | None = None,
+        route: RouteSpan = NO_ROUTE,
     ) -> AttemptDone:
         start = self.clock()
         late = self._late(launch, decision, start)
@@ -165,33 +191,43 @@ class AttemptRunner:
         target = launch.target
         invoker = self.invokers[target.pattern]
         source: EventSource | None = None
+        span = NO_ATTEMPT
         try:
-            source = invoker.converse_stream(self._client(launch, invoker, start), target, request)
-            events = iter(source)
-            buffered: list[dict[str, Any]] = []
-            first_ns = None
-            for event in events:
-                buffered.append(event)
-                if "contentBlockDelta" in event:
-                    first_ns = self.clock()
-                    break
-                if cancel is not None and cancel.is_set():
-                    break
+            client = self._client(launch, invoker, start)
+            span = attempt_span(route, launch, client, start, stream=True)
+            with current(span):
+                source = invoker.converse_stream(client, target, request)
+                events = iter(source)
+                buffered: list[dict[str, Any]] = []
+                first_ns = None
+                for event in events:
+                    buffered.append(event)
+                    if "contentBlockDelta" in event:
+                        first_ns = self.clock()
+                        break
+                    if cancel is not None and cancel.is_set():
+                        break
         except Exception as exc:
             if source is not None:
                 source.close()
-            return self.failed(launch, decision, exc, start, self.clock())
+            done = self.failed(launch, decision, exc, start, self.clock())
+            span_failed(span, done.failure)
+            return done
         except BaseException:
             if source is not None:
                 source.close()
             self.release(launch, decision)
+            cancelled(span)
             raise
         if cancel is not None and cancel.is_set():
             source.close()
             self.release(launch, decision)
+            cancelled(span)
             return AttemptDone(launch, start, self.clock(), cancelled=True)
-        stream = OpenStream(source, events, buffered, start, first_ns)
+        stream = OpenStream(source, events, buffered, start, first_ns, span)
         ttft = None if first_ns is None else (first_ns - start) / NS_PER_MS
+        if ttft is not None:
+            span.first_chunk(ttft)
         end = self.clock() if first_ns is None else first_ns
         return AttemptDone(launch, start, end, stream=stream, ttft_ms=ttft)
 

@@ -9,6 +9,11 @@ variants are coroutines for asyncio: boto3 is blocking, so each attempt runs in 
 thread-pool executor - yours (``executor=``) or one the client makes with ``max_workers``
 threads. Size it, and ``max_pool_connections`` in the botocore config, to the number of
 calls you run at once; a call waiting for a worker waits inside its own budget.
+
+With ``telemetry=RoutingTelemetry(...)`` every routed call is traced: a ``route`` span and
+a span per attempt (:mod:`mangaroute.invoke.tracing`). Tracing is off by default: without
+an SDK the OpenTelemetry API's no-op path still costs 10-60 us per routed call
+(``docs/invoke.md``, Overhead).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Self
 
 from botocore.config import Config
 
-from mangaroute.core.clock import Clock, monotonic_clock
+from mangaroute.core.clock import Clock
 from mangaroute.core.decision import Decision
 from mangaroute.core.errors import InvalidRequest
 from mangaroute.core.router import Router
@@ -40,6 +45,7 @@ from mangaroute.invoke.refresher import SnapshotRefresher
 from mangaroute.invoke.result import ConverseResponse
 from mangaroute.invoke.sagemaker import SageMakerInvoker
 from mangaroute.invoke.stream import AsyncRoutedStream, RoutedStream
+from mangaroute.telemetry.tracing import RouteSpan, RoutingTelemetry
 
 __all__ = ["DEFAULT_INVOKERS", "InvokeSettings", "RoutedClient"]
 
@@ -83,12 +89,13 @@ class RoutedClient:
 
     Clients: pass a boto3 ``session`` (and optionally ``endpoint_url`` / ``config``) and
     mangaroute makes its clients per region and timeout bucket (:class:`ClientCache`); or
-    pass ``clients`` - a :class:`ClientProvider`, or your own clients by service name. Pass
-    the router's clock as ``clock`` if it is not the default monotonic one. With
-    ``refresh_snapshots`` (default) a background thread rebuilds the router's snapshot while
-    calls flow, so ``choose()`` does not rebuild it on the caller's thread
-    (:mod:`mangaroute.invoke.refresher`). Close the client (or use ``with``) to stop its
-    threads and the clients it made.
+    pass ``clients`` - a :class:`ClientProvider`, or your own clients by service name.
+    ``clock`` defaults to the router's. With ``refresh_snapshots`` (default) a background
+    thread rebuilds the router's snapshot while calls flow, so ``choose()`` does not rebuild
+    it on the caller's thread (:mod:`mangaroute.invoke.refresher`). ``telemetry`` traces
+    every routed call (default: off - ``RoutingTelemetry(enabled=False)``; pass
+    ``RoutingTelemetry()`` to use the global OpenTelemetry tracer provider). Close the client
+    (or use ``with``) to stop its threads and the clients it made.
     """
 
     def __init__(
@@ -101,12 +108,16 @@ class RoutedClient:
         config: Config | None = None,
         invokers: Mapping[Pattern, Invoker] | None = None,
         settings: InvokeSettings | None = None,
-        clock: Clock = monotonic_clock,
+        clock: Clock | None = None,
         executor: Executor | None = None,
         max_workers: int = 32,
         refresh_snapshots: bool = True,
+        telemetry: RoutingTelemetry | None = None,
     ) -> None:
         self.router = router
+        self.telemetry = telemetry if telemetry is not None else RoutingTelemetry(enabled=False)
+        if clock is None:
+            clock = router.clock
         self.settings = settings or InvokeSettings()
         merged = {**DEFAULT_INVOKERS, **(invokers or {})}
         for target in router.targets:
@@ -165,16 +176,23 @@ class RoutedClient:
         on unchanged; ``modelId`` is the router's to choose. Give the latency budget as
         ``budget_ms`` or a shared ``deadline``; the token estimates inform capacity."""
         request = _request(messages, fields)
-        plan = self._plan(
+        plan, route = self._plan(
             request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, False
         )
-        attempt = self._converse_attempt(plan.decision, request)
-        if plan.hedge_at_ns is None:
-            won = run_inline(plan, self._runner, attempt)
-        else:
-            won = run_threads(
-                plan, self._runner, attempt, self._pool(), streaming=False, time_scale=self._scale
-            )
+        attempt = self._converse_attempt(plan.decision, request, route)
+        with route:  # current for the call; an escaping error becomes its error.type
+            if plan.hedge_at_ns is None:
+                won = run_inline(plan, self._runner, attempt)
+            else:
+                won = run_threads(
+                    plan,
+                    self._runner,
+                    attempt,
+                    self._pool(),
+                    streaming=False,
+                    time_scale=self._scale,
+                )
+            route.finish(target=won[1].target)
         return ConverseResponse(_response(won[0]), won[1])
 
     async def aconverse(
@@ -191,13 +209,15 @@ class RoutedClient:
     ) -> ConverseResponse:
         """:meth:`converse` for asyncio; attempts run in the executor."""
         request = _request(messages, fields)
-        plan = self._plan(
+        plan, route = self._plan(
             request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, False
         )
-        attempt = self._converse_attempt(plan.decision, request)
-        won = await run_async(
-            plan, self._runner, attempt, self._pool(), streaming=False, time_scale=self._scale
-        )
+        attempt = self._converse_attempt(plan.decision, request, route)
+        with route:
+            won = await run_async(
+                plan, self._runner, attempt, self._pool(), streaming=False, time_scale=self._scale
+            )
+            route.finish(target=won[1].target)
         return ConverseResponse(_response(won[0]), won[1])
 
     def converse_stream(
@@ -215,17 +235,26 @@ class RoutedClient:
         """ConverseStream, routed. Returns once a target has produced its first token (or a
         complete answer), failing over until then; iterate the result for the events."""
         request = _request(messages, fields)
-        plan = self._plan(
+        plan, route = self._plan(
             request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, True
         )
-        attempt = self._stream_attempt(plan.decision, request)
-        if plan.hedge_at_ns is None:
-            won = run_inline(plan, self._runner, attempt)
-        else:
-            won = run_threads(
-                plan, self._runner, attempt, self._pool(), streaming=True, time_scale=self._scale
-            )
-        return self._stream(won, plan.decision)
+        attempt = self._stream_attempt(plan.decision, request, route)
+        try:  # the route span ends with the stream, not here
+            if plan.hedge_at_ns is None:
+                won = run_inline(plan, self._runner, attempt)
+            else:
+                won = run_threads(
+                    plan,
+                    self._runner,
+                    attempt,
+                    self._pool(),
+                    streaming=True,
+                    time_scale=self._scale,
+                )
+        except BaseException as exc:
+            route.finish(error=exc)
+            raise
+        return self._stream(won, plan.decision, route)
 
     async def aconverse_stream(
         self,
@@ -241,15 +270,19 @@ class RoutedClient:
     ) -> AsyncRoutedStream:
         """:meth:`converse_stream` for asyncio; ``async for`` the events."""
         request = _request(messages, fields)
-        plan = self._plan(
+        plan, route = self._plan(
             request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, True
         )
-        attempt = self._stream_attempt(plan.decision, request)
+        attempt = self._stream_attempt(plan.decision, request, route)
         pool = self._pool()
-        won = await run_async(
-            plan, self._runner, attempt, pool, streaming=True, time_scale=self._scale
-        )
-        return AsyncRoutedStream(self._stream(won, plan.decision), pool)
+        try:
+            won = await run_async(
+                plan, self._runner, attempt, pool, streaming=True, time_scale=self._scale
+            )
+        except BaseException as exc:
+            route.finish(error=exc)
+            raise
+        return AsyncRoutedStream(self._stream(won, plan.decision, route), pool)
 
     def warm(self, budget_ms: float) -> None:
         """Create now the clients calls with budgets up to ``budget_ms`` will use (with a
@@ -326,7 +359,7 @@ class RoutedClient:
         input_tokens: int,
         output_tokens: int,
         streaming: bool,
-    ) -> FailoverPlan:
+    ) -> tuple[FailoverPlan, RouteSpan]:
         if self._refresher is not None:
             self._refresher.touch()
         now = self._clock()
@@ -342,7 +375,7 @@ class RoutedClient:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
         )
-        return FailoverPlan(
+        plan = FailoverPlan(
             decision,
             now_ns=now,
             deadline=deadline,
@@ -352,27 +385,33 @@ class RoutedClient:
             hedge=self.settings.hedge,
             hedge_budget=self._hedge_budget,
         )
+        snapshot = self.router.current_snapshot  # the one choose() read; no rebuild
+        return plan, self.telemetry.route(decision, snapshot=snapshot, budget_ms=remaining)
 
-    def _converse_attempt(self, decision: Decision, request: dict[str, Any]) -> Attempting:
+    def _converse_attempt(
+        self, decision: Decision, request: dict[str, Any], route: RouteSpan
+    ) -> Attempting:
         runner = self._runner
 
         def attempt(launch: Launch, cancel: threading.Event | None) -> AttemptDone:
-            return runner.converse(launch, decision, request)
+            return runner.converse(launch, decision, request, route, cancel)
 
         return attempt
 
-    def _stream_attempt(self, decision: Decision, request: dict[str, Any]) -> Attempting:
+    def _stream_attempt(
+        self, decision: Decision, request: dict[str, Any], route: RouteSpan
+    ) -> Attempting:
         runner = self._runner
 
         def attempt(launch: Launch, cancel: threading.Event | None) -> AttemptDone:
-            return runner.open_stream(launch, decision, request, cancel)
+            return runner.open_stream(launch, decision, request, cancel, route)
 
         return attempt
 
-    def _stream(self, won: Won, decision: Decision) -> RoutedStream:
+    def _stream(self, won: Won, decision: Decision, route: RouteSpan) -> RoutedStream:
         done, routing = won
         assert done.stream is not None
-        return RoutedStream(done.stream, routing, self._runner, done.launch, decision)
+        return RoutedStream(done.stream, routing, self._runner, done.launch, decision, route)
 
 
 def _request(messages: Sequence[Mapping[str, Any]], fields: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,9 @@
 * :func:`run_threads` - attempts in a thread pool, so a hedge can race the primary (sync).
 * :func:`run_async` - attempts in a thread pool awaited from asyncio (boto3 is blocking).
 
-When a call ends with attempts still running, each one is left a callback that closes its
-stream if it opens one, so no connection leaks whichever attempt finishes last.
+When a call ends with attempts still running, each one is told (its ``cancel`` event: a
+stream stops reading, an answer's span ends ``cancelled``) and left a callback that closes
+its stream if it opens one, so no connection leaks whichever attempt finishes last.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mangaroute.invoke.attempt import AttemptDone, AttemptRunner
 from mangaroute.invoke.errors import DeadlineExceeded
 from mangaroute.invoke.plan import FailoverPlan, Launch
 from mangaroute.invoke.result import RoutingResult
+from mangaroute.invoke.tracing import cancelled
 
 __all__ = ["Attempting", "Won", "run_async", "run_inline", "run_threads"]
 
@@ -68,9 +70,8 @@ class _Race:
         self.futures: dict[Future[AttemptDone], Launch] = {}
 
     def submit(self, pool: Executor, attempt: Attempting, launch: Launch) -> Future[AttemptDone]:
-        cancel = threading.Event() if self.streaming else None
-        if cancel is not None:
-            self.cancels.append(cancel)
+        cancel = threading.Event()
+        self.cancels.append(cancel)
         future = pool.submit(attempt, launch, cancel)
         self.futures[future] = launch
         return future
@@ -118,6 +119,7 @@ class _Race:
         if done.stream is not None:
             done.stream.source.close()
             self.runner.release(launch, decision)
+            cancelled(done.stream.span)
 
 
 def _ordered(futures: set[Future[AttemptDone]], race: _Race) -> list[Future[AttemptDone]]:

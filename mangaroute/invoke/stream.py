@@ -5,6 +5,8 @@ fails over: an error after that is recorded against the target (with its time to
 token) and raised unchanged, and nothing is ever sent twice. The underlying boto3 event
 stream is closed on every path - the end of the stream, an error, :meth:`close` or the end
 of a ``with`` block - since an unclosed one leaves its socket to the garbage collector.
+The attempt's span and the call's ``route`` span end with it (a stream left early ends its
+attempt ``cancelled``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from mangaroute.invoke.attempt import AttemptRunner, OpenStream, usage_of
 from mangaroute.invoke.plan import Launch
 from mangaroute.invoke.result import RoutingResult
 from mangaroute.invoke.rules import classify_failure
+from mangaroute.invoke.tracing import NO_ROUTE, cancelled, failed, succeeded
+from mangaroute.telemetry.tracing import RouteSpan
 
 __all__ = ["AsyncRoutedStream", "RoutedStream"]
 
@@ -44,12 +48,15 @@ class RoutedStream:
         runner: AttemptRunner,
         launch: Launch,
         decision: Decision,
+        route: RouteSpan = NO_ROUTE,
     ) -> None:
         self.routing = routing
         self._opened = opened
         self._runner = runner
         self._launch = launch
         self._decision = decision
+        self._route = route
+        self._stop_reason: str | None = None
         self._pending = list(opened.buffered)
         self._pending.reverse()
         self._done = False
@@ -88,6 +95,10 @@ class RoutedStream:
         if metadata is not None:
             tokens_in, tokens_out = usage_of(metadata)
             self.usage = {"inputTokens": tokens_in, "outputTokens": tokens_out}
+        else:
+            stop = event.get("messageStop")
+            if stop is not None:
+                self._stop_reason = stop.get("stopReason")
         return event
 
     def _claim(self) -> bool:
@@ -118,6 +129,8 @@ class RoutedStream:
             tokens_out,
             None,
         )
+        succeeded(self._opened.span, self.usage, self._stop_reason)
+        self._route.finish(target=self.routing.target)
 
     def _finish_error(self, exc: Exception) -> None:
         if not self._claim():
@@ -140,11 +153,15 @@ class RoutedStream:
             )
         else:
             runner.release(self._launch, self._decision)
+        failed(self._opened.span, failure)
+        self._route.finish(error=failure.error_code)
 
     def close(self) -> None:
         """Close the connection; a stream left before its end is released, not recorded."""
         if self._claim():
             self._runner.release(self._launch, self._decision)
+            cancelled(self._opened.span)
+            self._route.finish(target=self.routing.target)
 
     def __enter__(self) -> Self:
         return self

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 
 import pytest
 
+from mangaroute import demo
 from mangaroute.demo import Served, avoidable, register, run
 
 FAST = ["--requests", "120", "--concurrency", "8", "--time-scale", "0.1"]
@@ -75,3 +77,47 @@ def test_register_adds_the_demo_command(capsys: pytest.CaptureFixture[str]) -> N
     assert "--concurrency" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--requests", "0"])
+
+
+def test_demo_otel_counts_spans_and_genai_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    assert run(["demo", "--json", "--otel", *FAST], out) == 0
+    summary = json.loads(out.getvalue())
+    assert summary["settings"]["otel"] is True
+    spans, metrics = summary["otel"]["spans"], summary["otel"]["metrics"]
+    assert spans["route"] == {"kind": "INTERNAL", "count": 120, "errors": 0}
+    attempts = {name: s for name, s in spans.items() if name != "route"}
+    assert all(name.startswith("chat ") and s["kind"] == "CLIENT" for name, s in attempts.items())
+    tried = sum(s["count"] for s in attempts.values())
+    failed = sum(s["errors"] for s in attempts.values())
+    assert failed == summary["failovers"] > 0  # every failed attempt was failed over
+    assert tried == 120 + failed
+    assert metrics["gen_ai.client.operation.duration"]["measurements"] == tried
+    assert metrics["gen_ai.client.token.usage"]["measurements"] == 2 * 120  # input, output
+    assert metrics["gen_ai.client.operation.duration"]["unit"] == "s"
+    printed = out.getvalue() + capsys.readouterr().err
+    assert not [prompt for prompt in demo._PROMPTS if prompt in printed]
+
+
+def test_demo_otel_text_tables() -> None:
+    out = io.StringIO()
+    args = ["demo", "--otel", "--requests", "40", "--concurrency", "4", "--time-scale", "0.1"]
+    assert run(args, out) == 0
+    text = out.getvalue()
+    summary_end = text.index("OK: no request failed")
+    tables = text[text.index("OpenTelemetry (in-memory exporters):") :]
+    assert text.index("OpenTelemetry") > summary_end  # after the summary
+    assert "INTERNAL     40       0  route" in tables
+    assert "gen_ai.client.operation.duration" in tables and "measurements" in tables
+
+
+def test_demo_otel_without_the_sdk_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [n for n in sys.modules if n.startswith("opentelemetry.sdk.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk", None)  # as if not installed
+    out = io.StringIO()
+    assert run(["demo", "--otel", *FAST], out) == 2
+    assert out.getvalue() == ""
+    assert "pip install opentelemetry-sdk" in capsys.readouterr().err
