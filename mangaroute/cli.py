@@ -18,6 +18,7 @@ from mangaroute.core.snapshot import Snapshot
 from mangaroute.demo import register as register_demo
 from mangaroute.planning.cli import register as register_plan
 from mangaroute.sidecar.cli import register as register_serve
+from mangaroute.simulate.cli import register as register_simulate
 from mangaroute.telemetry.cli import register as register_telemetry
 from mangaroute.walkthrough import Walkthrough
 
@@ -453,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_plan(commands)
     register_telemetry(commands)
     register_serve(commands)
+    register_simulate(commands)
     return parser
 
 

@@ -18,15 +18,22 @@ from typing import Any, TypeVar
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.policy.base import Filter, Picker, Policy, Ranker
+from mangaroute.core.policy.budget import BudgetGuard
+from mangaroute.core.policy.canary import Canary
+from mangaroute.core.policy.cost import CostUnderSlo
 from mangaroute.core.policy.filters import Headroom, Healthy, LatencyCeiling
 from mangaroute.core.policy.pickers import Best, PrimaryShare, Weighted
+from mangaroute.core.policy.prediction import LatencyPredictor, PredictedLatency, Reliable
 from mangaroute.core.policy.rankers import (
     CheapestWithinSlo,
     ConfigOrder,
     LowestLatency,
     WeightedScore,
 )
+from mangaroute.core.policy.schedule import JST_UTC_OFFSET_HOURS, Schedule
+from mangaroute.core.policy.spillover import Spillover
 from mangaroute.core.policy.switcher import SwitcherSettings
+from mangaroute.core.policy.tiers import TierOrder
 from mangaroute.core.scoring import ScoreWeights
 from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
 from mangaroute.core.targets import (
@@ -138,6 +145,8 @@ class _Table:
         """Run a constructor and turn its ValueError into a ConfigError at ``name``."""
         try:
             return factory()
+        except ConfigError:
+            raise  # already names its key
         except ValueError as exc:
             raise ConfigError(str(exc), source=self.source, key=self.key(name)) from None
 
@@ -379,7 +388,7 @@ def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
     return settings
 
 
-def _filter(name: str, policy: _Table) -> Filter:
+def _filter(name: str, policy: _Table, targets: list[str]) -> Filter:
     params = policy.table(name)
     part: Filter
     if name == "healthy":
@@ -399,15 +408,105 @@ def _filter(name: str, policy: _Table) -> Filter:
         part = LatencyCeiling(
             params.number("max_p99_ms", LatencyCeiling().max_p99_ms, positive=True)
         )
+    elif name == "reliable":
+        r = Reliable()
+        part = params.build(
+            "",
+            lambda: Reliable(
+                max_error_rate=params.number("max_error_rate", r.max_error_rate, positive=True),
+                min_requests=params.integer("min_requests", r.min_requests, minimum=1),
+            ),
+        )
+    elif name == "schedule":
+        part = _schedule(params, targets)
     else:
         raise policy.error(
-            "filters", f"names unknown filter {name!r} (known: healthy, headroom, latency_ceiling)"
+            "filters",
+            f"names unknown filter {name!r} (known: {', '.join(FILTERS)})",
         )
     params.finish()
     return part
 
 
-def _ranker(name: str, policy: _Table) -> Ranker:
+FILTERS = ("healthy", "headroom", "latency_ceiling", "reliable", "schedule")
+RANKERS = ("order", "score", "latency", "cost", "predicted", "cost_under_slo", "tier")
+PICKERS = ("best", "weighted", "primary", "spillover", "canary", "budget_guard")
+
+
+def _schedule(params: _Table, targets: list[str]) -> Schedule:
+    offset = params.number("utc_offset_hours", JST_UTC_OFFSET_HOURS, minimum=-23.99)
+    hours_table = params.table("hours")
+    hours: dict[str, tuple[tuple[float, float], ...]] = {}
+    for target in list(hours_table.data):
+        if target not in targets:
+            raise hours_table.error(target, f"is not a known target (known: {', '.join(targets)})")
+        hours[target] = _hour_windows(hours_table, target)
+    hours_table.finish()
+    return params.build("", lambda: Schedule(hours=hours, utc_offset_hours=offset))
+
+
+def _hour_windows(table: _Table, name: str) -> tuple[tuple[float, float], ...]:
+    """``[start, end]`` or a list of them, local hours in [0, 24]."""
+    value = table._raw(name, _REQUIRED)
+    windows = value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
+    result = []
+    for window in windows:
+        if not _is_hour_window(window):
+            raise table.error(
+                name,
+                "expected [start, end] local hours (0-24, start != end) or a list of them, "
+                f"got {value!r}",
+            )
+        result.append((float(window[0]), float(window[1])))
+    return tuple(result)
+
+
+def _is_hour_window(window: Any) -> bool:
+    return (
+        isinstance(window, list)
+        and len(window) == 2
+        and all(isinstance(h, int | float) and not isinstance(h, bool) for h in window)
+        and all(0 <= h <= 24 for h in window)
+        and window[0] != window[1]
+    )
+
+
+def _predictor(policy: _Table) -> LatencyPredictor:
+    params = policy.table("prediction")
+    d = LatencyPredictor()
+    predictor = params.build(
+        "",
+        lambda: LatencyPredictor(
+            ttft_share=params.number("ttft_share", d.ttft_share),
+            avg_output_tokens=params.integer("avg_output_tokens", d.avg_output_tokens, minimum=1),
+            load_knee=params.number("load_knee", d.load_knee),
+            load_weight=params.number("load_weight", d.load_weight),
+            max_error_rate=params.number("max_error_rate", d.max_error_rate),
+        ),
+    )
+    params.finish()
+    return predictor
+
+
+def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo:
+    d = CostUnderSlo()
+    return params.build(
+        "",
+        lambda: CostUnderSlo(
+            slo_p99_ms=params.number("slo_p99_ms", d.slo_p99_ms, positive=True),
+            avg_input_tokens=params.integer("avg_input_tokens", d.avg_input_tokens),
+            avg_output_tokens=params.integer(
+                "avg_output_tokens", predictor.avg_output_tokens, minimum=1
+            ),
+            paid_headroom=params.number("paid_headroom", d.paid_headroom, positive=True),
+            predictor=predictor,
+        ),
+    )
+
+
+def _ranker(
+    name: str, policy: _Table, predictor: LatencyPredictor, *, nested: bool = False
+) -> Ranker:
     params = policy.table(name)
     part: Ranker
     if name == "order":
@@ -447,16 +546,34 @@ def _ranker(name: str, policy: _Table) -> Ranker:
             avg_input_tokens=params.integer("avg_input_tokens", c.avg_input_tokens),
             avg_output_tokens=params.integer("avg_output_tokens", c.avg_output_tokens),
         )
+    elif name == "predicted":
+        part = PredictedLatency(predictor)
+    elif name == "cost_under_slo":
+        part = _cost_under_slo(params, predictor)
+    elif name == "tier" and not nested:
+        order = params.names("order")
+        within = params.text("within", "order")
+        if within == "tier":
+            raise params.error("within", "cannot be 'tier' itself")
+        part = TierOrder(order, _ranker(within, policy, predictor, nested=True))
     else:
-        raise policy.error(
-            "ranker", f"names unknown ranker {name!r} (known: order, score, latency, cost)"
+        known = [r for r in RANKERS if not (nested and r == "tier")]
+        raise (params if nested else policy).error(
+            "within" if nested else "ranker",
+            f"names unknown ranker {name!r} (known: {', '.join(known)})",
         )
     params.finish()
     return part
 
 
 def _picker(
-    name: str, policy: _Table, switcher: SwitcherSettings | None, targets: list[str]
+    name: str,
+    policy: _Table,
+    switcher: SwitcherSettings | None,
+    targets: list[str],
+    predictor: LatencyPredictor,
+    *,
+    nested: bool = False,
 ) -> Picker:
     params = policy.table(name)
     part: Picker
@@ -477,22 +594,96 @@ def _picker(
         part = PrimaryShare(
             switcher.primary_weight, switcher.canary_weight, sticky=params.flag("sticky", False)
         )
+    elif name == "spillover":
+        s = Spillover()
+        part = params.build(
+            "",
+            lambda: Spillover(
+                target_utilization=params.number(
+                    "target_utilization", s.target_utilization, positive=True
+                ),
+                throttle_backoff=params.flag("throttle_backoff", s.throttle_backoff),
+            ),
+        )
+    elif name == "canary":
+        candidate = params.text("candidate")
+        if candidate not in targets:
+            raise params.error(
+                "candidate", f"names unknown target {candidate!r} (known: {', '.join(targets)})"
+            )
+        part = params.build(
+            "",
+            lambda: Canary(
+                candidate=candidate,
+                share=params.number("share", Canary(candidate).share, positive=True),
+                sticky=params.flag("sticky", True),
+            ),
+        )
+    elif name == "budget_guard" and not nested:
+        part = _budget_guard(params, policy, switcher, targets, predictor)
     else:
-        raise policy.error(
-            "picker", f"names unknown picker {name!r} (known: best, weighted, primary)"
+        known = [p for p in PICKERS if not (nested and p == "budget_guard")]
+        raise (params if nested else policy).error(
+            "picker",
+            f"names unknown picker {name!r} (known: {', '.join(known)})",
         )
     params.finish()
     return part
+
+
+def _budget_guard(
+    params: _Table,
+    policy: _Table,
+    switcher: SwitcherSettings | None,
+    targets: list[str],
+    predictor: LatencyPredictor,
+) -> BudgetGuard:
+    d = BudgetGuard(daily_usd=1.0)
+    pace = params._raw("pace", ())
+    if pace != () and (
+        not isinstance(pace, list)
+        or len(pace) != 24
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in pace)
+        or sum(pace) <= 0
+    ):
+        raise params.error("pace", f"expected 24 hourly weights >= 0, not all zero, got {pace!r}")
+    inner_name = params.text("picker", "best")
+    if inner_name == "budget_guard":
+        raise params.error("picker", "cannot be 'budget_guard' itself")
+    inner = _picker(inner_name, policy, switcher, targets, predictor, nested=True)
+    cheaper = CostUnderSlo(
+        slo_p99_ms=params.number("slo_p99_ms", CostUnderSlo().slo_p99_ms, positive=True),
+        avg_output_tokens=predictor.avg_output_tokens,
+        predictor=predictor,
+    )
+    return params.build(
+        "",
+        lambda: BudgetGuard(
+            daily_usd=params.number("daily_usd", positive=True),
+            inner=inner,
+            cheaper=cheaper,
+            pace=tuple(float(v) for v in pace),
+            utc_offset_hours=params.number("utc_offset_hours", d.utc_offset_hours, minimum=-23.99),
+            tolerance=params.number("tolerance", d.tolerance),
+            slack=params.number("slack", d.slack),
+        ),
+    )
 
 
 def _policies(root: _Table, switcher: SwitcherSettings | None) -> dict[str, Policy]:
     targets = [str(name) for name in root.data.get("targets", {})]
     policies: dict[str, Policy] = {}
     for name, table in root.tables("policies"):
-        filters = tuple(_filter(f, table) for f in table.names("filters", ("healthy", "headroom")))
-        ranker = _ranker(table.text("ranker", "score"), table)
-        picker = _picker(table.text("picker", "best"), table, switcher, targets)
-        policies[name] = Policy(name, ranker, picker, filters, table.flag("budget", True))
+        predictor = _predictor(table)
+        filters = tuple(
+            _filter(f, table, targets) for f in table.names("filters", ("healthy", "headroom"))
+        )
+        ranker = _ranker(table.text("ranker", "score"), table, predictor)
+        picker = _picker(table.text("picker", "best"), table, switcher, targets, predictor)
+        budget = table.flag("budget", True)
+        deadline = predictor if table.flag("deadline", False) else None
+        last_resort = table.flag("last_resort", False)
+        policies[name] = Policy(name, ranker, picker, filters, budget, deadline, last_resort)
         table.finish()
     if not policies:
         policies["default"] = Policy("default", WeightedScore(), Best(), (Healthy(), Headroom()))

@@ -43,6 +43,7 @@ from mangaroute.core.outcome import (
     Outcome,
     classify_exception,
 )
+from mangaroute.core.policy.context import PolicyContext, SpendLedger
 from mangaroute.core.policy.switcher import PrimarySwitcher
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import (
@@ -75,10 +76,23 @@ EventListener = Callable[[RouterEvent], None]
 class _TargetState:
     """Mutable per-target state, guarded by ``lock``."""
 
-    __slots__ = ("breaker", "dirty", "latency_q", "lock", "samples", "target", "ttft_q", "window")
+    __slots__ = (
+        "breaker",
+        "dirty",
+        "input_total",
+        "latency_q",
+        "lock",
+        "output_total",
+        "samples",
+        "target",
+        "ttft_q",
+        "window",
+    )
 
     def __init__(self, target: Target, window: SlidingWindow, breaker: Breaker) -> None:
         self.target = target
+        self.input_total = 0  # tokens since the router started: the spend ledger's source
+        self.output_total = 0
         self.window = window
         self.breaker = breaker
         self.lock = threading.Lock()
@@ -103,12 +117,18 @@ class Router:
         clock: Clock = monotonic_clock,
         rng: random.Random | None = None,
         observer: Observer | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``wall_clock`` (epoch seconds) is read once, here: wall time is this reading plus
+        the monotonic clock's progress since (so a simulator can start its virtual day at a
+        chosen local time). Parts that need the time of day get it through the
+        :class:`~mangaroute.core.policy.context.PolicyContext` of each rebuild."""
         self.config = config
         self._clock = clock
         self._random = (rng if rng is not None else random.Random()).random
         now = clock()
-        self._wall_offset = time.time() - now / NS_PER_S
+        self._wall_offset = wall_clock() - now / NS_PER_S
+        self._ledger = SpendLedger()
         window = config.window
         self._scale = LogScale(window.relative_error)
         bucket_ns = round(window.bucket_s * NS_PER_S)
@@ -191,8 +211,20 @@ class Router:
                 return probe
         plan = route.plan
         suffix = ""
-        if budget_ms is not None and route.enforce_budget and budget_ms < route.max_p99_ms:
-            plan, suffix = route.budget_plans[bisect_right(route.budget_steps, budget_ms)]
+        if budget_ms is not None:
+            lines = route.deadline
+            if lines is not None:
+                tokens = output_tokens or route.deadline_tokens
+                mask = 0
+                bit = 1
+                for a, b in lines:
+                    if a + b * tokens <= budget_ms:
+                        mask |= bit
+                    bit += bit
+                if mask != route.full_mask:
+                    plan, suffix = route.masked_plan(mask)
+            elif route.enforce_budget and budget_ms < route.max_p99_ms:
+                plan, suffix = route.budget_plans[bisect_right(route.budget_steps, budget_ms)]
         cumulative = plan.cumulative
         if cumulative is None:
             slot = 0
@@ -243,7 +275,9 @@ class Router:
         decision_id = 0
         if type(decision) is Decision:
             state = self._states.get(decision.target.name)
-            if state is None or state.target != decision.target:
+            if state is None or (
+                state.target is not decision.target and state.target != decision.target
+            ):
                 raise UnknownTarget(decision.target.name, self._names)
             decision_id = decision.decision_id
         elif isinstance(decision, str):
@@ -288,6 +322,8 @@ class Router:
         with state.lock:
             state.window.add(now, code, latency_ms, ttft_ms, input_tokens, output_tokens)
             state.dirty = True
+            state.input_total += input_tokens
+            state.output_total += output_tokens
             if code != THROTTLED and error_code not in CLIENT_FAULT_CODES:
                 breaker = state.breaker
                 if breaker.state is not BreakerState.HALF_OPEN or counts_as_probe:
@@ -494,16 +530,30 @@ class Router:
                 events.append(event)
         routes: dict[str, Route] = {}
         policies = self.config.policies
+        context = self._context(now)
         for request_class in self.config.classes:
             eligible = [views[name] for name in request_class.targets]
             probes = tuple(v.name for v in eligible if v.breaker is BreakerState.HALF_OPEN)
             routes[request_class.name] = policies[request_class.policy].route(
-                request_class.name, eligible, primary, probes
+                request_class.name, eligible, primary, probes, context
             )
         snapshot = Snapshot(
             now, tuple(views.values()), routes, primary, self.config.window.window_s
         )
         return snapshot, events
+
+    def _context(self, now: int) -> PolicyContext:
+        """Wall time and the pay-per-use spend so far, for parts that need them."""
+        spend = 0.0
+        for state in self._states.values():
+            pricing = state.target.pricing
+            spend += (
+                state.input_total * pricing.input_per_million_usd
+                + state.output_total * pricing.output_per_million_usd
+            )
+        unix_s = self._wall_offset + now / NS_PER_S
+        self._ledger.observe(unix_s, spend / 1_000_000)
+        return PolicyContext(now, unix_s, self._ledger)
 
     def _view(
         self, state: _TargetState, now: int, in_flight: int, events: list[RouterEvent]
@@ -523,6 +573,7 @@ class Router:
                 state.dirty = False
             ok, throttled, errors, timeouts = totals.counts
             tokens = totals.input_tokens + totals.output_tokens
+            output_tokens = totals.output_tokens
             span_s = window.span_ns(now) / NS_PER_S
             breaker_state, reason, ejections = breaker.state, breaker.reason, breaker.ejections
         if latency is not None and ttft is not None:
@@ -574,6 +625,8 @@ class Router:
             breaker=breaker_state,
             breaker_reason=reason,
             ejections=ejections,
+            tokens_per_call=tokens / ok if ok else math.nan,
+            output_tokens_per_call=output_tokens / ok if ok else math.nan,
         )
 
     def _sweep(self, now: int) -> None:

@@ -8,7 +8,8 @@ it. Dashboards, the CLI and the sidecar read the same object.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from mangaroute.core.breaker import BreakerState
@@ -47,6 +48,11 @@ class TargetView:
     breaker: BreakerState
     breaker_reason: str
     ejections: int
+    tokens_per_call: float = math.nan
+    """Average input + output tokens of the window's successful calls (NaN with none)."""
+    output_tokens_per_call: float = math.nan
+    """Average output tokens of the window's successful calls (NaN with none): the answer
+    length the observed latency percentiles describe."""
 
     @property
     def name(self) -> str:
@@ -82,6 +88,7 @@ class TargetView:
             "error_rate": round(self.error_rate, 6),
             "throttle_rate": round(self.throttle_rate, 6),
             "tokens_per_minute": round(self.tokens_per_minute, 3),
+            "output_tokens_per_call": _num(self.output_tokens_per_call),
             "capacity_tokens_per_minute": target.capacity.tokens_per_minute,
             "requests_per_second": round(self.requests_per_second, 3),
             "utilization": round(self.utilization, 6),
@@ -147,15 +154,83 @@ class Route:
     budget_plans: tuple[tuple[PickPlan, str], ...] = ()
     """``budget_plans[i]``: the plan and reason suffix for a budget with ``i`` steps at or
     below it (``i < len(budget_steps)``; a budget at or above the last step drops nobody)."""
+    deadline: tuple[tuple[float, float], ...] | None = None
+    """Deadline-aware policies: per candidate (in rank order) the predicted p99 line
+    ``(a, b)``, i.e. ``a + b x output_tokens`` ms. ``choose()`` keeps the candidates whose
+    line fits the budget (a bit mask) and takes the plan of that subset."""
+    deadline_tokens: int = 300
+    """Output tokens assumed for a call that gives no estimate."""
+    full_mask: int = 0
+    masked_plans: list[tuple[PickPlan, str] | None] = field(
+        default_factory=list, compare=False, repr=False
+    )
+    """Plans by candidate mask, built on first use (a benign race: two threads may both
+    build the same immutable plan)."""
+    plan_for_mask: Callable[[int], tuple[PickPlan, str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def masked_plan(self, mask: int) -> tuple[PickPlan, str]:
+        """The plan and reason suffix when exactly the candidates in ``mask`` fit."""
+        entry = self.masked_plans[mask]
+        if entry is None and self.plan_for_mask is not None:
+            entry = self.plan_for_mask(mask)
+            self.masked_plans[mask] = entry
+        return entry if entry is not None else (self.plan, "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "policy": self.policy,
             "candidates": [view.name for view in self.candidates],
             "excluded": {name: reason for name, reason in self.excluded},
             "scores": {name: round(score, 3) for name, score in self.scores},
             "probes": list(self.probes),
         }
+        if self.deadline is not None:
+            data["predicted_p99_ms"] = {
+                view.name: {"ttft_ms": round(a, 3), "per_token_ms": round(b, 5)}
+                for view, (a, b) in zip(self.candidates, self.deadline, strict=False)
+            }
+        arms = self.arms()
+        if arms:
+            data["arms"] = arms
+        return data
+
+    def arms(self) -> list[dict[str, Any]]:
+        """A/B statistics: for a plan split into ``control`` and ``candidate`` arms, each
+        arm's share of traffic and its target's window statistics (give the candidate a
+        target of its own - a new model version, an endpoint variant - so that its window
+        holds exactly the arm's calls)."""
+        plan = self.plan
+        if plan.cumulative is None or not set(plan.reasons) & set(AB_ARMS):
+            return []
+        views = {view.name: view for view in self.eligible}
+        arms = []
+        previous = 0.0
+        for target, reason, running in zip(
+            plan.targets, plan.reasons, plan.cumulative, strict=True
+        ):
+            share = (running - previous) / plan.total if plan.total else 0.0
+            previous = running
+            if share <= 0 or reason not in AB_ARMS:
+                continue
+            view = views.get(target.name)
+            arm: dict[str, Any] = {"arm": reason, "target": target.name, "share": round(share, 6)}
+            if view is not None:
+                arm.update(
+                    requests=view.requests,
+                    p50_ms=_num(view.p50_ms),
+                    p99_ms=_num(view.p99_ms),
+                    error_rate=round(view.error_rate, 6),
+                    throttle_rate=round(view.throttle_rate, 6),
+                    latency_source=view.latency_source,
+                )
+            arms.append(arm)
+        return arms
+
+
+AB_ARMS = ("control", "candidate")
+"""Reasons a canary / A-B picker gives its two arms."""
 
 
 @dataclass(frozen=True, slots=True)

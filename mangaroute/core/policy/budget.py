@@ -1,0 +1,97 @@
+"""Budget guard: a daily spend budget, and cheaper tiers when spend runs ahead of its pace.
+
+The guard wraps a picker. At each rebuild it compares the pay-per-use spend since local
+midnight (the router's :class:`~mangaroute.core.policy.context.SpendLedger`: tokens x prices;
+hourly commitments are paid whatever the routing does, so they are not in it) with the share of
+``daily_usd`` the day should have used by now. The pace follows ``pace``: 24 hourly weights of
+expected spend (MangaAssist's evening peak spends most of the day's money; a flat pace would
+call every evening "ahead"). While spend is on pace the wrapped picker runs unchanged; once it
+is ahead by more than ``tolerance`` (plus a small ``slack`` of the budget, so the first
+minutes of a day are not judged on cents) the candidates are re-ordered cheapest-first among
+those predicted to meet the SLO - :class:`~mangaroute.core.policy.cost.CostUnderSlo` - before
+the wrapped picker runs, and every reason says so: ``+spend_guard``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mangaroute.core.policy.base import Picker
+from mangaroute.core.policy.context import Contextual, PolicyContext
+from mangaroute.core.policy.cost import CostUnderSlo
+from mangaroute.core.policy.pickers import Best
+from mangaroute.core.policy.schedule import JST_UTC_OFFSET_HOURS
+from mangaroute.core.snapshot import PickPlan, TargetView
+
+GUARD_REASON = "+spend_guard"
+
+
+def pace_fraction(pace: Sequence[float], local_s: float) -> float:
+    """Share of a day's spend expected by ``local_s`` seconds after local midnight, with
+    ``pace`` the 24 hourly weights (empty: flat), linear within each hour."""
+    if not pace:
+        return min(1.0, local_s / 86_400.0)
+    total = sum(pace)
+    hour = min(local_s / 3600.0, 24.0)
+    whole = int(hour)
+    done = sum(pace[:whole])
+    if whole < 24:
+        done += pace[whole] * (hour - whole)
+    return done / total
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetGuard:
+    """Picker wrapper; see the module docstring. ``ahead`` is the bound copy's verdict:
+    spend over its pace, as a fraction (``0.12`` = 12 % ahead), ``0`` when on pace."""
+
+    daily_usd: float
+    inner: Picker = field(default_factory=Best)
+    cheaper: CostUnderSlo = field(default_factory=CostUnderSlo)
+    pace: tuple[float, ...] = ()
+    utc_offset_hours: float = JST_UTC_OFFSET_HOURS
+    tolerance: float = 0.05
+    slack: float = 0.01
+    ahead: float = 0.0
+    name: str = "budget_guard"
+
+    def __post_init__(self) -> None:
+        if not self.daily_usd > 0:
+            raise ValueError(f"daily_usd must be > 0, got {self.daily_usd}")
+        if self.pace and (len(self.pace) != 24 or min(self.pace) < 0 or sum(self.pace) <= 0):
+            raise ValueError("pace must be 24 hourly weights >= 0, not all zero")
+        if self.tolerance < 0 or self.slack < 0:
+            raise ValueError("tolerance and slack must be >= 0")
+
+    def expected_usd(self, local_s: float) -> float:
+        return self.daily_usd * pace_fraction(self.pace, local_s)
+
+    def verdict(self, spent_usd: float, local_s: float) -> float:
+        """How far ahead of pace ``spent_usd`` is (0 when within tolerance and slack)."""
+        expected = self.expected_usd(local_s)
+        allowed = expected * (1.0 + self.tolerance) + self.daily_usd * self.slack
+        if spent_usd <= allowed:
+            return 0.0
+        return spent_usd / expected - 1.0 if expected > 0 else float("inf")
+
+    def bind(self, context: PolicyContext) -> BudgetGuard:
+        offset = self.utc_offset_hours
+        spent = context.spend.since(context.local_midnight_unix(offset))
+        ahead = self.verdict(spent, context.local_seconds(offset))
+        inner = self.inner.bind(context) if isinstance(self.inner, Contextual) else self.inner
+        return dataclasses.replace(self, ahead=ahead, inner=inner)
+
+    def plan(self, ranked: Sequence[TargetView], primary: str | None) -> PickPlan:
+        if self.ahead <= 0:
+            return self.inner.plan(ranked, primary)
+        cheaper, _ = self.cheaper.rank(ranked)
+        plan = self.inner.plan(cheaper, primary)
+        return PickPlan(
+            plan.targets,
+            tuple(reason + GUARD_REASON for reason in plan.reasons),
+            plan.fallbacks,
+            plan.cumulative,
+            plan.sticky,
+        )

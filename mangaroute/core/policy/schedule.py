@@ -1,0 +1,73 @@
+"""Time-of-day schedules (JST by default): a target takes traffic only in its hours.
+
+MangaAssist's traffic peaks 18:00-24:00 JST (seed sections 2.1 and 4.3), and the seed's
+hybrid buys provisioned Sonnet for exactly those hours. A schedule says, per target, in which
+local hours a class may use it - for example keep simple questions off provisioned Sonnet in
+the evening so that its paid capacity goes to the complex ones, or skip a target that only
+exists at the peak. The router's clock is monotonic; the hour comes from the rebuild's
+:class:`~mangaroute.core.policy.context.PolicyContext` (wall time, injected into the router),
+converted with a fixed UTC offset (Japan has no daylight saving time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mangaroute.core.policy.context import PolicyContext, clock_label
+from mangaroute.core.snapshot import TargetView
+
+JST_UTC_OFFSET_HOURS = 9.0
+
+HourWindow = tuple[float, float]
+"""``[start, end)`` in local hours, ``0 <= start, end <= 24``; ``start > end`` wraps past
+midnight (``(22, 6)`` is the night)."""
+
+
+def in_window(hour: float, window: HourWindow) -> bool:
+    start, end = window
+    if start <= end:
+        return start <= hour < end
+    return hour >= start or hour < end
+
+
+def validate_window(window: HourWindow) -> HourWindow:
+    start, end = window
+    if not (0.0 <= start <= 24.0 and 0.0 <= end <= 24.0) or start == end:
+        raise ValueError(
+            f"an hour window is [start, end) with 0 <= start != end <= 24, got {window}"
+        )
+    return window
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Filter: a target listed in ``hours`` is excluded outside its windows (reason
+    ``off_schedule(HH:MM)``); unlisted targets are never excluded. Until bound to a context
+    (outside a router) it excludes nothing."""
+
+    hours: Mapping[str, tuple[HourWindow, ...]] = field(default_factory=dict)
+    utc_offset_hours: float = JST_UTC_OFFSET_HOURS
+    local_s: float | None = None
+    """Seconds since local midnight at the rebuild this copy is bound to."""
+    name: str = "schedule"
+
+    def __post_init__(self) -> None:
+        for windows in self.hours.values():
+            for window in windows:
+                validate_window(window)
+        if not -24.0 < self.utc_offset_hours < 24.0:
+            raise ValueError(f"utc_offset_hours must be in (-24, 24), got {self.utc_offset_hours}")
+
+    def bind(self, context: PolicyContext) -> Schedule:
+        return dataclasses.replace(self, local_s=context.local_seconds(self.utc_offset_hours))
+
+    def exclude(self, view: TargetView) -> str | None:
+        windows = self.hours.get(view.name)
+        if not windows or self.local_s is None:
+            return None
+        hour = self.local_s / 3600.0
+        if any(in_window(hour, window) for window in windows):
+            return None
+        return f"off_schedule({clock_label(self.local_s)})"

@@ -1,0 +1,551 @@
+"""Replay a traffic day through the real router in virtual time - and through an oracle.
+
+Event-driven: messages arrive in time order; each is routed by ``Router.choose`` at its
+arrival (the router's clock - a :class:`VirtualClock` - set to that instant), and its
+attempts run against the simulated fleet. An attempt's end is an event on a heap; at that
+instant the clock moves there and the outcome goes to ``Router.record`` - exactly the calls an
+orchestrator makes in production. Nothing sleeps; snapshot rebuilds happen when virtual time
+says so.
+
+The simulated orchestrator follows the seed's latency budget (section 1.1): the stages around
+inference take ``pre_ms`` (WebSocket receive 50 + auth and session 100 + RAG retrieval 200)
+and ``post_ms`` (post-processing 100 + WebSocket send 50), which leaves 2,500 ms of the 3 s
+for inference; the seed allots 1,500 ms of it (``inference_ms``, the SLO the policies aim
+for and a column of the report) and keeps the rest as slack for fallbacks. The router is asked
+for a target with the time actually left (``budget_ms`` = 2,500 ms); the orchestrator then
+walks ``decision.attempts`` - a failed attempt costs the time it took - until an answer
+arrives or the deadline leaves no time for inference (an attempt still running then is
+abandoned as a timeout, and the user sees a failure).
+
+The oracle sees the same day with hindsight: for each message it knows what every allowed
+target would do (latency, throttling, faults) and sends it, once, to the cheapest target whose
+answer arrives within the deadline (hourly-paid capacity with room is free). Because it also
+knows the whole day's demand, it shares out paid capacity (provisioned model units, instances)
+per quarter hour to the classes whose next-best target is dearest - a complex question saves
+$0.0069 on provisioned Sonnet, a simple one $0.0004 - rather than first come, first served.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mangaroute.core.outcome import OK, TIMEOUT, Outcome
+from mangaroute.core.router import Router
+from mangaroute.core.settings import RouterConfig
+from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
+from mangaroute.simulate.fleet import NS_PER_MS, NS_PER_S, TICK_NS, Fleet, SimTarget, Usage
+from mangaroute.simulate.traffic import Traffic
+
+BUCKET_S = 900
+"""Time series are kept per quarter hour of the day."""
+BUCKETS = 96
+LATENCY_BIN_MS = 20
+LATENCY_BINS = 151
+"""Per-bucket latency histograms: 20 ms bins up to 3 s, the last one open-ended."""
+HIST_MAX_MS = 10_000
+OUTCOMES = (Outcome.OK, Outcome.THROTTLED, Outcome.ERROR, Outcome.TIMEOUT)
+SWITCH_LOG = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The seed's latency budget (section 1.1)."""
+
+    deadline_ms: float = 3000.0
+    inference_ms: float = 1500.0
+    pre_ms: float = 350.0
+    post_ms: float = 150.0
+
+    def __post_init__(self) -> None:
+        if not self.inference_ms > 0 or self.pre_ms < 0 or self.post_ms < 0:
+            raise ValueError("inference_ms must be > 0; pre_ms and post_ms >= 0")
+        if not self.cutoff_ms > 0:
+            raise ValueError(
+                f"deadline_ms ({self.deadline_ms}) leaves no time for inference after "
+                f"pre_ms + post_ms ({self.pre_ms + self.post_ms})"
+            )
+
+    @property
+    def cutoff_ms(self) -> float:
+        """Inference time the deadline allows."""
+        return self.deadline_ms - self.pre_ms - self.post_ms
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Everything one policy (or the oracle) did over the day."""
+
+    name: str
+    description: str
+    classes: tuple[str, ...]
+    target_names: tuple[str, ...]
+    messages: int = 0
+    answered: int = 0
+    within_deadline: int = 0
+    within_slo: int = 0
+    """Answers whose inference (all attempts) took at most ``inference_ms``."""
+    failed: int = 0
+    failed_by_class: list[int] = field(default_factory=list)
+    answers_by_class: list[int] = field(default_factory=list)
+    """Answers per (class, target): index ``class * targets + target``."""
+    latency_hist: list[int] = field(default_factory=list)
+    """End-to-end latency of answered messages, 1 ms bins (the last one open-ended)."""
+    failovers: int = 0
+    """Messages that needed more than one attempt."""
+    fallback_attempts: int = 0
+    outcomes: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    switches: int = 0
+    breaker_opens: int = 0
+    switch_log: list[dict[str, Any]] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    usage: dict[str, Usage] = field(default_factory=dict)
+    timeline_messages: list[int] = field(default_factory=list)
+    timeline_failed: list[int] = field(default_factory=list)
+    timeline_usd: list[float] = field(default_factory=list)
+    timeline_targets: list[int] = field(default_factory=list)
+    """Answers per (bucket, target): index ``bucket * targets + target``."""
+    timeline_latency: list[int] = field(default_factory=list)
+    """Latency bins per bucket: index ``bucket * LATENCY_BINS + bin``."""
+    start_s: float = 0.0
+    end_s: float = 86_400.0
+    """The part of the day simulated (seconds after local midnight)."""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    @classmethod
+    def empty(
+        cls, name: str, description: str, classes: tuple[str, ...], targets: tuple[str, ...]
+    ) -> RunResult:
+        return cls(
+            name,
+            description,
+            classes,
+            targets,
+            failed_by_class=[0] * len(classes),
+            answers_by_class=[0] * (len(classes) * len(targets)),
+            latency_hist=[0] * (HIST_MAX_MS + 1),
+            timeline_messages=[0] * BUCKETS,
+            timeline_failed=[0] * BUCKETS,
+            timeline_usd=[0.0] * BUCKETS,
+            timeline_targets=[0] * (BUCKETS * len(targets)),
+            timeline_latency=[0] * (BUCKETS * LATENCY_BINS),
+        )
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def token_usd(self) -> float:
+        return sum(u.token_usd for u in self.usage.values())
+
+    @property
+    def fixed_usd(self) -> float:
+        return sum(u.fixed_usd for u in self.usage.values())
+
+    @property
+    def total_usd(self) -> float:
+        return self.token_usd + self.fixed_usd
+
+    def percentile_ms(self, q: float) -> float | None:
+        """Nearest-rank percentile of the answered messages' end-to-end latency."""
+        if not self.answered:
+            return None
+        rank = max(1, round(q * self.answered + 0.4999999))
+        seen = 0
+        for ms, count in enumerate(self.latency_hist):
+            seen += count
+            if seen >= rank:
+                return float(ms)
+        return float(HIST_MAX_MS)
+
+
+class _Recorder:
+    """Counts router events (primary switches, breaker openings) with their virtual time."""
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+
+    def __call__(self, event: RouterEvent) -> None:
+        result = self.result
+        at_s = event.at_ns / NS_PER_S
+        if isinstance(event, SwitchEvent):
+            result.switches += 1
+            if len(result.switch_log) < SWITCH_LOG:
+                result.switch_log.append(
+                    {
+                        "at": _clock(at_s),
+                        "event": "switch",
+                        "from": event.from_target,
+                        "to": event.to_target,
+                        "reason": event.reason,
+                    }
+                )
+        elif isinstance(event, BreakerEvent) and event.to_state.value == "open":
+            result.breaker_opens += 1
+            if len(result.switch_log) < SWITCH_LOG:
+                result.switch_log.append(
+                    {
+                        "at": _clock(at_s),
+                        "event": "breaker_open",
+                        "target": event.target,
+                        "reason": event.reason,
+                    }
+                )
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+class VirtualClock:
+    """The router's clock in virtual time: a settable reading (nanoseconds). Lock-free and
+    cheaper than :class:`~mangaroute.core.clock.FakeClock` - the simulation is one thread -
+    and the loop makes sure it never goes backwards."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def run_router(
+    name: str,
+    description: str,
+    config: RouterConfig,
+    traffic: Traffic,
+    fleet: Fleet,
+    budget: Budget,
+    *,
+    seed: int,
+    day_start_unix: float,
+) -> RunResult:
+    """Replay ``traffic`` through a router built on ``config``; see the module docstring."""
+    started = time.perf_counter(), time.process_time()
+    start_s, end_s = traffic.window
+    clock = VirtualClock(round(start_s * NS_PER_S))
+    router = Router(
+        config,
+        clock=clock,
+        rng=random.Random(seed),
+        wall_clock=lambda: day_start_unix + start_s,
+    )
+    targets = tuple(t.name for t in config.targets)
+    result = RunResult.empty(name, description, traffic.classes, targets)
+    result.start_s, result.end_s = start_s, end_s
+    router.subscribe(_Recorder(result))
+    by_name = fleet.by_name
+    times = traffic.time_ns
+    klass = traffic.klass
+    tin_all = traffic.input_tokens
+    tout_all = traffic.output_tokens
+    draws = traffic.draw
+    sessions = traffic.session
+    session_ids = [f"s{k}" for k in range(max(sessions, default=0) + 1)]
+    class_names = traffic.classes
+    choose = router.choose
+    record = router.record
+    reasons = result.reasons
+    outcomes = result.outcomes
+    hist = result.latency_hist
+    failed_by_class = result.failed_by_class
+    by_class = result.answers_by_class
+    tl_messages = result.timeline_messages
+    tl_failed = result.timeline_failed
+    tl_usd = result.timeline_usd
+    tl_targets = result.timeline_targets
+    tl_latency = result.timeline_latency
+    n_targets = len(targets)
+    counts = [0] * (4 * n_targets)  # attempts per (target, outcome)
+    inference_ms = budget.inference_ms
+    cutoff = budget.cutoff_ms
+    around = budget.pre_ms + budget.post_ms
+    bucket_ns = BUCKET_S * NS_PER_S
+    heap: list[tuple[Any, ...]] = []
+    push = heapq.heappush
+    pop = heapq.heappop
+    ok_outcome, timeout_outcome = Outcome.OK, Outcome.TIMEOUT
+    by_code = OUTCOMES
+    answered = within = within_slo = failed = failovers = fallbacks = 0
+
+    def start(i: int, decision: Any, k: int, now: int, elapsed: float) -> None:
+        target = decision[1] if k == 0 else decision[2][k - 1]
+        sim: SimTarget = by_name[target.name]
+        code, latency, ttft, error = sim.attempt(now, draws[i], k, tin_all[i], tout_all[i], True)
+        remaining = cutoff - elapsed
+        if latency > remaining:
+            code = TIMEOUT
+            latency = remaining
+        end = now + int(latency * NS_PER_MS) + 1
+        push(heap, (end, i * 1024 + k, decision, elapsed, code, latency, ttft, sim, error))
+
+    next_tick = round(start_s * NS_PER_S) + TICK_NS
+    end_ns = round(end_s * NS_PER_S)
+    fleet_tick = fleet.tick
+    n = len(times)
+    i = 0
+    arrival = times[0] if n else end_ns + 1
+    while i < n or heap:
+        if heap and (i >= n or heap[0][0] <= arrival):
+            end, key, decision, elapsed, code, latency, ttft, sim, error = pop(heap)
+            while end >= next_tick and next_tick <= end_ns:
+                fleet_tick(next_tick)
+                next_tick += TICK_NS
+            clock.now = end
+            j, k = divmod(key, 1024)  # message, attempt
+            subject = decision if k == 0 else sim.name
+            counts[sim.index * 4 + code] += 1
+            if code == OK:
+                tin = tin_all[j]
+                tout = tout_all[j]
+                record(
+                    subject,
+                    ok_outcome,
+                    latency_ms=latency,
+                    ttft_ms=ttft,
+                    input_tokens=tin,
+                    output_tokens=tout,
+                )
+                cost = sim.bill(tin, tout)
+                if sim.concurrency:
+                    sim.finished()
+                inference = elapsed + latency
+                total = inference + around
+                bucket = times[j] // bucket_ns
+                answered += 1
+                if inference <= cutoff:
+                    within += 1
+                if inference <= inference_ms:
+                    within_slo += 1
+                hist[int(total) if total < HIST_MAX_MS else HIST_MAX_MS] += 1
+                tl_usd[bucket] += cost
+                tl_targets[bucket * n_targets + sim.index] += 1
+                tl_latency[bucket * LATENCY_BINS + min(int(total / LATENCY_BIN_MS), 150)] += 1
+                by_class[klass[j] * n_targets + sim.index] += 1
+                continue
+            if code == TIMEOUT:
+                tin = tin_all[j]
+                tout = tout_all[j]
+                record(
+                    subject,
+                    timeout_outcome,
+                    latency_ms=latency,
+                    input_tokens=tin,
+                    output_tokens=tout,
+                )
+                tl_usd[times[j] // bucket_ns] += sim.bill(tin, tout)
+                if sim.concurrency:
+                    sim.finished()
+            else:
+                record(subject, by_code[code], latency_ms=latency, error_code=error)
+                spent = elapsed + latency
+                if k < len(decision[2]) and spent < cutoff:
+                    if k == 0:
+                        failovers += 1
+                    fallbacks += 1
+                    start(j, decision, k + 1, end, spent)
+                    continue
+            failed += 1
+            failed_by_class[klass[j]] += 1
+            tl_failed[times[j] // bucket_ns] += 1
+            continue
+        t = arrival
+        while t >= next_tick:
+            fleet_tick(next_tick)
+            next_tick += TICK_NS
+        clock.now = t
+        tl_messages[t // bucket_ns] += 1
+        decision = choose(
+            class_names[klass[i]],
+            session_id=session_ids[sessions[i]],
+            budget_ms=cutoff,
+            input_tokens=tin_all[i],
+            output_tokens=tout_all[i],
+        )
+        reasons[decision[3]] += 1
+        start(i, decision, 0, t, 0.0)
+        i += 1
+        arrival = times[i] if i < n else end_ns + 1
+    while next_tick <= end_ns:
+        fleet_tick(next_tick)
+        next_tick += TICK_NS
+    for sim in fleet.targets:
+        usage = sim.usage
+        base = sim.index * 4
+        usage.ok, usage.throttled, usage.errors, usage.timeouts = counts[base : base + 4]
+        usage.attempts = sum(counts[base : base + 4])
+    for code in range(4):
+        outcomes[code] = sum(counts[code::4])
+    stats = [answered, within, failed, failovers, fallbacks, within_slo]
+    _finish(result, fleet, n, stats, started)
+    return result
+
+
+def run_oracle(
+    class_targets: dict[str, tuple[str, ...]],
+    traffic: Traffic,
+    fleet: Fleet,
+    budget: Budget,
+    target_names: tuple[str, ...],
+) -> RunResult:
+    """The hindsight oracle; see the module docstring."""
+    started = time.perf_counter(), time.process_time()
+    result = RunResult.empty(
+        "oracle",
+        "knows every latency in hindsight: the cheapest answer within the deadline",
+        traffic.classes,
+        target_names,
+    )
+    result.start_s, result.end_s = traffic.window
+    candidates = [[fleet.by_name[name] for name in class_targets[c]] for c in traffic.classes]
+    shares = _paid_shares(candidates, traffic)
+    times = traffic.time_ns
+    klass = traffic.klass
+    tin_all = traffic.input_tokens
+    tout_all = traffic.output_tokens
+    draws = traffic.draw
+    hist = result.latency_hist
+    outcomes = result.outcomes
+    tl_messages = result.timeline_messages
+    tl_failed = result.timeline_failed
+    tl_usd = result.timeline_usd
+    tl_targets = result.timeline_targets
+    tl_latency = result.timeline_latency
+    n_targets = len(target_names)
+    inference_ms = budget.inference_ms
+    cutoff = budget.cutoff_ms
+    around = budget.pre_ms + budget.post_ms
+    bucket_ns = BUCKET_S * NS_PER_S
+    releases: list[tuple[int, int, SimTarget]] = []
+    sequence = itertools.count()
+    stats = [0, 0, 0, 0, 0, 0]
+    next_tick = round(result.start_s * NS_PER_S) + TICK_NS
+    end_ns = round(result.end_s * NS_PER_S)
+    n = len(times)
+    for i in range(n):
+        t = times[i]
+        while releases and releases[0][0] <= t:
+            heapq.heappop(releases)[2].finished()
+        while t >= next_tick:
+            fleet.tick(next_tick)
+            next_tick += TICK_NS
+        bucket = t // bucket_ns
+        tl_messages[bucket] += 1
+        tin = tin_all[i]
+        tout = tout_all[i]
+        draw = draws[i]
+        best: SimTarget | None = None
+        best_key = (2, 0.0, 0.0)
+        k = klass[i]
+        for sim in candidates[k]:
+            if sim.committed:
+                share = shares[sim.index][k][bucket]
+                if share < 1.0 and (draw * 31.0) % 1.0 >= share:
+                    continue
+            code, latency, _, _ = sim.attempt(t, draw, 0, tin, tout, False)
+            if code != OK or latency > cutoff:
+                continue
+            price = 0.0 if sim.committed else tin * sim.price_in + tout * sim.price_out
+            key = (0, price, latency)
+            if key < best_key:
+                best, best_key = sim, key
+        if best is None:
+            stats[2] += 1
+            result.failed_by_class[klass[i]] += 1
+            tl_failed[bucket] += 1
+            continue
+        code, latency, _, _ = best.attempt(t, draw, 0, tin, tout, True)
+        outcomes[code] += 1
+        best.usage.attempts += 1
+        best.usage.ok += 1
+        if best.concurrency:
+            heapq.heappush(releases, (t + int(latency * NS_PER_MS) + 1, next(sequence), best))
+        cost = best.bill(tin, tout)
+        total = latency + around
+        stats[0] += 1
+        stats[1] += 1
+        if latency <= inference_ms:
+            stats[5] += 1
+        hist[int(total) if total < HIST_MAX_MS else HIST_MAX_MS] += 1
+        tl_usd[bucket] += cost
+        tl_targets[bucket * n_targets + best.index] += 1
+        result.answers_by_class[k * n_targets + best.index] += 1
+        tl_latency[bucket * LATENCY_BINS + min(int(total / LATENCY_BIN_MS), 150)] += 1
+    while next_tick <= end_ns:
+        fleet.tick(next_tick)
+        next_tick += TICK_NS
+    result.reasons["hindsight"] = n
+    _finish(result, fleet, n, stats, started)
+    return result
+
+
+def _paid_shares(candidates: list[list[SimTarget]], traffic: Traffic) -> list[list[list[float]]]:
+    """``shares[target][class][bucket]``: the share of a class's messages the oracle lets use a
+    paid target in a quarter hour. Paid capacity per quarter hour goes to the classes in order
+    of what their next-best target costs per unit of capacity: the dearest class may always use
+    it (the target's own capacity is the limit), the next ones get what the dearer ones leave,
+    the last one served the share that still fits; unpaid targets are not limited (1.0)."""
+    n_classes = len(candidates)
+    targets = {sim.index: sim for group in candidates for sim in group}
+    shares = [[[1.0] * BUCKETS for _ in range(n_classes)] for _ in range(max(targets) + 1)]
+    bucket_ns = BUCKET_S * NS_PER_S
+    for sim in targets.values():
+        if not sim.committed:
+            continue
+        tokens = bool(sim.tok_rate)
+        demand = [[0.0] * BUCKETS for _ in range(n_classes)]
+        allowed = [sim in group for group in candidates]
+        for t, k, tin, tout in zip(
+            traffic.time_ns,
+            traffic.klass,
+            traffic.input_tokens,
+            traffic.output_tokens,
+            strict=True,
+        ):
+            if allowed[k]:
+                demand[k][t // bucket_ns] += tin + tout if tokens else 1.0
+        value = [_next_best_price(sim, group) for group in candidates]
+        order = sorted((k for k in range(n_classes) if allowed[k]), key=lambda k: -value[k])
+        rate = sim.tok_rate if tokens else sim.req_rate
+        for bucket in range(BUCKETS):
+            room = rate * bucket_ns
+            for rank, k in enumerate(order):
+                need = demand[k][bucket]
+                if need <= room or rank == 0:
+                    room = max(0.0, room - need)
+                else:
+                    shares[sim.index][k][bucket] = room / need
+                    room = 0.0
+    return shares
+
+
+def _next_best_price(paid: SimTarget, group: list[SimTarget]) -> float:
+    """What a class pays per token on its cheapest target other than ``paid`` (0 when another
+    paid target serves it; infinite when nothing else does)."""
+    others = [sim for sim in group if sim is not paid]
+    if not others:
+        return float("inf")
+    return min(0.0 if sim.committed else (sim.price_in + sim.price_out) / 2 for sim in others)
+
+
+def _finish(
+    result: RunResult, fleet: Fleet, n: int, stats: list[int], started: tuple[float, float]
+) -> None:
+    fleet.close(result.duration_s)
+    result.messages = n
+    result.answered, result.within_deadline, result.failed = stats[0], stats[1], stats[2]
+    result.failovers, result.fallback_attempts = stats[3], stats[4]
+    result.within_slo = stats[5]
+    result.usage = {sim.name: sim.usage for sim in fleet.targets}
+    result.wall_s = time.perf_counter() - started[0]
+    result.cpu_s = time.process_time() - started[1]

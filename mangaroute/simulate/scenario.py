@@ -1,0 +1,585 @@
+"""Scenario files: the day to simulate, the fleet's quirks, the faults, the contenders.
+
+A scenario is one TOML file (see ``mangaroute/data/scenarios/default.toml`` and
+``docs/simulate.md``). Like the router config, every error names the file, the key and what
+was expected - ``bad.toml: [faults.0.kind] expected one of outage, throttle_storm, slowdown,
+fast_errors, got 'meltdown'`` - and unknown keys are errors.
+
+Contenders are the policies compared side by side. Each is an overlay on the router config
+(``[contenders.NAME.config]`` is merged into the config's TOML before it is parsed), so a
+contender can re-point request classes at other policies, define new ``[policies.*]`` and
+re-order a class's targets - but not add targets to a class: what a class may be served by is
+a quality decision of the base config, and the oracle respects it too. The built-in contenders
+live in ``mangaroute/data/scenarios/contenders.toml``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mangaroute.config import _REQUIRED, _Table, default_config_text, parse_config
+from mangaroute.core.errors import ConfigError
+from mangaroute.core.settings import RouterConfig
+from mangaroute.core.targets import Pattern
+from mangaroute.simulate.engine import Budget
+from mangaroute.simulate.fleet import FAULT_KINDS, Fault, TargetModel
+from mangaroute.simulate.traffic import (
+    DAY_S,
+    DEFAULT_MIX,
+    DEFAULT_TOKENS,
+    MANGAASSIST_CURVE,
+    FlashSale,
+    TokenShape,
+    TrafficModel,
+)
+
+SCENARIO_DIR = ("data", "scenarios")
+CONTENDERS_FILE = "contenders.toml"
+DAY_START_UTC = 1_736_899_200.0
+"""2025-01-15 00:00 UTC (a Wednesday): the simulated day is that date, its midnight local to
+``utc_offset_hours`` (JST: 2025-01-14 15:00 UTC)."""
+
+PRESETS = ("provisioned-outage", "haiku-throttle-storm", "sagemaker-slow", "fast-errors")
+FLASH_SALE = "flash-sale"
+FAULT_PRESETS = (*PRESETS, FLASH_SALE)
+"""Named faults for ``--faults`` and ``scenario.faults``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    name: str
+    description: str
+    overlay: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    source: str
+    config_text: str
+    config_source: str
+    seed: int = 7
+    refresh_ms: float = 2000.0
+    traffic: TrafficModel = field(default_factory=TrafficModel)
+    budget: Budget = field(default_factory=Budget)
+    fleet: dict[str, TargetModel] = field(default_factory=dict)
+    fleet_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: tuple[Fault, ...] = ()
+    fault_names: tuple[str, ...] = ()
+    contenders: tuple[Contender, ...] = ()
+    utc_offset_hours: float = 9.0
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the shipped scenario files (``default``, ``bad-day``, ...)."""
+    folder = resources.files("mangaroute").joinpath(*SCENARIO_DIR)
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml") and entry.name != CONTENDERS_FILE
+    )
+
+
+def load_scenario(name_or_path: str | None = None) -> Scenario:
+    """A shipped scenario by name (default ``default``) or a scenario file by path."""
+    name = name_or_path or "default"
+    if name in builtin_scenarios():
+        resource = resources.files("mangaroute").joinpath(*SCENARIO_DIR, f"{name}.toml")
+        return parse_scenario(resource.read_text("utf-8"), source=f"<mangaroute>/{name}.toml")
+    path = Path(name)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        known = ", ".join(builtin_scenarios())
+        raise ConfigError(
+            f"cannot be read: {exc.strerror or exc} (shipped scenarios: {known})", source=name
+        ) from None
+    return parse_scenario(text, source=str(path), base_dir=path.parent)
+
+
+def parse_scenario(
+    text: str, *, source: str = "<string>", base_dir: Path | None = None
+) -> Scenario:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
+    root = _Table(data, source, "")
+    head = root.table("scenario", required=True)
+    config_path = head.text("config", None)
+    if config_path is None:
+        config_text, config_source = default_config_text(), "<mangaroute>/data/mangaassist.toml"
+    else:
+        path = (base_dir or Path()) / config_path
+        try:
+            config_text, config_source = path.read_text("utf-8"), str(path)
+        except OSError as exc:
+            raise head.error("config", f"cannot be read: {exc.strerror or exc}") from None
+    name = head.text("name", Path(source).stem)
+    description = head.text("description", "")
+    seed = head.integer("seed", 7)
+    refresh_ms = head.number("refresh_ms", 2000.0, positive=True)
+    offset = head.number("utc_offset_hours", 9.0, minimum=-23.99)
+    preset_names = head.names("faults", ())
+    wanted = head.names("contenders", None)
+    head.finish()
+    traffic = _traffic(root.table("traffic"))
+    budget = _budget(root.table("budget"))
+    config_data = tomllib.loads(config_text)
+    fleet, overrides = _fleet(root.table("fleet"), config_data)
+    faults = tuple(_faults(root, config_data))
+    contenders = _contenders(root, config_data, wanted, source)
+    root.finish()
+    scenario = Scenario(
+        name=name,
+        description=description,
+        source=source,
+        config_text=config_text,
+        config_source=config_source,
+        seed=seed,
+        refresh_ms=refresh_ms,
+        traffic=traffic,
+        budget=budget,
+        fleet=fleet,
+        fleet_overrides=overrides,
+        faults=faults,
+        fault_names=tuple(_label(f) for f in faults),
+        contenders=contenders,
+        utc_offset_hours=offset,
+    )
+    return with_faults(scenario, preset_names, key=f"{source}: [scenario.faults]")
+
+
+def with_faults(scenario: Scenario, names: Sequence[str], *, key: str = "--faults") -> Scenario:
+    """The scenario plus named fault presets (``provisioned-outage``, ``flash-sale``, ...)."""
+    faults = list(scenario.faults)
+    sales = list(scenario.traffic.flash_sales)
+    added = list(scenario.fault_names)
+    data = tomllib.loads(scenario.config_text)
+    for name in names:
+        if name not in FAULT_PRESETS:
+            raise ConfigError(f"{key}: unknown fault {name!r} (known: {', '.join(FAULT_PRESETS)})")
+        if name in added:
+            continue
+        added.append(name)
+        if name == FLASH_SALE:
+            sales.append(FlashSale(start_s=21 * 3600.0, minutes=10.0, multiplier=2.0))
+        else:
+            faults.append(_preset(name, data, key))
+    return dataclasses.replace(
+        scenario,
+        faults=tuple(faults),
+        fault_names=tuple(added),
+        traffic=dataclasses.replace(scenario.traffic, flash_sales=tuple(sales)),
+    )
+
+
+def _label(fault: Fault) -> str:
+    start = int(fault.start_s)
+    minutes = round((fault.end_s - fault.start_s) / 60)
+    return f"{fault.kind}:{fault.target}@{start // 3600:02d}:{start % 3600 // 60:02d}+{minutes}min"
+
+
+def _preset(name: str, config: dict[str, Any], key: str) -> Fault:
+    """The named fault on the first fitting target of the config."""
+    targets = config.get("targets", {})
+
+    def first(pattern: Pattern, tier: str | None = None) -> str:
+        for target, table in targets.items():
+            if table.get("pattern") == pattern.value and (
+                tier is None or table.get("tier") == tier
+            ):
+                return str(target)
+        wanted = pattern.value + (f" (tier {tier})" if tier else "")
+        raise ConfigError(f"{key}: fault {name!r} needs a {wanted} target in the config")
+
+    if name == "provisioned-outage":
+        return Fault(
+            "outage", first(Pattern.BEDROCK_PROVISIONED), 20 * 3600 + 55 * 60, 21 * 3600 + 15 * 60
+        )
+    if name == "haiku-throttle-storm":
+        return Fault(
+            "throttle_storm",
+            first(Pattern.BEDROCK_ON_DEMAND, "haiku"),
+            19.5 * 3600,
+            20 * 3600,
+            factor=0.25,
+            probability=0.3,
+        )
+    if name == "sagemaker-slow":
+        return Fault(
+            "slowdown", first(Pattern.SAGEMAKER_REALTIME), 20 * 3600, 21 * 3600, factor=4.0
+        )
+    return Fault(
+        "fast_errors",
+        first(Pattern.BEDROCK_ON_DEMAND, "sonnet"),
+        19 * 3600,
+        20 * 3600,
+        probability=0.3,
+        latency_ms=15.0,
+    )
+
+
+def _time_of_day(table: _Table, name: str, default: Any = _REQUIRED) -> Any:
+    """``"HH:MM"`` (or seconds) after local midnight."""
+    value = table._raw(name, default)
+    if value is default:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < DAY_S:
+        return float(value)
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            hours, minutes = int(parts[0]), int(parts[1])
+            if hours < 24 and minutes < 60:
+                return hours * 3600.0 + minutes * 60.0
+    raise table.error(name, f'expected a local time "HH:MM" (00:00-23:59), got {value!r}')
+
+
+def _traffic(table: _Table) -> TrafficModel:
+    d = TrafficModel()
+    messages = table.integer("messages", d.messages, minimum=1)
+    curve = table._raw("curve", MANGAASSIST_CURVE)
+    if curve is not MANGAASSIST_CURVE and (
+        not isinstance(curve, list)
+        or len(curve) != 24
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in curve)
+        or sum(curve) <= 0
+    ):
+        raise table.error("curve", f"expected 24 hourly weights >= 0, not all zero, got {curve!r}")
+    mix_table = table.table("mix")
+    mix = dict(DEFAULT_MIX)
+    if mix_table.data:
+        mix = {name: mix_table.number(name) for name in list(mix_table.data)}
+        if sum(mix.values()) <= 0:
+            raise mix_table.error("", "shares must not all be zero")
+    mix_table.finish()
+    tokens = dict(DEFAULT_TOKENS)
+    tokens_table = table.table("tokens")
+    for name in list(tokens_table.data):
+        tokens[name] = _token_shape(tokens_table.table(name), DEFAULT_TOKENS.get(name))
+    tokens_table.finish()
+    sales = []
+    raw_sales = table._raw("flash_sales", [])
+    if not isinstance(raw_sales, list):
+        raise table.error("flash_sales", f"expected an array of tables, got {raw_sales!r}")
+    for index, raw in enumerate(raw_sales):
+        if not isinstance(raw, dict):
+            raise table.error(f"flash_sales.{index}", f"expected a table, got {raw!r}")
+        sales.append(_flash_sale(_Table(raw, table.source, table.key(f"flash_sales.{index}"))))
+    model = table.build(
+        "",
+        lambda: TrafficModel(
+            messages=messages,
+            curve=tuple(float(v) for v in curve),
+            mix=mix,
+            tokens=tokens,
+            messages_per_session=table.number("messages_per_session", 5.0, minimum=1.0),
+            flash_sales=tuple(sales),
+        ),
+    )
+    table.finish()
+    return model
+
+
+def _token_shape(shape: _Table, base: TokenShape | None) -> TokenShape:
+    base = base or TokenShape()
+    result = shape.build(
+        "",
+        lambda: TokenShape(
+            input_mean=shape.number("input", base.input_mean, positive=True),
+            output_mean=shape.number("output", base.output_mean, positive=True),
+            spread=shape.number("spread", base.spread),
+        ),
+    )
+    shape.finish()
+    return result
+
+
+def _flash_sale(sale: _Table) -> FlashSale:
+    result = sale.build(
+        "",
+        lambda: FlashSale(
+            start_s=_time_of_day(sale, "start"),
+            minutes=sale.number("minutes", 10.0, positive=True),
+            multiplier=sale.number("multiplier", 2.0, positive=True),
+        ),
+    )
+    sale.finish()
+    return result
+
+
+def _budget(table: _Table) -> Budget:
+    d = Budget()
+    budget = table.build(
+        "",
+        lambda: Budget(
+            deadline_ms=table.number("deadline_ms", d.deadline_ms, positive=True),
+            inference_ms=table.number("inference_ms", d.inference_ms, positive=True),
+            pre_ms=table.number("pre_ms", d.pre_ms),
+            post_ms=table.number("post_ms", d.post_ms),
+        ),
+    )
+    table.finish()
+    return budget
+
+
+_CONFIG_KEYS = ("tokens_per_minute", "instances")
+"""Fleet keys that change the router config too (the router must know the real capacity)."""
+
+
+def _fleet(
+    table: _Table, config: dict[str, Any]
+) -> tuple[dict[str, TargetModel], dict[str, dict[str, Any]]]:
+    targets = config.get("targets", {})
+    models: dict[str, TargetModel] = {}
+    overrides: dict[str, dict[str, Any]] = {}
+    for name in list(table.data):
+        entry = table.table(name)
+        if name not in targets:
+            raise table.error(name, f"is not a target of the config (known: {', '.join(targets)})")
+        tpm = entry.number("tokens_per_minute", None, positive=True)
+        instances = entry.integer("instances", None, minimum=1)
+        models[name] = _target_model(entry)
+        change: dict[str, Any] = {}
+        if tpm is not None:
+            change["tokens_per_minute"] = tpm
+        if instances is not None:
+            if "instances" not in targets[name]:
+                raise entry.error("instances", "the config's target has no instances to change")
+            change["instances"] = instances
+        if change:
+            overrides[name] = change
+        entry.finish()
+    table.finish()
+    return models, overrides
+
+
+def _target_model(entry: _Table) -> TargetModel:
+    d = TargetModel()
+    return entry.build(
+        "",
+        lambda: TargetModel(
+            ttft_share=entry.number("ttft_share", d.ttft_share),
+            reference_output_tokens=entry.integer(
+                "reference_output_tokens", d.reference_output_tokens, minimum=1
+            ),
+            error_latency_ms=entry.number("error_latency_ms", d.error_latency_ms, positive=True),
+            throttle_latency_ms=entry.number(
+                "throttle_latency_ms", d.throttle_latency_ms, positive=True
+            ),
+            idle_cold_s=entry.number("idle_cold_s", d.idle_cold_s, positive=True),
+            max_instances=entry.integer("max_instances", d.max_instances, minimum=1),
+            target_utilization=entry.number(
+                "target_utilization", d.target_utilization, positive=True
+            ),
+            scale_out_lag_s=entry.number("scale_out_lag_s", d.scale_out_lag_s),
+            scale_out_cooldown_s=entry.number("scale_out_cooldown_s", d.scale_out_cooldown_s),
+            scale_in_cooldown_s=entry.number("scale_in_cooldown_s", d.scale_in_cooldown_s),
+        ),
+    )
+
+
+def _faults(root: _Table, config: dict[str, Any]) -> list[Fault]:
+    raw_faults = root._raw("faults", [])
+    if not isinstance(raw_faults, list):
+        raise root.error("faults", f"expected an array of tables ([[faults]]), got {raw_faults!r}")
+    targets = config.get("targets", {})
+    faults = []
+    for index, raw in enumerate(raw_faults):
+        if not isinstance(raw, dict):
+            raise root.error(f"faults.{index}", f"expected a table, got {raw!r}")
+        table = _Table(raw, root.source, f"faults.{index}")
+        kind = table.text("kind")
+        if kind not in FAULT_KINDS:
+            raise table.error("kind", f"expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+        target = table.text("target")
+        if target not in targets:
+            raise table.error(
+                "target", f"names unknown target {target!r} (known: {', '.join(targets)})"
+            )
+        faults.append(_fault(table, kind, target))
+        table.finish()
+    return faults
+
+
+def _fault(table: _Table, kind: str, target: str) -> Fault:
+    start = _time_of_day(table, "start")
+    minutes = table.number("minutes", positive=True)
+    return table.build(
+        "",
+        lambda: Fault(
+            kind=kind,
+            target=target,
+            start_s=start,
+            end_s=min(float(DAY_S), start + minutes * 60.0),
+            factor=table.number("factor", 1.0, positive=True),
+            probability=table.number("probability", 0.0),
+            latency_ms=table.number("latency_ms", 15.0, positive=True),
+        ),
+    )
+
+
+def builtin_contenders() -> dict[str, Contender]:
+    text = resources.files("mangaroute").joinpath(*SCENARIO_DIR, CONTENDERS_FILE).read_text("utf-8")
+    root = _Table(tomllib.loads(text), f"<mangaroute>/{CONTENDERS_FILE}", "")
+    found = _contender_tables(root)
+    root.finish()
+    return found
+
+
+def _contender_tables(root: _Table) -> dict[str, Contender]:
+    found = {}
+    for name, table in root.tables("contenders"):
+        overlay = table.table("config").data
+        found[name] = Contender(name, table.text("description", ""), copy.deepcopy(overlay))
+        table.finish()
+    return found
+
+
+def _contenders(
+    root: _Table, config: dict[str, Any], wanted: tuple[str, ...] | None, source: str
+) -> tuple[Contender, ...]:
+    known = builtin_contenders()
+    known.update(_contender_tables(root))
+    names = list(wanted) if wanted is not None else list(known)
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"names unknown contender {name!r} (known: {', '.join(known)})",
+                source=source,
+                key="scenario.contenders",
+            )
+    return tuple(known[name] for name in names)
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` merged into a copy of ``base``: tables merge key by key, values replace."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def contender_config(scenario: Scenario, contender: Contender, scale: float = 1.0) -> RouterConfig:
+    """The router config a contender runs on: the scenario's base config with the fleet's
+    capacity overrides, the scenario's rebuild interval, the contender's overlay and, for a
+    scaled-down day, capacity and hourly prices scaled by ``scale``."""
+    base = tomllib.loads(scenario.config_text)
+    data = merge(base, contender.overlay)
+    source = f"{scenario.source}: contender {contender.name}"
+    _check_classes(base, data, source)
+    data.setdefault("router", {})["refresh_ms"] = scenario.refresh_ms
+    policies = data.get("policies", {})
+    used = {table.get("policy", "default") for table in data.get("classes", {}).values()}
+    if not any(policies.get(name, {}).get("picker") == "primary" for name in used):
+        data.pop("switcher", None)  # no class follows a primary: no switcher to run
+        for name in [n for n, table in policies.items() if table.get("picker") == "primary"]:
+            del policies[name]
+    for name, change in scenario.fleet_overrides.items():
+        table = data["targets"][name]
+        if "tokens_per_minute" in change:
+            table.pop("tokens_per_minute_per_unit", None)
+            table["tokens_per_minute"] = change["tokens_per_minute"]
+        if "instances" in change:
+            table["instances"] = change["instances"]
+    if scale != 1.0:
+        for table in data.get("targets", {}).values():
+            _scale_target(table, scale)
+    return parse_config(_dump(data), source=source)
+
+
+def _check_classes(base: dict[str, Any], data: dict[str, Any], source: str) -> None:
+    base_classes = base.get("classes", {})
+    for name, table in data.get("classes", {}).items():
+        allowed = base_classes.get(name, {}).get("targets")
+        if allowed is None:
+            raise ConfigError(
+                f"adds request class {name!r}, which the base config does not define",
+                source=source,
+                key=f"config.classes.{name}",
+            )
+        extra = [t for t in table.get("targets", []) if t not in allowed]
+        if extra:
+            raise ConfigError(
+                f"may only use the targets the base config allows for class {name!r} "
+                f"({', '.join(allowed)}), got {', '.join(extra)}",
+                source=source,
+                key=f"config.classes.{name}.targets",
+            )
+
+
+_SCALED = (
+    "tokens_per_minute",
+    "tokens_per_minute_per_unit",
+    "requests_per_second",
+    "requests_per_second_per_instance",
+    "hourly_usd",
+    "hourly_usd_per_unit",
+    "hourly_usd_per_instance",
+)
+
+
+def _scale_target(table: dict[str, Any], scale: float) -> None:
+    for key in _SCALED:
+        if key in table:
+            table[key] = table[key] * scale
+    if "concurrency" in table:
+        table["concurrency"] = max(1, round(table["concurrency"] * scale))
+
+
+def instances_of(scenario: Scenario, contender: Contender) -> dict[str, int]:
+    """Instances per target as the config states them (the fleet scales from there)."""
+    data = merge(tomllib.loads(scenario.config_text), contender.overlay)
+    counts = {}
+    for name, table in data.get("targets", {}).items():
+        count = scenario.fleet_overrides.get(name, {}).get("instances", table.get("instances"))
+        if isinstance(count, int):
+            counts[name] = count
+    return counts
+
+
+def _dump(data: dict[str, Any]) -> str:
+    """Minimal TOML writer for config data (tables, strings, numbers, booleans, arrays)."""
+    lines: list[str] = []
+    _dump_table(data, [], lines)
+    return "\n".join(lines) + "\n"
+
+
+def _dump_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path and (scalars or not tables):
+        lines.append("[" + ".".join(_key(p) for p in path) + "]")
+    for key, value in scalars.items():
+        lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in tables.items():
+        _dump_table(value, [*path, key], lines)
+
+
+def _key(key: str) -> str:
+    return key if key.replace("-", "").replace("_", "").isalnum() else _value(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):  # a JSON string is a TOML basic string, once DEL is escaped
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

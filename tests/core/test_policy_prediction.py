@@ -1,0 +1,178 @@
+"""Deadline-aware latency prediction: the predictor, its ranker and filter, and the
+per-request check in ``choose()``."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mangaroute import FakeClock, Router, parse_config
+from mangaroute.core.policy import LatencyPredictor, PredictedLatency, Reliable
+from mangaroute.core.targets import Capacity, Pattern
+
+from .views import make_view
+
+START_NS = 1_000_000_000_000
+
+
+def test_a_prior_is_split_into_ttft_and_per_token_time() -> None:
+    view = make_view("a", p99=1200.0, latency_source="prior")
+    a, b = LatencyPredictor(ttft_share=0.35, avg_output_tokens=300).line(view)
+    assert a == pytest.approx(420.0)
+    assert b == pytest.approx(780.0 / 300)
+    assert LatencyPredictor().p99_ms(view) == pytest.approx(1200.0)  # at the typical length
+    assert LatencyPredictor().p99_ms(view, 600) == pytest.approx(420.0 + 2 * 780.0)
+
+
+def test_an_observed_window_gives_ttft_p99_and_tail_scaled_per_token_time() -> None:
+    # median 500 ms of which 100 ms to the first token over 200 tokens: 2 ms/token at the
+    # median; the TTFT tail ratio 300/100 scales it to 6 ms/token at the tail.
+    view = make_view(
+        "a", p50_ms=500.0, ttft_p50_ms=100.0, ttft_p99_ms=300.0, output_tokens_per_call=200.0
+    )
+    a, b = LatencyPredictor().line(view)
+    assert (a, b) == pytest.approx((300.0, 6.0))
+    assert LatencyPredictor().p99_ms(view, 100) == pytest.approx(900.0)
+
+
+def test_without_streamed_ttft_the_observed_p99_is_split_like_a_prior() -> None:
+    view = make_view("a", p99=1000.0, ttft_p50_ms=float("nan"), ttft_p99_ms=float("nan"))
+    assert LatencyPredictor(ttft_share=0.5).line(view) == pytest.approx((500.0, 500.0 / 300))
+
+
+def test_load_inflates_only_targets_whose_latency_grows_with_it() -> None:
+    predictor = LatencyPredictor(load_knee=0.5, load_weight=1.0)
+    quota = make_view("q", capacity=Capacity(tokens_per_minute=1000), utilization=0.99)
+    assert predictor.load_factor(quota) == 1.0  # a token quota throttles, it does not slow
+    # 4 instances' worth: 8 req/s x 0.5 s median = 4 slots; 3 in flight = 75 % busy
+    endpoint = make_view(
+        "e",
+        p99=1000.0,
+        pattern=Pattern.SAGEMAKER_REALTIME,
+        capacity=Capacity(requests_per_second=8),
+        in_flight=3,
+        utilization=0.1,
+    )
+    assert predictor.load_factor(endpoint) == pytest.approx(1.5)
+    idle = make_view(
+        "e",
+        p99=1000.0,
+        pattern=Pattern.SAGEMAKER_REALTIME,
+        capacity=Capacity(requests_per_second=8),
+    )
+    assert predictor.line(endpoint)[0] == pytest.approx(1.5 * predictor.line(idle)[0])
+    pool = make_view("c", capacity=Capacity(concurrency=10), in_flight=2, utilization=0.2)
+    assert predictor.load_factor(pool) == 1.0
+
+
+def test_fast_failures_do_not_look_fast() -> None:
+    flaky = make_view("flaky", p99=300.0, error_rate=0.8, requests=100)
+    steady = make_view("steady", p99=1000.0)
+    ranked, scores = PredictedLatency().rank([flaky, steady])
+    assert [v.name for v in ranked] == ["steady", "flaky"]
+    assert scores["flaky"] == pytest.approx(300.0 / 0.2)
+    assert Reliable(max_error_rate=0.2).exclude(flaky) == "unreliable(0.80)"
+    assert Reliable().exclude(make_view("few", error_rate=0.9, requests=5)) is None
+    assert Reliable().exclude(steady) is None
+
+
+@given(
+    st.floats(min_value=1, max_value=5000),
+    st.floats(min_value=0, max_value=1),
+    st.integers(min_value=0, max_value=4000),
+    st.integers(min_value=0, max_value=4000),
+    st.integers(min_value=0, max_value=50),
+)
+def test_predictions_grow_with_answer_length_and_load(
+    p99: float, share: float, short: int, extra: int, in_flight: int
+) -> None:
+    predictor = LatencyPredictor(ttft_share=share)
+    view = make_view(
+        "e",
+        p99=p99,
+        latency_source="prior",
+        capacity=Capacity(concurrency=20),
+        in_flight=in_flight,
+    )
+    busier = make_view(
+        "e",
+        p99=p99,
+        latency_source="prior",
+        capacity=Capacity(concurrency=20),
+        in_flight=in_flight + 5,
+    )
+    assert predictor.p99_ms(view, short) <= predictor.p99_ms(view, short + extra) + 1e-9
+    assert 1.0 <= predictor.load_factor(view) <= predictor.load_factor(busier)
+
+
+DEADLINE_CONFIG = """
+[router]
+min_samples = 5
+refresh_ms = 5
+
+[targets.fast]
+pattern = "bedrock_on_demand"
+model_id = "fast"
+region = "ap-northeast-1"
+prior = { p50_ms = 400, p90_ms = 600, p99_ms = 800 }
+
+[targets.steep]
+pattern = "bedrock_on_demand"
+model_id = "steep"
+region = "ap-northeast-1"
+prior = { p50_ms = 300, p90_ms = 500, p99_ms = 700 }
+
+[classes.chat]
+targets = ["steep", "fast"]
+policy = "deadline"
+
+[policies.deadline]
+filters = ["healthy"]
+ranker = "order"
+picker = "best"
+deadline = true
+
+[policies.deadline.prediction]
+ttft_share = 0.5
+avg_output_tokens = 100
+"""
+
+
+def deadline_router() -> Router:
+    config = parse_config(DEADLINE_CONFIG, source="deadline.toml")
+    return Router(config, clock=FakeClock(START_NS), rng=random.Random(1))
+
+
+def test_choose_drops_targets_whose_predicted_p99_misses_this_calls_budget() -> None:
+    router = deadline_router()
+    # steep: 350 + 3.5 ms/token; fast: 400 + 4 ms/token (priors, split 50/50 over 100 tokens)
+    route = router.snapshot().routes["chat"]
+    assert route.deadline is not None
+    assert [pytest.approx(line) for line in route.deadline] == [(350.0, 3.5), (400.0, 4.0)]
+    short = router.choose("chat", budget_ms=800, output_tokens=100)
+    assert (short.target.name, short.reason) == ("steep", "best")
+    # 150 tokens: steep 875 ms, fast 1000 ms - neither fits 800 ms: the full plan, flagged
+    none = router.choose("chat", budget_ms=800, output_tokens=150)
+    assert (none.target.name, none.reason) == ("steep", "best+over_budget")
+    # no estimate: the predictor's typical 100 tokens - steep (700 ms) fits, fast (800) not
+    assert router.choose("chat", budget_ms=760).reason == "best+budget"
+    assert router.choose("chat", budget_ms=760, output_tokens=120).reason == "best+over_budget"
+    assert router.choose("chat").reason == "best"  # no budget, no check
+
+
+def test_a_target_that_cannot_make_the_deadline_becomes_a_last_resort() -> None:
+    text = DEADLINE_CONFIG.replace(
+        "prior = { p50_ms = 400, p90_ms = 600, p99_ms = 800 }",
+        "prior = { p50_ms = 100, p90_ms = 150, p99_ms = 200 }",
+    )
+    router = Router(parse_config(text), clock=FakeClock(START_NS), rng=random.Random(1))
+    # steep: 350 + 3.5/token, fast: 100 + 1/token. 200 tokens in 500 ms: only fast fits.
+    decision = router.choose("chat", budget_ms=500, output_tokens=200)
+    assert decision.target.name == "fast"
+    assert decision.reason == "best+budget"
+    assert [t.name for t in decision.fallbacks] == ["steep"]
+    # a generous budget keeps the configured order
+    assert router.choose("chat", budget_ms=5000, output_tokens=200).target.name == "steep"
