@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.errors import ConfigError
+from mangaroute.core.fleet import SharedSettings
 from mangaroute.core.policy.base import Filter, Picker, Policy, Ranker
 from mangaroute.core.policy.budget import BudgetGuard
 from mangaroute.core.policy.canary import Canary
@@ -206,6 +207,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     switcher = _switcher(root, names)
     policies = _policies(root, switcher)
     classes = _classes(root, names, policies)
+    shared = _shared(root)
     root.finish()
     default_class = default_class_name or classes[0].name
     return root.build(
@@ -219,8 +221,51 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
             breaker=breaker,
             switcher=switcher,
             source=source,
+            shared=shared,
         ),
     )
+
+
+def _shared(root: _Table) -> SharedSettings | None:
+    """``[shared]``: state shared by the replicas of one deployment (Redis)."""
+    if "shared" not in root.data:
+        root.table("shared")
+        return None
+    table = root.table("shared")
+    defaults = SharedSettings(url="redis://localhost", deployment="x")
+    backend = table.text("backend", "redis")
+    if backend != "redis":
+        raise table.error("backend", f'expected "redis" (the only backend), got {backend!r}')
+    url = table.text("url")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise table.error("url", f"expected a redis://, rediss:// or unix:// URL, got {url!r}")
+    if "password" in table.data:
+        raise table.error(
+            "password",
+            "is not read from the config file: put the password in an environment variable "
+            "and name it with password_env (or in the URL's userinfo for local use)",
+        )
+    settings = table.build(
+        "",
+        lambda: SharedSettings(
+            url=url,
+            deployment=table.text("deployment"),
+            sync_interval_ms=table.number(
+                "sync_interval_ms", defaults.sync_interval_ms, positive=True
+            ),
+            stale_after_ms=table.number("stale_after_ms", defaults.stale_after_ms, positive=True),
+            timeout_ms=table.number("timeout_ms", defaults.timeout_ms, positive=True),
+            key_ttl_s=table.number("key_ttl_s", defaults.key_ttl_s, positive=True),
+            spend_every=table.integer("spend_every", defaults.spend_every, minimum=1),
+            username=table.text("username", None),
+            password_env=table.text("password_env", None),
+            tls_ca_file=table.text("tls_ca_file", None),
+            tls_verify=table.flag("tls_verify", True),
+            replica_id=table.text("replica_id", None),
+        ),
+    )
+    table.finish()
+    return settings
 
 
 def _breaker(table: _Table) -> BreakerPolicy:

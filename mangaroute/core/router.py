@@ -31,6 +31,7 @@ from mangaroute.core.errors import (
     UnknownRequestClass,
     UnknownTarget,
 )
+from mangaroute.core.fleet import FleetSpend, FleetView, LocalBreaker, LocalSample
 from mangaroute.core.histogram import LogScale
 from mangaroute.core.observer import Observer
 from mangaroute.core.outcome import (
@@ -83,6 +84,7 @@ class _TargetState:
         "latency_q",
         "lock",
         "output_total",
+        "requests_total",
         "samples",
         "target",
         "ttft_q",
@@ -93,6 +95,7 @@ class _TargetState:
         self.target = target
         self.input_total = 0  # tokens since the router started: the spend ledger's source
         self.output_total = 0
+        self.requests_total = 0
         self.window = window
         self.breaker = breaker
         self.lock = threading.Lock()
@@ -154,6 +157,9 @@ class Router:
         self._listeners: list[EventListener] = []
         self._last_sweep_ns = now
         self._stale_at_ns = 0
+        self._fleet: FleetView | None = None
+        self._fleet_epoch = 0
+        self._proposal: SwitchEvent | None = None
         self._snapshot, _ = self._build(now)
         self._stale_at_ns = now + self._refresh_ns
 
@@ -324,6 +330,7 @@ class Router:
             state.dirty = True
             state.input_total += input_tokens
             state.output_total += output_tokens
+            state.requests_total += 1
             if code != THROTTLED and error_code not in CLIENT_FAULT_CODES:
                 breaker = state.breaker
                 if breaker.state is not BreakerState.HALF_OPEN or counts_as_probe:
@@ -463,6 +470,110 @@ class Router:
 
         return unsubscribe
 
+    # -- shared state -------------------------------------------------------------------
+
+    @property
+    def fleet(self) -> FleetView | None:
+        """The other replicas' view merged into this router's snapshots (``None``: local
+        only - no shared state attached, or it is unreachable or stale)."""
+        return self._fleet
+
+    def unix_time(self, now_ns: int | None = None) -> float:
+        """Wall-clock seconds at the router clock's reading ``now_ns`` (default: now)."""
+        return self._wall_offset + (self._clock() if now_ns is None else now_ns) / NS_PER_S
+
+    def local_sample(self) -> LocalSample:
+        """This replica's cumulative counters, open breakers and unsettled switch, for the
+        shared-state link (:mod:`mangaroute.shared`) to publish."""
+        now = self._clock()
+        breakers = []
+        for name, state in self._states.items():
+            breaker = state.breaker
+            with state.lock:
+                current, reason, reopen_ns = breaker.state, breaker.reason, breaker.reopen_ns
+            if current is not BreakerState.CLOSED:
+                wait_s = max(0.0, (reopen_ns - now) / NS_PER_S)
+                if current is BreakerState.HALF_OPEN:
+                    wait_s = 0.0
+                breakers.append(LocalBreaker(name, current, reason, wait_s))
+        proposal = self._proposal
+        return LocalSample(
+            unix_s=self.unix_time(now),
+            tokens={n: s.input_total + s.output_total for n, s in self._states.items()},
+            requests={n: s.requests_total for n, s in self._states.items()},
+            spend_usd=self._spend_usd(),
+            breakers=tuple(breakers),
+            primary=self._switcher.current if self._switcher else None,
+            proposal=(
+                (proposal.from_target, proposal.to_target, proposal.reason) if proposal else None
+            ),
+            primary_epoch=self._fleet_epoch,
+        )
+
+    def apply_fleet(self, view: FleetView | None) -> None:
+        """Merge the other replicas' view into the next snapshot (``None``: back to the
+        local view). Adopts the fleet's primary when no switch of this replica is waiting
+        to be settled; an adopted switch is not announced (the replica that made it did)."""
+        with self._rebuild_lock:
+            if view is None and self._proposal is not None:
+                # nobody will settle it: announce it locally, as a lone router would
+                event, self._proposal = self._proposal, None
+                self._history.append(event)
+                pending: list[RouterEvent] = [event]
+            else:
+                pending = []
+            self._fleet = view
+            if (
+                view is not None
+                and view.primary_epoch >= self._fleet_epoch
+                and self._proposal is None
+            ):
+                self._fleet_epoch = view.primary_epoch
+                self._adopt(view.primary)
+            self._stale_at_ns = 0
+        if pending:
+            self._notify(pending)
+
+    def settle_switch(
+        self, proposed: tuple[str, str, str], won: bool, primary: str, epoch: int
+    ) -> None:
+        """The link's verdict on a proposed switch: announce it if this replica won the
+        compare-and-set, else adopt the fleet's primary."""
+        with self._rebuild_lock:
+            event = self._proposal
+            if event is None or (event.from_target, event.to_target, event.reason) != proposed:
+                return  # superseded by a newer proposal: the next sync settles that one
+            self._proposal = None
+            self._fleet_epoch = max(self._fleet_epoch, epoch)
+            if not won:
+                self._adopt(primary)
+                return
+            self._history.append(event)
+            self._stale_at_ns = 0
+        self._notify([event])
+
+    def _propose(self, event: SwitchEvent) -> None:
+        pending = self._proposal
+        if pending is not None:
+            if pending.from_target == event.to_target:
+                self._proposal = None  # switched back before anyone heard of it
+                return
+            event = SwitchEvent(
+                pending.from_target, event.to_target, event.reason, event.at_ns, event.unix_time
+            )
+        self._proposal = event
+
+    def _adopt(self, primary: str | None) -> None:
+        switcher = self._switcher
+        if (
+            switcher is not None
+            and primary is not None
+            and primary != switcher.current
+            and primary in self._states
+        ):
+            switcher.adopt(primary)
+            self._stale_at_ns = 0
+
     # -- snapshot rebuilds --------------------------------------------------------------
 
     def _refresh(self, now: int) -> Snapshot:
@@ -526,8 +637,11 @@ class Router:
                 event = SwitchEvent(
                     previous, switched[0], switched[1], now, self._wall_offset + now / NS_PER_S
                 )
-                self._history.append(event)
-                events.append(event)
+                if self._fleet is None:
+                    self._history.append(event)
+                    events.append(event)
+                else:
+                    self._propose(event)
         routes: dict[str, Route] = {}
         policies = self.config.policies
         context = self._context(now)
@@ -538,12 +652,21 @@ class Router:
                 request_class.name, eligible, primary, probes, context
             )
         snapshot = Snapshot(
-            now, tuple(views.values()), routes, primary, self.config.window.window_s
+            now, tuple(views.values()), routes, primary, self.config.window.window_s, self._fleet
         )
         return snapshot, events
 
     def _context(self, now: int) -> PolicyContext:
-        """Wall time and the pay-per-use spend so far, for parts that need them."""
+        """Wall time and the pay-per-use spend so far (the fleet's, with shared state), for
+        parts that need them."""
+        unix_s = self._wall_offset + now / NS_PER_S
+        self._ledger.observe(unix_s, self._spend_usd())
+        fleet = self._fleet
+        if fleet is not None and fleet.spend_by_quarter:
+            return PolicyContext(now, unix_s, FleetSpend(self._ledger, fleet.spend_by_quarter))
+        return PolicyContext(now, unix_s, self._ledger)
+
+    def _spend_usd(self) -> float:
         spend = 0.0
         for state in self._states.values():
             pricing = state.target.pricing
@@ -551,9 +674,7 @@ class Router:
                 state.input_total * pricing.input_per_million_usd
                 + state.output_total * pricing.output_per_million_usd
             )
-        unix_s = self._wall_offset + now / NS_PER_S
-        self._ledger.observe(unix_s, spend / 1_000_000)
-        return PolicyContext(now, unix_s, self._ledger)
+        return spend / 1_000_000
 
     def _view(
         self, state: _TargetState, now: int, in_flight: int, events: list[RouterEvent]
@@ -594,6 +715,15 @@ class Router:
         requests = ok + throttled + errors + timeouts
         tpm = tokens / span_s * 60.0
         rps = requests / span_s
+        fleet = self._fleet
+        if fleet is not None:
+            tpm += fleet.tokens_per_minute.get(target.name, 0.0)
+            rps += fleet.requests_per_second.get(target.name, 0.0)
+            if breaker_state is BreakerState.CLOSED:
+                ejection = fleet.ejected(target.name)
+                if ejection is not None:
+                    breaker_state = BreakerState.OPEN
+                    reason = f"fleet:{ejection.reason}"
         capacity = target.capacity
         utilization = 0.0
         if capacity.tokens_per_minute:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from mangaroute.core.breaker import BreakerPolicy
+from mangaroute.core.fleet import SharedSettings
 from mangaroute.core.policy.base import Policy
 from mangaroute.core.policy.switcher import SwitcherSettings
 from mangaroute.core.targets import Target
@@ -65,6 +66,8 @@ class RouterConfig:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     switcher: SwitcherSettings | None = None
     source: str = "<memory>"
+    shared: SharedSettings | None = None
+    """Shared state across replicas (``[shared]``), or ``None`` for a lone router."""
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.targets]

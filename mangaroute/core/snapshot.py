@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.targets import Target
+
+if TYPE_CHECKING:
+    from mangaroute.core.fleet import FleetView
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +296,8 @@ class Snapshot:
     routes: dict[str, Route]
     primary: str | None
     window_s: float
+    fleet: FleetView | None = None
+    """The other replicas' share merged into this snapshot (shared state), or ``None``."""
 
     def target(self, name: str) -> TargetView:
         for view in self.targets:
@@ -307,4 +312,5 @@ class Snapshot:
             "primary": self.primary,
             "targets": [view.to_dict() for view in self.targets],
             "routes": {name: route.to_dict() for name, route in self.routes.items()},
+            "fleet": self.fleet.to_dict() if self.fleet is not None else None,
         }

@@ -52,6 +52,11 @@ class PrimarySwitcher:
         self.current = settings.primary
         self._healthy_since_ns: int | None = None
 
+    def adopt(self, name: str) -> None:
+        """Make ``name`` the primary because the fleet chose it (shared state)."""
+        self.current = name
+        self._healthy_since_ns = None
+
     def degradation(self, view: TargetView) -> str | None:
         """Why ``view`` is unfit to be primary, or ``None`` (the seed's ``_get_switch_reason``,
         all reasons joined)."""

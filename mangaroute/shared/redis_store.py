@@ -1,0 +1,230 @@
+"""The shared store on Redis (ElastiCache for Redis / Valkey): one pipeline per sync.
+
+Every sync is a single non-transactional pipeline - one network round trip - holding the
+replica's writes and the reads of the merged state. Counters are ``HINCRBY`` /
+``HINCRBYFLOAT`` (atomic on their own); the two places where replicas could race run as
+server-side Lua scripts: claiming an ejection (write the entry and only ever *extend* the
+hash's expiry) and the compare-and-set of the primary (a switch wins only against the epoch
+its replica last saw, so concurrent proposals yield one winner and one announcement).
+
+Delivery is at-least-once: a round trip that times out after Redis applied it is sent again,
+counting that interval's usage twice - an error on the safe side (less traffic for a paid
+target, an earlier budget guard), and bounded by one sync's deltas.
+
+Needs the ``redis`` extra: ``pip install 'mangaroute[redis]'``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mangaroute.core.fleet import SharedSettings
+from mangaroute.shared.store import (
+    Inbound,
+    Outbound,
+    StoreUnavailable,
+    encode_ejection,
+    parse_ejection,
+)
+
+CLAIM_EJECTION = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+SWITCH_PRIMARY = """
+local current = redis.call('HGET', KEYS[1], 'name')
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if current == ARGV[2] or epoch ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'epoch', epoch + 1, 'reason', ARGV[3],
+           'replica', ARGV[4], 'at', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+
+class RedisUnavailable(RuntimeError):
+    """The ``redis`` package is not installed."""
+
+
+def key_prefix(deployment: str) -> str:
+    """``mangaroute:{<deployment>}:`` - the braces keep a deployment in one cluster slot."""
+    return f"mangaroute:{{{deployment}}}:"
+
+
+def connect(settings: SharedSettings) -> Any:
+    """A redis-py client for ``settings``: no retries (the next sync is the retry), socket
+    and connect timeouts of ``timeout_ms``, TLS for ``rediss://`` URLs, the password from
+    the environment variable ``password_env``."""
+    try:
+        import redis  # noqa: PLC0415 - optional dependency
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.retry import Retry  # noqa: PLC0415
+    except ImportError:
+        raise RedisUnavailable(
+            "shared state on Redis needs the redis package: pip install 'mangaroute[redis]'"
+        ) from None
+    timeout = settings.timeout_ms / 1000.0
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": True,
+        "client_name": "mangaroute",
+        "health_check_interval": 0,
+    }
+    if settings.username is not None:
+        options["username"] = settings.username
+    if settings.password_env is not None:
+        password = os.environ.get(settings.password_env)
+        if password is None:
+            raise ValueError(
+                f"shared.password_env names {settings.password_env!r}, which is not set"
+            )
+        options["password"] = password
+    if settings.url.startswith("rediss://"):
+        if settings.tls_ca_file is not None:
+            options["ssl_ca_certs"] = settings.tls_ca_file
+        if not settings.tls_verify:
+            options["ssl_cert_reqs"] = "none"
+            options["ssl_check_hostname"] = False
+    return redis.Redis.from_url(settings.url, **options)
+
+
+class RedisStore:
+    """Shared state of one deployment in Redis; see the module docstring."""
+
+    def __init__(self, settings: SharedSettings, client: Any | None = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else connect(settings)
+        self.prefix = key_prefix(settings.deployment)
+        from redis.exceptions import RedisError  # noqa: PLC0415 - optional dependency
+
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+    def exchange(self, out: Outbound) -> Inbound:
+        p = self.prefix
+        pipe = self.client.pipeline(transaction=False)
+        reads: list[tuple[str, Any]] = []
+        ejections_key = p + "ejections"
+        primary_key = p + "primary"
+        replicas_key = p + "replicas"
+        key_ttl_ms = round(out.key_ttl_s * 1000)
+        if out.proposal is not None:
+            q = out.proposal
+            pipe.eval(
+                SWITCH_PRIMARY,
+                1,
+                primary_key,
+                q.expected_epoch,
+                q.to_target,
+                q.reason,
+                out.replica,
+                f"{out.unix_s:.3f}",
+                key_ttl_ms,
+            )
+            reads.append(("proposal", None))
+        usage_ttl_ms = round(out.usage_ttl_s * 1000)
+        for bucket, cells in out.usage.items():
+            key = f"{p}usage:{bucket}"
+            for name, (d_tokens, d_requests) in cells.items():
+                if d_tokens:
+                    pipe.hincrby(key, f"{name}|tok", d_tokens)
+                    reads.append(("skip", None))
+                if d_requests:
+                    pipe.hincrby(key, f"{name}|req", d_requests)
+                    reads.append(("skip", None))
+            pipe.pexpire(key, usage_ttl_ms)
+            reads.append(("skip", None))
+        for quarter, usd in out.spend.items():
+            key = f"{p}spend:{quarter // 96}"
+            pipe.hincrbyfloat(key, str(quarter), usd)
+            pipe.expire(key, 3 * 86_400)
+            reads.extend((("skip", None), ("skip", None)))
+        for claim in out.claims:
+            ttl_ms = max(1, round((claim.until_unix - out.unix_s) * 1000))
+            pipe.eval(
+                CLAIM_EJECTION,
+                1,
+                ejections_key,
+                f"{claim.target}|{out.replica}",
+                encode_ejection(claim),
+                ttl_ms,
+            )
+            reads.append(("skip", None))
+        gone = [f"{target}|{out.replica}" for target in out.released] + list(out.expired)
+        if gone:
+            pipe.hdel(ejections_key, *gone)
+            reads.append(("skip", None))
+        pipe.zadd(replicas_key, {out.replica: out.unix_s})
+        pipe.zremrangebyscore(replicas_key, "-inf", out.unix_s - out.key_ttl_s)
+        pipe.pexpire(replicas_key, key_ttl_ms)
+        pipe.pexpire(primary_key, key_ttl_ms)
+        reads.extend((("skip", None),) * 4)
+        for bucket in out.read_buckets:
+            pipe.hgetall(f"{p}usage:{bucket}")
+            reads.append(("usage", bucket))
+        for day in out.read_spend_days:
+            pipe.hgetall(f"{p}spend:{day}")
+            reads.append(("spend", day))
+        pipe.hgetall(ejections_key)
+        reads.append(("ejections", None))
+        pipe.hgetall(primary_key)
+        reads.append(("primary", None))
+        pipe.zcount(replicas_key, out.live_after_unix, "+inf")
+        reads.append(("replicas", None))
+        try:
+            results = pipe.execute()
+        except self._errors as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            pipe.reset()
+        return self._parse(reads, results, out)
+
+    def _parse(self, reads: list[tuple[str, Any]], results: list[Any], out: Outbound) -> Inbound:
+        inbound = Inbound(commands=len(results))
+        if out.read_spend_days:
+            inbound.spend = {}
+        for (kind, arg), value in zip(reads, results, strict=True):
+            if kind == "usage":
+                cells: dict[str, list[int]] = {}
+                for field_name, count in value.items():
+                    name, _, axis = field_name.rpartition("|")
+                    cell = cells.setdefault(name, [0, 0])
+                    cell[0 if axis == "tok" else 1] = int(count)
+                inbound.usage[arg] = {name: (c[0], c[1]) for name, c in cells.items()}
+            elif kind == "spend":
+                assert inbound.spend is not None
+                for quarter, usd in value.items():
+                    inbound.spend[int(quarter)] = float(usd)
+            elif kind == "ejections":
+                for field_name, entry in value.items():
+                    parsed = parse_ejection(field_name, entry)
+                    if parsed is not None:
+                        inbound.ejections.append(parsed)
+            elif kind == "primary":
+                inbound.primary = value.get("name") or None
+                inbound.primary_epoch = int(value.get("epoch", 0))
+                inbound.primary_reason = value.get("reason", "")
+            elif kind == "replicas":
+                inbound.replicas = max(1, int(value))
+            elif kind == "proposal":
+                inbound.proposal_won = bool(value)
+        return inbound
+
+    def ping(self) -> float:
+        """Round-trip time of one ``PING`` in milliseconds (raises StoreUnavailable)."""
+        import time  # noqa: PLC0415
+
+        start = time.perf_counter()
+        try:
+            self.client.ping()
+        except self._errors as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return (time.perf_counter() - start) * 1000.0
+
+    def close(self) -> None:
+        self.client.close()
