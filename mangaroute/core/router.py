@@ -160,6 +160,7 @@ class Router:
         self._fleet: FleetView | None = None
         self._fleet_epoch = 0
         self._proposal: SwitchEvent | None = None
+        self._proposal_announced = False
         self._snapshot, _ = self._build(now)
         self._stale_at_ns = now + self._refresh_ns
 
@@ -529,7 +530,10 @@ class Router:
                 and self._proposal is None
             ):
                 self._fleet_epoch = view.primary_epoch
-                self._adopt(view.primary)
+                if view.primary is not None:
+                    self._adopt(view.primary)
+                else:
+                    self._publish_lone_switch()
             self._stale_at_ns = 0
         if pending:
             self._notify(pending)
@@ -544,16 +548,35 @@ class Router:
             if event is None or (event.from_target, event.to_target, event.reason) != proposed:
                 return  # superseded by a newer proposal: the next sync settles that one
             self._proposal = None
+            announced, self._proposal_announced = self._proposal_announced, False
             self._fleet_epoch = max(self._fleet_epoch, epoch)
             if not won:
                 self._adopt(primary)
                 return
-            self._history.append(event)
             self._stale_at_ns = 0
+            if announced:
+                return
+            self._history.append(event)
         self._notify([event])
+
+    def _publish_lone_switch(self) -> None:
+        """The fleet has no primary on record but this replica switched while it was alone
+        (before its first sync, or while the store was down): propose its primary, without
+        announcing the switch a second time."""
+        switcher = self._switcher
+        if switcher is None or switcher.current == switcher.settings.primary:
+            return
+        last = self._history[-1] if self._history else None
+        reason = last.reason if last is not None and last.to_target == switcher.current else ""
+        now = self._clock()
+        self._proposal = SwitchEvent(
+            switcher.settings.primary, switcher.current, reason or "local", now, self.unix_time(now)
+        )
+        self._proposal_announced = True
 
     def _propose(self, event: SwitchEvent) -> None:
         pending = self._proposal
+        self._proposal_announced = False
         if pending is not None:
             if pending.from_target == event.to_target:
                 self._proposal = None  # switched back before anyone heard of it

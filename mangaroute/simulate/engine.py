@@ -229,21 +229,40 @@ def run_router(
     *,
     seed: int,
     day_start_unix: float,
+    replicas: int = 1,
+    shared: SharedSettings | None = None,
 ) -> RunResult:
-    """Replay ``traffic`` through a router built on ``config``; see the module docstring."""
+    """Replay ``traffic`` through ``replicas`` routers built on ``config`` (see the module
+    docstring), with ``shared`` state between them when given."""
+    if replicas < 1:
+        raise ValueError(f"replicas must be >= 1, got {replicas}")
     started = time.perf_counter(), time.process_time()
     start_s, end_s = traffic.window
-    clock = VirtualClock(round(start_s * NS_PER_S))
-    router = Router(
-        config,
-        clock=clock,
-        rng=random.Random(seed),
-        wall_clock=lambda: day_start_unix + start_s,
-    )
+    start_ns = round(start_s * NS_PER_S)
+    clock = VirtualClock(start_ns)
+    routers = [
+        Router(
+            config,
+            clock=clock,
+            rng=random.Random(seed if r == 0 else f"{seed}/replica{r}"),
+            wall_clock=lambda: day_start_unix + start_s,
+        )
+        for r in range(replicas)
+    ]
     targets = tuple(t.name for t in config.targets)
     result = RunResult.empty(name, description, traffic.classes, targets)
     result.start_s, result.end_s = start_s, end_s
-    router.subscribe(_Recorder(result))
+    switch_events: list[tuple[int, str, str]] = []
+    for r, router in enumerate(routers):
+        label = f"r{r}" if replicas > 1 else None
+        router.subscribe(_Recorder(result, label, switch_events))
+    links: list[FleetLink] = []
+    if shared is not None:
+        store = MemoryStore(clock=routers[0].unix_time)
+        links = [
+            FleetLink(router, store, dataclasses.replace(shared, replica_id=f"r{r}"))
+            for r, router in enumerate(routers)
+        ]
     by_name = fleet.by_name
     times = traffic.time_ns
     klass = traffic.klass
@@ -252,9 +271,10 @@ def run_router(
     draws = traffic.draw
     sessions = traffic.session
     session_ids = [f"s{k}" for k in range(max(sessions, default=0) + 1)]
+    owner = _owners(sessions, replicas, seed)
     class_names = traffic.classes
-    choose = router.choose
-    record = router.record
+    chooses = [router.choose for router in routers]
+    records = [router.record for router in routers]
     reasons = result.reasons
     outcomes = result.outcomes
     hist = result.latency_hist
@@ -267,6 +287,9 @@ def run_router(
     tl_latency = result.timeline_latency
     n_targets = len(targets)
     counts = [0] * (4 * n_targets)  # attempts per (target, outcome)
+    end_ns = round(end_s * NS_PER_S)
+    minutes = -(-(end_ns - start_ns) // MINUTE_NS)
+    offered = [[0] * (minutes + 1) if sim.tok_rate else [] for sim in fleet.targets]
     inference_ms = budget.inference_ms
     cutoff = budget.cutoff_ms
     around = budget.pre_ms + budget.post_ms
@@ -281,7 +304,11 @@ def run_router(
     def start(i: int, decision: Any, k: int, now: int, elapsed: float) -> None:
         target = decision[1] if k == 0 else decision[2][k - 1]
         sim: SimTarget = by_name[target.name]
-        code, latency, ttft, error = sim.attempt(now, draws[i], k, tin_all[i], tout_all[i], True)
+        tin = tin_all[i]
+        tout = tout_all[i]
+        if sim.tok_rate:
+            offered[sim.index][(now - start_ns) // MINUTE_NS] += tin + tout
+        code, latency, ttft, error = sim.attempt(now, draws[i], k, tin, tout, True)
         remaining = cutoff - elapsed
         if latency > remaining:
             code = TIMEOUT
@@ -289,22 +316,22 @@ def run_router(
         end = now + int(latency * NS_PER_MS) + 1
         push(heap, (end, i * 1024 + k, decision, elapsed, code, latency, ttft, sim, error))
 
-    next_tick = round(start_s * NS_PER_S) + TICK_NS
-    end_ns = round(end_s * NS_PER_S)
-    fleet_tick = fleet.tick
+    timers = _Timers(fleet, routers, links, start_ns, end_ns, shared)
+    advance = timers.advance
+    next_timer = timers.next_due
     n = len(times)
     i = 0
     arrival = times[0] if n else end_ns + 1
     while i < n or heap:
         if heap and (i >= n or heap[0][0] <= arrival):
             end, key, decision, elapsed, code, latency, ttft, sim, error = pop(heap)
-            while end >= next_tick and next_tick <= end_ns:
-                fleet_tick(next_tick)
-                next_tick += TICK_NS
+            if end >= next_timer:
+                next_timer = advance(end)
             clock.now = end
             j, k = divmod(key, 1024)  # message, attempt
             subject = decision if k == 0 else sim.name
             counts[sim.index * 4 + code] += 1
+            record = records[owner[j]]
             if code == OK:
                 tin = tin_all[j]
                 tout = tout_all[j]
@@ -360,12 +387,11 @@ def run_router(
             tl_failed[times[j] // bucket_ns] += 1
             continue
         t = arrival
-        while t >= next_tick:
-            fleet_tick(next_tick)
-            next_tick += TICK_NS
+        if t >= next_timer:
+            next_timer = advance(t)
         clock.now = t
         tl_messages[t // bucket_ns] += 1
-        decision = choose(
+        decision = chooses[owner[i]](
             class_names[klass[i]],
             session_id=session_ids[sessions[i]],
             budget_ms=cutoff,
@@ -376,19 +402,135 @@ def run_router(
         start(i, decision, 0, t, 0.0)
         i += 1
         arrival = times[i] if i < n else end_ns + 1
-    while next_tick <= end_ns:
-        fleet_tick(next_tick)
-        next_tick += TICK_NS
+    advance(end_ns)
     for sim in fleet.targets:
         usage = sim.usage
         base = sim.index * 4
         usage.ok, usage.throttled, usage.errors, usage.timeouts = counts[base : base + 4]
         usage.attempts = sum(counts[base : base + 4])
+        if sim.tok_rate:
+            result.offered_tokens[sim.name] = offered[sim.index]
+            result.capacity_tpm[sim.name] = sim.target.capacity.tokens_per_minute or 0.0
     for code in range(4):
         outcomes[code] = sum(counts[code::4])
+    guard = budget_guard(config)
+    if guard is not None:
+        result.budget_daily_usd = guard.daily_usd
+        result.budget_window_usd = guard.daily_usd * (
+            pace_fraction(guard.pace, end_s) - pace_fraction(guard.pace, start_s)
+        )
+    if replicas > 1 or shared is not None:
+        per_replica = [0] * replicas
+        for r in owner:
+            per_replica[r] += 1
+        result.replica_stats = ReplicaStats(
+            replicas=replicas,
+            shared=shared is not None,
+            sync_ms=shared.sync_interval_ms if shared is not None else 0.0,
+            messages=per_replica,
+            syncs=timers.syncs,
+            sync_failures=timers.sync_failures,
+            sampled_s=timers.sampled,
+            disagree_s=timers.disagree,
+            switch_events=len(switch_events),
+            distinct_switches=distinct_switches(switch_events),
+        )
     stats = [answered, within, failed, failovers, fallbacks, within_slo]
     _finish(result, fleet, n, stats, started)
     return result
+
+
+def _owners(sessions: Sequence[int], replicas: int, seed: int) -> Sequence[int]:
+    """The replica serving each message: a seeded hash of its session (a WebSocket
+    connection stays on one replica behind the load balancer)."""
+    if replicas == 1:
+        return bytes(len(sessions))
+    salt = (seed * 0x9E3779B9 + 0x7F4A7C15) & 0xFFFFFFFF
+    return [(((s * 2654435761 + salt) & 0xFFFFFFFF) * replicas) >> 32 for s in sessions]
+
+
+def distinct_switches(events: Sequence[tuple[int, str, str]]) -> int:
+    """Switches the fleet made, counting once the same ``from -> to`` that other replicas (or
+    the same one) announced again less than ``ECHO_S`` after the previous announcement."""
+    last: dict[tuple[str, str], int] = {}
+    distinct = 0
+    echo_ns = ECHO_S * NS_PER_S
+    for at_ns, source, target in sorted(events):
+        previous = last.get((source, target))
+        if previous is None or at_ns - previous > echo_ns:
+            distinct += 1
+        last[(source, target)] = at_ns
+    return distinct
+
+
+def budget_guard(config: RouterConfig) -> BudgetGuard | None:
+    """The budget guard of a policy some request class uses, if any."""
+    for request_class in config.classes:
+        picker = config.policies[request_class.policy].picker
+        if isinstance(picker, BudgetGuard):
+            return picker
+    return None
+
+
+class _Timers:
+    """What happens at fixed instants of virtual time, in time order: the fleet's minute
+    tick, each replica's shared-state sync (replica ``r`` at ``r / N`` of the interval, so
+    the fleet's syncs are evenly staggered) and, with several replicas, a once-a-second look
+    at whether they agree on the primary."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        routers: list[Router],
+        links: list[FleetLink],
+        start_ns: int,
+        end_ns: int,
+        shared: SharedSettings | None,
+    ) -> None:
+        self.fleet_tick = fleet.tick
+        self.routers = routers
+        self.links = links
+        self.clock = routers[0].clock
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.next_tick = start_ns + TICK_NS
+        self.interval_ns = round(shared.sync_interval_ms * NS_PER_MS) if shared else 0
+        self.sync_count = 0
+        self.next_sync = self._sync_at(0) if links else NEVER
+        self.next_sample = start_ns + NS_PER_S if len(routers) > 1 or links else NEVER
+        self.syncs = self.sync_failures = self.sampled = self.disagree = 0
+
+    @property
+    def next_due(self) -> int:
+        return min(self.next_tick, self.next_sync, self.next_sample)
+
+    def _sync_at(self, k: int) -> int:
+        return self.start_ns + (k + 1) * self.interval_ns // len(self.links)
+
+    def advance(self, until: int) -> int:
+        """Run everything due at or before ``until`` (and the run's end); the next due time."""
+        limit = min(until, self.end_ns)
+        while True:
+            due = min(self.next_tick, self.next_sync, self.next_sample)
+            if due > limit:
+                return due
+            if due == self.next_tick:
+                self.fleet_tick(due)
+                self.next_tick += TICK_NS
+            elif due == self.next_sync:
+                self.clock.now = due  # type: ignore[attr-defined]
+                link = self.links[self.sync_count % len(self.links)]
+                self.syncs += 1
+                if not link.sync():
+                    self.sync_failures += 1
+                self.sync_count += 1
+                self.next_sync = self._sync_at(self.sync_count)
+            else:
+                self.sampled += 1
+                first = self.routers[0].primary
+                if any(router.primary != first for router in self.routers):
+                    self.disagree += 1
+                self.next_sample += NS_PER_S
 
 
 def run_oracle(
