@@ -83,13 +83,15 @@ class SharedState:
         return self.link.status()
 
     def close(self, timeout_s: float = 2.0) -> None:
-        """Stop syncing and route on the local view again. Keys this replica wrote expire on
-        their own (its ejection claims within ``stale_after_ms`` of their cool-down)."""
+        """Publish the last deltas, stop syncing and route on the local view again. Keys
+        this replica wrote expire on their own (its ejection claims within ``stale_after_ms``
+        of their cool-down)."""
         self._unsubscribe()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+            self.link.sync()  # publish the last deltas (best effort: never raises on outage)
         self.link.fall_back()
         self._store.close()
 

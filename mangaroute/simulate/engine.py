@@ -27,18 +27,24 @@ $0.0069 on provisioned Sonnet, a simple one $0.0004 - rather than first come, fi
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mangaroute.core.fleet import SharedSettings
 from mangaroute.core.outcome import OK, TIMEOUT, Outcome
+from mangaroute.core.policy.budget import BudgetGuard, pace_fraction
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
+from mangaroute.shared.link import FleetLink
+from mangaroute.shared.memory import MemoryStore
 from mangaroute.simulate.fleet import NS_PER_MS, NS_PER_S, TICK_NS, Fleet, SimTarget, Usage
 from mangaroute.simulate.traffic import Traffic
 
@@ -51,6 +57,11 @@ LATENCY_BINS = 151
 HIST_MAX_MS = 10_000
 OUTCOMES = (Outcome.OK, Outcome.THROTTLED, Outcome.ERROR, Outcome.TIMEOUT)
 SWITCH_LOG = 50
+MINUTE_NS = 60 * NS_PER_S
+NEVER = 2**63
+ECHO_S = 60
+"""A switch announced again (same ``from -> to``) within this many seconds of the previous
+announcement is an echo of it, not another switch (``distinct_switches``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,28 @@ class Budget:
     def cutoff_ms(self) -> float:
         """Inference time the deadline allows."""
         return self.deadline_ms - self.pre_ms - self.post_ms
+
+
+@dataclass(slots=True)
+class ReplicaStats:
+    """What running a policy as several replicas did."""
+
+    replicas: int
+    shared: bool
+    sync_ms: float
+    """Each replica's sync interval with shared state (0 without)."""
+    messages: list[int]
+    """Messages each replica served."""
+    syncs: int = 0
+    sync_failures: int = 0
+    sampled_s: int = 0
+    """Seconds of virtual time at which the replicas' primaries were compared."""
+    disagree_s: int = 0
+    """Of those, seconds at which not every replica had the same primary."""
+    switch_events: int = 0
+    """Primary switches announced fleet-wide (one ``SwitchEvent`` per replica that did)."""
+    distinct_switches: int = 0
+    """Switches made, counting an echo from other replicas once (``ECHO_S``)."""
 
 
 @dataclass(slots=True)
@@ -117,6 +150,17 @@ class RunResult:
     """The part of the day simulated (seconds after local midnight)."""
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    offered_tokens: dict[str, list[int]] = field(default_factory=dict)
+    """Tokens offered to each target with a tokens-per-minute capacity - every attempt,
+    admitted or throttled - per minute of the run."""
+    capacity_tpm: dict[str, float] = field(default_factory=dict)
+    """The tokens-per-minute capacity of those targets (fleet-wide: the account's)."""
+    budget_daily_usd: float | None = None
+    """The daily pay-per-use budget of the policy's budget guard, if it has one."""
+    budget_window_usd: float | None = None
+    """The share of that budget the guard's pace allots to the simulated hours."""
+    replica_stats: ReplicaStats | None = None
+    """Set when the policy ran as several replicas (or with shared state)."""
 
     @classmethod
     def empty(
@@ -167,37 +211,48 @@ class RunResult:
 
 
 class _Recorder:
-    """Counts router events (primary switches, breaker openings) with their virtual time."""
+    """Counts router events (primary switches, breaker openings) with their virtual time;
+    with several replicas, each replica's recorder says which one it was."""
 
-    def __init__(self, result: RunResult) -> None:
+    def __init__(
+        self,
+        result: RunResult,
+        replica: str | None = None,
+        switches: list[tuple[int, str, str]] | None = None,
+    ) -> None:
         self.result = result
+        self.replica = replica
+        self.switches = switches
 
     def __call__(self, event: RouterEvent) -> None:
         result = self.result
         at_s = event.at_ns / NS_PER_S
+        entry: dict[str, Any]
         if isinstance(event, SwitchEvent):
             result.switches += 1
-            if len(result.switch_log) < SWITCH_LOG:
-                result.switch_log.append(
-                    {
-                        "at": _clock(at_s),
-                        "event": "switch",
-                        "from": event.from_target,
-                        "to": event.to_target,
-                        "reason": event.reason,
-                    }
-                )
+            if self.switches is not None:
+                self.switches.append((event.at_ns, event.from_target, event.to_target))
+            entry = {
+                "at": _clock(at_s),
+                "event": "switch",
+                "from": event.from_target,
+                "to": event.to_target,
+                "reason": event.reason,
+            }
         elif isinstance(event, BreakerEvent) and event.to_state.value == "open":
             result.breaker_opens += 1
-            if len(result.switch_log) < SWITCH_LOG:
-                result.switch_log.append(
-                    {
-                        "at": _clock(at_s),
-                        "event": "breaker_open",
-                        "target": event.target,
-                        "reason": event.reason,
-                    }
-                )
+            entry = {
+                "at": _clock(at_s),
+                "event": "breaker_open",
+                "target": event.target,
+                "reason": event.reason,
+            }
+        else:
+            return
+        if len(result.switch_log) < SWITCH_LOG:
+            if self.replica is not None:
+                entry["replica"] = self.replica
+            result.switch_log.append(entry)
 
 
 def _clock(seconds: float) -> str:
@@ -316,7 +371,7 @@ def run_router(
         end = now + int(latency * NS_PER_MS) + 1
         push(heap, (end, i * 1024 + k, decision, elapsed, code, latency, ttft, sim, error))
 
-    timers = _Timers(fleet, routers, links, start_ns, end_ns, shared)
+    timers = _Timers(fleet, routers, links, clock, start_ns, end_ns, shared)
     advance = timers.advance
     next_timer = timers.next_due
     n = len(times)
@@ -483,6 +538,7 @@ class _Timers:
         fleet: Fleet,
         routers: list[Router],
         links: list[FleetLink],
+        clock: VirtualClock,
         start_ns: int,
         end_ns: int,
         shared: SharedSettings | None,
@@ -490,7 +546,7 @@ class _Timers:
         self.fleet_tick = fleet.tick
         self.routers = routers
         self.links = links
-        self.clock = routers[0].clock
+        self.clock = clock
         self.start_ns = start_ns
         self.end_ns = end_ns
         self.next_tick = start_ns + TICK_NS
@@ -518,7 +574,7 @@ class _Timers:
                 self.fleet_tick(due)
                 self.next_tick += TICK_NS
             elif due == self.next_sync:
-                self.clock.now = due  # type: ignore[attr-defined]
+                self.clock.now = due
                 link = self.links[self.sync_count % len(self.links)]
                 self.syncs += 1
                 if not link.sync():

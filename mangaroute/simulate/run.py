@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from mangaroute.core.errors import ConfigError
+from mangaroute.core.fleet import SharedSettings
 from mangaroute.simulate.engine import RunResult, run_oracle, run_router
 from mangaroute.simulate.fleet import Fleet
 from mangaroute.simulate.scenario import (
@@ -33,6 +34,8 @@ from mangaroute.simulate.scenario import (
 from mangaroute.simulate.traffic import Traffic, generate
 
 ORACLE = "oracle"
+SHARED_MODES = ("off", "on", "both")
+LOCAL, SHARED = "local", "shared"
 
 
 @dataclass(slots=True)
@@ -49,9 +52,12 @@ class Simulation:
     wall_s: float = 0.0
     generate_s: float = 0.0
     jobs: int = 1
+    replicas: int = 1
+    shared: str = "off"
+    sync_ms: float = 250.0
 
 
-_WORK: tuple[Scenario, Traffic, float, int] | None = None
+_WORK: tuple[Scenario, Traffic, float, int, int, float] | None = None
 """What forked workers read: set just before the pool forks."""
 
 
@@ -63,10 +69,21 @@ def simulate(
     contenders: list[str] | None = None,
     jobs: int | None = None,
     oracle: bool = True,
+    replicas: int = 1,
+    shared: str | None = None,
+    sync_ms: float = 250.0,
 ) -> Simulation:
     """Run ``scenario`` (optionally with another seed, a scale model of ``messages``, a subset
-    of its contenders); see the module docstring."""
+    of its contenders, several replicas per contender with or without shared state - ``shared``
+    defaults to ``"both"`` for several replicas, else ``"off"``); see the module docstring."""
     started = time.perf_counter()
+    if replicas < 1:
+        raise ConfigError(f"--replicas must be >= 1, got {replicas}")
+    shared = shared or ("both" if replicas > 1 else "off")
+    if shared not in SHARED_MODES:
+        raise ConfigError(f"--shared must be one of {', '.join(SHARED_MODES)}, got {shared!r}")
+    if not sync_ms > 0:
+        raise ConfigError(f"--sync-ms must be > 0, got {sync_ms:g}")
     seed = scenario.seed if seed is None else seed
     chosen = _select(scenario, contenders)
     scale = 1.0
@@ -81,10 +98,21 @@ def simulate(
         contender_config(scenario, contender, scale)  # fail on a bad contender before running
     traffic = generate(scenario.traffic, seed)
     generated = time.perf_counter() - started
-    names = [c.name for c in chosen] + ([ORACLE] if oracle else [])
+    modes = {"off": [""], "on": [SHARED], "both": [LOCAL, SHARED]}[shared]
+    if replicas > 1 and shared == "off":
+        modes = [LOCAL]
+    names = [f"{c.name}\t{mode}" for c in chosen for mode in modes]
+    names += [ORACLE] if oracle else []
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(names)))
     global _WORK
-    _WORK = (dataclasses.replace(scenario, contenders=tuple(chosen)), traffic, scale, seed)
+    _WORK = (
+        dataclasses.replace(scenario, contenders=tuple(chosen)),
+        traffic,
+        scale,
+        seed,
+        replicas,
+        sync_ms,
+    )
     try:
         if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
@@ -94,7 +122,17 @@ def simulate(
             results = [_run_named(name) for name in names]
     finally:
         _WORK = None
-    simulation = Simulation(scenario, seed, scale, traffic, jobs=jobs, generate_s=generated)
+    simulation = Simulation(
+        scenario,
+        seed,
+        scale,
+        traffic,
+        jobs=jobs,
+        generate_s=generated,
+        replicas=replicas,
+        shared=shared,
+        sync_ms=sync_ms,
+    )
     simulation.results = [r for r in results if r.name != ORACLE]
     simulation.oracle = next((r for r in results if r.name == ORACLE), None)
     simulation.wall_s = time.perf_counter() - started
@@ -113,9 +151,12 @@ def _select(scenario: Scenario, names: list[str] | None) -> list[Contender]:
     return [known[n] for n in names]
 
 
-def _run_named(name: str) -> RunResult:
+def _run_named(work: str) -> RunResult:
+    """Run ``"<contender>\t<mode>"`` (mode ``""``: one router; ``local``/``shared``: the
+    replicas without/with shared state) or the oracle."""
     assert _WORK is not None, "simulate() sets the work before running contenders"
-    scenario, traffic, scale, seed = _WORK
+    scenario, traffic, scale, seed, replicas, sync_ms = _WORK
+    name, _, mode = work.partition("\t")
     if name == ORACLE:
         contender = Contender(ORACLE, "")
     else:
@@ -144,4 +185,17 @@ def _run_named(name: str) -> RunResult:
         scenario.budget,
         seed=seed,
         day_start_unix=DAY_START_UTC - scenario.utc_offset_hours * 3600.0,
+        replicas=replicas if mode else 1,
+        shared=shared_settings(sync_ms) if mode == SHARED else None,
+    )
+
+
+def shared_settings(sync_ms: float) -> SharedSettings:
+    """Shared state as the simulated replicas use it: an in-process store (the URL is never
+    dialled), each replica syncing every ``sync_ms`` of virtual time."""
+    return SharedSettings(
+        url="redis://sim",
+        deployment="sim",
+        sync_interval_ms=sync_ms,
+        stale_after_ms=max(2000.0, 4 * sync_ms),
     )
