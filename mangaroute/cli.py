@@ -17,6 +17,7 @@ from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import Snapshot
 from mangaroute.demo import register as register_demo
 from mangaroute.planning.cli import register as register_plan
+from mangaroute.shared.cli import register as register_shared
 from mangaroute.sidecar.cli import register as register_serve
 from mangaroute.simulate.cli import register as register_simulate
 from mangaroute.telemetry.cli import register as register_telemetry
@@ -455,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_telemetry(commands)
     register_serve(commands)
     register_simulate(commands)
+    register_shared(commands)
     return parser
 
 

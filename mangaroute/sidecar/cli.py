@@ -38,6 +38,9 @@ examples:
       --tls-client-ca clients-ca.pem                  # mutual TLS on every interface
   grpcurl -plaintext -unix /tmp/mangaroute-$UID/sidecar.sock list
 
+With a [shared] table in the config, the sidecar shares usage, ejections, spend and the
+primary with the other replicas of its deployment through Redis (docs/shared.md).
+
 API: proto/mangaroute_api/v1/router.proto; guide: docs/sidecar.md
 """
 
@@ -155,17 +158,35 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         socket_mode=args.socket_mode,
     )
     config = load_config(args.config) if args.config else load_default_config()
-    sidecar = Sidecar(Router(config), settings)
+    router = Router(config)
+    shared = None
+    if config.shared is not None:
+        from mangaroute.shared import SharedState  # noqa: PLC0415
+        from mangaroute.shared.cli import redact  # noqa: PLC0415
+
+        shared = SharedState(router)
+        logging.getLogger("mangaroute.sidecar").info(
+            "sharing routing state as replica %s of deployment %r at %s (sync every %g ms)",
+            shared.replica,
+            config.shared.deployment,
+            redact(config.shared.url),
+            config.shared.sync_interval_ms,
+        )
+    sidecar = Sidecar(router, settings)
     signals = _Signals()
-    with signals:
-        sidecar.start()
-        signals.wait()
-        stopper = threading.Thread(target=sidecar.stop, name="mangaroute-sidecar-drain")
-        stopper.start()
-        while stopper.is_alive():
-            if signals.count > 1:
-                sidecar.cut_short()
-            stopper.join(0.1)
+    try:
+        with signals:
+            sidecar.start()
+            signals.wait()
+            stopper = threading.Thread(target=sidecar.stop, name="mangaroute-sidecar-drain")
+            stopper.start()
+            while stopper.is_alive():
+                if signals.count > 1:
+                    sidecar.cut_short()
+                stopper.join(0.1)
+    finally:
+        if shared is not None:
+            shared.close()
     return 0
 
 

@@ -1,0 +1,187 @@
+"""``mangaroute shared status``: what the fleet shares right now, read-only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from typing import Any, TextIO
+
+from mangaroute.shared.store import QUARTER_S, parse_ejection
+
+DESCRIPTION = """\
+Read the shared state of a deployment from Redis without joining it: the live replicas,
+the shared primary, the ejections in force, the fleet's usage of each target over the last
+window against its capacity, and today's pay-per-use spend (UTC day). Needs a config with a
+[shared] table (see docs/shared.md) and the redis extra: pip install 'mangaroute[redis]'.
+Exit 0 when Redis answered, 1 when it did not."""
+
+
+def register(commands: Any) -> argparse.ArgumentParser:
+    shared: argparse.ArgumentParser = commands.add_parser(
+        "shared",
+        help="inspect the state shared by a deployment's replicas (Redis)",
+        description="Inspect the state shared by a deployment's replicas (Redis).",
+    )
+    actions = shared.add_subparsers(dest="shared_command", metavar="ACTION", required=True)
+    status = actions.add_parser(
+        "status",
+        help="show replicas, primary, ejections, fleet usage and spend (read-only)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument(
+        "--config", metavar="FILE", required=True, help="router config with a [shared] table"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status.set_defaults(handler=cmd_status)
+    return status
+
+
+def redact(url: str) -> str:
+    """The URL without a password in its userinfo."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+
+
+def read_status(config: Any) -> dict[str, Any]:
+    """The deployment's shared state as a JSON-ready dict (raises StoreUnavailable)."""
+    from mangaroute.shared.redis_store import RedisStore, key_prefix  # noqa: PLC0415
+
+    settings = config.shared
+    store = RedisStore(settings)
+    try:
+        rtt_ms = store.ping()
+        client = store.client
+        prefix = key_prefix(settings.deployment)
+        now = time.time()
+        window = config.window
+        pipe = client.pipeline(transaction=False)
+        pipe.zrange(prefix + "replicas", 0, -1, withscores=True)
+        pipe.hgetall(prefix + "primary")
+        pipe.hgetall(prefix + "ejections")
+        first = int((now - window.window_s) // window.bucket_s) + 1
+        buckets = list(range(first, int(now // window.bucket_s) + 1))
+        for bucket in buckets:
+            pipe.hgetall(f"{prefix}usage:{bucket}")
+        day = int(now // QUARTER_S) // 96
+        pipe.hgetall(f"{prefix}spend:{day}")
+        results = pipe.execute()
+    except store._errors as exc:
+        from mangaroute.shared.store import StoreUnavailable  # noqa: PLC0415
+
+        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        store.close()
+    replicas, primary, ejections = results[0], results[1], results[2]
+    usage_rows = results[3 : 3 + len(buckets)]
+    spend = results[-1]
+    span_s = max(window.bucket_s, now - first * window.bucket_s)
+    totals: dict[str, list[int]] = {}
+    for row in usage_rows:
+        for field, value in row.items():
+            name, _, axis = field.rpartition("|")
+            cell = totals.setdefault(name, [0, 0])
+            cell[0 if axis == "tok" else 1] += int(value)
+    live_after = now - settings.stale_after_ms / 1000.0
+    usage = {}
+    for target in config.targets:
+        tokens, requests = totals.get(target.name, [0, 0])
+        tpm = tokens / span_s * 60.0
+        rps = requests / span_s
+        capacity = target.capacity
+        shares = []
+        if capacity.tokens_per_minute:
+            shares.append(tpm / capacity.tokens_per_minute)
+        if capacity.requests_per_second:
+            shares.append(rps / capacity.requests_per_second)
+        usage[target.name] = {
+            "tokens_per_minute": round(tpm, 1),
+            "requests_per_second": round(rps, 3),
+            "capacity_tokens_per_minute": capacity.tokens_per_minute,
+            "capacity_requests_per_second": capacity.requests_per_second,
+            "utilization": round(max(shares), 4) if shares else None,
+        }
+    return {
+        "url": redact(settings.url),
+        "deployment": settings.deployment,
+        "round_trip_ms": round(rtt_ms, 3),
+        "replicas": [
+            {"replica": name, "last_sync_s_ago": round(now - at, 3), "live": at >= live_after}
+            for name, at in replicas
+        ],
+        "primary": (
+            {
+                "target": primary.get("name"),
+                "epoch": int(primary.get("epoch", 0)),
+                "reason": primary.get("reason", ""),
+                "by": primary.get("replica", ""),
+            }
+            if primary
+            else None
+        ),
+        "ejections": [
+            {
+                "target": e.target,
+                "replica": e.replica,
+                "state": e.state,
+                "reason": e.reason,
+                "expires_in_s": round(e.until_unix - now, 1),
+            }
+            for e in (parse_ejection(f, v) for f, v in ejections.items())
+            if e is not None and e.until_unix > now
+        ],
+        "usage": usage,
+        "spend_today_usd": round(sum(float(v) for v in spend.values()), 4),
+    }
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    from mangaroute.config import load_config  # noqa: PLC0415
+    from mangaroute.core.errors import ConfigError  # noqa: PLC0415
+    from mangaroute.shared.store import StoreUnavailable  # noqa: PLC0415
+
+    config = load_config(args.config)
+    if config.shared is None:
+        raise ConfigError("has no [shared] table (see docs/shared.md)", source=args.config)
+    try:
+        status = read_status(config)
+    except StoreUnavailable as exc:
+        url = redact(config.shared.url)
+        out.write(f"shared state at {url} is unreachable: {exc}\n")
+        return 1
+    if args.json:
+        out.write(json.dumps(status, indent=2) + "\n")
+        return 0
+    live = [r for r in status["replicas"] if r["live"]]
+    silent = len(status["replicas"]) - len(live)
+    out.write(
+        f"deployment {status['deployment']} at {status['url']} "
+        f"(round trip {status['round_trip_ms']:.2f} ms)\n"
+        f"replicas: {len(live)} live{f', {silent} silent' if silent else ''}\n"
+    )
+    for row in status["replicas"]:
+        out.write(f"  {row['replica']:<32} last sync {row['last_sync_s_ago']:.1f} s ago\n")
+    primary = status["primary"]
+    if primary:
+        out.write(
+            f"primary: {primary['target']} (epoch {primary['epoch']}, by {primary['by']}: "
+            f"{primary['reason']})\n"
+        )
+    else:
+        out.write("primary: none switched yet (each replica uses the configured primary)\n")
+    out.write(f"ejections: {len(status['ejections'])}\n")
+    for e in status["ejections"]:
+        out.write(
+            f"  {e['target']:<20} {e['state']:<9} by {e['replica']} ({e['reason']}), "
+            f"expires in {e['expires_in_s']:.0f} s unless renewed\n"
+        )
+    out.write("fleet usage over the last window:\n")
+    for name, row in status["usage"].items():
+        util = f"{row['utilization']:.0%} of capacity" if row["utilization"] is not None else ""
+        out.write(
+            f"  {name:<20} {row['tokens_per_minute']:>12,.0f} tokens/min "
+            f"{row['requests_per_second']:>8.2f} req/s  {util}\n"
+        )
+    out.write(f"pay-per-use spend today (UTC): ${status['spend_today_usd']:,.2f}\n")
+    return 0
