@@ -3,7 +3,6 @@ processes, over TLS and with AUTH; concurrent traffic loses no delta."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 import sys
@@ -13,10 +12,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mangaroute import Router
 from mangaroute.core.fleet import SharedSettings
@@ -24,6 +19,7 @@ from mangaroute.shared import SharedState
 from mangaroute.shared.redis_store import key_prefix
 from tests.shared.conftest import RedisProcess
 from tests.shared.helpers import fleet_config
+from tests.sidecar.test_tls import _cert, _key, _write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,43 +174,12 @@ def test_auth_password_from_the_environment(
 
 
 def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mangaroute test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
+    """A private CA and a server certificate for localhost (the sidecar TLS tests' helpers)."""
+    ca_key, server_key = _key(), _key()
+    ca, _ = _write(directory, "ca", _cert("mangaroute test CA", ca_key, None), ca_key)
+    server = _cert("localhost", server_key, ("mangaroute test CA", ca_key), server=True)
+    cert, key = _write(directory, "server", server, server_key)
+    return ca, cert, key
 
 
 def test_tls_with_a_private_ca(tmp_path: Path, deployment: str) -> None:
