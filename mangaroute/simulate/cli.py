@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from typing import Any, TextIO
 
 from mangaroute.core.errors import ConfigError
 from mangaroute.simulate.report import to_dict, to_text
-from mangaroute.simulate.run import simulate
+from mangaroute.simulate.run import SHARED_MODES, simulate
 from mangaroute.simulate.scenario import (
     FAULT_PRESETS,
     builtin_scenarios,
@@ -24,6 +25,33 @@ from mangaroute.simulate.scenario import (
 )
 
 __all__ = ["cmd_simulate", "register"]
+
+DEFAULT_REPLICA_HOURS = "20-22"
+"""What ``--replicas N`` (N > 1) simulates without ``--hours``: the bad day's peak hours with
+its faults. Every replica syncs 4 times a virtual second and rebuilds its snapshot after each
+merge, so a full day of 8 replicas with shared state takes about 15 minutes (``--hours 0-24``)."""
+
+
+def _replicas(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of replicas, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (one router per replica), got {value}")
+    return value
+
+
+def _sync_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be > 0 ms, got {text}")
+    return value
 
 
 def register(commands: Any) -> argparse.ArgumentParser:
@@ -86,6 +114,31 @@ def register(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-oracle", action="store_true", help="skip the hindsight oracle (and its comparison)"
     )
+    parser.add_argument(
+        "--replicas",
+        type=_replicas,
+        default=1,
+        metavar="N",
+        help="run each policy as N router replicas behind a load balancer (sessions spread by "
+        "a seeded hash), all on the same simulated targets - whose capacity the replicas share "
+        f"(default: 1). With N > 1 and no --hours, only {DEFAULT_REPLICA_HOURS} is simulated",
+    )
+    parser.add_argument(
+        "--shared",
+        choices=SHARED_MODES,
+        default=None,
+        help="shared routing state between the replicas (an in-process store with Redis's "
+        "semantics): off, on, or both - each policy twice, without and with, side by side "
+        "(default: both with --replicas > 1, else off)",
+    )
+    parser.add_argument(
+        "--sync-ms",
+        type=_sync_ms,
+        default=250.0,
+        metavar="MS",
+        help="with shared state: each replica publishes and merges every MS of virtual time "
+        "(default: 250, as in production; replicas' syncs are evenly staggered)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument(
         "--plot",
@@ -102,8 +155,9 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     faults = [name.strip() for name in args.faults.split(",") if name.strip()]
     if faults:
         scenario = with_faults(scenario, faults)
-    if args.hours:
-        scenario = _with_hours(scenario, args.hours)
+    hours = args.hours or (DEFAULT_REPLICA_HOURS if args.replicas > 1 else None)
+    if hours:
+        scenario = _with_hours(scenario, hours)
     policies = [name.strip() for name in args.policies.split(",") if name.strip()]
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
@@ -114,6 +168,9 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
         contenders=policies,
         jobs=args.jobs,
         oracle=not args.no_oracle,
+        replicas=args.replicas,
+        shared=args.shared,
+        sync_ms=args.sync_ms,
     )
     written: list[str] = []
     note = ""

@@ -59,9 +59,6 @@ OUTCOMES = (Outcome.OK, Outcome.THROTTLED, Outcome.ERROR, Outcome.TIMEOUT)
 SWITCH_LOG = 50
 MINUTE_NS = 60 * NS_PER_S
 NEVER = 2**63
-ECHO_S = 60
-"""A switch announced again (same ``from -> to``) within this many seconds of the previous
-announcement is an echo of it, not another switch (``distinct_switches``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +104,8 @@ class ReplicaStats:
     switch_events: int = 0
     """Primary switches announced fleet-wide (one ``SwitchEvent`` per replica that did)."""
     distinct_switches: int = 0
-    """Switches made, counting an echo from other replicas once (``ECHO_S``)."""
+    """Changes of the fleet's primary (``distinct_switches``): a switch every replica
+    announces on its own counts once."""
 
 
 @dataclass(slots=True)
@@ -505,16 +503,15 @@ def _owners(sessions: Sequence[int], replicas: int, seed: int) -> Sequence[int]:
 
 
 def distinct_switches(events: Sequence[tuple[int, str, str]]) -> int:
-    """Switches the fleet made, counting once the same ``from -> to`` that other replicas (or
-    the same one) announced again less than ``ECHO_S`` after the previous announcement."""
-    last: dict[tuple[str, str], int] = {}
+    """Changes of the fleet's primary: announcements in time order, not counting one that
+    moves to where the previous counted switch already went (another replica announcing the
+    same switch again)."""
     distinct = 0
-    echo_ns = ECHO_S * NS_PER_S
-    for at_ns, source, target in sorted(events):
-        previous = last.get((source, target))
-        if previous is None or at_ns - previous > echo_ns:
+    primary: str | None = None
+    for _, _, target in sorted(events):
+        if target != primary:
             distinct += 1
-        last[(source, target)] = at_ns
+            primary = target
     return distinct
 
 

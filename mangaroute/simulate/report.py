@@ -54,11 +54,14 @@ def to_dict(simulation: Simulation) -> dict[str, Any]:
         "policies": [_result(r, oracle) for r in simulation.results],
         "oracle": _result(oracle, None) if oracle else None,
         "run": {
+            "replicas": simulation.replicas,
+            "shared": simulation.shared,
+            "sync_ms": simulation.sync_ms,
             "wall_s": round(simulation.wall_s, 3),
             "generate_s": round(simulation.generate_s, 3),
             "processes": simulation.jobs,
             "per_policy": {
-                r.name: {"wall_s": round(r.wall_s, 3), "cpu_s": round(r.cpu_s, 3)}
+                label(r): {"wall_s": round(r.wall_s, 3), "cpu_s": round(r.cpu_s, 3)}
                 for r in _all(simulation)
             },
         },
@@ -93,6 +96,7 @@ def _result(result: RunResult, oracle: RunResult | None) -> dict[str, Any]:
         }
     data: dict[str, Any] = {
         "name": result.name,
+        "label": label(result),
         "description": result.description,
         "messages": result.messages,
         "within_deadline": result.within_deadline,
@@ -129,6 +133,9 @@ def _result(result: RunResult, oracle: RunResult | None) -> dict[str, Any]:
             for k, klass in enumerate(result.classes)
         },
         "reasons": dict(result.reasons.most_common()),
+        "capacity": capacity(result),
+        "spend": spend(result),
+        "replicas": replicas(result),
         "timeline": _timeline(result),
         "wall_s": round(result.wall_s, 3),
     }
@@ -140,6 +147,80 @@ def _result(result: RunResult, oracle: RunResult | None) -> dict[str, Any]:
             ),
         }
     return data
+
+
+def label(result: RunResult) -> str:
+    """The policy's name, and with several replicas how many and whether they shared state."""
+    stats = result.replica_stats
+    if stats is None:
+        return result.name
+    return f"{result.name} x{stats.replicas} {'shared' if stats.shared else 'local'}"
+
+
+def capacity(result: RunResult) -> dict[str, Any]:
+    """Per target with a tokens-per-minute capacity: what the fleet of routers offered it per
+    minute (every attempt, admitted or throttled) against that capacity, and its throttles.
+    ``hourly_paid`` marks provisioned throughput - paid for whether used or not, so the
+    policies aim to fill it, not to overrun it."""
+    out = {}
+    for name, per_minute in result.offered_tokens.items():
+        cap = result.capacity_tpm.get(name) or 0.0
+        whole = per_minute[:-1] if len(per_minute) > 1 else per_minute  # the last: after the end
+        usage = result.usage.get(name)
+        over = [tokens - cap for tokens in whole if tokens > cap]
+        out[name] = {
+            "hourly_paid": bool(usage and usage.fixed_usd > 0),
+            "capacity_tokens_per_minute": cap,
+            "minutes": len(whole),
+            "minutes_over_capacity": len(over),
+            "peak_offered_ratio": round(max(whole, default=0) / cap, 4) if cap else None,
+            "mean_offered_ratio": round(sum(whole) / len(whole) / cap, 4)
+            if cap and whole
+            else None,
+            "offered_over_capacity_tokens": sum(over),
+            "attempts": usage.attempts if usage else 0,
+            "throttled": usage.throttled if usage else 0,
+        }
+    return out
+
+
+def spend(result: RunResult) -> dict[str, Any]:
+    """Pay-per-use spend (tokens) against the budget guard's budget, if the policy has one:
+    ``budget_window_usd`` is the share of the daily budget its pace allots to the hours run."""
+    data: dict[str, Any] = {"pay_per_use_usd": round(result.token_usd, 2)}
+    if result.budget_daily_usd is not None and result.budget_window_usd is not None:
+        data["budget_daily_usd"] = result.budget_daily_usd
+        data["budget_window_usd"] = round(result.budget_window_usd, 2)
+        data["vs_budget"] = (
+            round(result.token_usd / result.budget_window_usd, 4)
+            if result.budget_window_usd > 0
+            else None
+        )
+    return data
+
+
+def replicas(result: RunResult) -> dict[str, Any] | None:
+    """How the replicas did: traffic each served, syncs, and how much they disagreed on the
+    primary - ``primary_disagreement_share`` of the seconds sampled, and primary switches
+    announced fleet-wide against the changes of the fleet's primary they amount to."""
+    stats = result.replica_stats
+    if stats is None:
+        return None
+    return {
+        "replicas": stats.replicas,
+        "shared": stats.shared,
+        "sync_ms": stats.sync_ms,
+        "messages_per_replica": stats.messages,
+        "syncs": stats.syncs,
+        "sync_failures": stats.sync_failures,
+        "seconds_sampled": stats.sampled_s,
+        "seconds_primary_disagreed": stats.disagree_s,
+        "primary_disagreement_share": round(stats.disagree_s / stats.sampled_s, 6)
+        if stats.sampled_s
+        else 0.0,
+        "switch_events": stats.switch_events,
+        "distinct_switches": stats.distinct_switches,
+    }
 
 
 def _timeline(result: RunResult) -> list[dict[str, Any]]:
@@ -224,7 +305,7 @@ def dict_to_text(data: dict[str, Any]) -> str:
         versus = entry.get("vs_oracle")
         rows.append(
             [
-                entry["name"],
+                entry.get("label", entry["name"]),
                 f"{entry['within_deadline_share']:.3%}",
                 f"{entry['within_inference_slo_share']:.2%}",
                 entry["failed"],
@@ -264,21 +345,81 @@ def dict_to_text(data: dict[str, Any]) -> str:
     for entry in [*data["policies"], *([oracle] if oracle else [])]:
         by_target = entry["cost"]["by_target"]
         cost_rows.append(
-            [entry["name"]]
+            [entry.get("label", entry["name"])]
             + [f"{by_target[n]['total_usd']:,.0f} ({by_target[n]['share']:.0%})" for n in names]
             + [f"{entry['cost']['fixed_usd']:,.0f}", f"{entry['cost']['token_usd']:,.0f}"]
         )
     lines.append("cost per day by target, $ (share of answers):")
     lines.append(table(cost_rows, ["policy", *names, "hourly", "tokens"]))
     lines.append("")
+    if run.get("replicas", 1) > 1 or run.get("shared", "off") != "off":
+        lines.extend(_replica_lines(data))
+        lines.append("")
+    runs = len(data["policies"])
     lines.append(
-        f"{len(data['policies'])} policies"
+        (f"{runs} runs" if run.get("shared", "off") == "both" else f"{runs} policies")
         + (" + oracle" if oracle else "")
         + f" in {run['wall_s']:.1f} s on {run['processes']} process"
         + ("es" if run["processes"] > 1 else "")
         + f" (day generated in {run['generate_s']:.1f} s)"
     )
     return "\n".join(lines)
+
+
+def _replica_lines(data: dict[str, Any]) -> list[str]:
+    run = data["run"]
+    sync = f"syncing every {run['sync_ms']:g} ms" if run.get("shared") != "off" else ""
+    lines = [
+        f"{run['replicas']} replicas per policy on the same targets"
+        + (f", with shared state {sync}" if run.get("shared") == "on" else "")
+        + (f", without and with shared state ({sync})" if run.get("shared") == "both" else "")
+        + ":"
+    ]
+    rows = []
+    for entry in data["policies"]:
+        stats = entry.get("replicas") or {}
+        paid = {n: c for n, c in entry["capacity"].items() if c["hourly_paid"]}
+        over = sum(c["minutes_over_capacity"] for c in paid.values())
+        minutes = sum(c["minutes"] for c in paid.values())
+        peak = max((c["peak_offered_ratio"] or 0.0 for c in paid.values()), default=0.0)
+        mean = max((c["mean_offered_ratio"] or 0.0 for c in paid.values()), default=0.0)
+        spend = entry["spend"]
+        if "vs_budget" in spend:
+            money = (
+                f"{spend['pay_per_use_usd']:,.0f} / {spend['budget_window_usd']:,.0f} "
+                f"({spend['vs_budget']:.0%})"
+            )
+        else:
+            money = f"{spend['pay_per_use_usd']:,.0f}"
+        rows.append(
+            [
+                entry.get("label", entry["name"]),
+                f"{mean:.2f}x / {peak:.2f}x" if paid else "-",
+                f"{over}/{minutes}" if paid else "-",
+                sum(c["throttled"] for c in paid.values()) if paid else "-",
+                sum(c["throttled"] for c in entry["capacity"].values()),
+                money,
+                f"{stats.get('primary_disagreement_share', 0.0):.2%}",
+                f"{stats.get('switch_events', entry['primary_switches'])}"
+                f" / {stats.get('distinct_switches', entry['primary_switches'])}",
+            ]
+        )
+    headers = [
+        "policy",
+        "provisioned offered mean / peak",
+        "min over",
+        "provisioned 429s",
+        "all 429s",
+        "pay-per-use $ (vs budget)",
+        "primary disagreed",
+        "switch events / distinct",
+    ]
+    lines.append(table(rows, headers))
+    lines.append(
+        "provisioned offered: tokens sent per minute (admitted or throttled) over the model "
+        "units' capacity; primary disagreed: share of seconds the replicas' primaries differed"
+    )
+    return lines
 
 
 def _ms(value: float | None) -> str:

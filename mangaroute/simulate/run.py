@@ -15,6 +15,7 @@ window's absolute thresholds do not scale, so small models are rougher).
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 import os
 import time
@@ -82,7 +83,7 @@ def simulate(
     shared = shared or ("both" if replicas > 1 else "off")
     if shared not in SHARED_MODES:
         raise ConfigError(f"--shared must be one of {', '.join(SHARED_MODES)}, got {shared!r}")
-    if not sync_ms > 0:
+    if not (math.isfinite(sync_ms) and sync_ms > 0):
         raise ConfigError(f"--sync-ms must be > 0, got {sync_ms:g}")
     seed = scenario.seed if seed is None else seed
     chosen = _select(scenario, contenders)
