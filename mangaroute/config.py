@@ -427,6 +427,7 @@ def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
             min_requests=table.integer("min_requests", defaults.min_requests, minimum=1),
             return_after_s=table.number("return_after_s", defaults.return_after_s),
             history=table.integer("history", defaults.history, minimum=1),
+            fleet_hold_s=table.number("fleet_hold_s", defaults.fleet_hold_s),
         ),
     )
     table.finish()

@@ -594,7 +594,7 @@ class Router:
             and primary != switcher.current
             and primary in self._states
         ):
-            switcher.adopt(primary)
+            switcher.adopt(primary, self._clock())
             self._stale_at_ns = 0
 
     # -- snapshot rebuilds --------------------------------------------------------------

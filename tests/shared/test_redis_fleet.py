@@ -6,9 +6,10 @@ import math
 
 import redis
 
-from mangaroute import FakeClock
+from mangaroute import FakeClock, Router
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.snapshot import RouterEvent, SwitchEvent
+from mangaroute.shared import SharedState
 from mangaroute.shared.redis_store import key_prefix
 from tests.shared.helpers import PAID_TPM, START_NS, replica, serve
 
@@ -166,3 +167,46 @@ def test_keys_are_namespaced_per_deployment_and_all_expire(
     assert other.fleet.replicas == 1
     assert other.fleet.ejections == () and other.fleet.tokens_per_minute == {}
     assert other.primary == "paid"
+
+
+def _adopted(redis_url: str, deployment: str) -> tuple[FakeClock, Router, SharedState]:
+    """Replica ``b`` has adopted ``spill``, the primary replica ``a`` switched the fleet to."""
+    clock = FakeClock(START_NS)
+    a, sa = replica(clock, redis_url, deployment, "a")
+    b, sb = replica(clock, redis_url, deployment, "b")
+    sa.sync_now()
+    sb.sync_now()
+    a.eject("paid", "connection_refused")
+    a.snapshot()
+    sa.sync_now()
+    sb.sync_now()
+    assert b.primary == "spill"
+    return clock, b, sb
+
+
+def test_an_adopted_primary_is_held_against_one_replicas_own_latency(
+    redis_url: str, deployment: str
+) -> None:
+    clock, b, sb = _adopted(redis_url, deployment)
+    events: list[RouterEvent] = []
+    b.subscribe(events.append)
+    clock.advance(seconds=55)
+    for _ in range(10):  # b alone sees spill answer in 4 s: over the 2,500 ms threshold
+        b.record("spill", latency_ms=4000)
+    assert b.snapshot().target("spill").p99_ms > 2500
+    assert b.primary == "spill"  # held: 55 s into the 60 s fleet_hold_s
+    clock.advance(seconds=6)
+    b.snapshot()
+    assert b.primary != "spill"  # the hold is over: b's own evidence counts again
+    sb.sync_now()
+    switches = [e for e in events if isinstance(e, SwitchEvent)]
+    assert len(switches) == 1 and "high_latency" in switches[0].reason
+
+
+def test_a_held_primary_that_becomes_unavailable_is_left_at_once(
+    redis_url: str, deployment: str
+) -> None:
+    _, b, _ = _adopted(redis_url, deployment)
+    b.eject("spill", "AccessDeniedException")
+    b.snapshot()
+    assert b.primary == "cheap"

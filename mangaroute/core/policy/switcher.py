@@ -32,6 +32,11 @@ class SwitcherSettings:
     min_requests: int = 20
     return_after_s: float = 120.0
     history: int = 100
+    fleet_hold_s: float = 60.0
+    """With shared state: for this long after adopting the fleet's primary, this replica does
+    not switch away from it on its *own* latency or error observations (other replicas may
+    see it differently, and taking turns would flap the fleet's primary); unavailability and
+    capacity, which the fleet shares, still switch at once."""
 
     def __post_init__(self) -> None:
         if self.primary not in self.order:
@@ -40,22 +45,27 @@ class SwitcherSettings:
             raise ValueError("need 0 <= canary_weight <= primary_weight")
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
+        if self.fleet_hold_s < 0:
+            raise ValueError(f"fleet_hold_s must be >= 0, got {self.fleet_hold_s}")
 
 
 class PrimarySwitcher:
     """Holds the current primary and decides switches from snapshot views."""
 
-    __slots__ = ("_healthy_since_ns", "current", "settings")
+    __slots__ = ("_healthy_since_ns", "_held_until_ns", "current", "settings")
 
     def __init__(self, settings: SwitcherSettings) -> None:
         self.settings = settings
         self.current = settings.primary
         self._healthy_since_ns: int | None = None
+        self._held_until_ns = 0
 
-    def adopt(self, name: str) -> None:
-        """Make ``name`` the primary because the fleet chose it (shared state)."""
+    def adopt(self, name: str, now_ns: int) -> None:
+        """Make ``name`` the primary because the fleet chose it (shared state), and hold it
+        for ``fleet_hold_s`` against this replica's own latency and error judgement."""
         self.current = name
         self._healthy_since_ns = None
+        self._held_until_ns = now_ns + round(self.settings.fleet_hold_s * NS_PER_S)
 
     def degradation(self, view: TargetView) -> str | None:
         """Why ``view`` is unfit to be primary, or ``None`` (the seed's ``_get_switch_reason``,
@@ -92,6 +102,12 @@ class PrimarySwitcher:
         reason = self.degradation(current)
         if reason is None:
             return None
+        if (
+            now_ns < self._held_until_ns
+            and current.available
+            and current.utilization <= s.capacity_threshold
+        ):
+            return None  # the fleet's choice, doubted only on this replica's own evidence
         for name in s.order:
             candidate = views.get(name)
             if name == self.current or candidate is None:
