@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.errors import InvalidObservation
+from mangaroute.core.fleet import FleetView
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import Route, Snapshot, SwitchEvent, TargetView
 from mangaroute.core.targets import Pattern, Target
@@ -171,6 +172,7 @@ class Wire:
             routes=[_route(name, route) for name, route in snapshot.routes.items()],
             window_s=snapshot.window_s,
             serving=is_serving(snapshot),
+            fleet=_fleet(snapshot.fleet) if snapshot.fleet is not None else None,
         )
 
     def _target_stats(self, view: TargetView) -> pb.TargetStats:
@@ -238,3 +240,19 @@ def _enum_name(number: int) -> str:
         return f"{pb.Outcome.Name(number)} ({number})"
     except ValueError:
         return f"unknown value {number}"
+
+
+def _fleet(view: FleetView) -> pb.FleetView:
+    return pb.FleetView(
+        unix_time=view.unix_s,
+        replicas=view.replicas,
+        primary=view.primary or "",
+        primary_epoch=view.primary_epoch,
+        ejections=[
+            pb.FleetEjection(target=e.target, replica=e.replica, state=e.state, reason=e.reason)
+            for e in view.ejections
+        ],
+        others_tokens_per_minute=dict(view.tokens_per_minute),
+        others_requests_per_second=dict(view.requests_per_second),
+        others_spend_usd=sum(view.spend_by_quarter.values()),
+    )

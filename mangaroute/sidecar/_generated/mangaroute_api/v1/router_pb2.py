@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emangaroute_api/v1/router.proto\x12\rmangaroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\x06Target\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x07pattern\x18\x02 \x01(\x0e\x32\x16.mangaroute.v1.Pattern\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x0c\n\x04tier\x18\x05 \x01(\t\"\xf0\x01\n\rChooseRequest\x12\x15\n\rrequest_class\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\tbudget_ms\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x05\x12\x15\n\routput_tokens\x18\x05 \x01(\x05\x12\x34\n\x04tags\x18\x06 \x03(\x0b\x32&.mangaroute.v1.ChooseRequest.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_budget_ms\"\xad\x01\n\x0e\x43hooseResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.mangaroute.v1.Target\x12(\n\tfallbacks\x18\x03 \x03(\x0b\x32\x15.mangaroute.v1.Target\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\rrequest_class\x18\x05 \x01(\t\x12\x0e\n\x06policy\x18\x06 \x01(\t\"\xfc\x01\n\rReportRequest\x12\x15\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0btarget_name\x18\x02 \x01(\tH\x00\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.mangaroute.v1.Outcome\x12\x17\n\nlatency_ms\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07ttft_ms\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x0cinput_tokens\x18\x06 \x01(\x05\x12\x15\n\routput_tokens\x18\x07 \x01(\x05\x12\x12\n\nerror_code\x18\x08 \x01(\tB\t\n\x07subjectB\r\n\x0b_latency_msB\n\n\x08_ttft_ms\"\x10\n\x0eReportResponse\"n\n\x14ReportStreamResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12\x32\n\nrejections\x18\x03 \x03(\x0b\x32\x1e.mangaroute.v1.ReportRejection\"1\n\x0fReportRejection\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0f\n\x07message\x18\x02 \x01(\t\"%\n\x0eReleaseRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"#\n\x0fReleaseResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"\x14\n\x12GetSnapshotRequest\"\x9c\x01\n\x13GetSnapshotResponse\x12\x0f\n\x07primary\x18\x01 \x01(\t\x12+\n\x07targets\x18\x02 \x03(\x0b\x32\x1a.mangaroute.v1.TargetStats\x12$\n\x06routes\x18\x03 \x03(\x0b\x32\x14.mangaroute.v1.Route\x12\x10\n\x08window_s\x18\x04 \x01(\x01\x12\x0f\n\x07serving\x18\x05 \x01(\x08\"[\n\x0bPercentiles\x12\x10\n\x03p50\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03p90\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x03p99\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x06\n\x04_p50B\x06\n\x04_p90B\x06\n\x04_p99\"X\n\x07\x42reaker\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.mangaroute.v1.BreakerState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tejections\x18\x03 \x01(\x03\"N\n\rOutcomeCounts\x12\n\n\x02ok\x18\x01 \x01(\x03\x12\x11\n\tthrottled\x18\x02 \x01(\x03\x12\r\n\x05\x65rror\x18\x03 \x01(\x03\x12\x0f\n\x07timeout\x18\x04 \x01(\x03\"\xce\x03\n\x0bTargetStats\x12%\n\x06target\x18\x01 \x01(\x0b\x32\x15.mangaroute.v1.Target\x12.\n\nlatency_ms\x18\x02 \x01(\x0b\x32\x1a.mangaroute.v1.Percentiles\x12\x34\n\x0elatency_source\x18\x03 \x01(\x0e\x32\x1c.mangaroute.v1.LatencySource\x12+\n\x07ttft_ms\x18\x04 \x01(\x0b\x32\x1a.mangaroute.v1.Percentiles\x12\x0f\n\x07samples\x18\x05 \x01(\x03\x12\x10\n\x08requests\x18\x06 \x01(\x03\x12.\n\x08outcomes\x18\x07 \x01(\x0b\x32\x1c.mangaroute.v1.OutcomeCounts\x12\x12\n\nerror_rate\x18\x08 \x01(\x01\x12\x15\n\rthrottle_rate\x18\t \x01(\x01\x12\x19\n\x11tokens_per_minute\x18\n \x01(\x01\x12\x1b\n\x13requests_per_second\x18\x0b \x01(\x01\x12\x13\n\x0butilization\x18\x0c \x01(\x01\x12\x11\n\tin_flight\x18\r \x01(\x03\x12\'\n\x07\x62reaker\x18\x0e \x01(\x0b\x32\x16.mangaroute.v1.Breaker\"~\n\x05Route\x12\x15\n\rrequest_class\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x12\n\ncandidates\x18\x03 \x03(\t\x12*\n\x08\x65xcluded\x18\x04 \x03(\x0b\x32\x18.mangaroute.v1.Exclusion\x12\x0e\n\x06probes\x18\x05 \x03(\t\"+\n\tExclusion\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"/\n\x14WatchSwitchesRequest\x12\x17\n\x0finclude_history\x18\x01 \x01(\x08\"\x88\x01\n\x0bSwitchEvent\x12\x13\n\x0b\x66rom_target\x18\x01 \x01(\t\x12\x11\n\tto_target\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0frouter_clock_ns\x18\x05 \x01(\x03*\xc2\x01\n\x07Pattern\x12\x17\n\x13PATTERN_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPATTERN_BEDROCK_PROVISIONED\x10\x01\x12\x1d\n\x19PATTERN_BEDROCK_ON_DEMAND\x10\x02\x12\x1e\n\x1aPATTERN_SAGEMAKER_REALTIME\x10\x03\x12 \n\x1cPATTERN_SAGEMAKER_SERVERLESS\x10\x04\x12\x1c\n\x18PATTERN_LAMBDA_ON_DEMAND\x10\x05*q\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0e\n\nOUTCOME_OK\x10\x01\x12\x15\n\x11OUTCOME_THROTTLED\x10\x02\x12\x11\n\rOUTCOME_ERROR\x10\x03\x12\x13\n\x0fOUTCOME_TIMEOUT\x10\x04*f\n\rLatencySource\x12\x1e\n\x1aLATENCY_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14LATENCY_SOURCE_PRIOR\x10\x01\x12\x1b\n\x17LATENCY_SOURCE_OBSERVED\x10\x02*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\xdf\x03\n\x06Router\x12\x45\n\x06\x43hoose\x12\x1c.mangaroute.v1.ChooseRequest\x1a\x1d.mangaroute.v1.ChooseResponse\x12\x45\n\x06Report\x12\x1c.mangaroute.v1.ReportRequest\x1a\x1d.mangaroute.v1.ReportResponse\x12S\n\x0cReportStream\x12\x1c.mangaroute.v1.ReportRequest\x1a#.mangaroute.v1.ReportStreamResponse(\x01\x12H\n\x07Release\x12\x1d.mangaroute.v1.ReleaseRequest\x1a\x1e.mangaroute.v1.ReleaseResponse\x12T\n\x0bGetSnapshot\x12!.mangaroute.v1.GetSnapshotRequest\x1a\".mangaroute.v1.GetSnapshotResponse\x12R\n\rWatchSwitches\x12#.mangaroute.v1.WatchSwitchesRequest\x1a\x1a.mangaroute.v1.SwitchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emangaroute_api/v1/router.proto\x12\rmangaroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\x06Target\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x07pattern\x18\x02 \x01(\x0e\x32\x16.mangaroute.v1.Pattern\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x0c\n\x04tier\x18\x05 \x01(\t\"\xf0\x01\n\rChooseRequest\x12\x15\n\rrequest_class\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\tbudget_ms\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x05\x12\x15\n\routput_tokens\x18\x05 \x01(\x05\x12\x34\n\x04tags\x18\x06 \x03(\x0b\x32&.mangaroute.v1.ChooseRequest.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_budget_ms\"\xad\x01\n\x0e\x43hooseResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.mangaroute.v1.Target\x12(\n\tfallbacks\x18\x03 \x03(\x0b\x32\x15.mangaroute.v1.Target\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\rrequest_class\x18\x05 \x01(\t\x12\x0e\n\x06policy\x18\x06 \x01(\t\"\xfc\x01\n\rReportRequest\x12\x15\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0btarget_name\x18\x02 \x01(\tH\x00\x12\'\n\x07outcome\x18\x03 \x01(\x0e\x32\x16.mangaroute.v1.Outcome\x12\x17\n\nlatency_ms\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07ttft_ms\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x0cinput_tokens\x18\x06 \x01(\x05\x12\x15\n\routput_tokens\x18\x07 \x01(\x05\x12\x12\n\nerror_code\x18\x08 \x01(\tB\t\n\x07subjectB\r\n\x0b_latency_msB\n\n\x08_ttft_ms\"\x10\n\x0eReportResponse\"n\n\x14ReportStreamResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12\x32\n\nrejections\x18\x03 \x03(\x0b\x32\x1e.mangaroute.v1.ReportRejection\"1\n\x0fReportRejection\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0f\n\x07message\x18\x02 \x01(\t\"%\n\x0eReleaseRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"#\n\x0fReleaseResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"\x14\n\x12GetSnapshotRequest\"\xc5\x01\n\x13GetSnapshotResponse\x12\x0f\n\x07primary\x18\x01 \x01(\t\x12+\n\x07targets\x18\x02 \x03(\x0b\x32\x1a.mangaroute.v1.TargetStats\x12$\n\x06routes\x18\x03 \x03(\x0b\x32\x14.mangaroute.v1.Route\x12\x10\n\x08window_s\x18\x04 \x01(\x01\x12\x0f\n\x07serving\x18\x05 \x01(\x08\x12\'\n\x05\x66leet\x18\x06 \x01(\x0b\x32\x18.mangaroute.v1.FleetView\"\xd3\x03\n\tFleetView\x12\x11\n\tunix_time\x18\x01 \x01(\x01\x12\x10\n\x08replicas\x18\x02 \x01(\r\x12\x0f\n\x07primary\x18\x03 \x01(\t\x12\x15\n\rprimary_epoch\x18\x04 \x01(\x04\x12/\n\tejections\x18\x05 \x03(\x0b\x32\x1c.mangaroute.v1.FleetEjection\x12U\n\x18others_tokens_per_minute\x18\x06 \x03(\x0b\x32\x33.mangaroute.v1.FleetView.OthersTokensPerMinuteEntry\x12Y\n\x1aothers_requests_per_second\x18\x07 \x03(\x0b\x32\x35.mangaroute.v1.FleetView.OthersRequestsPerSecondEntry\x12\x18\n\x10others_spend_usd\x18\x08 \x01(\x01\x1a<\n\x1aOthersTokensPerMinuteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a>\n\x1cOthersRequestsPerSecondEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"O\n\rFleetEjection\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"[\n\x0bPercentiles\x12\x10\n\x03p50\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03p90\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x03p99\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x06\n\x04_p50B\x06\n\x04_p90B\x06\n\x04_p99\"X\n\x07\x42reaker\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.mangaroute.v1.BreakerState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tejections\x18\x03 \x01(\x03\"N\n\rOutcomeCounts\x12\n\n\x02ok\x18\x01 \x01(\x03\x12\x11\n\tthrottled\x18\x02 \x01(\x03\x12\r\n\x05\x65rror\x18\x03 \x01(\x03\x12\x0f\n\x07timeout\x18\x04 \x01(\x03\"\xce\x03\n\x0bTargetStats\x12%\n\x06target\x18\x01 \x01(\x0b\x32\x15.mangaroute.v1.Target\x12.\n\nlatency_ms\x18\x02 \x01(\x0b\x32\x1a.mangaroute.v1.Percentiles\x12\x34\n\x0elatency_source\x18\x03 \x01(\x0e\x32\x1c.mangaroute.v1.LatencySource\x12+\n\x07ttft_ms\x18\x04 \x01(\x0b\x32\x1a.mangaroute.v1.Percentiles\x12\x0f\n\x07samples\x18\x05 \x01(\x03\x12\x10\n\x08requests\x18\x06 \x01(\x03\x12.\n\x08outcomes\x18\x07 \x01(\x0b\x32\x1c.mangaroute.v1.OutcomeCounts\x12\x12\n\nerror_rate\x18\x08 \x01(\x01\x12\x15\n\rthrottle_rate\x18\t \x01(\x01\x12\x19\n\x11tokens_per_minute\x18\n \x01(\x01\x12\x1b\n\x13requests_per_second\x18\x0b \x01(\x01\x12\x13\n\x0butilization\x18\x0c \x01(\x01\x12\x11\n\tin_flight\x18\r \x01(\x03\x12\'\n\x07\x62reaker\x18\x0e \x01(\x0b\x32\x16.mangaroute.v1.Breaker\"~\n\x05Route\x12\x15\n\rrequest_class\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x12\n\ncandidates\x18\x03 \x03(\t\x12*\n\x08\x65xcluded\x18\x04 \x03(\x0b\x32\x18.mangaroute.v1.Exclusion\x12\x0e\n\x06probes\x18\x05 \x03(\t\"+\n\tExclusion\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"/\n\x14WatchSwitchesRequest\x12\x17\n\x0finclude_history\x18\x01 \x01(\x08\"\x88\x01\n\x0bSwitchEvent\x12\x13\n\x0b\x66rom_target\x18\x01 \x01(\t\x12\x11\n\tto_target\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0frouter_clock_ns\x18\x05 \x01(\x03*\xc2\x01\n\x07Pattern\x12\x17\n\x13PATTERN_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPATTERN_BEDROCK_PROVISIONED\x10\x01\x12\x1d\n\x19PATTERN_BEDROCK_ON_DEMAND\x10\x02\x12\x1e\n\x1aPATTERN_SAGEMAKER_REALTIME\x10\x03\x12 \n\x1cPATTERN_SAGEMAKER_SERVERLESS\x10\x04\x12\x1c\n\x18PATTERN_LAMBDA_ON_DEMAND\x10\x05*q\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0e\n\nOUTCOME_OK\x10\x01\x12\x15\n\x11OUTCOME_THROTTLED\x10\x02\x12\x11\n\rOUTCOME_ERROR\x10\x03\x12\x13\n\x0fOUTCOME_TIMEOUT\x10\x04*f\n\rLatencySource\x12\x1e\n\x1aLATENCY_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14LATENCY_SOURCE_PRIOR\x10\x01\x12\x1b\n\x17LATENCY_SOURCE_OBSERVED\x10\x02*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\xdf\x03\n\x06Router\x12\x45\n\x06\x43hoose\x12\x1c.mangaroute.v1.ChooseRequest\x1a\x1d.mangaroute.v1.ChooseResponse\x12\x45\n\x06Report\x12\x1c.mangaroute.v1.ReportRequest\x1a\x1d.mangaroute.v1.ReportResponse\x12S\n\x0cReportStream\x12\x1c.mangaroute.v1.ReportRequest\x1a#.mangaroute.v1.ReportStreamResponse(\x01\x12H\n\x07Release\x12\x1d.mangaroute.v1.ReleaseRequest\x1a\x1e.mangaroute.v1.ReleaseResponse\x12T\n\x0bGetSnapshot\x12!.mangaroute.v1.GetSnapshotRequest\x1a\".mangaroute.v1.GetSnapshotResponse\x12R\n\rWatchSwitches\x12#.mangaroute.v1.WatchSwitchesRequest\x1a\x1a.mangaroute.v1.SwitchEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,14 +34,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHOOSEREQUEST_TAGSENTRY']._loaded_options = None
   _globals['_CHOOSEREQUEST_TAGSENTRY']._serialized_options = b'8\001'
-  _globals['_PATTERN']._serialized_start=2397
-  _globals['_PATTERN']._serialized_end=2591
-  _globals['_OUTCOME']._serialized_start=2593
-  _globals['_OUTCOME']._serialized_end=2706
-  _globals['_LATENCYSOURCE']._serialized_start=2708
-  _globals['_LATENCYSOURCE']._serialized_end=2810
-  _globals['_BREAKERSTATE']._serialized_start=2812
-  _globals['_BREAKERSTATE']._serialized_end=2936
+  _globals['_FLEETVIEW_OTHERSTOKENSPERMINUTEENTRY']._loaded_options = None
+  _globals['_FLEETVIEW_OTHERSTOKENSPERMINUTEENTRY']._serialized_options = b'8\001'
+  _globals['_FLEETVIEW_OTHERSREQUESTSPERSECONDENTRY']._loaded_options = None
+  _globals['_FLEETVIEW_OTHERSREQUESTSPERSECONDENTRY']._serialized_options = b'8\001'
+  _globals['_PATTERN']._serialized_start=2989
+  _globals['_PATTERN']._serialized_end=3183
+  _globals['_OUTCOME']._serialized_start=3185
+  _globals['_OUTCOME']._serialized_end=3298
+  _globals['_LATENCYSOURCE']._serialized_start=3300
+  _globals['_LATENCYSOURCE']._serialized_end=3402
+  _globals['_BREAKERSTATE']._serialized_start=3404
+  _globals['_BREAKERSTATE']._serialized_end=3528
   _globals['_TARGET']._serialized_start=82
   _globals['_TARGET']._serialized_end=193
   _globals['_CHOOSEREQUEST']._serialized_start=196
@@ -65,23 +69,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSNAPSHOTREQUEST']._serialized_start=1126
   _globals['_GETSNAPSHOTREQUEST']._serialized_end=1146
   _globals['_GETSNAPSHOTRESPONSE']._serialized_start=1149
-  _globals['_GETSNAPSHOTRESPONSE']._serialized_end=1305
-  _globals['_PERCENTILES']._serialized_start=1307
-  _globals['_PERCENTILES']._serialized_end=1398
-  _globals['_BREAKER']._serialized_start=1400
-  _globals['_BREAKER']._serialized_end=1488
-  _globals['_OUTCOMECOUNTS']._serialized_start=1490
-  _globals['_OUTCOMECOUNTS']._serialized_end=1568
-  _globals['_TARGETSTATS']._serialized_start=1571
-  _globals['_TARGETSTATS']._serialized_end=2033
-  _globals['_ROUTE']._serialized_start=2035
-  _globals['_ROUTE']._serialized_end=2161
-  _globals['_EXCLUSION']._serialized_start=2163
-  _globals['_EXCLUSION']._serialized_end=2206
-  _globals['_WATCHSWITCHESREQUEST']._serialized_start=2208
-  _globals['_WATCHSWITCHESREQUEST']._serialized_end=2255
-  _globals['_SWITCHEVENT']._serialized_start=2258
-  _globals['_SWITCHEVENT']._serialized_end=2394
-  _globals['_ROUTER']._serialized_start=2939
-  _globals['_ROUTER']._serialized_end=3418
+  _globals['_GETSNAPSHOTRESPONSE']._serialized_end=1346
+  _globals['_FLEETVIEW']._serialized_start=1349
+  _globals['_FLEETVIEW']._serialized_end=1816
+  _globals['_FLEETVIEW_OTHERSTOKENSPERMINUTEENTRY']._serialized_start=1692
+  _globals['_FLEETVIEW_OTHERSTOKENSPERMINUTEENTRY']._serialized_end=1752
+  _globals['_FLEETVIEW_OTHERSREQUESTSPERSECONDENTRY']._serialized_start=1754
+  _globals['_FLEETVIEW_OTHERSREQUESTSPERSECONDENTRY']._serialized_end=1816
+  _globals['_FLEETEJECTION']._serialized_start=1818
+  _globals['_FLEETEJECTION']._serialized_end=1897
+  _globals['_PERCENTILES']._serialized_start=1899
+  _globals['_PERCENTILES']._serialized_end=1990
+  _globals['_BREAKER']._serialized_start=1992
+  _globals['_BREAKER']._serialized_end=2080
+  _globals['_OUTCOMECOUNTS']._serialized_start=2082
+  _globals['_OUTCOMECOUNTS']._serialized_end=2160
+  _globals['_TARGETSTATS']._serialized_start=2163
+  _globals['_TARGETSTATS']._serialized_end=2625
+  _globals['_ROUTE']._serialized_start=2627
+  _globals['_ROUTE']._serialized_end=2753
+  _globals['_EXCLUSION']._serialized_start=2755
+  _globals['_EXCLUSION']._serialized_end=2798
+  _globals['_WATCHSWITCHESREQUEST']._serialized_start=2800
+  _globals['_WATCHSWITCHESREQUEST']._serialized_end=2847
+  _globals['_SWITCHEVENT']._serialized_start=2850
+  _globals['_SWITCHEVENT']._serialized_end=2986
+  _globals['_ROUTER']._serialized_start=3531
+  _globals['_ROUTER']._serialized_end=4010
 # @@protoc_insertion_point(module_scope)

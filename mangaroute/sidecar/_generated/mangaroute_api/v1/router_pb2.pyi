@@ -170,18 +170,66 @@ class GetSnapshotRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetSnapshotResponse(_message.Message):
-    __slots__ = ("primary", "targets", "routes", "window_s", "serving")
+    __slots__ = ("primary", "targets", "routes", "window_s", "serving", "fleet")
     PRIMARY_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_S_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
+    FLEET_FIELD_NUMBER: _ClassVar[int]
     primary: str
     targets: _containers.RepeatedCompositeFieldContainer[TargetStats]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     window_s: float
     serving: bool
-    def __init__(self, primary: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetStats, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., window_s: _Optional[float] = ..., serving: _Optional[bool] = ...) -> None: ...
+    fleet: FleetView
+    def __init__(self, primary: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetStats, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., window_s: _Optional[float] = ..., serving: _Optional[bool] = ..., fleet: _Optional[_Union[FleetView, _Mapping]] = ...) -> None: ...
+
+class FleetView(_message.Message):
+    __slots__ = ("unix_time", "replicas", "primary", "primary_epoch", "ejections", "others_tokens_per_minute", "others_requests_per_second", "others_spend_usd")
+    class OthersTokensPerMinuteEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class OthersRequestsPerSecondEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    UNIX_TIME_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    EJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    OTHERS_TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    OTHERS_REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    OTHERS_SPEND_USD_FIELD_NUMBER: _ClassVar[int]
+    unix_time: float
+    replicas: int
+    primary: str
+    primary_epoch: int
+    ejections: _containers.RepeatedCompositeFieldContainer[FleetEjection]
+    others_tokens_per_minute: _containers.ScalarMap[str, float]
+    others_requests_per_second: _containers.ScalarMap[str, float]
+    others_spend_usd: float
+    def __init__(self, unix_time: _Optional[float] = ..., replicas: _Optional[int] = ..., primary: _Optional[str] = ..., primary_epoch: _Optional[int] = ..., ejections: _Optional[_Iterable[_Union[FleetEjection, _Mapping]]] = ..., others_tokens_per_minute: _Optional[_Mapping[str, float]] = ..., others_requests_per_second: _Optional[_Mapping[str, float]] = ..., others_spend_usd: _Optional[float] = ...) -> None: ...
+
+class FleetEjection(_message.Message):
+    __slots__ = ("target", "replica", "state", "reason")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    replica: str
+    state: str
+    reason: str
+    def __init__(self, target: _Optional[str] = ..., replica: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Percentiles(_message.Message):
     __slots__ = ("p50", "p90", "p99")
