@@ -146,6 +146,8 @@ class FleetView:
     """The other replicas' spend (USD) per quarter hour (``int(unix_s // 900)``)."""
     primary: str | None = None
     primary_epoch: int = 0
+    primary_reason: str = ""
+    """Why the replica that made the fleet's last switch made it."""
 
     def ejected(self, target: str) -> FleetEjection | None:
         for ejection in self.ejections:
@@ -168,6 +170,7 @@ class FleetView:
             "others_spend_usd": round(sum(self.spend_by_quarter.values()), 4),
             "primary": self.primary,
             "primary_epoch": self.primary_epoch,
+            "primary_reason": self.primary_reason,
         }
 
 

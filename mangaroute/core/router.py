@@ -531,7 +531,7 @@ class Router:
             ):
                 self._fleet_epoch = view.primary_epoch
                 if view.primary is not None:
-                    self._adopt(view.primary)
+                    self._adopt(view.primary, view.primary_reason)
                 else:
                     self._publish_lone_switch()
             self._stale_at_ns = 0
@@ -586,7 +586,9 @@ class Router:
             )
         self._proposal = event
 
-    def _adopt(self, primary: str | None) -> None:
+    def _adopt(self, primary: str | None, reason: str = "") -> None:
+        """Follow the fleet's primary: recorded in the switch history (reason
+        ``fleet(<the deciding replica's reason>)``), not announced to listeners."""
         switcher = self._switcher
         if (
             switcher is not None
@@ -594,7 +596,11 @@ class Router:
             and primary != switcher.current
             and primary in self._states
         ):
-            switcher.adopt(primary, self._clock())
+            now = self._clock()
+            self._history.append(
+                SwitchEvent(switcher.current, primary, f"fleet({reason})", now, self.unix_time(now))
+            )
+            switcher.adopt(primary, now)
             self._stale_at_ns = 0
 
     # -- snapshot rebuilds --------------------------------------------------------------

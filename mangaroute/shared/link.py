@@ -270,6 +270,7 @@ class FleetLink:
             spend_by_quarter=others_spend,
             primary=inbound.primary,
             primary_epoch=inbound.primary_epoch,
+            primary_reason=inbound.primary_reason,
         )
         if out.proposal is not None and inbound.proposal_won is not None:
             p = out.proposal

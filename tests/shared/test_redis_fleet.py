@@ -119,6 +119,9 @@ def test_a_replica_joining_later_adopts_the_fleet_primary_silently(
     late_state.sync_now()
     assert late.primary == "spill"
     assert [e for e in seen if isinstance(e, SwitchEvent)] == []
+    (adopted,) = late.switch_history()
+    assert (adopted.from_target, adopted.to_target) == ("paid", "spill")
+    assert adopted.reason == "fleet(unavailable)"
 
 
 def test_budget_guard_paces_the_fleets_spend(redis_url: str, deployment: str) -> None:
