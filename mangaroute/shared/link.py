@@ -15,7 +15,6 @@ published itself from the fleet's totals, so its own traffic is counted once (lo
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
 import socket
@@ -286,7 +285,7 @@ class FleetLink:
         self._failures += 1
         self._last_error = error
         last = self._last_ok if self._last_ok is not None else self._started_unix
-        if now - last < self._stale_s or math.isnan(now):
+        if now - last < self._stale_s:
             return
         if not self._fallback_logged:
             logger.warning(

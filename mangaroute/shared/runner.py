@@ -91,7 +91,8 @@ class SharedState:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-            self.link.sync()  # publish the last deltas (best effort: never raises on outage)
+            if not self._thread.is_alive():  # the link is not thread-safe: never two syncs
+                self.link.sync()  # publish the last deltas (best effort: never raises on outage)
         self.link.fall_back()
         self._store.close()
 
