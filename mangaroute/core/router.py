@@ -524,11 +524,9 @@ class Router:
             else:
                 pending = []
             self._fleet = view
-            if (
-                view is not None
-                and view.primary_epoch >= self._fleet_epoch
-                and self._proposal is None
-            ):
+            if view is not None and self._proposal is None:
+                # the store's epoch, even when lower than ours: a store that lost its data
+                # (a replaced cache node) starts again from 0
                 self._fleet_epoch = view.primary_epoch
                 if view.primary is not None:
                     self._adopt(view.primary, view.primary_reason)
@@ -549,7 +547,7 @@ class Router:
                 return  # superseded by a newer proposal: the next sync settles that one
             self._proposal = None
             announced, self._proposal_announced = self._proposal_announced, False
-            self._fleet_epoch = max(self._fleet_epoch, epoch)
+            self._fleet_epoch = epoch
             if not won:
                 self._adopt(primary)
                 return

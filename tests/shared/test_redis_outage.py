@@ -211,3 +211,31 @@ def test_a_replica_that_stops_reporting_leaves_nothing_behind(
         assert client.hgetall(key_prefix(deployment) + "ejections") == {}
     finally:
         client.close()
+
+
+def test_switches_still_reach_the_fleet_after_redis_loses_its_data(
+    redis_proc: RedisProcess, deployment: str
+) -> None:
+    clock = FakeClock(START_NS)
+    a, sa = replica(clock, redis_proc.url, deployment, "a")
+    b, sb = replica(clock, redis_proc.url, deployment, "b")
+    events: list[RouterEvent] = []
+    a.subscribe(events.append)
+    b.subscribe(events.append)
+    assert sa.sync_now() and sb.sync_now()
+    a.eject("paid", "connection_refused")
+    a.snapshot()
+    for _ in range(2):
+        assert sa.sync_now() and sb.sync_now()
+    assert b.primary == "spill" and b.fleet is not None and b.fleet.primary_epoch == 1
+    redis_proc.restart()  # a replaced node: empty, the primary's epoch back at 0
+    for _ in range(2):
+        assert sa.sync_now() and sb.sync_now()
+    a.eject("spill", "connection_refused")
+    a.snapshot()
+    assert a.primary == "cheap"
+    for _ in range(2):
+        assert sa.sync_now() and sb.sync_now()
+    assert b.primary == "cheap"
+    switches = [(e.from_target, e.to_target) for e in events if isinstance(e, SwitchEvent)]
+    assert switches == [("paid", "spill"), ("spill", "cheap")]
