@@ -46,7 +46,7 @@ def redact(url: str) -> str:
 
 def read_status(config: Any) -> dict[str, Any]:
     """The deployment's shared state as a JSON-ready dict (raises StoreUnavailable)."""
-    from mangaroute.shared.redis_store import RedisStore, key_prefix  # noqa: PLC0415
+    from mangaroute.shared.redis_store import RedisStore, key_prefix, usage_cells  # noqa: PLC0415
 
     settings = config.shared
     store = RedisStore(settings)
@@ -66,11 +66,7 @@ def read_status(config: Any) -> dict[str, Any]:
             pipe.hgetall(f"{prefix}usage:{bucket}")
         day = int(now // QUARTER_S) // 96
         pipe.hgetall(f"{prefix}spend:{day}")
-        results = pipe.execute()
-    except store._errors as exc:
-        from mangaroute.shared.store import StoreUnavailable  # noqa: PLC0415
-
-        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        results = store.execute(pipe)
     finally:
         store.close()
     replicas, primary, ejections = results[0], results[1], results[2]
@@ -79,10 +75,10 @@ def read_status(config: Any) -> dict[str, Any]:
     span_s = max(window.bucket_s, now - first * window.bucket_s)
     totals: dict[str, list[int]] = {}
     for row in usage_rows:
-        for field, value in row.items():
-            name, _, axis = field.rpartition("|")
+        for name, (tokens, requests) in usage_cells(row).items():
             cell = totals.setdefault(name, [0, 0])
-            cell[0 if axis == "tok" else 1] += int(value)
+            cell[0] += tokens
+            cell[1] += requests
     live_after = now - settings.stale_after_ms / 1000.0
     usage = {}
     for target in config.targets:

@@ -50,6 +50,16 @@ class RedisUnavailable(RuntimeError):
     """The ``redis`` package is not installed."""
 
 
+def usage_cells(row: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """A ``usage:<bucket>`` hash as ``{target: (tokens, requests)}``."""
+    cells: dict[str, list[int]] = {}
+    for field_name, count in row.items():
+        name, _, axis = field_name.rpartition("|")
+        cell = cells.setdefault(name, [0, 0])
+        cell[0 if axis == "tok" else 1] = int(count)
+    return {name: (cell[0], cell[1]) for name, cell in cells.items()}
+
+
 def key_prefix(deployment: str) -> str:
     """``mangaroute:{<deployment>}:`` - the braces keep a deployment in one cluster slot."""
     return f"mangaroute:{{{deployment}}}:"
@@ -176,13 +186,17 @@ class RedisStore:
         reads.append(("primary", None))
         pipe.zcount(replicas_key, out.live_after_unix, "+inf")
         reads.append(("replicas", None))
+        return self._parse(reads, self.execute(pipe), out)
+
+    def execute(self, pipe: Any) -> list[Any]:
+        """Send a pipeline built on :attr:`client`; a connection error, a timeout or an
+        error reply becomes :class:`StoreUnavailable`."""
         try:
-            results = pipe.execute()
+            return list(pipe.execute())
         except self._errors as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         finally:
             pipe.reset()
-        return self._parse(reads, results, out)
 
     def _parse(self, reads: list[tuple[str, Any]], results: list[Any], out: Outbound) -> Inbound:
         inbound = Inbound(commands=len(results))
@@ -190,12 +204,7 @@ class RedisStore:
             inbound.spend = {}
         for (kind, arg), value in zip(reads, results, strict=True):
             if kind == "usage":
-                cells: dict[str, list[int]] = {}
-                for field_name, count in value.items():
-                    name, _, axis = field_name.rpartition("|")
-                    cell = cells.setdefault(name, [0, 0])
-                    cell[0 if axis == "tok" else 1] = int(count)
-                inbound.usage[arg] = {name: (c[0], c[1]) for name, c in cells.items()}
+                inbound.usage[arg] = usage_cells(value)
             elif kind == "spend":
                 assert inbound.spend is not None
                 for quarter, usd in value.items():

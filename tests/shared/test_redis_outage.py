@@ -199,7 +199,7 @@ def test_a_replica_that_stops_reporting_leaves_nothing_behind(
     for _ in range(3):
         clock.advance(seconds=1)
         live_state.sync_now()
-    assert live.fleet.replicas == 1 if live.fleet else False
+    assert live.fleet is not None and live.fleet.replicas == 1
     assert live.snapshot().target("paid").breaker is BreakerState.OPEN
     clock.advance(seconds=1.5)
     live_state.sync_now()
