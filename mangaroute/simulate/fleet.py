@@ -267,10 +267,22 @@ class SimTarget:
     # -- one attempt ----------------------------------------------------------------------
 
     def attempt(
-        self, now: int, draw: float, k: int, tin: int, tout: int, commit: bool
+        self,
+        now: int,
+        draw: float,
+        k: int,
+        tin: int,
+        tout: int,
+        commit: bool,
+        *,
+        max_tokens: int | None = None,
+        cached_tokens: int = 0,
     ) -> tuple[int, float, float, str | None]:
         """``(outcome code, latency ms, ttft ms, error code)`` of a call starting at ``now``;
-        with ``commit`` the call takes capacity (an oracle peeks without it)."""
+        ``k`` (``nth``) is how many earlier attempts of this message went to this target, so
+        a message meets the same luck here whichever policy sent it. With ``commit`` the call
+        takes capacity (a peek without it changes nothing but the buckets' refill clock).
+        ``max_tokens`` and ``cached_tokens`` are accepted for the engine's contract."""
         u_evt = (draw * 104729.0 + k * 0.6180339887498949 + self._salt) % 1.0
         slow = 1.0
         capacity_factor = 1.0
@@ -332,10 +344,80 @@ class SimTarget:
     def _throttled(self, u: float) -> tuple[int, float, float, str | None]:
         return THROTTLED, self.throttle_latency_ms * (0.5 + u), 0.0, "ThrottlingException"
 
-    def finished(self) -> None:
-        """A call that took a concurrency slot is over."""
+    def finished(
+        self,
+        now_ns: int | None = None,
+        tin: int = 0,
+        tout: int = 0,
+        max_tokens: int | None = None,
+        code: int = OK,
+    ) -> None:
+        """An admitted call is over (answered, or abandoned at ``now_ns``): free its
+        concurrency slot. The arguments let a model settle what the call reserved."""
         if self.concurrency and self.in_flight:
             self.in_flight -= 1
+
+    def earliest_answer(
+        self,
+        now_ns: int,
+        draw: float,
+        tin: int,
+        tout: int,
+        *,
+        horizon_ms: float,
+        attempts: int = 1,
+        max_tokens: int | None = None,
+        cached_tokens: int = 0,
+    ) -> tuple[float, float] | None:
+        """A lower bound of (ms until the full answer, ms until the first token) over every
+        attempt ``nth < attempts`` of this message started in ``[now_ns, now_ns +
+        horizon_ms]``, ignoring load (no queue, no quota, warm); ``None`` when none of them
+        can answer. Pure: what a hindsight bound asks, never more than a real attempt gets.
+
+        The faults are piecewise constant in time, so it is enough to look at the start of
+        every piece the horizon overlaps: a later start in a piece finishes later."""
+        end_ns = now_ns + round(horizon_ms * NS_PER_MS)
+        starts = [now_ns]
+        for fault in self._faults:
+            for edge in (fault.start_s * NS_PER_S, fault.end_s * NS_PER_S):
+                if now_ns < edge <= end_ns:
+                    starts.append(math.ceil(edge))
+        best_full = best_ttft = math.inf
+        for start in starts:
+            offset_ms = (start - now_ns) / NS_PER_MS
+            for nth in range(attempts):
+                luck = self._luck(start, draw, nth)
+                if luck is None:
+                    continue
+                full, ttft = self._service(draw, nth, tout, luck)
+                best_full = min(best_full, offset_ms + full)
+                best_ttft = min(best_ttft, offset_ms + ttft)
+        if best_full == math.inf:
+            return None
+        return best_full, best_ttft
+
+    def _luck(self, now: int, draw: float, nth: int) -> float | None:
+        """The latency factor of the faults active at ``now`` for attempt ``nth`` (slowdowns
+        multiplied), or ``None`` when they fail it whatever the load."""
+        u_evt = (draw * 104729.0 + nth * 0.6180339887498949 + self._salt) % 1.0
+        slow = 1.0
+        for fault in self._faults:
+            if fault.start_s * NS_PER_S > now:
+                break
+            if now >= fault.end_s * NS_PER_S:
+                continue
+            if fault.kind == OUTAGE or (fault.kind == FAST_ERRORS and u_evt < fault.probability):
+                return None
+            if fault.kind == SLOWDOWN:
+                slow *= fault.factor
+        return slow
+
+    def _service(self, draw: float, nth: int, tout: int, slow: float) -> tuple[float, float]:
+        """(latency, ttft) in ms of attempt ``nth`` on a warm, idle target."""
+        u_lat = (draw * 7919.0 + nth * 0.41421356237309503 + self._salt) % 1.0
+        mult = self.mult[int(u_lat * TABLE_SIZE)] * slow
+        ttft = self.ttft_ms * mult
+        return ttft + self.tpot_ms * tout * mult, ttft
 
     def bill(self, tin: int, tout: int) -> float:
         cost = tin * self.price_in + tout * self.price_out

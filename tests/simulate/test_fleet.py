@@ -4,9 +4,12 @@ prices."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mangaroute.core.outcome import ERROR, OK, THROTTLED
 from mangaroute.core.targets import (
+    BUILTIN_PROFILES,
     SEED_PROFILES,
     Capacity,
     LatencyProfile,
@@ -149,3 +152,58 @@ def test_tokens_are_billed_at_the_targets_prices() -> None:
     provisioned.close(86_400.0)
     assert provisioned.usage.fixed_usd == pytest.approx(46.0 * 24)
     assert provisioned.committed and not sim.committed
+
+
+_FAULTS = [
+    Fault("outage", "t", 100.0, 160.0),
+    Fault("slowdown", "t", 150.0, 400.0, factor=3.0),
+    Fault("fast_errors", "t", 300.0, 500.0, probability=0.5),
+    Fault("slowdown", "t", 450.0, 480.0, factor=0.5),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    draw=st.floats(0.0, 1.0, exclude_max=True),
+    start_s=st.floats(0.0, 600.0),
+    offset_ms=st.floats(0.0, 120_000.0),
+    nth=st.integers(0, 3),
+    tout=st.integers(1, 2_000),
+    pattern=st.sampled_from([Pattern.BEDROCK_ON_DEMAND, Pattern.SAGEMAKER_SERVERLESS]),
+)
+def test_earliest_answer_never_exceeds_a_real_attempt_on_an_idle_target(
+    draw: float, start_s: float, offset_ms: float, nth: int, tout: int, pattern: Pattern
+) -> None:
+    prior = BUILTIN_PROFILES[pattern.value]
+    now = round(start_s * NS_PER_S)
+    sim = SimTarget(target(pattern=pattern, prior=prior), 0, TargetModel(), _FAULTS)
+    bound = sim.earliest_answer(now, draw, 500, tout, horizon_ms=offset_ms, attempts=nth + 1)
+    before = (sim.tok_level, sim.last_call_ns, sim.in_flight)
+    sim.earliest_answer(now, draw, 500, tout, horizon_ms=offset_ms, attempts=nth + 1)
+    assert (sim.tok_level, sim.last_call_ns, sim.in_flight) == before  # pure
+    start = now + round(offset_ms * 1e6)
+    code, latency, ttft, _ = sim.attempt(start, draw, nth, 500, tout, True)
+    if code != OK:
+        return
+    assert bound is not None
+    assert bound[0] <= offset_ms + latency + 1e-6
+    assert bound[1] <= offset_ms + ttft + 1e-6
+    assert bound[1] <= bound[0]
+
+
+def test_earliest_answer_is_exact_when_idle_and_none_through_an_outage() -> None:
+    sim = SimTarget(target(), 0, TargetModel(), _FAULTS)
+    code, latency, ttft, _ = sim.attempt(10 * NS_PER_S, 0.37, 0, 500, 300, False)
+    assert code == OK
+    assert sim.earliest_answer(10 * NS_PER_S, 0.37, 500, 300, horizon_ms=0) == pytest.approx(
+        (latency, ttft)
+    )
+    # the outage 100-160 s covers the whole horizon: nothing can answer
+    assert sim.earliest_answer(110 * NS_PER_S, 0.37, 500, 300, horizon_ms=40_000) is None
+    # a horizon reaching past its end answers after it ends, at the slowdown's 3x
+    late = sim.earliest_answer(110 * NS_PER_S, 0.37, 500, 300, horizon_ms=60_000)
+    assert late is not None
+    assert late[0] == pytest.approx(50_000 + 3 * latency)
+    # more attempts can only help
+    two = sim.earliest_answer(10 * NS_PER_S, 0.37, 500, 300, horizon_ms=0, attempts=2)
+    assert two is not None and two[0] <= latency
