@@ -9,7 +9,11 @@ the classic half-open probe of a circuit breaker:
   ``interval_s``, open the breaker. Throttles are neither failures nor successes: a throttled
   target is healthy but full (capacity handles that).
 * **open** - no traffic for the cool-down: ``cooldown_s`` doubled for every ejection since the
-  target last stayed healthy for ``max_cooldown_s``, capped at ``max_cooldown_s``.
+  target last stayed healthy for ``max_cooldown_s``, capped at ``max_cooldown_s``. The
+  doubling stops once it reaches the cap (the ejection count goes on): a target that stays
+  down keeps being probed every ``max_cooldown_s`` for as long as the outage lasts, where an
+  uncapped ``2 ** ejections`` would leave the float range after 1,024 ejections (about 85
+  hours at the shipped 30 s / 300 s) and raise ``OverflowError`` out of ``record()``.
 * **half-open** - at most ``half_open_probes`` probe calls at a time (a probe that never
   reports frees its slot after ``probe_timeout_s``); ``successes_to_close`` successful probes
   close the breaker, one failed probe opens it again with a longer cool-down.
@@ -74,6 +78,7 @@ class Breaker:
         "_consecutive",
         "_failures",
         "_interval_start_ns",
+        "_max_doublings",
         "_policy",
         "_probes",
         "_requests",
@@ -87,6 +92,7 @@ class Breaker:
 
     def __init__(self, policy: BreakerPolicy, now_ns: int) -> None:
         self._policy = policy
+        self._max_doublings = doublings_to_reach(policy.cooldown_s, policy.max_cooldown_s)
         self.state = BreakerState.CLOSED
         self.ejections = 0
         self.changed_ns = now_ns
@@ -184,7 +190,8 @@ class Breaker:
         policy = self._policy
         self.ejections += 1
         if cooldown_s is None:
-            cooldown_s = min(policy.cooldown_s * 2 ** (self.ejections - 1), policy.max_cooldown_s)
+            doublings = min(self.ejections - 1, self._max_doublings)
+            cooldown_s = min(policy.cooldown_s * 2.0**doublings, policy.max_cooldown_s)
         self.state = BreakerState.OPEN
         self.changed_ns = now_ns
         self.reopen_ns = now_ns + round(cooldown_s * NS_PER_S)
@@ -199,3 +206,12 @@ class Breaker:
         self._requests = 0
         self._failures = 0
         self._interval_start_ns = now_ns
+
+
+def doublings_to_reach(start: float, ceiling: float) -> int:
+    """How many doublings take ``start`` to ``ceiling`` or beyond: the last exponent of the
+    cool-down that still matters. At most 1,023, so ``2.0 ** n`` itself never overflows."""
+    doublings = 0
+    while doublings < 1023 and start * 2.0**doublings < ceiling:
+        doublings += 1
+    return doublings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -184,3 +186,79 @@ def test_state_machine_invariants(steps: list[tuple[int, bool, bool]]) -> None:
         if state_before is BreakerState.CLOSED and not failure:
             assert breaker.state is BreakerState.CLOSED  # a success never opens
         assert breaker.ejections >= (0 if breaker.state is BreakerState.CLOSED else 1)
+
+
+def fail_probe(breaker: Breaker, now: int) -> int:
+    """Let the cool-down end, take the probe and fail it; returns the new cool-down in ns."""
+    now = max(now, breaker.reopen_ns)
+    breaker.tick(now)
+    assert breaker.try_probe(now)
+    assert breaker.on_result(now, True) is True
+    assert breaker.state is BreakerState.OPEN
+    return breaker.reopen_ns - now
+
+
+def test_a_target_down_for_thousands_of_ejections_keeps_the_maximum_cooldown() -> None:
+    # 10.0 * 2 ** 1024 leaves the float range: an uncapped exponent raised OverflowError here
+    breaker = Breaker(replace(POLICY, cooldown_s=10.0, max_cooldown_s=80.0), T0)
+    breaker.force_open(T0, "down")
+    now = T0
+    for _ in range(1100):
+        cooldown = fail_probe(breaker, now)
+        now = breaker.reopen_ns
+    assert cooldown == 80 * S
+    assert breaker.ejections == 1101
+
+
+def test_a_million_ejections_in_virtual_time() -> None:
+    shipped = BreakerPolicy()  # 30 s doubling up to 300 s: about 10 years of outage here
+    breaker = Breaker(shipped, T0)
+    for _ in range(5):
+        breaker.on_result(T0, True)
+    cooldowns = set()
+    for _ in range(1_100_000):
+        now = breaker.reopen_ns
+        breaker.tick(now)
+        breaker.try_probe(now)
+        breaker.on_result(now, True)
+        cooldowns.add(breaker.reopen_ns - now)
+    assert breaker.ejections == 1_100_001
+    assert breaker.state is BreakerState.OPEN
+    assert sorted(cooldowns) == [60 * S, 120 * S, 240 * S, 300 * S]
+
+
+durations = st.floats(0.001, 86_400.0, allow_nan=False, allow_infinity=False)
+
+
+@given(
+    durations,
+    st.floats(1.0, 10_000.0),
+    st.integers(0, 10**12),
+    st.lists(st.tuples(st.integers(0, 10**6 * S), st.booleans()), min_size=1, max_size=60),
+)
+def test_cooldown_stays_within_its_bounds_after_any_number_of_ejections(
+    cooldown_s: float, stretch: float, ejections: int, steps: list[tuple[int, bool]]
+) -> None:
+    """A breaker that has already been ejected ``ejections`` times (up to 10**12, a
+    millennium of outage at 30 s) keeps failing probes at random moments: every cool-down
+    stays within [cooldown_s, max_cooldown_s] and nothing raises."""
+    policy = BreakerPolicy(cooldown_s=cooldown_s, max_cooldown_s=min(cooldown_s * stretch, 604_800))
+    breaker = Breaker(policy, T0)
+    breaker.force_open(T0, "down")
+    breaker.ejections = ejections + 1
+    now = T0
+    low = round(policy.cooldown_s * S)
+    high = round(policy.max_cooldown_s * S)
+    for late_ns, probe_fails in steps:
+        now = max(now, breaker.reopen_ns) + late_ns
+        breaker.tick(now)
+        assert breaker.state is BreakerState.HALF_OPEN
+        assert breaker.try_probe(now)
+        breaker.on_result(now, probe_fails)
+        if probe_fails:
+            assert breaker.state is BreakerState.OPEN
+            assert low <= breaker.reopen_ns - now <= high
+            if ejections >= 64:
+                assert breaker.reopen_ns - now == high
+        else:
+            breaker.force_open(now, "down")  # still down: the next ejection by hand

@@ -342,3 +342,26 @@ def test_sticky_sessions_stay_on_one_target(make_router: RouterFactory) -> None:
         assert {router.choose("chat", session_id=session).target.name for _ in range(20)} == {first}
     chosen = {router.choose("chat", session_id=f"s{i}").target.name for i in range(200)}
     assert chosen == {"fast", "slow"}
+
+
+def test_a_target_down_for_days_is_probed_every_max_cooldown_without_errors(
+    make_router: RouterFactory, clock: FakeClock
+) -> None:
+    # float cool-downs, as a config with `cooldown_s = 10.0` gives: 10.0 * 2 ** 1024 overflowed
+    router = make_router(
+        SMALL_CONFIG.replace("max_cooldown_s = 80", "max_cooldown_s = 80.0").replace(
+            "cooldown_s = 10\n", "cooldown_s = 10.0\n"
+        )
+    )
+    for _ in range(3):
+        router.record("fast", "error", latency_ms=5.0)
+    for _ in range(1100):  # 1,100 failed probes: a day of outage at 80 s
+        clock.advance(seconds=80)
+        probe = router.choose("chat")
+        assert (probe.target.name, probe.reason) == ("fast", "probe")
+        router.record(probe, "error", latency_ms=5.0)
+    assert router.snapshot().target("fast").ejections == 1101
+    clock.advance(seconds=79.9)
+    assert router.choose("chat").target.name == "slow"  # still open: the full 80 s
+    clock.advance(seconds=0.1)
+    assert router.choose("chat").reason == "probe"
