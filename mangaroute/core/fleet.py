@@ -34,6 +34,26 @@ from mangaroute.core.breaker import BreakerState
 from mangaroute.core.policy.context import CHECKPOINT_S, SpendLedger
 
 _DEPLOYMENT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: the userinfo's (``redis://u:pw@h``)
+    and a ``password=`` query argument (redis-py reads both, see ``redis.connection.parse_url``).
+
+    The authority ends at the first ``/``, ``?`` or ``#`` and the userinfo at its last ``@``,
+    as :func:`urllib.parse.urlsplit` reads them, so a password holding ``@`` is hidden whole.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _QUERY_PASSWORD.sub(r"\1***", url)
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    end = min(ends, default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{netloc}" + _QUERY_PASSWORD.sub(r"\1***", tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +84,19 @@ class SharedSettings:
     replica_id: str | None = None
     """Defaults to ``<hostname>-<pid>-<random>``."""
 
+    def __repr__(self) -> str:
+        """The fields, with the URL's password hidden (a repr ends up in logs and tracebacks;
+        so does the ``RouterConfig`` that holds these settings)."""
+        fields = ", ".join(
+            f"{name}={redact_url(self.url) if name == 'url' else getattr(self, name)!r}"
+            for name in self.__dataclass_fields__
+        )
+        return f"SharedSettings({fields})"
+
     def __post_init__(self) -> None:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(
-                f"url must start with redis://, rediss:// or unix://, got {self.url!r}"
+                f"url must start with redis://, rediss:// or unix://, got {redact_url(self.url)!r}"
             )
         if not _DEPLOYMENT.match(self.deployment):
             raise ValueError(

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from typing import Any, TextIO
 
+from mangaroute.core.fleet import redact_url
 from mangaroute.shared.store import QUARTER_S, parse_ejection
+
+redact = redact_url
+"""The URL with its password hidden (the sidecar logs the URL it shares state at)."""
 
 DESCRIPTION = """\
 Read the shared state of a deployment from Redis without joining it: the live replicas,
 the shared primary, the ejections in force, the fleet's usage of each target over the last
 window against its capacity, and today's pay-per-use spend (UTC day). Needs a config with a
 [shared] table (see docs/shared.md) and the redis extra: pip install 'mangaroute[redis]'.
-Exit 0 when Redis answered, 1 when it did not."""
+Exit 0 when Redis answered, 1 when it did not, 2 when it cannot be asked (no [shared]
+table, the redis package missing, the password_env variable not set)."""
 
 
 def register(commands: Any) -> argparse.ArgumentParser:
@@ -37,11 +41,6 @@ def register(commands: Any) -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON for machines")
     status.set_defaults(handler=cmd_status)
     return status
-
-
-def redact(url: str) -> str:
-    """The URL without a password in its userinfo."""
-    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
 
 
 def read_status(config: Any) -> dict[str, Any]:

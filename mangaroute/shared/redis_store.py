@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mangaroute.core.errors import MangarouteError
 from mangaroute.core.fleet import SharedSettings
 from mangaroute.shared.store import (
     Inbound,
@@ -46,7 +47,12 @@ return 1
 """
 
 
-class RedisUnavailable(RuntimeError):
+class SharedSetupError(MangarouteError, RuntimeError):
+    """Shared state cannot start: something a person must fix before it can (the CLI says
+    what and exits 2, without a traceback)."""
+
+
+class RedisUnavailable(SharedSetupError):
     """The ``redis`` package is not installed."""
 
 
@@ -91,8 +97,9 @@ def connect(settings: SharedSettings) -> Any:
     if settings.password_env is not None:
         password = os.environ.get(settings.password_env)
         if password is None:
-            raise ValueError(
-                f"shared.password_env names {settings.password_env!r}, which is not set"
+            raise SharedSetupError(
+                f"[shared] password_env names the environment variable "
+                f"{settings.password_env!r}, which is not set: export it with the Redis password"
             )
         options["password"] = password
     if settings.url.startswith("rediss://"):
