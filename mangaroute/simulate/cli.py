@@ -9,20 +9,24 @@ the field) with exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 from typing import Any, TextIO
 
+from mangaroute.config import parse_config
 from mangaroute.core.errors import ConfigError
 from mangaroute.simulate.report import to_dict, to_text
 from mangaroute.simulate.run import SHARED_MODES, simulate
 from mangaroute.simulate.scenario import (
     FAULT_PRESETS,
+    FLASH_SALE,
     builtin_scenarios,
     load_scenario,
     with_faults,
 )
+from mangaroute.simulate.trace import FORMATS, MAX_MESSAGES, place, read_trace, rescale
 
 __all__ = ["cmd_simulate", "register"]
 
@@ -45,12 +49,16 @@ def _replicas(text: str) -> int:
 
 
 def _sync_ms(text: str) -> float:
+    return _positive_float(text, expected="milliseconds", unit=" ms")
+
+
+def _positive_float(text: str, *, expected: str = "a number", unit: str = "") -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be > 0 ms, got {text}")
+        raise argparse.ArgumentTypeError(f"must be > 0{unit}, got {text}")
     return value
 
 
@@ -139,6 +147,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         help="with shared state: each replica publishes and merges every MS of virtual time "
         "(default: 250, as in production; replicas' syncs are evenly staggered)",
     )
+    _add_trace_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument(
         "--plot",
@@ -150,14 +159,62 @@ def register(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_trace_options(parser: argparse.ArgumentParser) -> None:
+    """``--trace`` and its options (docs/simulate.md, "Replaying traffic")."""
+    group = parser.add_argument_group("replaying traffic")
+    group.add_argument(
+        "--trace",
+        metavar="FILE",
+        default=None,
+        help="replay this trace instead of drawing the day: CSV (timestamp, input and output "
+        "tokens, optional class) or Bedrock model-invocation log JSON lines, gzip-compressed "
+        "or not; the shipped example.csv and example-invocation-log.jsonl by name",
+    )
+    group.add_argument(
+        "--trace-format",
+        choices=FORMATS,
+        default="auto",
+        help="the trace's format (default: auto, from its first record)",
+    )
+    scale = group.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--trace-rate",
+        type=_positive_float,
+        default=None,
+        metavar="X",
+        help="replay at X times the trace's arrival rate over the same times of day "
+        "(X times the messages; 0.5 keeps every other one)",
+    )
+    scale.add_argument(
+        "--trace-messages",
+        type=int,
+        default=None,
+        metavar="N",
+        help="replay exactly N messages over the trace's times of day, e.g. 1000000 for a "
+        f"full day's trace as a 1M-message day (at most {MAX_MESSAGES:,})",
+    )
+    group.add_argument(
+        "--trace-start",
+        metavar="HH:MM",
+        default=None,
+        help="the first message arrives at this local time, the rest keep their spacing "
+        "(default: every message keeps its time of day in the scenario's zone)",
+    )
+
+
 def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     scenario = load_scenario(args.scenario)
     faults = [name.strip() for name in args.faults.split(",") if name.strip()]
     if faults:
         scenario = with_faults(scenario, faults)
-    hours = args.hours or (DEFAULT_REPLICA_HOURS if args.replicas > 1 else None)
-    if hours:
-        scenario = _with_hours(scenario, hours)
+    trace: dict[str, Any] | None = None
+    if args.trace is not None:
+        scenario, trace = _with_trace(scenario, args)
+    else:
+        _no_trace_options(args)
+        hours = args.hours or (DEFAULT_REPLICA_HOURS if args.replicas > 1 else None)
+        if hours:
+            scenario = _with_hours(scenario, hours)
     policies = [name.strip() for name in args.policies.split(",") if name.strip()]
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
@@ -183,12 +240,16 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
             note = f"plots skipped: {exc}"
     if args.json:
         data = to_dict(simulation)
+        if trace is not None:
+            data["trace"] = trace
         data["plots"] = written
         if note:
             data["plots_skipped"] = note
         json.dump(data, out, indent=2)
         out.write("\n")
     else:
+        if trace is not None:
+            out.write(_trace_line(trace) + "\n")
         out.write(to_text(simulation) + "\n")
         for path in written:
             out.write(f"wrote {path}\n")
@@ -198,26 +259,117 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _with_hours(scenario: Any, text: str) -> Any:
-    import dataclasses  # noqa: PLC0415
+    try:
+        traffic = dataclasses.replace(scenario.traffic, window=_hours(text))
+    except ValueError as exc:
+        raise ConfigError(f"--hours: {exc}") from None
+    return dataclasses.replace(scenario, traffic=traffic)
 
+
+def _hours(text: str) -> tuple[float, float]:
     start, sep, end = text.partition("-")
     if not sep:
         raise ConfigError(f"--hours: expected START-END local hours (e.g. 18-24), got {text!r}")
     window = (_hour(start, text), _hour(end, text))
     if window[0] >= window[1]:
         raise ConfigError(f"--hours: START must be before END, got {text!r}")
-    try:
-        traffic = dataclasses.replace(scenario.traffic, window=window)
-    except ValueError as exc:
-        raise ConfigError(f"--hours: {exc}") from None
-    return dataclasses.replace(scenario, traffic=traffic)
+    return window
 
 
-def _hour(text: str, whole: str) -> float:
+def _hour(text: str, whole: str, option: str = "--hours") -> float:
     hours, _, minutes = text.strip().partition(":")
     if not hours.isdigit() or (minutes and not minutes.isdigit()):
-        raise ConfigError(f"--hours: expected hours like 18 or 18:30, got {whole!r}")
+        raise ConfigError(f"{option}: expected hours like 18 or 18:30, got {whole!r}")
     value = int(hours) * 3600 + int(minutes or 0) * 60
     if not 0 <= value <= 86_400 or (minutes and int(minutes) >= 60):
-        raise ConfigError(f"--hours: {whole!r} is not within 00:00-24:00")
+        raise ConfigError(f"{option}: {whole!r} is not within 00:00-24:00")
     return float(value)
+
+
+def _no_trace_options(args: argparse.Namespace) -> None:
+    for option, value in (
+        ("--trace-rate", args.trace_rate),
+        ("--trace-messages", args.trace_messages),
+        ("--trace-start", args.trace_start),
+    ):
+        if value is not None:
+            raise ConfigError(f"{option} needs --trace FILE")
+
+
+def _with_trace(scenario: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The scenario with its day replaced by the trace (read, placed, rescaled), and what the
+    report says about it."""
+    if args.messages is not None:
+        raise ConfigError(
+            "--messages scales the drawn day's volume and the fleet with it; a trace's volume "
+            "is --trace-messages N or --trace-rate X"
+        )
+    if args.trace_start is not None and args.hours:
+        raise ConfigError("--trace-start and --hours: place the trace, or cut it, not both")
+    if FLASH_SALE in scenario.fault_names:
+        raise ConfigError(f"{FLASH_SALE} adds drawn traffic; a replayed trace is the traffic")
+    classes = [
+        c.name for c in parse_config(scenario.config_text, source=scenario.config_source).classes
+    ]
+    seed = scenario.seed if args.seed is None else args.seed
+    read = read_trace(args.trace, classes=classes, fmt=args.trace_format)
+    start = (
+        None
+        if args.trace_start is None
+        else _hour(args.trace_start, args.trace_start, "--trace-start")
+    )
+    replay = place(
+        read,
+        utc_offset_hours=scenario.utc_offset_hours,
+        seed=seed,
+        start_s=start,
+        hours=_hours(args.hours) if args.hours else None,
+    )
+    placed = len(replay)
+    if args.trace_rate is not None or args.trace_messages is not None:
+        replay = rescale(replay, seed=seed, rate=args.trace_rate, messages=args.trace_messages)
+    traffic = dataclasses.replace(
+        scenario.traffic,
+        messages=len(replay),
+        window=replay.window,
+        flash_sales=(),
+        replay=replay,
+    )
+    summary = {
+        "file": args.trace,
+        "format": read.format,
+        "rows": len(read),
+        "skipped_failed_calls": read.skipped,
+        "classified_by_rule": read.by_rule,
+        "placed": placed,
+        "messages": len(replay),
+        "scale": round(len(replay) / placed, 6),
+        "window": [_clock(replay.window[0]), _clock(replay.window[1])],
+        "utc_offset_hours": scenario.utc_offset_hours,
+    }
+    return dataclasses.replace(scenario, traffic=traffic), summary
+
+
+def _clock(seconds: float) -> str:
+    minutes = int(seconds) // 60
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _trace_line(trace: dict[str, Any]) -> str:
+    offset = f"UTC{trace['utc_offset_hours']:+g}"
+    rule = (
+        f", {trace['classified_by_rule']:,} classed by rule" if trace["classified_by_rule"] else ""
+    )
+    skipped = (
+        f", {trace['skipped_failed_calls']:,} failed calls skipped"
+        if trace["skipped_failed_calls"]
+        else ""
+    )
+    scaled = (
+        f", x{trace['scale']:g} = {trace['messages']:,} messages" if trace["scale"] != 1 else ""
+    )
+    start, end = trace["window"]
+    return (
+        f"trace {trace['file']} ({trace['format']}): {trace['rows']:,} rows{rule}{skipped}; "
+        f"{trace['placed']:,} replayed {start}-{end} local ({offset}){scaled}"
+    )

@@ -15,6 +15,11 @@ Everything random is drawn here, once, from the seed: arrival times, classes, to
 and one uniform number per message from which the simulated fleet derives every latency and
 failure draw - so each policy in a comparison sees exactly the same day (common random
 numbers), and an oracle can know every latency in hindsight.
+
+A recorded day can stand in for the drawn one: :class:`Replay` holds messages read from a
+trace (see :mod:`mangaroute.simulate.trace`); a :class:`TrafficModel` carrying one replays its
+messages as they are and draws only what a trace does not record (sessions and the per-message
+uniform) from the seed.
 """
 
 from __future__ import annotations
@@ -82,6 +87,43 @@ class FlashSale:
 
 
 @dataclass(frozen=True, slots=True)
+class Replay:
+    """Recorded messages, sorted by arrival: what a trace gives the simulator.
+
+    Times are nanoseconds after the simulated day's local midnight; ``max_tokens`` and
+    ``cached_tokens`` hold 0 where the trace did not record them (``None``: no message did).
+    """
+
+    classes: tuple[str, ...]
+    time_ns: array[int]
+    klass: array[int]
+    input_tokens: array[int]
+    output_tokens: array[int]
+    window: tuple[float, float]
+    """Whole minutes (seconds after midnight) that the messages fall in."""
+    max_tokens: array[int] | None = None
+    cached_tokens: array[int] | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.time_ns)
+        sizes = [len(self.klass), len(self.input_tokens), len(self.output_tokens)]
+        sizes += [len(a) for a in (self.max_tokens, self.cached_tokens) if a is not None]
+        if any(size != n for size in sizes):
+            raise ValueError("a replay's arrays must all have one entry per message")
+        if n == 0:
+            raise ValueError("a replay needs at least one message")
+        start, end = self.window
+        if not 0 <= start < end <= DAY_S or start % 60 or end % 60:
+            raise ValueError(f"window must be whole minutes within the day, got {self.window}")
+        if not (start * 1e9 <= self.time_ns[0] and self.time_ns[-1] < end * 1e9):
+            raise ValueError("every replayed message must arrive within the window")
+
+    def __len__(self) -> int:
+        return len(self.time_ns)
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficModel:
     messages: int = 1_000_000
     curve: tuple[float, ...] = MANGAASSIST_CURVE
@@ -92,6 +134,9 @@ class TrafficModel:
     window: tuple[float, float] = (0.0, float(DAY_S))
     """Simulate only this part of the day (seconds after midnight) at the day's rates: a
     sample; ``messages`` stays the whole day's volume."""
+    replay: Replay | None = None
+    """Recorded messages to replay instead of drawing the day (``--trace``); the curve, mix,
+    tokens and flash sales are then unused, and ``window`` should be the replay's."""
 
     def __post_init__(self) -> None:
         if self.messages < 1:
@@ -108,10 +153,14 @@ class TrafficModel:
         start, end = self.window
         if not 0 <= start < end <= DAY_S or start % 60 or end % 60:
             raise ValueError(f"window must be whole minutes within the day, got {self.window}")
+        if self.replay is not None and self.window != self.replay.window:
+            raise ValueError(
+                f"a replayed day's window is its trace's, {self.replay.window}, got {self.window}"
+            )
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.mix)
+        return self.replay.classes if self.replay is not None else tuple(self.mix)
 
     def day_minute_weights(self) -> list[float]:
         """Relative rate per minute of the whole day: the hourly curve, linear between hour
@@ -153,6 +202,7 @@ class Traffic:
     time_ns: array[int]
     """Arrival, nanoseconds after local midnight."""
     klass: array[int]
+    """Index into ``classes``."""
     input_tokens: array[int]
     output_tokens: array[int]
     session: array[int]
@@ -160,13 +210,23 @@ class Traffic:
     """One uniform number in [0, 1) per message; the fleet derives every draw from it."""
     flash_messages: int = 0
     window: tuple[float, float] = (0.0, float(DAY_S))
+    max_tokens: array[int] | None = None
+    """The request's ``max_tokens`` where a replayed trace recorded it (0: not recorded);
+    ``None`` for a drawn day."""
+    cached_tokens: array[int] | None = None
+    """Input tokens read from the prompt cache, where a replayed trace recorded them."""
+    source: str = ""
+    """Where the messages came from: empty for a drawn day, the trace file for a replay."""
 
     def __len__(self) -> int:
         return len(self.time_ns)
 
 
 def generate(model: TrafficModel, seed: int) -> Traffic:
-    """Draw one day. Deterministic for a given model and seed."""
+    """Draw one day (or replay the model's recorded one). Deterministic for a given model and
+    seed."""
+    if model.replay is not None:
+        return _replayed(model.replay, model.messages_per_session, seed)
     rng = random.Random(seed)
     times = _arrivals(model, rng)
     extra = _flash_arrivals(model, rng)
@@ -212,6 +272,34 @@ def generate(model: TrafficModel, seed: int) -> Traffic:
         draw,
         flash,
         model.window,
+    )
+
+
+def _replayed(replay: Replay, messages_per_session: float, seed: int) -> Traffic:
+    """``replay`` as a day: sessions and draws (which no trace records) from the seed, drawn
+    as :func:`generate` draws them."""
+    rng = random.Random(seed)
+    rand = rng.random
+    n = len(replay)
+    sessions = max(1, round(n / messages_per_session))
+    session = array("I", bytes(4 * n))
+    draw = array("d", bytes(8 * n))
+    for i in range(n):
+        session[i] = int(rand() * sessions)
+        draw[i] = rand()
+    return Traffic(
+        replay.classes,
+        replay.time_ns,
+        replay.klass,
+        replay.input_tokens,
+        replay.output_tokens,
+        session,
+        draw,
+        0,
+        replay.window,
+        replay.max_tokens,
+        replay.cached_tokens,
+        replay.source,
     )
 
 
