@@ -3,7 +3,7 @@
 A scenario is one TOML file (see ``mangaroute/data/scenarios/default.toml`` and
 ``docs/simulate.md``). Like the router config, every error names the file, the key and what
 was expected - ``bad.toml: [faults.0.kind] expected one of outage, throttle_storm, slowdown,
-fast_errors, got 'meltdown'`` - and unknown keys are errors.
+fast_errors, quota_cut, got 'meltdown'`` - and unknown keys are errors.
 
 Contenders are the policies compared side by side. Each is an overlay on the router config
 (``[contenders.NAME.config]`` is merged into the config's TOML before it is parsed), so a
@@ -30,7 +30,14 @@ from mangaroute.core.errors import ConfigError
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.targets import Pattern
 from mangaroute.simulate.engine import Budget
-from mangaroute.simulate.fleet import FAULT_KINDS, Fault, TargetModel
+from mangaroute.simulate.fleet import (
+    FAULT_KINDS,
+    PHYSICS,
+    PUBLISHED,
+    Fault,
+    TargetModel,
+    is_cross_region,
+)
 from mangaroute.simulate.traffic import (
     DAY_S,
     DEFAULT_MIX,
@@ -47,7 +54,14 @@ DAY_START_UTC = 1_736_899_200.0
 """2025-01-15 00:00 UTC (a Wednesday): the simulated day is that date, its midnight local to
 ``utc_offset_hours`` (JST: 2025-01-14 15:00 UTC)."""
 
-PRESETS = ("provisioned-outage", "haiku-throttle-storm", "sagemaker-slow", "fast-errors")
+PRESETS = (
+    "provisioned-outage",
+    "haiku-throttle-storm",
+    "sagemaker-slow",
+    "fast-errors",
+    "regional-incident",
+    "quota-cut",
+)
 FLASH_SALE = "flash-sale"
 FAULT_PRESETS = (*PRESETS, FLASH_SALE)
 """Named faults for ``--faults`` and ``scenario.faults``."""
@@ -77,6 +91,8 @@ class Scenario:
     fault_names: tuple[str, ...] = ()
     contenders: tuple[Contender, ...] = ()
     utc_offset_hours: float = 9.0
+    model: str = PUBLISHED
+    """The targets' physics: ``published`` (cited defaults) or ``seed-profiles``."""
 
 
 def builtin_scenarios() -> list[str]:
@@ -131,11 +147,14 @@ def parse_scenario(
     offset = head.number("utc_offset_hours", 9.0, minimum=-23.99)
     preset_names = head.names("faults", ())
     wanted = head.names("contenders", None)
+    physics = head.text("model", PUBLISHED)
+    if physics not in PHYSICS:
+        raise head.error("model", f"expected one of {', '.join(PHYSICS)}, got {physics!r}")
     head.finish()
     traffic = _traffic(root.table("traffic"))
     budget = _budget(root.table("budget"))
     config_data = tomllib.loads(config_text)
-    fleet, overrides = _fleet(root.table("fleet"), config_data)
+    fleet, overrides = _fleet(root.table("fleet"), config_data, physics)
     faults = tuple(_faults(root, config_data))
     contenders = _contenders(root, config_data, wanted, source)
     root.finish()
@@ -155,6 +174,7 @@ def parse_scenario(
         fault_names=tuple(_label(f) for f in faults),
         contenders=contenders,
         utc_offset_hours=offset,
+        model=physics,
     )
     return with_faults(scenario, preset_names, key=f"{source}: [scenario.faults]")
 
@@ -174,7 +194,7 @@ def with_faults(scenario: Scenario, names: Sequence[str], *, key: str = "--fault
         if name == FLASH_SALE:
             sales.append(FlashSale(start_s=21 * 3600.0, minutes=10.0, multiplier=2.0))
         else:
-            faults.append(_preset(name, data, key))
+            faults.extend(_preset(name, data, key))
     return dataclasses.replace(
         scenario,
         faults=tuple(faults),
@@ -189,8 +209,9 @@ def _label(fault: Fault) -> str:
     return f"{fault.kind}:{fault.target}@{start // 3600:02d}:{start % 3600 // 60:02d}+{minutes}min"
 
 
-def _preset(name: str, config: dict[str, Any], key: str) -> Fault:
-    """The named fault on the first fitting target of the config."""
+def _preset(name: str, config: dict[str, Any], key: str) -> list[Fault]:
+    """The named fault(s) on the fitting targets of the config (docs/simulate.md, "Faults",
+    says what each one tests)."""
     targets = config.get("targets", {})
 
     def first(pattern: Pattern, tier: str | None = None) -> str:
@@ -202,31 +223,49 @@ def _preset(name: str, config: dict[str, Any], key: str) -> Fault:
         wanted = pattern.value + (f" (tier {tier})" if tier else "")
         raise ConfigError(f"{key}: fault {name!r} needs a {wanted} target in the config")
 
+    hour = 3600.0
     if name == "provisioned-outage":
-        return Fault(
-            "outage", first(Pattern.BEDROCK_PROVISIONED), 20 * 3600 + 55 * 60, 21 * 3600 + 15 * 60
-        )
+        return [
+            Fault("outage", first(Pattern.BEDROCK_PROVISIONED), 20 * hour + 55 * 60, 21.25 * hour)
+        ]
     if name == "haiku-throttle-storm":
-        return Fault(
-            "throttle_storm",
-            first(Pattern.BEDROCK_ON_DEMAND, "haiku"),
-            19.5 * 3600,
-            20 * 3600,
-            factor=0.25,
-            probability=0.3,
-        )
+        haiku = first(Pattern.BEDROCK_ON_DEMAND, "haiku")
+        return [
+            Fault("throttle_storm", haiku, 19.5 * hour, 20 * hour, factor=0.25, probability=0.3)
+        ]
     if name == "sagemaker-slow":
-        return Fault(
-            "slowdown", first(Pattern.SAGEMAKER_REALTIME), 20 * 3600, 21 * 3600, factor=4.0
-        )
-    return Fault(
-        "fast_errors",
-        first(Pattern.BEDROCK_ON_DEMAND, "sonnet"),
-        19 * 3600,
-        20 * 3600,
-        probability=0.3,
-        latency_ms=15.0,
-    )
+        return [
+            Fault("slowdown", first(Pattern.SAGEMAKER_REALTIME), 20 * hour, 21 * hour, factor=4.0)
+        ]
+    if name == "regional-incident":
+        return _regional_incident(targets, key)
+    if name == "quota-cut":
+        on_demand = [
+            str(t) for t, table in targets.items() if table.get("pattern") == "bedrock_on_demand"
+        ]
+        if not on_demand:
+            raise ConfigError(f"{key}: fault 'quota-cut' needs a bedrock_on_demand target")
+        return [Fault("quota_cut", t, 18 * hour, 24 * hour - 1, factor=0.3) for t in on_demand]
+    sonnet = first(Pattern.BEDROCK_ON_DEMAND, "sonnet")
+    return [Fault("fast_errors", sonnet, 19 * hour, 20 * hour, probability=0.3, latency_ms=15.0)]
+
+
+def _regional_incident(targets: dict[str, Any], key: str) -> list[Fault]:
+    """Every target in the region of the config's first target degraded at once, 20:00-20:40:
+    calls 3x slower and 20 % failing fast (a cross-Region inference profile, which Bedrock
+    serves from other Regions too, is spared)."""
+    if not targets:
+        raise ConfigError(f"{key}: fault 'regional-incident' needs targets in the config")
+    region = next(iter(targets.values())).get("region")
+    start, end = 20 * 3600.0, 20 * 3600.0 + 40 * 60
+    faults = []
+    for target, table in targets.items():
+        model_id = str(table.get("model_id", ""))
+        if table.get("region") != region or is_cross_region(model_id):
+            continue
+        faults.append(Fault("slowdown", str(target), start, end, factor=3.0))
+        faults.append(Fault("fast_errors", str(target), start, end, probability=0.2))
+    return faults
 
 
 def _time_of_day(table: _Table, name: str, default: Any = _REQUIRED) -> Any:
@@ -338,10 +377,12 @@ _CONFIG_KEYS = ("tokens_per_minute", "instances")
 
 
 def _fleet(
-    table: _Table, config: dict[str, Any]
+    table: _Table, config: dict[str, Any], physics: str = PUBLISHED
 ) -> tuple[dict[str, TargetModel], dict[str, dict[str, Any]]]:
+    """Every config target's model (the scenario's physics; ``[fleet.NAME]`` tunes one)
+    and the capacity changes the router must be told about."""
     targets = config.get("targets", {})
-    models: dict[str, TargetModel] = {}
+    models = {str(name): TargetModel(physics=physics) for name in targets}
     overrides: dict[str, dict[str, Any]] = {}
     for name in list(table.data):
         entry = table.table(name)
@@ -349,7 +390,7 @@ def _fleet(
             raise table.error(name, f"is not a target of the config (known: {', '.join(targets)})")
         tpm = entry.number("tokens_per_minute", None, positive=True)
         instances = entry.integer("instances", None, minimum=1)
-        models[name] = _target_model(entry)
+        models[name] = _target_model(entry, physics)
         change: dict[str, Any] = {}
         if tpm is not None:
             change["tokens_per_minute"] = tpm
@@ -364,11 +405,12 @@ def _fleet(
     return models, overrides
 
 
-def _target_model(entry: _Table) -> TargetModel:
+def _target_model(entry: _Table, physics: str = PUBLISHED) -> TargetModel:
     d = TargetModel()
     return entry.build(
         "",
         lambda: TargetModel(
+            physics=physics,
             ttft_share=entry.number("ttft_share", d.ttft_share),
             reference_output_tokens=entry.integer(
                 "reference_output_tokens", d.reference_output_tokens, minimum=1
@@ -385,6 +427,17 @@ def _target_model(entry: _Table) -> TargetModel:
             scale_out_lag_s=entry.number("scale_out_lag_s", d.scale_out_lag_s),
             scale_out_cooldown_s=entry.number("scale_out_cooldown_s", d.scale_out_cooldown_s),
             scale_in_cooldown_s=entry.number("scale_in_cooldown_s", d.scale_in_cooldown_s),
+            ttft_ms=entry.number("ttft_ms", None, positive=True),
+            ttft_per_1k_input_ms=entry.number("ttft_per_1k_input_ms", d.ttft_per_1k_input_ms),
+            tokens_per_s=entry.number("tokens_per_s", None, positive=True),
+            tps_sigma=entry.number("tps_sigma", d.tps_sigma),
+            error_rate=entry.number("error_rate", d.error_rate),
+            requests_per_minute=entry.number("requests_per_minute", None, positive=True),
+            daily_tokens=entry.number("daily_tokens", None, positive=True),
+            burndown=entry.number("burndown", None, minimum=1.0),
+            cross_region_ms=entry.number("cross_region_ms", None),
+            slots_per_instance=entry.integer("slots_per_instance", None, minimum=1),
+            cache_read_price=entry.number("cache_read_price", d.cache_read_price),
         ),
     )
 

@@ -54,6 +54,7 @@ SCENARIO = """
 [scenario]
 config = "router.toml"
 contenders = ["ordered"]
+model = "seed-profiles"
 refresh_ms = 5
 
 [traffic]

@@ -185,7 +185,7 @@ def test_a_scenario_may_name_its_own_router_config(tmp_path: Path) -> None:
         (
             ('kind = "slowdown"', 'kind = "meltdown"'),
             "tiny.toml: [faults.0.kind] expected one of outage, throttle_storm, slowdown, "
-            "fast_errors, got 'meltdown'",
+            "fast_errors, quota_cut, got 'meltdown'",
         ),
         (
             ('target = "sagemaker-manga"', 'target = "lambda"'),
