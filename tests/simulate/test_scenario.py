@@ -129,6 +129,41 @@ def test_a_scenario_file_sets_traffic_fleet_faults_and_contenders() -> None:
     assert config.target("sagemaker-manga").capacity.requests_per_second == 24
 
 
+def test_the_model_is_published_unless_a_scenario_asks_for_the_seeds_profiles() -> None:
+    scenario = parse_scenario(SCENARIO, source="tiny.toml")
+    assert scenario.model == "published"
+    targets = ["provisioned-sonnet", "ondemand-haiku", "ondemand-sonnet", "sagemaker-manga"]
+    assert sorted(scenario.fleet) == sorted(targets)  # every target, tuned or not
+    assert {m.physics for m in scenario.fleet.values()} == {"published"}
+    tuned = SCENARIO.replace(
+        "scale_out_lag_s = 600",
+        "scale_out_lag_s = 600\ntokens_per_s = 30\nttft_ms = 400\nslots_per_instance = 6\n"
+        "[fleet.ondemand-sonnet]\nrequests_per_minute = 600\ndaily_tokens = 1e8\n"
+        "burndown = 5\ncross_region_ms = 80\nerror_rate = 0.002\ncache_read_price = 0.1",
+    )
+    fleet = parse_scenario(tuned, source="tiny.toml").fleet
+    sm, sonnet = fleet["sagemaker-manga"], fleet["ondemand-sonnet"]
+    assert (sm.tokens_per_s, sm.ttft_ms, sm.slots_per_instance) == (30, 400, 6)
+    assert (sonnet.requests_per_minute, sonnet.daily_tokens, sonnet.burndown) == (600, 1e8, 5)
+    assert (sonnet.cross_region_ms, sonnet.error_rate) == (80, 0.002)
+    seed = parse_scenario(SCENARIO.replace("seed = 3", 'seed = 3\nmodel = "seed-profiles"'))
+    assert seed.model == "seed-profiles"
+    assert {m.physics for m in seed.fleet.values()} == {"seed-profiles"}
+
+
+def test_a_regional_incident_degrades_every_target_of_the_region_and_a_quota_cut_on_demand() -> (
+    None
+):
+    scenario = with_faults(load_scenario(), ["regional-incident", "quota-cut"])
+    assert scenario.fault_names == ("regional-incident", "quota-cut")
+    incident = [(f.kind, f.target) for f in scenario.faults if f.kind != "quota_cut"]
+    targets = ["provisioned-sonnet", "ondemand-haiku", "ondemand-sonnet", "sagemaker-manga"]
+    assert incident == [(kind, t) for t in targets for kind in ("slowdown", "fast_errors")]
+    assert {(f.start_s, f.end_s) for f in scenario.faults[:8]} == {(72_000.0, 74_400.0)}
+    cuts = [(f.target, f.factor, f.start_s) for f in scenario.faults if f.kind == "quota_cut"]
+    assert cuts == [("ondemand-haiku", 0.3, 64_800.0), ("ondemand-sonnet", 0.3, 64_800.0)]
+
+
 def test_a_scenario_may_name_its_own_router_config(tmp_path: Path) -> None:
     config = tmp_path / "router.toml"
     config.write_text(
@@ -196,6 +231,18 @@ def test_a_scenario_may_name_its_own_router_config(tmp_path: Path) -> None:
             "tiny.toml: [faults.0.minutes] expected a number > 0, got 0",
         ),
         (("factor = 3", "factor = 3\nwhy = 1"), "tiny.toml: [faults.0.why] is not a known key"),
+        (
+            ("seed = 3", 'seed = 3\nmodel = "quantum"'),
+            "tiny.toml: [scenario.model] expected one of published, seed-profiles, got 'quantum'",
+        ),
+        (
+            ("scale_out_lag_s = 600", "scale_out_lag_s = 600\nerror_rate = 2"),
+            "tiny.toml: [fleet.sagemaker-manga] error_rate must be in [0, 1), got 2.0",
+        ),
+        (
+            ("scale_out_lag_s = 600", "scale_out_lag_s = 600\nslots_per_instance = 0"),
+            "tiny.toml: [fleet.sagemaker-manga.slots_per_instance] expected an integer >= 1",
+        ),
         (
             ("[traffic]", "[budget]\ndeadline_ms = 400\n[traffic]"),
             "tiny.toml: [budget] deadline_ms (400.0) leaves no time for inference",
