@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.fleet import SharedSettings
+from mangaroute.core.limits import LIMITS, RangeError, violation
 from mangaroute.core.policy.base import Filter, Picker, Policy, Ranker
 from mangaroute.core.policy.budget import BudgetGuard
 from mangaroute.core.policy.canary import Canary
@@ -55,10 +56,13 @@ DEFAULT_CONFIG_NAME = "mangaassist.toml"
 class _Table:
     """One TOML table being read: typed getters, and a check that no key went unread."""
 
-    def __init__(self, data: dict[str, Any], source: str, path: str) -> None:
+    def __init__(
+        self, data: dict[str, Any], source: str, path: str, limits: str | None = None
+    ) -> None:
         self.data = data
         self.source = source
         self.path = path
+        self.limits = limits  # the section of LIMITS this table's numbers obey
         self._read: set[str] = set()
 
     def key(self, name: str) -> str:
@@ -83,12 +87,34 @@ class _Table:
             raise self.error(name, f"expected a non-empty string, got {value!r}")
         return value
 
+    def _limit(self, name: str, limit: str | None) -> str | None:
+        if limit is None and self.limits is not None:
+            limit = f"{self.limits}.{name}"
+        return limit
+
+    def _in_range(self, name: str, value: Any, limit: str) -> None:
+        reason = violation(limit, value)
+        if reason is not None:
+            raise self.error(name, reason)
+
     def number(
-        self, name: str, default: Any = _REQUIRED, *, minimum: float = 0.0, positive: bool = False
+        self,
+        name: str,
+        default: Any = _REQUIRED,
+        *,
+        minimum: float = 0.0,
+        positive: bool = False,
+        limit: str | None = None,
     ) -> Any:
+        """A number; with a ``limit`` (or a table of ``limits``) its range comes from
+        :data:`~mangaroute.core.limits.LIMITS` instead of ``minimum`` / ``positive``."""
         value = self._raw(name, default)
         if value is default:
             return value
+        limit = self._limit(name, limit)
+        if limit is not None:
+            self._in_range(name, value, limit)
+            return float(value)
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
@@ -101,9 +127,15 @@ class _Table:
             raise self.error(name, f"expected a number >= {minimum:g}, got {value!r}")
         return float(value)
 
-    def integer(self, name: str, default: Any = _REQUIRED, *, minimum: int = 0) -> Any:
+    def integer(
+        self, name: str, default: Any = _REQUIRED, *, minimum: int = 0, limit: str | None = None
+    ) -> Any:
         value = self._raw(name, default)
         if value is default:
+            return value
+        limit = self._limit(name, limit)
+        if limit is not None:
+            self._in_range(name, value, limit)
             return value
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.error(name, f"expected an integer >= {minimum}, got {value!r}")
@@ -123,17 +155,17 @@ class _Table:
             raise self.error(name, f"expected a list of names, got {value!r}")
         return tuple(value)
 
-    def table(self, name: str, *, required: bool = False) -> _Table:
+    def table(self, name: str, *, required: bool = False, limits: str | None = None) -> _Table:
         value = self._raw(name, _REQUIRED if required else {})
         if not isinstance(value, dict):
             raise self.error(name, f"expected a table, got {value!r}")
-        return _Table(value, self.source, self.key(name))
+        return _Table(value, self.source, self.key(name), limits)
 
-    def tables(self, name: str) -> list[tuple[str, _Table]]:
+    def tables(self, name: str, *, limits: str | None = None) -> list[tuple[str, _Table]]:
         outer = self.table(name)
         result = []
         for key in outer.data:
-            result.append((key, outer.table(key)))
+            result.append((key, outer.table(key, limits=limits)))
         return result
 
     def finish(self) -> None:
@@ -143,11 +175,15 @@ class _Table:
             raise self.error(unknown[0], f"is not a known key (expected one of: {expected})")
 
     def build(self, name: str, factory: Callable[[], T]) -> T:
-        """Run a constructor and turn its ValueError into a ConfigError at ``name``."""
+        """Run a constructor and turn its ValueError into a ConfigError at ``name`` (at the
+        field itself when the constructor names it)."""
         try:
             return factory()
         except ConfigError:
             raise  # already names its key
+        except RangeError as exc:
+            key = self.key(f"{name}.{exc.field}" if name else exc.field)
+            raise ConfigError(exc.reason, source=self.source, key=key) from None
         except ValueError as exc:
             raise ConfigError(str(exc), source=self.source, key=self.key(name)) from None
 
@@ -172,34 +208,52 @@ def load_default_config() -> RouterConfig:
     return parse_config(default_config_text(), source=f"<mangaroute>/data/{DEFAULT_CONFIG_NAME}")
 
 
-def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
-    """Validate TOML text into a :class:`RouterConfig`."""
+def read_toml(text: str, *, source: str) -> dict[str, Any]:
+    """Parse TOML text, turning every way it can fail into a :class:`ConfigError`.
+
+    ``tomllib`` parses nested arrays and inline tables recursively, so a document nested
+    deeper than the interpreter's recursion limit (about 1,000 levels) raises
+    ``RecursionError`` rather than ``TOMLDecodeError``; no real config nests more than a few
+    levels.
+    """
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
+    except RecursionError:
+        raise ConfigError(
+            "is not usable TOML: arrays or inline tables are nested too deeply to read "
+            "(a config needs a few levels)",
+            source=source,
+        ) from None
+
+
+def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
+    """Validate TOML text into a :class:`RouterConfig`."""
+    data = read_toml(text, source=source)
     root = _Table(data, source, "")
-    router = root.table("router")
+    router = root.table("router", limits="router")
     default_region = router.text("region", None)
     window = router.build(
         "",
         lambda: WindowSettings(
-            window_s=router.number("window_s", 60.0, positive=True),
-            bucket_s=router.number("bucket_s", 5.0, positive=True),
-            relative_error=router.number("relative_error", 0.01, positive=True),
-            min_samples=router.integer("min_samples", 20, minimum=1),
-            refresh_ms=router.number("refresh_ms", 5.0, positive=True),
-            decision_ttl_s=router.number("decision_ttl_s", 300.0, positive=True),
-            max_outstanding=router.integer("max_outstanding", 10_000, minimum=1),
+            window_s=router.number("window_s", 60.0),
+            bucket_s=router.number("bucket_s", 5.0),
+            relative_error=router.number("relative_error", 0.01),
+            min_samples=router.integer("min_samples", 20),
+            refresh_ms=router.number("refresh_ms", 5.0),
+            decision_ttl_s=router.number("decision_ttl_s", 300.0),
+            max_outstanding=router.integer("max_outstanding", 10_000),
         ),
     )
     default_class_name = router.text("default_class", None)
     router.finish()
 
-    breaker = _breaker(root.table("breaker"))
+    breaker = _breaker(root.table("breaker", limits="breaker"))
     profiles = _profiles(root)
     targets = tuple(
-        _target(name, table, profiles, default_region) for name, table in root.tables("targets")
+        _target(name, table, profiles, default_region)
+        for name, table in root.tables("targets", limits="target")
     )
     if not targets:
         raise root.error("targets", "must define at least one target ([targets.NAME])")
@@ -231,7 +285,7 @@ def _shared(root: _Table) -> SharedSettings | None:
     if "shared" not in root.data:
         root.table("shared")
         return None
-    table = root.table("shared")
+    table = root.table("shared", limits="shared")
     defaults = SharedSettings(url="redis://localhost", deployment="x")
     backend = table.text("backend", "redis")
     if backend != "redis":
@@ -250,13 +304,11 @@ def _shared(root: _Table) -> SharedSettings | None:
         lambda: SharedSettings(
             url=url,
             deployment=table.text("deployment"),
-            sync_interval_ms=table.number(
-                "sync_interval_ms", defaults.sync_interval_ms, positive=True
-            ),
-            stale_after_ms=table.number("stale_after_ms", defaults.stale_after_ms, positive=True),
-            timeout_ms=table.number("timeout_ms", defaults.timeout_ms, positive=True),
-            key_ttl_s=table.number("key_ttl_s", defaults.key_ttl_s, positive=True),
-            spend_every=table.integer("spend_every", defaults.spend_every, minimum=1),
+            sync_interval_ms=table.number("sync_interval_ms", defaults.sync_interval_ms),
+            stale_after_ms=table.number("stale_after_ms", defaults.stale_after_ms),
+            timeout_ms=table.number("timeout_ms", defaults.timeout_ms),
+            key_ttl_s=table.number("key_ttl_s", defaults.key_ttl_s),
+            spend_every=table.integer("spend_every", defaults.spend_every),
             username=table.text("username", None),
             password_env=table.text("password_env", None),
             tls_ca_file=table.text("tls_ca_file", None),
@@ -274,22 +326,16 @@ def _breaker(table: _Table) -> BreakerPolicy:
         "",
         lambda: BreakerPolicy(
             consecutive_failures=table.integer(
-                "consecutive_failures", defaults.consecutive_failures, minimum=1
+                "consecutive_failures", defaults.consecutive_failures
             ),
-            error_rate=table.number("error_rate", defaults.error_rate, positive=True),
-            min_requests=table.integer("min_requests", defaults.min_requests, minimum=1),
-            interval_s=table.number("interval_s", defaults.interval_s, positive=True),
-            cooldown_s=table.number("cooldown_s", defaults.cooldown_s, positive=True),
-            max_cooldown_s=table.number("max_cooldown_s", defaults.max_cooldown_s, positive=True),
-            half_open_probes=table.integer(
-                "half_open_probes", defaults.half_open_probes, minimum=1
-            ),
-            probe_timeout_s=table.number(
-                "probe_timeout_s", defaults.probe_timeout_s, positive=True
-            ),
-            successes_to_close=table.integer(
-                "successes_to_close", defaults.successes_to_close, minimum=1
-            ),
+            error_rate=table.number("error_rate", defaults.error_rate),
+            min_requests=table.integer("min_requests", defaults.min_requests),
+            interval_s=table.number("interval_s", defaults.interval_s),
+            cooldown_s=table.number("cooldown_s", defaults.cooldown_s),
+            max_cooldown_s=table.number("max_cooldown_s", defaults.max_cooldown_s),
+            half_open_probes=table.integer("half_open_probes", defaults.half_open_probes),
+            probe_timeout_s=table.number("probe_timeout_s", defaults.probe_timeout_s),
+            successes_to_close=table.integer("successes_to_close", defaults.successes_to_close),
         ),
     )
     table.finish()
@@ -313,7 +359,7 @@ def _latency_profile(table: _Table) -> LatencyProfile:
 
 def _profiles(root: _Table) -> dict[str, LatencyProfile]:
     profiles = dict(BUILTIN_PROFILES)
-    for name, table in root.tables("profiles"):
+    for name, table in root.tables("profiles", limits="profile"):
         profiles[name] = _latency_profile(table)
     return profiles
 
@@ -329,7 +375,7 @@ def _target(
         raise table.error("pattern", f"expected one of {choices}, got {pattern_name!r}") from None
     prior_value = table.data.get("prior", pattern.value)
     if isinstance(prior_value, dict):
-        prior = _latency_profile(table.table("prior"))
+        prior = _latency_profile(table.table("prior", limits="profile"))
     else:
         prior_name = table.text("prior", pattern.value)
         if prior_name not in profiles:
@@ -340,8 +386,8 @@ def _target(
     region = table.text("region", default_region)
     if region is None:
         raise table.error("region", "is required (or set [router] region as a default)")
-    units = table.integer("model_units", None, minimum=1)
-    instances = table.integer("instances", None, minimum=1)
+    units = table.integer("model_units", None)
+    instances = table.integer("instances", None)
     hourly = table.number("hourly_usd", 0.0)
     per_unit = table.number("hourly_usd_per_unit", None)
     per_instance = table.number("hourly_usd_per_instance", None)
@@ -352,17 +398,21 @@ def _target(
     pricing = table.build(
         "",
         lambda: Pricing(
-            input_per_million_usd=table.number("input_per_million_usd", 0.0),
-            output_per_million_usd=table.number("output_per_million_usd", 0.0),
+            input_per_million_usd=table.number(
+                "input_per_million_usd", 0.0, limit="pricing.input_per_million_usd"
+            ),
+            output_per_million_usd=table.number(
+                "output_per_million_usd", 0.0, limit="pricing.output_per_million_usd"
+            ),
             hourly_usd=hourly,
         ),
     )
-    tpm = table.number("tokens_per_minute", None, positive=True)
-    tpm_per_unit = table.number("tokens_per_minute_per_unit", None, positive=True)
+    tpm = table.number("tokens_per_minute", None, limit="capacity.tokens_per_minute")
+    tpm_per_unit = table.number("tokens_per_minute_per_unit", None)
     if tpm_per_unit is not None:
         tpm = tpm_per_unit * _need(table, units, "model_units", "tokens_per_minute_per_unit")
-    rps = table.number("requests_per_second", None, positive=True)
-    rps_per_instance = table.number("requests_per_second_per_instance", None, positive=True)
+    rps = table.number("requests_per_second", None, limit="capacity.requests_per_second")
+    rps_per_instance = table.number("requests_per_second_per_instance", None)
     if rps_per_instance is not None:
         rps = rps_per_instance * _need(
             table, instances, "instances", "requests_per_second_per_instance"
@@ -370,7 +420,7 @@ def _target(
     capacity = Capacity(
         tokens_per_minute=tpm,
         requests_per_second=rps,
-        concurrency=table.integer("concurrency", None, minimum=1),
+        concurrency=table.integer("concurrency", None, limit="capacity.concurrency"),
     )
     target = table.build(
         "",
@@ -383,7 +433,7 @@ def _target(
             tier=table.text("tier", "custom"),
             pricing=pricing,
             capacity=capacity,
-            ops_score=table.number("ops_score", -1.0, minimum=-1.0),
+            ops_score=table.number("ops_score", -1.0),
         ),
     )
     table.finish()
@@ -400,7 +450,7 @@ def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
     if "switcher" not in root.data:
         root.table("switcher")
         return None
-    table = root.table("switcher")
+    table = root.table("switcher", limits="switcher")
     defaults = SwitcherSettings(primary=targets[0], order=tuple(targets))
     primary = table.text("primary")
     order = table.names("order", tuple(targets))
@@ -416,17 +466,15 @@ def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
             primary_weight=table.number("primary_weight", defaults.primary_weight),
             canary_weight=table.number("canary_weight", defaults.canary_weight),
             latency_threshold_ms=table.number(
-                "latency_threshold_ms", defaults.latency_threshold_ms, positive=True
+                "latency_threshold_ms", defaults.latency_threshold_ms
             ),
             error_rate_threshold=table.number(
                 "error_rate_threshold", defaults.error_rate_threshold
             ),
-            capacity_threshold=table.number(
-                "capacity_threshold", defaults.capacity_threshold, positive=True
-            ),
-            min_requests=table.integer("min_requests", defaults.min_requests, minimum=1),
+            capacity_threshold=table.number("capacity_threshold", defaults.capacity_threshold),
+            min_requests=table.integer("min_requests", defaults.min_requests),
             return_after_s=table.number("return_after_s", defaults.return_after_s),
-            history=table.integer("history", defaults.history, minimum=1),
+            history=table.integer("history", defaults.history),
             fleet_hold_s=table.number("fleet_hold_s", defaults.fleet_hold_s),
         ),
     )
@@ -435,32 +483,26 @@ def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
 
 
 def _filter(name: str, policy: _Table, targets: list[str]) -> Filter:
-    params = policy.table(name)
+    params = policy.table(name, limits=name)
     part: Filter
     if name == "healthy":
         part = Healthy()
     elif name == "headroom":
         defaults = Headroom()
         part = Headroom(
-            max_utilization=params.number(
-                "max_utilization", defaults.max_utilization, positive=True
-            ),
-            max_throttle_rate=params.number(
-                "max_throttle_rate", defaults.max_throttle_rate, positive=True
-            ),
-            min_requests=params.integer("min_requests", defaults.min_requests, minimum=1),
+            max_utilization=params.number("max_utilization", defaults.max_utilization),
+            max_throttle_rate=params.number("max_throttle_rate", defaults.max_throttle_rate),
+            min_requests=params.integer("min_requests", defaults.min_requests),
         )
     elif name == "latency_ceiling":
-        part = LatencyCeiling(
-            params.number("max_p99_ms", LatencyCeiling().max_p99_ms, positive=True)
-        )
+        part = LatencyCeiling(params.number("max_p99_ms", LatencyCeiling().max_p99_ms))
     elif name == "reliable":
         r = Reliable()
         part = params.build(
             "",
             lambda: Reliable(
-                max_error_rate=params.number("max_error_rate", r.max_error_rate, positive=True),
-                min_requests=params.integer("min_requests", r.min_requests, minimum=1),
+                max_error_rate=params.number("max_error_rate", r.max_error_rate),
+                min_requests=params.integer("min_requests", r.min_requests),
             ),
         )
     elif name == "schedule":
@@ -480,7 +522,7 @@ PICKERS = ("best", "weighted", "primary", "spillover", "canary", "budget_guard")
 
 
 def _schedule(params: _Table, targets: list[str]) -> Schedule:
-    offset = params.number("utc_offset_hours", JST_UTC_OFFSET_HOURS, minimum=-23.99)
+    offset = params.number("utc_offset_hours", JST_UTC_OFFSET_HOURS)
     hours_table = params.table("hours")
     hours: dict[str, tuple[tuple[float, float], ...]] = {}
     for target in list(hours_table.data):
@@ -518,13 +560,13 @@ def _is_hour_window(window: Any) -> bool:
 
 
 def _predictor(policy: _Table) -> LatencyPredictor:
-    params = policy.table("prediction")
+    params = policy.table("prediction", limits="prediction")
     d = LatencyPredictor()
     predictor = params.build(
         "",
         lambda: LatencyPredictor(
             ttft_share=params.number("ttft_share", d.ttft_share),
-            avg_output_tokens=params.integer("avg_output_tokens", d.avg_output_tokens, minimum=1),
+            avg_output_tokens=params.integer("avg_output_tokens", d.avg_output_tokens),
             load_knee=params.number("load_knee", d.load_knee),
             load_weight=params.number("load_weight", d.load_weight),
             max_error_rate=params.number("max_error_rate", d.max_error_rate),
@@ -539,12 +581,10 @@ def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo
     return params.build(
         "",
         lambda: CostUnderSlo(
-            slo_p99_ms=params.number("slo_p99_ms", d.slo_p99_ms, positive=True),
+            slo_p99_ms=params.number("slo_p99_ms", d.slo_p99_ms),
             avg_input_tokens=params.integer("avg_input_tokens", d.avg_input_tokens),
-            avg_output_tokens=params.integer(
-                "avg_output_tokens", predictor.avg_output_tokens, minimum=1
-            ),
-            paid_headroom=params.number("paid_headroom", d.paid_headroom, positive=True),
+            avg_output_tokens=params.integer("avg_output_tokens", predictor.avg_output_tokens),
+            paid_headroom=params.number("paid_headroom", d.paid_headroom),
             predictor=predictor,
         ),
     )
@@ -553,13 +593,13 @@ def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo
 def _ranker(
     name: str, policy: _Table, predictor: LatencyPredictor, *, nested: bool = False
 ) -> Ranker:
-    params = policy.table(name)
+    params = policy.table(name, limits=name)
     part: Ranker
     if name == "order":
         part = ConfigOrder()
     elif name == "score":
         d = WeightedScore()
-        weights = params.table("weights")
+        weights = params.table("weights", limits="score.weights")
         w = ScoreWeights()
         score_weights = weights.build(
             "",
@@ -572,9 +612,9 @@ def _ranker(
         )
         weights.finish()
         part = WeightedScore(
-            target_p99_ms=params.number("target_p99_ms", d.target_p99_ms, positive=True),
-            required_rps=params.number("required_rps", d.required_rps, positive=True),
-            max_monthly_usd=params.number("max_monthly_usd", d.max_monthly_usd, positive=True),
+            target_p99_ms=params.number("target_p99_ms", d.target_p99_ms),
+            required_rps=params.number("required_rps", d.required_rps),
+            max_monthly_usd=params.number("max_monthly_usd", d.max_monthly_usd),
             avg_input_tokens=params.integer("avg_input_tokens", d.avg_input_tokens),
             avg_output_tokens=params.integer("avg_output_tokens", d.avg_output_tokens),
             weights=score_weights,
@@ -588,7 +628,7 @@ def _ranker(
     elif name == "cost":
         c = CheapestWithinSlo()
         part = CheapestWithinSlo(
-            slo_p99_ms=params.number("slo_p99_ms", c.slo_p99_ms, positive=True),
+            slo_p99_ms=params.number("slo_p99_ms", c.slo_p99_ms),
             avg_input_tokens=params.integer("avg_input_tokens", c.avg_input_tokens),
             avg_output_tokens=params.integer("avg_output_tokens", c.avg_output_tokens),
         )
@@ -621,7 +661,7 @@ def _picker(
     *,
     nested: bool = False,
 ) -> Picker:
-    params = policy.table(name)
+    params = policy.table(name, limits=name)
     part: Picker
     if name == "best":
         part = Best()
@@ -631,8 +671,14 @@ def _picker(
         for target in list(weights_table.data):
             if target not in targets:
                 raise weights_table.error(target, "is not a known target")
-            weights[target] = weights_table.number(target)
+            weights[target] = weights_table.number(target, limit="weighted.weight")
         weights_table.finish()
+        if not any(weights.values()):
+            raise weights_table.error(
+                "",
+                f"gives no target a weight > 0 (got {weights}): a weighted split needs at least "
+                "one target to send calls to",
+            )
         part = Weighted(weights=weights, sticky=params.flag("sticky", False))
     elif name == "primary":
         if switcher is None:
@@ -645,9 +691,7 @@ def _picker(
         part = params.build(
             "",
             lambda: Spillover(
-                target_utilization=params.number(
-                    "target_utilization", s.target_utilization, positive=True
-                ),
+                target_utilization=params.number("target_utilization", s.target_utilization),
                 throttle_backoff=params.flag("throttle_backoff", s.throttle_backoff),
             ),
         )
@@ -661,7 +705,7 @@ def _picker(
             "",
             lambda: Canary(
                 candidate=candidate,
-                share=params.number("share", Canary(candidate).share, positive=True),
+                share=params.number("share", Canary(candidate).share),
                 sticky=params.flag("sticky", True),
             ),
         )
@@ -689,27 +733,31 @@ def _budget_guard(
     if pace != () and (
         not isinstance(pace, list)
         or len(pace) != 24
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in pace)
+        or any(violation("budget_guard.pace", v) for v in pace)
         or sum(pace) <= 0
     ):
-        raise params.error("pace", f"expected 24 hourly weights >= 0, not all zero, got {pace!r}")
+        raise params.error(
+            "pace",
+            "expected 24 hourly weights, each "
+            f"{LIMITS['budget_guard.pace'].describe()}, not all zero, got {pace!r}",
+        )
     inner_name = params.text("picker", "best")
     if inner_name == "budget_guard":
         raise params.error("picker", "cannot be 'budget_guard' itself")
     inner = _picker(inner_name, policy, switcher, targets, predictor, nested=True)
     cheaper = CostUnderSlo(
-        slo_p99_ms=params.number("slo_p99_ms", CostUnderSlo().slo_p99_ms, positive=True),
+        slo_p99_ms=params.number("slo_p99_ms", CostUnderSlo().slo_p99_ms),
         avg_output_tokens=predictor.avg_output_tokens,
         predictor=predictor,
     )
     return params.build(
         "",
         lambda: BudgetGuard(
-            daily_usd=params.number("daily_usd", positive=True),
+            daily_usd=params.number("daily_usd"),
             inner=inner,
             cheaper=cheaper,
             pace=tuple(float(v) for v in pace),
-            utc_offset_hours=params.number("utc_offset_hours", d.utc_offset_hours, minimum=-23.99),
+            utc_offset_hours=params.number("utc_offset_hours", d.utc_offset_hours),
             tolerance=params.number("tolerance", d.tolerance),
             slack=params.number("slack", d.slack),
         ),
@@ -742,6 +790,13 @@ def _classes(
     classes = []
     for name, table in root.tables("classes"):
         members = table.names("targets")
+        twice = sorted({member for member in members if members.count(member) > 1})
+        if twice:
+            raise table.error(
+                "targets",
+                f"names {', '.join(map(repr, twice))} more than once (each target once, in "
+                "order of preference)",
+            )
         for member in members:
             if member not in targets:
                 raise table.error(

@@ -87,11 +87,12 @@ def test_a_file_on_disk_loads(tmp_path: Path) -> None:
         ),
         (
             ("window_s = 60", "window_s = 6"),
-            "test.toml: [router] window_s (6.0) must hold at least 2 buckets of 5.0 s",
+            "test.toml: [router.window_s] = 6 must hold at least 2 buckets of bucket_s = 5",
         ),
         (
             ("min_samples = 5", "min_samples = 2.5"),
-            "test.toml: [router.min_samples] expected an integer >= 1, got 2.5",
+            "test.toml: [router.min_samples] expected an integer, got 2.5: must be an integer "
+            "between 1 and 1,000,000 samples",
         ),
         (
             ("cooldown_s = 10", "cooldown_s = 100"),

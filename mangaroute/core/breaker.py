@@ -23,11 +23,11 @@ The breaker is not thread-safe; the router calls it under the target's lock.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 from mangaroute.core.clock import NS_PER_S
+from mangaroute.core.limits import check_fields
 
 
 class BreakerState(StrEnum):
@@ -51,20 +51,7 @@ class BreakerPolicy:
     successes_to_close: int = 3
 
     def __post_init__(self) -> None:
-        for name in (
-            "consecutive_failures",
-            "min_requests",
-            "half_open_probes",
-            "successes_to_close",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.error_rate <= 1.0:
-            raise ValueError(f"error_rate must be in (0, 1], got {self.error_rate}")
-        for name in ("interval_s", "cooldown_s", "max_cooldown_s", "probe_timeout_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0 seconds, got {value}")
+        check_fields(self, "breaker")
         if self.max_cooldown_s < self.cooldown_s:
             raise ValueError(
                 f"max_cooldown_s ({self.max_cooldown_s}) must be >= cooldown_s ({self.cooldown_s})"

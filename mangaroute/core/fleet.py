@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mangaroute.core.breaker import BreakerState
+from mangaroute.core.limits import check_fields
 from mangaroute.core.policy.context import CHECKPOINT_S, SpendLedger
 
 _DEPLOYMENT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -103,17 +104,12 @@ class SharedSettings:
                 "deployment must be 1-64 characters of letters, digits and _.:-, "
                 f"got {self.deployment!r}"
             )
-        for name in ("sync_interval_ms", "stale_after_ms", "timeout_ms", "key_ttl_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0, got {value}")
+        check_fields(self, "shared")
         if self.stale_after_ms < 2 * self.sync_interval_ms:
             raise ValueError(
                 f"stale_after_ms ({self.stale_after_ms:g}) must be at least twice "
                 f"sync_interval_ms ({self.sync_interval_ms:g})"
             )
-        if self.spend_every < 1:
-            raise ValueError(f"spend_every must be >= 1, got {self.spend_every}")
 
     @property
     def eject_bound_ms(self) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.targets import Pattern, Target
 
 
@@ -25,8 +26,9 @@ class ScoreWeights:
     ops: float = 0.15
 
     def __post_init__(self) -> None:
+        check_fields(self, "score.weights")
         values = (self.latency, self.throughput, self.cost, self.ops)
-        if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+        if sum(values) <= 0:
             raise ValueError(f"score weights must be >= 0 and not all zero, got {values}")
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.fleet import SharedSettings
+from mangaroute.core.limits import MAX_WINDOW_BUCKETS, RangeError, check_fields
 from mangaroute.core.policy.base import Policy
 from mangaroute.core.policy.switcher import SwitcherSettings
 from mangaroute.core.targets import Target
@@ -27,18 +27,19 @@ class WindowSettings:
     """At most this many unrecorded decisions are tracked; the oldest are dropped first."""
 
     def __post_init__(self) -> None:
-        for name in ("window_s", "bucket_s", "refresh_ms", "decision_ttl_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0, got {value}")
+        check_fields(self, "router")
         if self.window_s < 2 * self.bucket_s:
-            raise ValueError(
-                f"window_s ({self.window_s}) must hold at least 2 buckets of {self.bucket_s} s"
+            raise RangeError(
+                "window_s",
+                f"= {self.window_s:g} must hold at least 2 buckets of bucket_s = {self.bucket_s:g}",
             )
-        if not 0 < self.relative_error < 0.5:
-            raise ValueError(f"relative_error must be in (0, 0.5), got {self.relative_error}")
-        if self.min_samples < 1 or self.max_outstanding < 1:
-            raise ValueError("min_samples and max_outstanding must be >= 1")
+        if self.window_s / self.bucket_s > MAX_WINDOW_BUCKETS + 0.5:
+            raise RangeError(
+                "bucket_s",
+                f"= {self.bucket_s:g} cuts window_s = {self.window_s:g} into "
+                f"{self.window_s / self.bucket_s:.0f} buckets: at most {MAX_WINDOW_BUCKETS} "
+                "(every bucket of every target is allocated up front)",
+            )
 
     @property
     def buckets(self) -> int:
@@ -52,6 +53,16 @@ class RequestClass:
     name: str
     targets: tuple[str, ...]
     policy: str
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for name in self.targets:
+            if name in seen:
+                raise ValueError(
+                    f"request class {self.name!r} lists target {name!r} twice (each target "
+                    "once, in order of preference)"
+                )
+            seen.add(name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,10 @@ router has seen enough samples.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from mangaroute.core.limits import check_fields
 
 
 class Pattern(StrEnum):
@@ -50,20 +51,13 @@ class LatencyProfile:
     cold_start_probability: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("p50_ms", "p90_ms", "p99_ms", "cold_start_ms"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        check_fields(self, "profile")
         for lower, higher in (("p50_ms", "p90_ms"), ("p90_ms", "p99_ms")):
             if getattr(self, higher) < getattr(self, lower):
                 raise ValueError(
                     f"{higher} must be >= {lower} (percentiles never decrease), got "
                     f"{lower}={getattr(self, lower)} {higher}={getattr(self, higher)}"
                 )
-        if not 0.0 <= self.cold_start_probability <= 1.0:
-            raise ValueError(
-                f"cold_start_probability must be in [0, 1], got {self.cold_start_probability}"
-            )
 
     @property
     def effective_p99_ms(self) -> float:
@@ -105,10 +99,7 @@ class Pricing:
     hourly_usd: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("input_per_million_usd", "output_per_million_usd", "hourly_usd"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        check_fields(self, "pricing")
 
     def token_cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         """Marginal price of one call: what the tokens cost beyond any hourly commitment."""
@@ -131,10 +122,7 @@ class Capacity:
     concurrency: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("tokens_per_minute", "requests_per_second", "concurrency"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0 when set, got {value}")
+        check_fields(self, "capacity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +145,6 @@ class Target:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("a target needs a non-empty name")
-        if self.ops_score < 0:
+        if self.ops_score == -1:
             object.__setattr__(self, "ops_score", OPS_SCORE[self.pattern])
-        elif self.ops_score > 100:
-            raise ValueError(f"ops_score must be in [0, 100], got {self.ops_score}")
+        check_fields(self, "target", ("ops_score",))

@@ -31,6 +31,7 @@ from botocore.config import Config
 from mangaroute.core.clock import Clock
 from mangaroute.core.decision import Decision
 from mangaroute.core.errors import InvalidRequest
+from mangaroute.core.limits import check_fields
 from mangaroute.core.router import Router
 from mangaroute.core.targets import Pattern
 from mangaroute.invoke.attempt import AttemptDone, AttemptRunner
@@ -80,8 +81,7 @@ class InvokeSettings:
     def __post_init__(self) -> None:
         if self.fit not in FIT_PERCENTILES:
             raise ValueError(f"fit must be one of {FIT_PERCENTILES}, got {self.fit!r}")
-        if not self.eject_cooldown_s > 0 or not self.time_scale > 0:
-            raise ValueError("eject_cooldown_s and time_scale must be > 0")
+        check_fields(self, "invoke")
 
 
 class RoutedClient:

@@ -12,10 +12,11 @@ throttle. Calls without a budget are never hedged.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass
+
+from mangaroute.core.limits import check_fields
 
 __all__ = ["HedgeBudget", "HedgePolicy"]
 
@@ -32,12 +33,7 @@ class HedgePolicy:
     """The sliding count of calls the ratio is measured over."""
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.after_fraction < 1.0:
-            raise ValueError(f"after_fraction must be in (0, 1), got {self.after_fraction}")
-        if not 0.0 <= self.max_ratio <= 1.0 or not math.isfinite(self.max_ratio):
-            raise ValueError(f"max_ratio must be in [0, 1], got {self.max_ratio}")
-        if self.window < 1:
-            raise ValueError(f"window must be >= 1, got {self.window}")
+        check_fields(self, "hedge")
 
 
 class HedgeBudget:

@@ -161,7 +161,7 @@ def test_defaults_for_the_simple_forms() -> None:
         ),
         (
             'picker = "canary"\n[policies.p.canary]\ncandidate = "haiku"\nshare = 1.5',
-            "p.toml: [policies.p.canary] share must be in (0, 1), got 1.5",
+            "p.toml: [policies.p.canary.share] expected a number < 1, got 1.5",
         ),
         (
             'picker = "budget_guard"',
@@ -178,7 +178,7 @@ def test_defaults_for_the_simple_forms() -> None:
         ),
         (
             "deadline = true\n[policies.p.prediction]\nttft_share = 1.5",
-            "p.toml: [policies.p.prediction] ttft_share must be in [0, 1], got 1.5",
+            "p.toml: [policies.p.prediction.ttft_share] expected a number <= 1, got 1.5",
         ),
         (
             "[policies.p.prediction]\ncolour = 1",

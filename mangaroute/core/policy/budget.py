@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mangaroute.core.limits import check_fields, check_value
 from mangaroute.core.policy.base import Picker
 from mangaroute.core.policy.context import Contextual, PolicyContext
 from mangaroute.core.policy.cost import CostUnderSlo
@@ -58,12 +59,11 @@ class BudgetGuard:
     name: str = "budget_guard"
 
     def __post_init__(self) -> None:
-        if not self.daily_usd > 0:
-            raise ValueError(f"daily_usd must be > 0, got {self.daily_usd}")
-        if self.pace and (len(self.pace) != 24 or min(self.pace) < 0 or sum(self.pace) <= 0):
+        check_fields(self, "budget_guard", ("daily_usd", "utc_offset_hours", "tolerance", "slack"))
+        for weight in self.pace:
+            check_value("budget_guard.pace", weight)
+        if self.pace and (len(self.pace) != 24 or sum(self.pace) <= 0):
             raise ValueError("pace must be 24 hourly weights >= 0, not all zero")
-        if self.tolerance < 0 or self.slack < 0:
-            raise ValueError("tolerance and slack must be >= 0")
 
     def expected_usd(self, local_s: float) -> float:
         return self.daily_usd * pace_fraction(self.pace, local_s)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.policy.base import plan_in_order
 from mangaroute.core.snapshot import PickPlan, TargetView
 
@@ -27,8 +28,7 @@ class Canary:
     name: str = "canary"
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.share < 1.0:
-            raise ValueError(f"share must be in (0, 1), got {self.share}")
+        check_fields(self, "canary")
 
     def plan(self, ranked: Sequence[TargetView], primary: str | None) -> PickPlan:
         candidate = next((view for view in ranked if view.name == self.candidate), None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.policy.prediction import LatencyPredictor
 from mangaroute.core.snapshot import TargetView
 
@@ -39,6 +40,9 @@ class CostUnderSlo:
     """Utilization below which hourly-paid capacity counts as free."""
     predictor: LatencyPredictor = field(default_factory=LatencyPredictor)
     name: str = "cost_under_slo"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "cost_under_slo")
 
     def marginal_usd(self, view: TargetView) -> float:
         return view.target.pricing.token_cost_usd(self.avg_input_tokens, self.avg_output_tokens)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.snapshot import TargetView
 
 
@@ -28,6 +29,9 @@ class Headroom:
     min_requests: int = 10
     name: str = "headroom"
 
+    def __post_init__(self) -> None:
+        check_fields(self, "headroom")
+
     def exclude(self, view: TargetView) -> str | None:
         if view.utilization >= self.max_utilization:
             return f"at_capacity({view.utilization:.2f})"
@@ -43,6 +47,9 @@ class LatencyCeiling:
 
     max_p99_ms: float = 2250.0
     name: str = "latency_ceiling"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "latency_ceiling")
 
     def exclude(self, view: TargetView) -> str | None:
         if view.p99_ms > self.max_p99_ms:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mangaroute.core.limits import RangeError, violation
 from mangaroute.core.policy.base import plan_in_order
 from mangaroute.core.snapshot import PickPlan, TargetView
 
@@ -29,6 +30,18 @@ class Weighted:
     weights: Mapping[str, float] = field(default_factory=dict)
     sticky: bool = False
     name: str = "weighted"
+
+    def __post_init__(self) -> None:
+        for target, weight in self.weights.items():
+            reason = violation("weighted.weight", weight)
+            if reason is not None:
+                raise RangeError(f"weights.{target}", reason)
+        if self.weights and not any(self.weights.values()):
+            raise ValueError(
+                "weights are all zero: give at least one target a weight > 0 (a weighted "
+                "split with nothing to split would silently send every call to the top-ranked "
+                "target)"
+            )
 
     def plan(self, ranked: Sequence[TargetView], primary: str | None) -> PickPlan:
         weighted = [v for v in ranked if self.weights.get(v.name, 0.0) > 0]

@@ -34,10 +34,10 @@ precomputed pairs: O(targets), no allocation.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.snapshot import TargetView
 
 
@@ -54,16 +54,7 @@ class LatencyPredictor:
     max_error_rate: float = 0.95
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ttft_share <= 1.0:
-            raise ValueError(f"ttft_share must be in [0, 1], got {self.ttft_share}")
-        if self.avg_output_tokens < 1:
-            raise ValueError(f"avg_output_tokens must be >= 1, got {self.avg_output_tokens}")
-        if not 0.0 <= self.load_knee < 1.0:
-            raise ValueError(f"load_knee must be in [0, 1), got {self.load_knee}")
-        if not (math.isfinite(self.load_weight) and self.load_weight >= 0):
-            raise ValueError(f"load_weight must be >= 0, got {self.load_weight}")
-        if not 0.0 <= self.max_error_rate < 1.0:
-            raise ValueError(f"max_error_rate must be in [0, 1), got {self.max_error_rate}")
+        check_fields(self, "prediction")
 
     def load_factor(self, view: TargetView) -> float:
         """``>= 1``: how much the current load stretches this target's latency."""
@@ -138,6 +129,9 @@ class Reliable:
     max_error_rate: float = 0.2
     min_requests: int = 20
     name: str = "reliable"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "reliable")
 
     def exclude(self, view: TargetView) -> str | None:
         if view.requests >= self.min_requests and view.error_rate >= self.max_error_rate:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.scoring import (
     ScoreWeights,
     available_rps,
@@ -43,6 +44,9 @@ class WeightedScore:
     weights: ScoreWeights = field(default_factory=ScoreWeights)
     seed_exact_latency: bool = False
     name: str = "score"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "score")
 
     def score(self, view: TargetView) -> float:
         target = view.target
@@ -94,6 +98,9 @@ class CheapestWithinSlo:
     avg_input_tokens: int = 500
     avg_output_tokens: int = 300
     name: str = "cost"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "cost")
 
     def rank(self, views: Sequence[TargetView]) -> tuple[list[TargetView], dict[str, float]]:
         prices = {

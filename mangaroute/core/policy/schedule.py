@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.policy.context import PolicyContext, clock_label
 from mangaroute.core.snapshot import TargetView
 
@@ -57,8 +58,7 @@ class Schedule:
         for windows in self.hours.values():
             for window in windows:
                 validate_window(window)
-        if not -24.0 < self.utc_offset_hours < 24.0:
-            raise ValueError(f"utc_offset_hours must be in (-24, 24), got {self.utc_offset_hours}")
+        check_fields(self, "schedule")
 
     def bind(self, context: PolicyContext) -> Schedule:
         return dataclasses.replace(self, local_s=context.local_seconds(self.utc_offset_hours))

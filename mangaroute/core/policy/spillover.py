@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mangaroute.core.limits import check_fields
 from mangaroute.core.policy.base import plan_in_order
 from mangaroute.core.policy.cost import is_committed
 from mangaroute.core.snapshot import PickPlan, TargetView
@@ -42,8 +43,7 @@ class Spillover:
     name: str = "spillover"
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.target_utilization <= 3.0:
-            raise ValueError(f"target_utilization must be in (0, 3], got {self.target_utilization}")
+        check_fields(self, "spillover")
 
     def share(self, ranked: Sequence[TargetView]) -> float:
         """The paid target's (``ranked[0]``) share of the class's calls (at least two

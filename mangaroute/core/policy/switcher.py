@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mangaroute.core.clock import NS_PER_S
+from mangaroute.core.limits import check_fields
 from mangaroute.core.snapshot import TargetView
 
 
@@ -41,12 +42,9 @@ class SwitcherSettings:
     def __post_init__(self) -> None:
         if self.primary not in self.order:
             raise ValueError(f"primary {self.primary!r} must appear in order {list(self.order)}")
-        if not 0 <= self.canary_weight <= self.primary_weight:
+        check_fields(self, "switcher")
+        if self.canary_weight > self.primary_weight:
             raise ValueError("need 0 <= canary_weight <= primary_weight")
-        if self.history < 1:
-            raise ValueError(f"history must be >= 1, got {self.history}")
-        if self.fleet_hold_s < 0:
-            raise ValueError(f"fleet_hold_s must be >= 0, got {self.fleet_hold_s}")
 
 
 class PrimarySwitcher:
