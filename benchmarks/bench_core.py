@@ -12,6 +12,12 @@ Measures per-call latency distributions (p50/p99 in microseconds) of
 and the resident-memory growth over many ``record()`` calls. Results are ratios against the
 baselines measured in the same run, so a slow or busy machine shifts everything together.
 
+A second section measures what decisions that are never reported cost (issue 13): the
+``choose()`` p99.9 of a router holding 10,000 of them against one holding none, at a pace of
+one call per millisecond of virtual time (so every fifth call rebuilds the snapshot at the
+shipped ``refresh_ms = 5``), the two interleaved in rounds; and the cost of one rebuild
+(``snapshot()``) in each.
+
     python benchmarks/bench_core.py            # full run (about a minute: 10M records)
     python benchmarks/bench_core.py --smoke    # CI: short, fails only on gross regressions
     python benchmarks/bench_core.py --json     # machine-readable
@@ -78,9 +84,10 @@ def timed(fn: Callable[[], object], calls: int) -> list[int]:
     return out
 
 
-def warmed_router(samples: int) -> tuple[Router, SwitchableClock]:
+def warmed_router(samples: int, *, real: bool = True) -> tuple[Router, SwitchableClock]:
     """The default router after ``samples`` recorded calls spread over virtual time at about
-    the MangaAssist average rate, with realistic latency, tokens and a few failures."""
+    the MangaAssist average rate, with realistic latency, tokens and a few failures; then on
+    the real clock unless ``real`` is False."""
     clock = SwitchableClock()
     router = Router(load_default_config(), clock=clock, rng=random.Random(1))
     rng = random.Random(2)
@@ -97,7 +104,8 @@ def warmed_router(samples: int) -> tuple[Router, SwitchableClock]:
             input_tokens=rng.randint(300, 700),
             output_tokens=rng.randint(150, 450),
         )
-    clock.go_real()
+    if real:
+        clock.go_real()
     return router, clock
 
 
@@ -196,6 +204,73 @@ def run(calls: int, memory_calls: int) -> dict[str, Any]:
     }
 
 
+def in_flight_run(calls: int, outstanding: int = 10_000, rounds: int = 4) -> dict[str, Any]:
+    """``choose()`` with ``outstanding`` decisions never reported against none (see the module
+    docstring), and the cost of a forced snapshot rebuild in each."""
+    routers = {}
+    for label, count in (("none", 0), ("outstanding", outstanding)):
+        router, clock = warmed_router(20_000, real=False)
+        for index in range(count):
+            router.choose(("simple", "complex", "manga")[index % 3])
+        routers[label] = router, clock
+    choose: dict[str, list[int]] = {"none": [], "outstanding": []}
+    rebuild: dict[str, list[int]] = {"none": [], "outstanding": []}
+    per_round = max(1, calls // rounds)
+    for _ in range(rounds):
+        for label, (router, clock) in routers.items():
+            samples = choose[label]
+            for index in range(per_round):
+                clock.fake.advance(ms=1.0)
+                request_class = ("simple", "complex", "manga")[index % 3]
+                start = perf_ns()
+                decision = router.choose(request_class, budget_ms=1500.0)
+                samples.append(perf_ns() - start)
+                router.release(decision)
+            rebuild[label] += timed(router.snapshot, max(50, per_round // 50))
+    in_flight = {
+        label: sum(view.in_flight for view in router.snapshot().targets)
+        for label, (router, _) in routers.items()
+    }
+    result: dict[str, Any] = {"outstanding": outstanding, "in_flight": in_flight}
+    for label, samples in choose.items():
+        result[f"choose_{label}"] = {**summary(samples), "p999_us": percentile(samples, 0.999)}
+        result[f"rebuild_{label}"] = summary(rebuild[label])
+    result["ratios"] = {
+        "choose_p999_outstanding_over_none": result["choose_outstanding"]["p999_us"]
+        / result["choose_none"]["p999_us"],
+        "rebuild_p50_outstanding_over_none": result["rebuild_outstanding"]["p50_us"]
+        / result["rebuild_none"]["p50_us"],
+    }
+    return result
+
+
+def report_in_flight(result: dict[str, Any]) -> str:
+    count = f"{result['outstanding']:,}"
+    rows = [
+        ("choose(), none in flight", result["choose_none"]),
+        (f"choose(), {count} unreported", result["choose_outstanding"]),
+    ]
+    lines = [f"{'per call (1 call per virtual ms)':<34}{'p50 us':>9}{'p99 us':>9}{'p99.9 us':>10}"]
+    lines += [
+        f"{name:<34}{s['p50_us']:>9.2f}{s['p99_us']:>9.2f}{s['p999_us']:>10.2f}" for name, s in rows
+    ]
+    lines += [
+        f"{'snapshot rebuild, none in flight':<34}{result['rebuild_none']['p50_us']:>9.2f}"
+        f"{result['rebuild_none']['p99_us']:>9.2f}",
+        f"{'snapshot rebuild, ' + count + ' unreported':<34}"
+        f"{result['rebuild_outstanding']['p50_us']:>9.2f}"
+        f"{result['rebuild_outstanding']['p99_us']:>9.2f}",
+    ]
+    r = result["ratios"]
+    lines += [
+        "",
+        f"choose p99.9, {count} unreported / none: "
+        f"{r['choose_p999_outstanding_over_none']:.2f}x (target <= 2x)",
+        f"rebuild p50, {count} unreported / none : {r['rebuild_p50_outstanding_over_none']:.2f}x",
+    ]
+    return "\n".join(lines)
+
+
 def report(result: dict[str, Any]) -> str:
     rows = [
         ("bare argmin over 4 floats", result["argmin_baseline"]),
@@ -239,6 +314,11 @@ def gross_regressions(result: dict[str, Any], smoke: bool) -> list[str]:
     limit = 8 if smoke else 4
     if result["memory"]["rss_growth_mib"] > limit:
         problems.append(f"record() grew RSS by more than {limit} MiB")
+    in_flight = result["in_flight"]
+    if in_flight["ratios"]["choose_p999_outstanding_over_none"] > 4:
+        problems.append("unreported decisions make choose() p99.9 more than 4x slower")
+    if in_flight["in_flight"] != {"none": 0, "outstanding": in_flight["outstanding"]}:
+        problems.append(f"in-flight counts are off: {in_flight['in_flight']}")
     return problems
 
 
@@ -251,9 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     calls = args.calls or (20_000 if args.smoke else 200_000)
     memory_calls = 200_000 if args.smoke else 10_000_000
     result = run(calls, memory_calls)
+    result["in_flight"] = in_flight_run(calls)
     problems = gross_regressions(result, args.smoke)
     result["problems"] = problems
-    print(json.dumps(result, indent=2) if args.json else report(result))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(report(result), report_in_flight(result["in_flight"]), sep="\n\n")
     for problem in problems:
         print(f"REGRESSION: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -4,9 +4,31 @@ Callers catch :class:`MangarouteError` for everything, or a subclass for one cas
 errors (:class:`InvalidObservation`, :class:`UnknownTarget`, :class:`UnknownRequestClass`) are
 also ``ValueError``/``LookupError`` so generic handlers keep working; the gRPC sidecar maps
 them to ``INVALID_ARGUMENT``. Raising one of them never changes the router's state.
+
+A message quotes the offending value through :func:`echo`, which keeps at most
+:data:`ECHO_CHARS` characters of it: a caller's 16 KB target name must not come back as a
+16 KB message (over gRPC, a status message that large exceeds the metadata limit and turns
+``INVALID_ARGUMENT`` into ``RESOURCE_EXHAUSTED``).
 """
 
 from __future__ import annotations
+
+ECHO_CHARS = 64
+"""How many characters of a bad value an error message quotes."""
+
+
+def echo(value: object) -> str:
+    """``value`` as an error message quotes it: its ``repr``, cut to the first
+    :data:`ECHO_CHARS` characters of the value followed by ``... (N characters)`` when it is
+    longer. A string is measured and cut before quoting; any other value by its ``repr``."""
+    if isinstance(value, str):
+        if len(value) <= ECHO_CHARS:
+            return repr(value)
+        return f"{value[:ECHO_CHARS]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) <= ECHO_CHARS:
+        return text
+    return f"{text[:ECHO_CHARS]}... ({len(text)} characters)"
 
 
 class MangarouteError(Exception):
@@ -33,7 +55,7 @@ class UnknownTarget(MangarouteError, LookupError):
     def __init__(self, name: str, known: tuple[str, ...]) -> None:
         self.name = name
         self.known = known
-        super().__init__(f"unknown target {name!r}; known targets: {', '.join(known)}")
+        super().__init__(f"unknown target {echo(name)}; known targets: {', '.join(known)}")
 
     def __str__(self) -> str:  # LookupError would otherwise print repr(args)
         return str(self.args[0])
@@ -45,7 +67,9 @@ class UnknownRequestClass(MangarouteError, LookupError):
     def __init__(self, name: str, known: tuple[str, ...]) -> None:
         self.name = name
         self.known = known
-        super().__init__(f"unknown request class {name!r}; configured classes: {', '.join(known)}")
+        super().__init__(
+            f"unknown request class {echo(name)}; configured classes: {', '.join(known)}"
+        )
 
     def __str__(self) -> str:
         return str(self.args[0])

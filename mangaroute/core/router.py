@@ -30,9 +30,11 @@ from mangaroute.core.errors import (
     InvalidRequest,
     UnknownRequestClass,
     UnknownTarget,
+    echo,
 )
 from mangaroute.core.fleet import FleetSpend, FleetView, LocalBreaker, LocalSample
 from mangaroute.core.histogram import LogScale
+from mangaroute.core.inflight import DECISION_TTL, MAX_OUTSTANDING, InFlight
 from mangaroute.core.observer import Observer
 from mangaroute.core.outcome import (
     CLIENT_FAULT_CODES,
@@ -148,7 +150,13 @@ class Router:
         self._default_class = config.default_class
         self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
         self._ids = itertools.count(1)
-        self._outstanding: dict[int, Decision] = {}
+        self._in_flight = InFlight(
+            self._names,
+            ttl_ns=round(window.decision_ttl_s * NS_PER_S),
+            limit=window.max_outstanding,
+        )
+        self._outstanding = self._in_flight.decisions
+        self._opened = self._in_flight.opened
         self._observer = observer
         self._rebuild_lock = threading.Lock()
         self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
@@ -205,13 +213,13 @@ class Router:
             or (input_tokens < 0 or output_tokens < 0)
         ):
             raise InvalidRequest(
-                f"estimated tokens must be integers >= 0, got input_tokens={input_tokens!r}, "
-                f"output_tokens={output_tokens!r}"
+                f"estimated tokens must be integers >= 0, got input_tokens={echo(input_tokens)}, "
+                f"output_tokens={echo(output_tokens)}"
             )
         if budget_ms is not None and (
             type(budget_ms) not in _NUMBER or not 0.0 <= budget_ms < _INF
         ):
-            raise InvalidRequest(f"budget_ms must be a finite number >= 0, got {budget_ms!r}")
+            raise InvalidRequest(f"budget_ms must be a finite number >= 0, got {echo(budget_ms)}")
         if route.probes:
             probe = self._probe(route, now)
             if probe is not None:
@@ -244,11 +252,13 @@ class Router:
             if slot >= len(cumulative):
                 slot = len(cumulative) - 1
         decision_id = next(self._ids)
+        target = plan.targets[slot]
+        self._opened[target.name]()  # counted before it is stored: see core/inflight.py
         decision = _new_tuple(
             Decision,
             (
                 decision_id,
-                plan.targets[slot],
+                target,
                 plan.fallbacks[slot],
                 plan.reasons[slot] + suffix if suffix else plan.reasons[slot],
                 route.request_class,
@@ -298,16 +308,18 @@ class Router:
         code = OUTCOME_CODES.get(outcome)
         if code is None:
             raise InvalidObservation(
-                f"outcome must be one of {', '.join(OUTCOME_CODES)}, got {outcome!r}"
+                f"outcome must be one of {', '.join(OUTCOME_CODES)}, got {echo(outcome)}"
             )
         if type(latency_ms) not in _NUMBER or not 0.0 <= latency_ms < _INF:
-            raise InvalidObservation(f"latency_ms must be a finite number >= 0, got {latency_ms!r}")
+            raise InvalidObservation(
+                f"latency_ms must be a finite number >= 0, got {echo(latency_ms)}"
+            )
         if ttft_ms is not None and (
             type(ttft_ms) not in _NUMBER or not 0.0 <= ttft_ms <= latency_ms
         ):
             raise InvalidObservation(
-                f"ttft_ms must be a finite number in [0, latency_ms={latency_ms!r}], "
-                f"got {ttft_ms!r}"
+                f"ttft_ms must be a finite number in [0, latency_ms={echo(latency_ms)}], "
+                f"got {echo(ttft_ms)}"
             )
         if (
             type(input_tokens) is not int
@@ -315,15 +327,15 @@ class Router:
             or (input_tokens < 0 or output_tokens < 0)
         ):
             raise InvalidObservation(
-                f"token counts must be integers >= 0, got input_tokens={input_tokens!r}, "
-                f"output_tokens={output_tokens!r}"
+                f"token counts must be integers >= 0, got input_tokens={echo(input_tokens)}, "
+                f"output_tokens={echo(output_tokens)}"
             )
         if error_code is not None and not isinstance(error_code, str):
-            raise InvalidObservation(f"error_code must be a string, got {error_code!r}")
+            raise InvalidObservation(f"error_code must be a string, got {echo(error_code)}")
         now = self._clock()
         counts_as_probe = True
         if decision_id:
-            pending = self._outstanding.pop(decision_id, None)
+            pending = self._in_flight.settle(decision_id)
             counts_as_probe = pending is not None and pending.reason == "probe"
         changed = None
         with state.lock:
@@ -354,7 +366,7 @@ class Router:
 
     def release(self, decision: Decision) -> None:
         """Forget a decision that will never be recorded (the call was not made)."""
-        pending = self._outstanding.pop(decision.decision_id, None)
+        pending = self._in_flight.settle(decision.decision_id)
         if pending is not None and pending.reason == "probe":
             state = self._states[pending.target.name]
             with state.lock:
@@ -362,8 +374,25 @@ class Router:
 
     def pending(self, decision_id: int) -> Decision | None:
         """The decision with this id if it is still in flight (neither recorded, released
-        nor expired); lets a caller that kept only the id (the gRPC sidecar) record it."""
+        nor dropped); lets a caller that kept only the id (the gRPC sidecar) record it."""
         return self._outstanding.get(decision_id)
+
+    def dropped(self, decision_id: int) -> str | None:
+        """Why a decision that is no longer :meth:`pending` was dropped unreported, in words
+        ("older than decision_ttl_s=300 s", or "one of the oldest while more than
+        max_outstanding=10000 were in flight"); ``None`` when it was recorded or released
+        instead, never issued, or dropped too long ago to tell (the latest 10,000 drops are
+        remembered)."""
+        why = self._in_flight.dropped(decision_id)
+        settings = self.config.window
+        if why == DECISION_TTL:
+            return f"dropped unreported: older than decision_ttl_s={settings.decision_ttl_s:g} s"
+        if why == MAX_OUTSTANDING:
+            return (
+                "dropped unreported: one of the oldest while more than "
+                f"max_outstanding={settings.max_outstanding} decisions were in flight"
+            )
+        return None
 
     def call(
         self,
@@ -643,13 +672,10 @@ class Router:
                     logger.exception("event listener %r failed", listener)
 
     def _build(self, now: int) -> tuple[Snapshot, list[RouterEvent]]:
-        if now - self._last_sweep_ns >= _SWEEP_EVERY_NS or (
-            len(self._outstanding) > self.config.window.max_outstanding
-        ):
-            self._sweep(now)
-        in_flight = dict.fromkeys(self._names, 0)
-        for pending in self._outstanding.copy().values():
-            in_flight[pending.target.name] += 1
+        if now - self._last_sweep_ns >= _SWEEP_EVERY_NS or self._in_flight.over_limit():
+            self._last_sweep_ns = now
+            self._in_flight.sweep(now)
+        in_flight = self._in_flight.counts()
         events: list[RouterEvent] = []
         views = {
             name: self._view(state, now, in_flight[name], events)
@@ -786,18 +812,6 @@ class Router:
             output_tokens_per_call=output_tokens / ok if ok else math.nan,
         )
 
-    def _sweep(self, now: int) -> None:
-        """Drop decisions never recorded: older than the TTL, or the oldest beyond the cap."""
-        self._last_sweep_ns = now
-        settings = self.config.window
-        ttl_ns = settings.decision_ttl_s * NS_PER_S
-        entries = self._outstanding.copy()
-        excess = len(entries) - settings.max_outstanding
-        for index, (decision_id, pending) in enumerate(entries.items()):
-            if index >= excess and now - pending.created_ns < ttl_ns:
-                break
-            self._outstanding.pop(decision_id, None)
-
     # -- the slow paths of choose() -----------------------------------------------------
 
     def _probe(self, route: Route, now: int) -> Decision | None:
@@ -817,7 +831,7 @@ class Router:
                     route.policy,
                     now,
                 )
-                self._outstanding[decision.decision_id] = decision
+                self._in_flight.open(decision)
                 if self._observer is not None:
                     self._observer.on_decision(decision)
                 return decision
