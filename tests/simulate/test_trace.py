@@ -557,3 +557,27 @@ def test_random_garbage_lines_in_an_invocation_log_never_crash(
     tmp_path: Path, garbage: list[str]
 ) -> None:
     _garbage_case(tmp_path, GOOD_LOG, garbage, "g.jsonl")
+
+
+# --- the docs say what the code does ----------------------------------------------------
+
+
+def replaying_section() -> str:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "simulate.md"
+    text = docs.read_text(encoding="utf-8")
+    start = text.index("## Replaying traffic")
+    return " ".join(text[start : text.index("\n## ", start + 1)].split())
+
+
+def test_the_docs_list_every_accepted_header_name_and_the_limits() -> None:
+    section = replaying_section()
+    for field, aliases in CSV_HEADERS.items():
+        for alias in aliases:  # names are matched ignoring case
+            assert f"`{alias}`" in section.lower(), (field, alias)
+    assert f"at most {trace_module.SIMPLE_MAX_OUTPUT} output tokens `simple`" in section
+    assert f"more than {trace_module.MAX_MESSAGES:,} rows" in section
+    assert f"longer than {trace_module.MAX_LINE_BYTES // 2**20} MiB" in section
+    assert "from 0 to 10,000,000" in section and trace_module.MAX_TOKENS == 10_000_000
+    assert trace_module.__doc__ is not None
+    assert "model-invocation-logging.html" in section
+    assert "model-invocation-logging.html" in trace_module.__doc__

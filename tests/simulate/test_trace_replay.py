@@ -279,3 +279,18 @@ def test_simulate_a_bad_trace_names_the_file_line_and_field(tmp_path: Path) -> N
         2,
         f"{path}:3: [input_tokens] expected a whole number >= 0, got 'ten'",
     )
+
+
+def test_the_docs_show_the_report_line_and_the_error_as_the_command_prints_them(
+    tmp_path: Path,
+) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "simulate.md"
+    text = " ".join(docs.read_text(encoding="utf-8").split())
+    code, out = run(["--trace", "example.csv", *FAST])
+    assert code == 0, out
+    assert f"`{out.splitlines()[0]}`" in text
+    path = tmp_path / "my-day.csv"
+    path.write_text("timestamp,input_tokens,output_tokens\n1736938800,10,20\n1736938801,ten,2\n")
+    code, out = run(["--trace", str(path), *FAST])
+    assert code == 2
+    assert out.replace(str(tmp_path) + "/", "") in text
