@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mangaroute.core.errors import ConfigError
 from mangaroute.simulate import trace as trace_module
+from mangaroute.simulate import trace_formats
 from mangaroute.simulate.trace import (
     CSV_HEADERS,
     Trace,
@@ -401,7 +402,7 @@ def test_too_long_a_line_binary_junk_and_too_many_rows_are_errors_not_crashes(
     path.write_bytes(f"{HEADER}\n".encode() + b"\xff\xfe\x00garbage\n")
     error = error_of(str(path))
     assert error.line == 2 and "is not UTF-8 text" in str(error)
-    monkeypatch.setattr(trace_module, "MAX_MESSAGES", 3)
+    monkeypatch.setattr(trace_formats, "MAX_MESSAGES", 3)
     error = error_of(write(tmp_path, HEADER + "\n" + f"{T0},1,2,simple\n" * 4))
     assert error.line == 5 and "more than 3 rows" in str(error)
 
