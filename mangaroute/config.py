@@ -673,13 +673,8 @@ def _picker(
                 raise weights_table.error(target, "is not a known target")
             weights[target] = weights_table.number(target, limit="weighted.weight")
         weights_table.finish()
-        if not any(weights.values()):
-            raise weights_table.error(
-                "",
-                f"gives no target a weight > 0 (got {weights}): a weighted split needs at least "
-                "one target to send calls to",
-            )
-        part = Weighted(weights=weights, sticky=params.flag("sticky", False))
+        sticky = params.flag("sticky", False)
+        part = params.build("", lambda: Weighted(weights=weights, sticky=sticky))
     elif name == "primary":
         if switcher is None:
             raise policy.error("picker", "'primary' needs a [switcher] table naming the primary")

@@ -420,7 +420,10 @@ def test_a_weighted_split_with_only_zero_weights_is_rejected() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(to_toml(doc), source="r.toml")
     assert str(info.value).startswith(
-        "r.toml: [policies.p.weighted.weights] gives no target a weight > 0"
+        "r.toml: [policies.p.weighted.weights] must give at least one target a weight > 0, "
+        "got {'a': 0.0, 'b': 0.0} (a split with nothing to split would send every call to the "
+        "top-ranked target)"
     )
-    with pytest.raises(ValueError, match="weights are all zero"):
-        Weighted({"a": 0.0, "b": 0.0})
+    for nothing in ({"a": 0.0, "b": 0.0}, {}):
+        with pytest.raises(ValueError, match=r"^weights must give at least one target"):
+            Weighted(nothing)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mangaroute.core.limits import RangeError, violation
 from mangaroute.core.policy.base import plan_in_order
@@ -27,7 +27,7 @@ class Weighted:
     without a weight are fallbacks only. With ``sticky`` a session always lands on the same
     target while the set of candidates is unchanged (the session id is hashed)."""
 
-    weights: Mapping[str, float] = field(default_factory=dict)
+    weights: Mapping[str, float]
     sticky: bool = False
     name: str = "weighted"
 
@@ -36,11 +36,11 @@ class Weighted:
             reason = violation("weighted.weight", weight)
             if reason is not None:
                 raise RangeError(f"weights.{target}", reason)
-        if self.weights and not any(self.weights.values()):
-            raise ValueError(
-                "weights are all zero: give at least one target a weight > 0 (a weighted "
-                "split with nothing to split would silently send every call to the top-ranked "
-                "target)"
+        if not any(self.weights.values()):
+            raise RangeError(
+                "weights",
+                f"must give at least one target a weight > 0, got {dict(self.weights)} (a split "
+                "with nothing to split would send every call to the top-ranked target)",
             )
 
     def plan(self, ranked: Sequence[TargetView], primary: str | None) -> PickPlan:
