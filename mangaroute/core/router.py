@@ -35,6 +35,7 @@ from mangaroute.core.errors import (
 from mangaroute.core.fleet import FleetSpend, FleetView, LocalBreaker, LocalSample
 from mangaroute.core.histogram import LogScale
 from mangaroute.core.inflight import DECISION_TTL, MAX_OUTSTANDING, InFlight
+from mangaroute.core.limits import LIMITS
 from mangaroute.core.observer import Observer
 from mangaroute.core.outcome import (
     CLIENT_FAULT_CODES,
@@ -71,6 +72,7 @@ _QUANTILES = (0.5, 0.9, 0.99)
 _NAN3 = (math.nan, math.nan, math.nan)
 _SWEEP_EVERY_NS = NS_PER_S
 _HASH_SCALE = 1.0 / 2**32
+_EJECT_COOLDOWN = LIMITS["invoke.eject_cooldown_s"]
 _new_tuple = tuple.__new__  # builds a Decision without NamedTuple's Python-level __new__
 
 EventListener = Callable[[RouterEvent], None]
@@ -428,8 +430,24 @@ class Router:
     # -- health control -----------------------------------------------------------------
 
     def eject(self, target: str, reason: str, cooldown_s: float | None = None) -> None:
-        """Open a target's breaker now (for example after ``AccessDeniedException``)."""
-        state = self._states.get(target)
+        """Open a target's breaker now (for example after ``AccessDeniedException``).
+
+        ``cooldown_s``: how long it stays open, from 0.001 s to 604,800 s (a week, the
+        range of ``InvokeSettings.eject_cooldown_s``); ``None`` takes the breaker's own
+        doubling cool-down. Bad arguments raise :class:`InvalidRequest` or
+        :class:`UnknownTarget` and change nothing."""
+        if cooldown_s is not None:
+            problem = _EJECT_COOLDOWN.violation(cooldown_s)
+            if problem is not None:
+                if type(cooldown_s) not in _NUMBER:  # the range's message quotes it whole
+                    problem = (
+                        f"expected a number, got {echo(cooldown_s)}: "
+                        f"must be {_EJECT_COOLDOWN.describe()}"
+                    )
+                raise InvalidRequest(f"cooldown_s {problem}")
+        if not isinstance(reason, str):
+            raise InvalidRequest(f"reason must be a string, got {echo(reason)}")
+        state = self._states.get(target) if isinstance(target, str) else None
         if state is None:
             raise UnknownTarget(target, self._names)
         now = self._clock()

@@ -365,3 +365,37 @@ def test_a_target_down_for_days_is_probed_every_max_cooldown_without_errors(
     assert router.choose("chat").target.name == "slow"  # still open: the full 80 s
     clock.advance(seconds=0.1)
     assert router.choose("chat").reason == "probe"
+
+
+@pytest.mark.parametrize(
+    ("cooldown_s", "problem"),
+    [
+        (math.nan, "expected a finite number, got nan"),
+        (math.inf, "expected a finite number, got inf"),
+        (-5.0, "expected a number >= 0.001, got -5.0"),
+        (0, "expected a number >= 0.001, got 0"),
+        (604_800.5, "expected a number <= 604,800, got 604800.5"),
+        (1e300, "expected a number <= 604,800, got 1e+300"),
+        ("60", "expected a number, got '60'"),
+        (True, "expected a number, got True"),
+    ],
+)
+def test_eject_rejects_a_cooldown_outside_its_range(
+    router: Router, cooldown_s: Any, problem: str
+) -> None:
+    before = router.snapshot().to_dict()
+    with pytest.raises(InvalidRequest) as raised:
+        router.eject("steady", "access_denied", cooldown_s=cooldown_s)
+    assert str(raised.value) == (f"cooldown_s {problem}: must be between 0.001 and 604,800 seconds")
+    assert router.snapshot().to_dict() == before
+
+
+def test_eject_accepts_the_ends_of_its_range(router: Router, clock: FakeClock) -> None:
+    router.eject("steady", "access_denied", cooldown_s=604_800)
+    router.eject("fast", "access_denied", cooldown_s=0.001)
+    clock.advance(seconds=604_799)
+    views = router.snapshot()
+    assert views.target("steady").breaker is BreakerState.OPEN
+    assert views.target("fast").breaker is BreakerState.HALF_OPEN
+    with pytest.raises(InvalidRequest, match="reason must be a string, got 42"):
+        router.eject("fast", 42, cooldown_s=1.0)  # type: ignore[arg-type]
