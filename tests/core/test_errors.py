@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from mangaroute import (
     UnknownTarget,
 )
 from mangaroute.core.errors import ECHO_CHARS, echo
+from mangaroute.core.inflight import DROPS_REMEMBERED
+from mangaroute.core.limits import LIMITS
 
 HUGE = "x" * 20_000
 
@@ -67,3 +70,16 @@ def test_router_errors_quote_at_most_64_characters_of_a_value(
     assert "x" * 62 in message and "x" * 65 not in message
     assert "... (20000 characters)" in message or "... (20004 characters)" in message
     assert len(message) < 400
+
+
+def test_the_readme_states_the_bounds_the_code_uses() -> None:
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert ECHO_CHARS == 64
+    assert "A message quotes at most 64 characters of a bad value" in readme
+    assert DROPS_REMEMBERED == 10_000
+    assert "(the latest 10,000 drops are remembered)" in readme
+    assert "for 0.001 s to a week (604,800 s)" in readme
+    assert (LIMITS["invoke.eject_cooldown_s"].low, LIMITS["invoke.eject_cooldown_s"].high) == (
+        0.001,
+        604_800,
+    )
