@@ -29,9 +29,12 @@ FIT_PERCENTILES = ("p50", "p90", "p99")
 """Which predicted percentile a fallback's latency must fit in the remaining budget."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Launch:
-    """Start attempt ``index`` on ``target``, answering by ``deadline_ns`` (or whenever)."""
+    """Start attempt ``index`` on ``target``, answering by ``deadline_ns`` (or whenever).
+
+    Read-only by convention: not ``frozen``, because a frozen dataclass costs several
+    times as much to build and the simulator builds one per attempt, millions a day."""
 
     index: int
     target: Target
@@ -39,6 +42,11 @@ class Launch:
     started_ns: int
     """When the plan launched it; the attempt itself may start later (a busy executor)."""
     deadline_ns: int | None
+
+
+_Ended = tuple[str, str | None, int, int, float | None]
+"""How an attempt ended, kept raw until a result is asked for: (outcome, error code, start
+ns, end ns, ttft ms)."""
 
 
 class FailoverPlan:
@@ -51,13 +59,36 @@ class FailoverPlan:
       ``FailoverExhausted`` (caused by the failed attempt's exception);
     * :meth:`hedge` - at ``hedge_at_ns``, the first fitting fallback if the hedge budget
       allows one;
-    * :meth:`succeeded` - the routing result, marking attempts still running as losers.
+    * :meth:`succeeded` - the routing result, marking attempts still running as losers
+      (:meth:`answered` does the same without building the result).
 
     Fallbacks are tried in the decision's order, those whose breaker opened since the
     decision last; a fallback fits when its predicted latency (``fit`` percentile of the
     snapshot; time to first token for streams, once observed) is within the budget left.
     Not thread-safe: one plan belongs to one call and its driver.
+
+    Most calls are one attempt that answers, so that path allocates little: the fallback
+    queue is copied from the decision only when a fallback is looked for, and how attempts
+    ended is kept as raw tuples (beside the launches, ``None`` while running) until
+    :meth:`result` builds the :class:`Attempt` records.
     """
+
+    __slots__ = (
+        "_budget_ms",
+        "_deadline",
+        "_ended",
+        "_fit",
+        "_hedge_budget",
+        "_launches",
+        "_live",
+        "_model_errors",
+        "_queue",
+        "_snapshot",
+        "_start_ns",
+        "_streaming",
+        "decision",
+        "hedge_at_ns",
+    )
 
     def __init__(
         self,
@@ -76,14 +107,14 @@ class FailoverPlan:
         self.decision = decision
         self._start_ns = now_ns
         self._deadline = deadline
-        self._budget_ms = None if deadline is None else deadline.remaining_ms(now_ns)
+        self._budget_ms = None if deadline is None else (deadline.at_ns - now_ns) / NS_PER_MS
         self._snapshot = snapshot
         self._fit = fit
         self._streaming = streaming
-        self._queue = list(decision.fallbacks)
+        self._queue: list[Target] | None = None
         self._launches: list[Launch] = []
-        self._attempts: dict[int, Attempt] = {}
-        self._running: set[int] = set()
+        self._ended: list[_Ended | None] = []
+        self._live = 0
         self._model_errors = 0
         self._hedge_budget = hedge_budget
         self.hedge_at_ns: int | None = None
@@ -93,7 +124,7 @@ class FailoverPlan:
     # -- the driver's calls ---------------------------------------------------------------
 
     def start(self) -> Launch:
-        if self._deadline is not None and self._deadline.remaining_ms(self._start_ns) <= 0:
+        if self._budget_ms is not None and self._budget_ms <= 0:
             raise DeadlineExceeded(
                 "the deadline had passed before the first attempt", self.result()
             )
@@ -123,7 +154,7 @@ class FailoverPlan:
                 self.abandon_running(now_ns)
                 why = "a second model error (a model error fails over once)"
                 raise FailoverExhausted(why, self.result(now_ns=now_ns)) from error
-        if self._running:
+        if self._live:
             return None
         try:
             return self._next(now_ns)
@@ -133,12 +164,12 @@ class FailoverPlan:
     def hedge(self, now_ns: int) -> Launch | None:
         """Called at ``hedge_at_ns``: start the first fitting fallback beside the primary."""
         self.hedge_at_ns = None
-        if not self._running or self._hedge_budget is None:
+        if not self._live or self._hedge_budget is None:
             return None
         target = self._fitting_fallback(now_ns)
         if target is None or not self._hedge_budget.try_spend():
             return None
-        self._queue.remove(target)
+        self._take(target)
         return self._launch(target, AttemptKind.HEDGE, now_ns)
 
     def succeeded(
@@ -152,21 +183,42 @@ class FailoverPlan:
     ) -> RoutingResult:
         """The call's answer came from ``launch``; attempts still running become ``losers``
         (``"cancelled"`` or ``"abandoned"``)."""
-        self._finish(launch, "ok", None, now_ns, ttft_ms, started_ns)
-        for index in sorted(self._running):
-            self._finish(self._launches[index], losers, None, now_ns, None)
+        self.answered(launch, now_ns, ttft_ms, losers=losers, started_ns=started_ns)
         return self.result(launch.target.name, now_ns)
+
+    def answered(
+        self,
+        launch: Launch,
+        now_ns: int,
+        ttft_ms: float | None = None,
+        *,
+        losers: str,
+        started_ns: int | None = None,
+    ) -> None:
+        """:meth:`succeeded` without building the result (a driver that only needs the
+        winner - the simulator - skips that cost)."""
+        self._finish(launch, "ok", None, now_ns, ttft_ms, started_ns)
+        if self._live:
+            for loser in self.running:
+                self._finish(loser, losers, None, now_ns, None)
 
     def abandon_running(self, now_ns: int, outcome: str = "abandoned") -> tuple[Launch, ...]:
         """Mark every running attempt as ``outcome`` (the call is ending without them)."""
-        running = tuple(self._launches[i] for i in sorted(self._running))
+        running = self.running
         for launch in running:
             self._finish(launch, outcome, None, now_ns, None)
         return running
 
     @property
     def running(self) -> tuple[Launch, ...]:
-        return tuple(self._launches[i] for i in sorted(self._running))
+        """Attempts launched and not yet ended, in launch order."""
+        ended = self._ended
+        return tuple(launch for launch in self._launches if ended[launch.index] is None)
+
+    @property
+    def launches(self) -> int:
+        """Attempts launched so far."""
+        return len(self._launches)
 
     def result(self, target: str | None = None, now_ns: int | None = None) -> RoutingResult:
         end_ns = now_ns if now_ns is not None else self._last_ns()
@@ -175,7 +227,11 @@ class FailoverPlan:
             decision_id=decision.decision_id,
             request_class=decision.request_class,
             reason=decision.reason,
-            attempts=tuple(self._attempts[i] for i in sorted(self._attempts)),
+            attempts=tuple(
+                self._attempt(launch, ended)
+                for launch, ended in zip(self._launches, self._ended, strict=True)
+                if ended is not None
+            ),
             target=target,
             latency_ms=(end_ns - self._start_ns) / NS_PER_MS,
             budget_ms=self._budget_ms,
@@ -184,10 +240,14 @@ class FailoverPlan:
     # -- internals ------------------------------------------------------------------------
 
     def _launch(self, target: Target, kind: AttemptKind, now_ns: int) -> Launch:
-        deadline_ns = None if self._deadline is None else self._deadline.at_ns
-        launch = Launch(len(self._launches), target, kind, now_ns, deadline_ns)
-        self._launches.append(launch)
-        self._running.add(launch.index)
+        deadline = self._deadline
+        launches = self._launches
+        launch = Launch(
+            len(launches), target, kind, now_ns, None if deadline is None else deadline.at_ns
+        )
+        launches.append(launch)
+        self._ended.append(None)
+        self._live += 1
         return launch
 
     def _finish(
@@ -199,10 +259,17 @@ class FailoverPlan:
         ttft_ms: float | None,
         started_ns: int | None = None,
     ) -> None:
-        self._running.discard(launch.index)
-        target = launch.target
+        ended = self._ended
+        index = launch.index
+        if ended[index] is None:
+            self._live -= 1
         start = launch.started_ns if started_ns is None else started_ns
-        self._attempts[launch.index] = Attempt(
+        ended[index] = (outcome, code, start, now_ns, ttft_ms)
+
+    def _attempt(self, launch: Launch, ended: _Ended) -> Attempt:
+        outcome, code, start, end, ttft_ms = ended
+        target = launch.target
+        return Attempt(
             target=target.name,
             model_id=target.model_id,
             pattern=target.pattern.value,
@@ -210,16 +277,13 @@ class FailoverPlan:
             outcome=outcome,
             error_code=code,
             started_ms=(start - self._start_ns) / NS_PER_MS,
-            latency_ms=max(0.0, (now_ns - start) / NS_PER_MS),
+            latency_ms=max(0.0, (end - start) / NS_PER_MS),
             ttft_ms=ttft_ms,
         )
 
     def _last_ns(self) -> int:
-        if not self._attempts:
-            return self._start_ns
-        return self._start_ns + max(
-            round((a.started_ms + a.latency_ms) * NS_PER_MS) for a in self._attempts.values()
-        )
+        ends = [max(e[2], e[3]) for e in self._ended if e is not None]
+        return max(ends) if ends else self._start_ns
 
     def _predicted_ms(self, snapshot: Snapshot, target: Target) -> tuple[float, bool]:
         """(predicted latency, breaker open) of a fallback, from a fresh snapshot."""
@@ -233,13 +297,23 @@ class FailoverPlan:
             predicted = getattr(view, f"{self._fit}_ms")
         return predicted, view.breaker is BreakerState.OPEN
 
+    def _fallbacks(self) -> list[Target]:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = list(self.decision.fallbacks)
+        return queue
+
+    def _take(self, target: Target) -> None:
+        self._fallbacks().remove(target)
+
     def _fitting_fallback(self, now_ns: int) -> Target | None:
         remaining = math.inf if self._deadline is None else self._deadline.remaining_ms(now_ns)
-        if remaining <= 0 or not self._queue:
+        queue = self._fallbacks()
+        if remaining <= 0 or not queue:
             return None
         snapshot = self._snapshot()
         fitting: list[tuple[bool, int, Target]] = []
-        for order, target in enumerate(self._queue):
+        for order, target in enumerate(queue):
             predicted, is_open = self._predicted_ms(snapshot, target)
             if predicted <= remaining:
                 fitting.append((is_open, order, target))
@@ -249,17 +323,18 @@ class FailoverPlan:
         target = self._fitting_fallback(now_ns)
         if target is None:
             raise self._stop(now_ns)
-        self._queue.remove(target)
+        self._take(target)
         return self._launch(target, AttemptKind.FAILOVER, now_ns)
 
     def _stop(self, now_ns: int) -> FailoverExhausted:
-        if not self._queue:
+        queue = self._fallbacks()
+        if not queue:
             return FailoverExhausted("no fallback left", self.result(now_ns=now_ns))
         assert self._deadline is not None  # without a deadline every fallback fits
         remaining = self._deadline.remaining_ms(now_ns)
         if remaining <= 0:
             why = f"the {self._budget_ms:.0f} ms budget ran out"
         else:
-            names = ", ".join(t.name for t in self._queue)
+            names = ", ".join(t.name for t in queue)
             why = f"{remaining:.0f} ms left fits no fallback's predicted {self._fit} ({names})"
         return DeadlineExceeded(why, self.result(now_ns=now_ns))

@@ -50,6 +50,7 @@ __all__ = [
     "Failure",
     "Verdict",
     "classify_failure",
+    "failure_of_code",
 ]
 
 
@@ -134,23 +135,34 @@ def _endpoint_missing(exc: BaseException) -> bool:
     return isinstance(message, str) and _ENDPOINT_NOT_FOUND.search(message) is not None
 
 
-def _client_error(exc: boto_errors.ClientError) -> Failure:
-    code = _code(exc)
+def failure_of_code(code: str, *, status: int = 0, endpoint_missing: bool = False) -> Failure:
+    """The :class:`Failure` for an error code (PascalCase) as a target returned it: the table
+    above, in one place. ``status`` is the HTTP status (0 if unknown: only a 5xx status
+    makes an unlisted code fail over); ``endpoint_missing`` marks SageMaker's
+    ``ValidationError`` "Endpoint ... not found". :func:`classify_failure` reads exceptions
+    through it, and the simulator classifies its simulated error codes with it - so a
+    simulated failure follows exactly the rule a real one does."""
     if code in THROTTLE_CODES:
         return Failure(Verdict.FAILOVER, Outcome.THROTTLED, code)
     if code in TIMEOUT_CODES:
         return Failure(Verdict.FAILOVER, Outcome.TIMEOUT, code)
     if code in UNAVAILABLE_CODES:
         return Failure(Verdict.FAILOVER, Outcome.ERROR, code)
-    if code in EJECT_CODES or (code == "ValidationError" and _endpoint_missing(exc)):
+    if code in EJECT_CODES or (code == "ValidationError" and endpoint_missing):
         return Failure(Verdict.EJECT, Outcome.ERROR, code)
     if code in CALLER_FAULT_CODES:
         return Failure(Verdict.RAISE, Outcome.ERROR, code)
     if code in MODEL_ERROR_CODES:
         return Failure(Verdict.MODEL_ERROR, Outcome.ERROR, code)
-    if _status(exc) >= 500:
+    if status >= 500:
         return Failure(Verdict.FAILOVER, Outcome.ERROR, code)
     return Failure(Verdict.RAISE, Outcome.ERROR, code)
+
+
+def _client_error(exc: boto_errors.ClientError) -> Failure:
+    code = _code(exc)
+    missing = code == "ValidationError" and _endpoint_missing(exc)
+    return failure_of_code(code, status=_status(exc), endpoint_missing=missing)
 
 
 def classify_failure(exc: BaseException) -> Failure:

@@ -1,21 +1,23 @@
-"""Replay a traffic day through the real router in virtual time - and through an oracle.
+"""Replay a traffic day through the real router and its real failover plan in virtual time.
 
-Event-driven: messages arrive in time order; each is routed by ``Router.choose`` at its
-arrival (the router's clock - a :class:`VirtualClock` - set to that instant), and its
-attempts run against the simulated fleet. An attempt's end is an event on a heap; at that
-instant the clock moves there and the outcome goes to ``Router.record`` - exactly the calls an
-orchestrator makes in production. Nothing sleeps; snapshot rebuilds happen when virtual time
-says so.
+Event-driven: messages arrive in time order; at each arrival the router's clock (a
+:class:`VirtualClock`) is set to that instant and the simulated orchestrator
+(:mod:`mangaroute.simulate.driver`) runs the message as a routed call: ``Router.choose``,
+then ``mangaroute.invoke``'s :class:`~mangaroute.invoke.plan.FailoverPlan` - its failover
+rules, deadline, per-attempt read timeouts and hedging - against the simulated fleet. An
+attempt's end (and a hedge's due time) is an event on a heap; at that instant the clock
+moves there, the outcome goes to ``Router.record`` and the plan decides what comes next -
+exactly the calls an orchestrator makes in production. Nothing sleeps; snapshot rebuilds
+happen when virtual time says so.
 
 The simulated orchestrator follows the seed's latency budget (section 1.1): the stages around
 inference take ``pre_ms`` (WebSocket receive 50 + auth and session 100 + RAG retrieval 200)
 and ``post_ms`` (post-processing 100 + WebSocket send 50), which leaves 2,500 ms of the 3 s
 for inference; the seed allots 1,500 ms of it (``inference_ms``, the SLO the policies aim
-for and a column of the report) and keeps the rest as slack for fallbacks. The router is asked
-for a target with the time actually left (``budget_ms`` = 2,500 ms); the orchestrator then
-walks ``decision.attempts`` - a failed attempt costs the time it took - until an answer
-arrives or the deadline leaves no time for inference (an attempt still running then is
-abandoned as a timeout, and the user sees a failure).
+for and a column of the report) and keeps the rest as slack for fallbacks. Each call gets a
+:class:`~mangaroute.invoke.deadline.Deadline` 2,500 ms after its arrival (``cutoff_ms``);
+when it passes, the call fails (the user sees a failure) and any attempt still running ends
+as a read timeout.
 
 The oracle sees the same day with hindsight: for each message it knows what every allowed
 target would do (latency, throttling, faults) and sends it, once, to the cheapest target whose
@@ -38,13 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mangaroute.core.fleet import SharedSettings
-from mangaroute.core.outcome import OK, TIMEOUT, Outcome
+from mangaroute.core.outcome import OK, Outcome
 from mangaroute.core.policy.budget import BudgetGuard, pace_fraction
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
+from mangaroute.invoke.client import InvokeSettings
 from mangaroute.shared.link import FleetLink
 from mangaroute.shared.memory import MemoryStore
+from mangaroute.simulate.driver import Orchestrator, output_estimates
 from mangaroute.simulate.fleet import NS_PER_MS, NS_PER_S, TICK_NS, Fleet, SimTarget, Usage
 from mangaroute.simulate.traffic import Traffic
 
@@ -284,9 +288,14 @@ def run_router(
     day_start_unix: float,
     replicas: int = 1,
     shared: SharedSettings | None = None,
+    invoke: InvokeSettings | None = None,
+    estimates: dict[str, int] | None = None,
 ) -> RunResult:
     """Replay ``traffic`` through ``replicas`` routers built on ``config`` (see the module
-    docstring), with ``shared`` state between them when given."""
+    docstring), with ``shared`` state between them when given. ``invoke`` are the routed
+    calls' settings (fit percentile, hedging, ejection cool-down) as ``RoutedClient`` takes
+    them; ``estimates`` the output tokens the router is told to expect per class (default
+    :data:`~mangaroute.simulate.driver.DEFAULT_OUTPUT_ESTIMATE`)."""
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
     started = time.perf_counter(), time.process_time()
@@ -316,59 +325,61 @@ def run_router(
             FleetLink(router, store, dataclasses.replace(shared, replica_id=f"r{r}"))
             for r, router in enumerate(routers)
         ]
-    by_name = fleet.by_name
     times = traffic.time_ns
     klass = traffic.klass
-    tin_all = traffic.input_tokens
-    tout_all = traffic.output_tokens
-    draws = traffic.draw
-    sessions = traffic.session
-    session_ids = [f"s{k}" for k in range(max(sessions, default=0) + 1)]
-    owner = _owners(sessions, replicas, seed)
-    class_names = traffic.classes
-    chooses = [router.choose for router in routers]
-    records = [router.record for router in routers]
-    reasons = result.reasons
-    outcomes = result.outcomes
     hist = result.latency_hist
     failed_by_class = result.failed_by_class
     by_class = result.answers_by_class
     tl_messages = result.timeline_messages
     tl_failed = result.timeline_failed
-    tl_usd = result.timeline_usd
     tl_targets = result.timeline_targets
     tl_latency = result.timeline_latency
     n_targets = len(targets)
-    counts = [0] * (4 * n_targets)  # attempts per (target, outcome)
     end_ns = round(end_s * NS_PER_S)
     minutes = -(-(end_ns - start_ns) // MINUTE_NS)
-    offered = [[0] * (minutes + 1) if sim.tok_rate else [] for sim in fleet.targets]
     inference_ms = budget.inference_ms
     cutoff = budget.cutoff_ms
     around = budget.pre_ms + budget.post_ms
     bucket_ns = BUCKET_S * NS_PER_S
-    heap: list[tuple[Any, ...]] = []
-    push = heapq.heappush
+    stats = [0, 0, 0, 0, 0, 0]  # answered, within deadline, failed, -, -, within SLO
+
+    def answered(j: int, sim: SimTarget, inference: float) -> None:
+        total = inference + around
+        bucket = times[j] // bucket_ns
+        stats[0] += 1
+        if inference <= cutoff:
+            stats[1] += 1
+        if inference <= inference_ms:
+            stats[5] += 1
+        hist[int(total) if total < HIST_MAX_MS else HIST_MAX_MS] += 1
+        tl_targets[bucket * n_targets + sim.index] += 1
+        tl_latency[bucket * LATENCY_BINS + min(int(total / LATENCY_BIN_MS), 150)] += 1
+        by_class[klass[j] * n_targets + sim.index] += 1
+
+    def failed(j: int) -> None:
+        stats[2] += 1
+        failed_by_class[klass[j]] += 1
+        tl_failed[times[j] // bucket_ns] += 1
+
+    orchestrator = Orchestrator(
+        routers,
+        _owners(traffic.session, replicas, seed),
+        fleet,
+        traffic,
+        budget_ms=cutoff,
+        settings=invoke or InvokeSettings(),
+        estimates=output_estimates(traffic.classes, estimates),
+        answered=answered,
+        failed=failed,
+        usd=result.timeline_usd,
+        bucket_ns=bucket_ns,
+        start_ns=start_ns,
+        minutes=minutes,
+    )
+    heap = orchestrator.heap
+    settle = orchestrator.settle
+    arrive = orchestrator.arrive
     pop = heapq.heappop
-    ok_outcome, timeout_outcome = Outcome.OK, Outcome.TIMEOUT
-    by_code = OUTCOMES
-    answered = within = within_slo = failed = failovers = fallbacks = 0
-
-    def start(i: int, decision: Any, k: int, now: int, elapsed: float) -> None:
-        target = decision[1] if k == 0 else decision[2][k - 1]
-        sim: SimTarget = by_name[target.name]
-        tin = tin_all[i]
-        tout = tout_all[i]
-        if sim.tok_rate:
-            offered[sim.index][(now - start_ns) // MINUTE_NS] += tin + tout
-        code, latency, ttft, error = sim.attempt(now, draws[i], k, tin, tout, True)
-        remaining = cutoff - elapsed
-        if latency > remaining:
-            code = TIMEOUT
-            latency = remaining
-        end = now + int(latency * NS_PER_MS) + 1
-        push(heap, (end, i * 1024 + k, decision, elapsed, code, latency, ttft, sim, error))
-
     timers = _Timers(fleet, routers, links, clock, start_ns, end_ns, shared)
     advance = timers.advance
     next_timer = timers.next_due
@@ -377,95 +388,31 @@ def run_router(
     arrival = times[0] if n else end_ns + 1
     while i < n or heap:
         if heap and (i >= n or heap[0][0] <= arrival):
-            end, key, decision, elapsed, code, latency, ttft, sim, error = pop(heap)
-            if end >= next_timer:
-                next_timer = advance(end)
-            clock.now = end
-            j, k = divmod(key, 1024)  # message, attempt
-            subject = decision if k == 0 else sim.name
-            counts[sim.index * 4 + code] += 1
-            record = records[owner[j]]
-            if code == OK:
-                tin = tin_all[j]
-                tout = tout_all[j]
-                record(
-                    subject,
-                    ok_outcome,
-                    latency_ms=latency,
-                    ttft_ms=ttft,
-                    input_tokens=tin,
-                    output_tokens=tout,
-                )
-                cost = sim.bill(tin, tout)
-                if sim.concurrency:
-                    sim.finished()
-                inference = elapsed + latency
-                total = inference + around
-                bucket = times[j] // bucket_ns
-                answered += 1
-                if inference <= cutoff:
-                    within += 1
-                if inference <= inference_ms:
-                    within_slo += 1
-                hist[int(total) if total < HIST_MAX_MS else HIST_MAX_MS] += 1
-                tl_usd[bucket] += cost
-                tl_targets[bucket * n_targets + sim.index] += 1
-                tl_latency[bucket * LATENCY_BINS + min(int(total / LATENCY_BIN_MS), 150)] += 1
-                by_class[klass[j] * n_targets + sim.index] += 1
-                continue
-            if code == TIMEOUT:
-                tin = tin_all[j]
-                tout = tout_all[j]
-                record(
-                    subject,
-                    timeout_outcome,
-                    latency_ms=latency,
-                    input_tokens=tin,
-                    output_tokens=tout,
-                )
-                tl_usd[times[j] // bucket_ns] += sim.bill(tin, tout)
-                if sim.concurrency:
-                    sim.finished()
-            else:
-                record(subject, by_code[code], latency_ms=latency, error_code=error)
-                spent = elapsed + latency
-                if k < len(decision[2]) and spent < cutoff:
-                    if k == 0:
-                        failovers += 1
-                    fallbacks += 1
-                    start(j, decision, k + 1, end, spent)
-                    continue
-            failed += 1
-            failed_by_class[klass[j]] += 1
-            tl_failed[times[j] // bucket_ns] += 1
+            event = pop(heap)
+            at = event[0]
+            if at >= next_timer:
+                next_timer = advance(at)
+            clock.now = at
+            settle(event)
             continue
-        t = arrival
-        if t >= next_timer:
-            next_timer = advance(t)
-        clock.now = t
-        tl_messages[t // bucket_ns] += 1
-        decision = chooses[owner[i]](
-            class_names[klass[i]],
-            session_id=session_ids[sessions[i]],
-            budget_ms=cutoff,
-            input_tokens=tin_all[i],
-            output_tokens=tout_all[i],
-        )
-        reasons[decision[3]] += 1
-        start(i, decision, 0, t, 0.0)
+        if arrival >= next_timer:
+            next_timer = advance(arrival)
+        clock.now = arrival
+        tl_messages[arrival // bucket_ns] += 1
+        arrive(i, arrival)
         i += 1
         arrival = times[i] if i < n else end_ns + 1
     advance(end_ns)
+    counts = orchestrator.counts
     for sim in fleet.targets:
         usage = sim.usage
-        base = sim.index * 4
-        usage.ok, usage.throttled, usage.errors, usage.timeouts = counts[base : base + 4]
-        usage.attempts = sum(counts[base : base + 4])
+        usage.ok, usage.throttled, usage.errors, usage.timeouts = orchestrator.usage_counts(sim)
+        usage.attempts = sum(orchestrator.usage_counts(sim))
         if sim.tok_rate:
-            result.offered_tokens[sim.name] = offered[sim.index]
+            result.offered_tokens[sim.name] = orchestrator.offered[sim.index]
             result.capacity_tpm[sim.name] = sim.target.capacity.tokens_per_minute or 0.0
     for code in range(4):
-        outcomes[code] = sum(counts[code::4])
+        result.outcomes[code] = sum(counts[code::4])
     guard = budget_guard(config)
     if guard is not None:
         result.budget_daily_usd = guard.daily_usd
@@ -474,7 +421,7 @@ def run_router(
         )
     if replicas > 1 or shared is not None:
         per_replica = [0] * replicas
-        for r in owner:
+        for r in orchestrator.owner:
             per_replica[r] += 1
         result.replica_stats = ReplicaStats(
             replicas=replicas,
@@ -488,7 +435,7 @@ def run_router(
             switch_events=len(switch_events),
             distinct_switches=distinct_switches(switch_events),
         )
-    stats = [answered, within, failed, failovers, fallbacks, within_slo]
+    stats[3], stats[4] = orchestrator.failovers, orchestrator.fallback_attempts
     _finish(result, fleet, n, stats, started)
     return result
 

@@ -1,0 +1,318 @@
+"""The simulated orchestrator: ``mangaroute.invoke``'s failover plan, driven in virtual time.
+
+Production runs a routed call as a :class:`~mangaroute.invoke.plan.FailoverPlan` (which
+target each attempt goes to, the failover rules, the deadline, hedging) and a driver that
+runs the attempts with boto3 (:mod:`mangaroute.invoke.drivers`). Here the same plan is driven
+by events on the simulation's heap instead of threads and sockets:
+
+* a message arrives: ``Router.choose`` with the budget left and what production knows of the
+  answer's length (``max_tokens`` where the traffic has it, else the class's estimate - never
+  the realised length), then ``FailoverPlan(...).start()``;
+* an attempt starts: the simulated target (:meth:`SimTarget.attempt`) says how it would end;
+  its end is an event. An attempt whose answer (or error) would come after the call's
+  deadline ends *at* the deadline as a read timeout (production's socket read timeout is
+  the time left, ``Launch.deadline_ns``), classified like botocore's ``ReadTimeoutError``;
+* an attempt ends: its outcome goes to ``Router.record`` as ``AttemptRunner`` records it (the
+  decision for the primary, the target's name for fallbacks and hedges; a failure the rules
+  mark unrecorded is released), an ejecting error ejects the target, and the plan decides
+  what the call does next (:meth:`FailoverPlan.failed`, :meth:`FailoverPlan.answered`);
+  a simulated error code is classified by the same rules table as a real one
+  (:func:`~mangaroute.invoke.rules.failure_of_code`);
+* ``hedge_at_ns`` arrives while the primary runs: :meth:`FailoverPlan.hedge` may start a
+  fallback beside it; the first answer wins, the loser is abandoned - it keeps running, is
+  recorded and billed when it lands, as a blocking boto3 call is.
+
+Every attempt the target admitted is told to the target when it ends
+(:meth:`SimTarget.finished`) and billed (the model generated the tokens whether or not
+anyone still waited for them).
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import ReadTimeoutError
+
+from mangaroute.core.clock import NS_PER_MS
+from mangaroute.core.decision import Decision
+from mangaroute.core.outcome import OK, TIMEOUT, Outcome
+from mangaroute.core.router import Router
+from mangaroute.invoke.client import InvokeSettings
+from mangaroute.invoke.deadline import Deadline
+from mangaroute.invoke.errors import FailoverExhausted
+from mangaroute.invoke.hedging import HedgeBudget
+from mangaroute.invoke.plan import FailoverPlan, Launch
+from mangaroute.invoke.result import AttemptKind
+from mangaroute.invoke.rules import Failure, Verdict, classify_failure, failure_of_code
+from mangaroute.simulate.fleet import Fleet, SimTarget
+from mangaroute.simulate.traffic import Traffic
+
+__all__ = ["DEFAULT_OUTPUT_ESTIMATE", "Orchestrator", "SimulatedError", "output_estimates"]
+
+DEFAULT_OUTPUT_ESTIMATE = 300
+"""Output tokens the router is told to expect when a class has no estimate: the seed's
+"about 300 output tokens a message" (section 2.1)."""
+
+READ_TIMEOUT: Failure = classify_failure(ReadTimeoutError(endpoint_url="simulated"))
+"""What the rules make of an attempt still running at the call's deadline."""
+
+_PRIMARY = AttemptKind.PRIMARY
+_EJECT = Verdict.EJECT
+_OK_OUTCOME = Outcome.OK
+MINUTE_NS = 60_000_000_000
+
+
+class SimulatedError(Exception):
+    """A simulated target's error, as the plan re-raises it when the rules say "raise"."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def output_estimates(classes: Sequence[str], estimates: dict[str, int] | None) -> tuple[int, ...]:
+    """Per class (by index), the output tokens the router is told to expect."""
+    estimates = estimates or {}
+    values = tuple(int(estimates.get(name, DEFAULT_OUTPUT_ESTIMATE)) for name in classes)
+    bad = [name for name, value in zip(classes, values, strict=True) if value < 0]
+    if bad:
+        raise ValueError(f"output estimate of class {bad[0]!r} must be >= 0")
+    return values
+
+
+class _Call:
+    """One message's routed call while it runs; ``plan`` is None once the call is over."""
+
+    __slots__ = ("arrival", "decision", "i", "plan", "router")
+
+    def __init__(self, i: int, arrival: int, router: Router, decision: Decision) -> None:
+        self.i = i
+        self.arrival = arrival
+        self.router = router
+        self.decision = decision
+        self.plan: FailoverPlan | None = None
+
+
+Event = tuple[Any, ...]
+"""``(at_ns, seq, call, launch, sim, code, latency_ms, ttft_ms, error, admitted)``; a hedge
+timer has ``launch`` None."""
+
+
+class Orchestrator:
+    """Runs every message of a day as a routed call; see the module docstring.
+
+    ``arrive`` starts a message's call; ``settle`` handles the next event of :attr:`heap`
+    (the engine interleaves the two in time order and moves the clock). ``answered`` and
+    ``failed`` are called with the message index and, for an answer, the winning target and
+    the inference time in ms; what each attempt costs is added to ``usd`` in the
+    ``bucket_ns`` bucket of its message's arrival.
+    """
+
+    def __init__(
+        self,
+        routers: Sequence[Router],
+        owner: Sequence[int],
+        fleet: Fleet,
+        traffic: Traffic,
+        *,
+        budget_ms: float,
+        settings: InvokeSettings,
+        estimates: Sequence[int],
+        answered: Callable[[int, SimTarget, float], None],
+        failed: Callable[[int], None],
+        usd: list[float],
+        bucket_ns: int,
+        start_ns: int,
+        minutes: int,
+    ) -> None:
+        self.routers = routers
+        self.owner = owner
+        self.by_name = fleet.by_name
+        self.traffic = traffic
+        self.budget_ms = budget_ms
+        self.budget_ns = round(budget_ms * NS_PER_MS)
+        self.settings = settings
+        self.hedge = settings.hedge
+        self.budgets = [
+            HedgeBudget(settings.hedge) if settings.hedge is not None else None for _ in routers
+        ]
+        max_tokens = getattr(traffic, "max_tokens", None)
+        self.max_tokens: Sequence[int] | None = max_tokens if max_tokens else None
+        self.estimates = estimates
+        self.session_ids = [f"s{k}" for k in range(max(traffic.session, default=0) + 1)]
+        self.on_answered = answered
+        self.on_failed = failed
+        self.usd = usd
+        self.bucket_ns = bucket_ns
+        self.time_ns = traffic.time_ns
+        self.input_tokens = traffic.input_tokens
+        self.output_tokens = traffic.output_tokens
+        self.draw = traffic.draw
+        self.heap: list[Event] = []
+        self.seq = 0
+        self.counts = [0] * (4 * len(fleet.targets))
+        """Attempts per (target, outcome code)."""
+        self.failovers = 0
+        self.fallback_attempts = 0
+        self.start_ns = start_ns
+        self.offered = [[0] * (minutes + 1) if sim.tok_rate else [] for sim in fleet.targets]
+        self.failures: dict[str, Failure] = {}
+        self._finished = {sim.name: _finisher(sim) for sim in fleet.targets}
+
+    # -- a message arrives ----------------------------------------------------------------
+
+    def arrive(self, i: int, now: int) -> None:
+        traffic = self.traffic
+        r = self.owner[i]
+        router = self.routers[r]
+        klass = traffic.klass[i]
+        max_tokens = self.max_tokens
+        expected = max_tokens[i] if max_tokens is not None and max_tokens[i] else None
+        decision = router.choose(
+            traffic.classes[klass],
+            session_id=self.session_ids[traffic.session[i]],
+            budget_ms=self.budget_ms,
+            input_tokens=traffic.input_tokens[i],
+            output_tokens=self.estimates[klass] if expected is None else expected,
+        )
+        call = _Call(i, now, router, decision)
+        plan = FailoverPlan(
+            decision,
+            now_ns=now,
+            deadline=Deadline(now + self.budget_ns),
+            snapshot=router.snapshot,
+            fit=self.settings.fit,
+            hedge=self.hedge,
+            hedge_budget=self.budgets[r],
+        )
+        call.plan = plan
+        launch = plan.start()
+        hedge_at = plan.hedge_at_ns
+        if hedge_at is not None:
+            self.seq += 1
+            heapq.heappush(
+                self.heap, (hedge_at, self.seq, call, None, None, 0, 0.0, 0.0, None, False)
+            )
+        self._start(call, launch, now)
+
+    def _start(self, call: _Call, launch: Launch, now: int) -> None:
+        target = launch.target
+        sim: SimTarget = self.by_name[target.name]
+        i = call.i
+        tin = self.input_tokens[i]
+        tout = self.output_tokens[i]
+        if sim.tok_rate:
+            self.offered[sim.index][(now - self.start_ns) // MINUTE_NS] += tin + tout
+        # nth = 0: a plan never sends one call to the same target twice
+        code, latency, ttft, error = sim.attempt(now, self.draw[i], 0, tin, tout, True)
+        admitted = code == OK
+        end = now + int(latency * NS_PER_MS)
+        deadline = launch.deadline_ns
+        if deadline is not None and end > deadline:
+            end = deadline
+            latency = (deadline - now) / NS_PER_MS
+            code = TIMEOUT
+        self.seq += 1
+        heapq.heappush(
+            self.heap, (end, self.seq, call, launch, sim, code, latency, ttft, error, admitted)
+        )
+
+    # -- an event ---------------------------------------------------------------------------
+
+    def settle(self, event: Event) -> None:
+        now, _, call, launch, sim, code, latency, ttft, error, admitted = event
+        if launch is None:
+            self._hedge(call, now)
+            return
+        self.counts[sim.index * 4 + code] += 1
+        i = call.i
+        tin = self.input_tokens[i]
+        tout = self.output_tokens[i]
+        if admitted:
+            self._finished[sim.name](now, tin, tout, code)
+            self.usd[self.time_ns[i] // self.bucket_ns] += sim.bill(tin, tout)
+        router = call.router
+        subject = call.decision if launch.kind is _PRIMARY else sim.name
+        if code == OK:
+            router.record(
+                subject,
+                _OK_OUTCOME,
+                latency_ms=latency,
+                ttft_ms=ttft,
+                input_tokens=tin,
+                output_tokens=tout,
+            )
+            plan = call.plan
+            if plan is None:
+                return  # a losing attempt landed after the call was over
+            plan.answered(launch, now, ttft, losers="abandoned")
+            self._over(call, plan)
+            self.on_answered(i, sim, (now - call.arrival) / NS_PER_MS)
+            return
+        failure = READ_TIMEOUT if code == TIMEOUT else self._failure(error)
+        if failure.recorded:
+            router.record(
+                subject, failure.outcome, latency_ms=latency, error_code=failure.error_code
+            )
+        elif launch.kind is _PRIMARY:
+            router.release(call.decision)
+        if failure.verdict is _EJECT:
+            reason = f"{failure.error_code} (ejected by invoke)"
+            router.eject(sim.name, reason, cooldown_s=self.settings.eject_cooldown_s)
+        plan = call.plan
+        if plan is None:
+            return
+        try:
+            following = plan.failed(launch, failure, SimulatedError(failure.error_code), now)
+        except (SimulatedError, FailoverExhausted):
+            self._over(call, plan)
+            self.on_failed(i)
+            return
+        if following is not None:
+            self._start(call, following, now)
+
+    def _hedge(self, call: _Call, now: int) -> None:
+        plan = call.plan
+        if plan is None or plan.hedge_at_ns != now:
+            return  # the call is over, or its primary failed first (no hedge then)
+        launch = plan.hedge(now)
+        if launch is not None:
+            self._start(call, launch, now)
+
+    def _over(self, call: _Call, plan: FailoverPlan) -> None:
+        call.plan = None
+        launches = plan.launches
+        if launches > 1:
+            self.failovers += 1
+            self.fallback_attempts += launches - 1
+
+    def _failure(self, code: str | None) -> Failure:
+        key = code or "InternalFailure"
+        failure = self.failures.get(key)
+        if failure is None:
+            failure = self.failures[key] = failure_of_code(key)
+        return failure
+
+    def usage_counts(self, sim: SimTarget) -> list[int]:
+        """Attempts of ``sim`` by outcome code (ok, throttled, error, timeout)."""
+        base = sim.index * 4
+        return self.counts[base : base + 4]
+
+
+def _finisher(sim: SimTarget) -> Callable[[int, int, int, int], None]:
+    """``finished(now, tin, tout, code)`` for ``sim``: with the attempt's details where the
+    target's model takes them, without where it does not."""
+    parameters = inspect.signature(sim.finished).parameters
+    if "now_ns" in parameters:
+        finished: Any = sim.finished
+
+        def detailed(now: int, tin: int, tout: int, code: int) -> None:
+            finished(now_ns=now, tin=tin, tout=tout, code=code)
+
+        return detailed
+
+    bare = sim.finished
+    return lambda now, tin, tout, code: bare()
