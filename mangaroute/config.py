@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.errors import ConfigError
-from mangaroute.core.fleet import SharedSettings
-from mangaroute.core.limits import LIMITS, RangeError, violation
+from mangaroute.core.fleet import SharedSettings, redact_url
+from mangaroute.core.limits import LIMITS, RangeError, section_names, violation
 from mangaroute.core.policy.base import Filter, Picker, Policy, Ranker
 from mangaroute.core.policy.budget import BudgetGuard
 from mangaroute.core.policy.canary import Canary
@@ -141,6 +141,16 @@ class _Table:
             raise self.error(name, f"expected an integer >= {minimum}, got {value!r}")
         return value
 
+    def numbers(self, defaults: object) -> dict[str, Any]:
+        """Every setting of this table's ``limits`` section, each defaulting to the value
+        it has in ``defaults`` (a settings object of the section's class)."""
+        assert self.limits is not None
+        values = {}
+        for name in section_names(self.limits):
+            read = self.integer if LIMITS[f"{self.limits}.{name}"].integer else self.number
+            values[name] = read(name, getattr(defaults, name))
+        return values
+
     def flag(self, name: str, default: Any = _REQUIRED) -> Any:
         value = self._raw(name, default)
         if value is not default and not isinstance(value, bool):
@@ -234,18 +244,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     root = _Table(data, source, "")
     router = root.table("router", limits="router")
     default_region = router.text("region", None)
-    window = router.build(
-        "",
-        lambda: WindowSettings(
-            window_s=router.number("window_s", 60.0),
-            bucket_s=router.number("bucket_s", 5.0),
-            relative_error=router.number("relative_error", 0.01),
-            min_samples=router.integer("min_samples", 20),
-            refresh_ms=router.number("refresh_ms", 5.0),
-            decision_ttl_s=router.number("decision_ttl_s", 300.0),
-            max_outstanding=router.integer("max_outstanding", 10_000),
-        ),
-    )
+    window = router.build("", lambda: WindowSettings(**router.numbers(WindowSettings())))
     default_class_name = router.text("default_class", None)
     router.finish()
 
@@ -286,13 +285,14 @@ def _shared(root: _Table) -> SharedSettings | None:
         root.table("shared")
         return None
     table = root.table("shared", limits="shared")
-    defaults = SharedSettings(url="redis://localhost", deployment="x")
     backend = table.text("backend", "redis")
     if backend != "redis":
         raise table.error("backend", f'expected "redis" (the only backend), got {backend!r}')
     url = table.text("url")
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise table.error("url", f"expected a redis://, rediss:// or unix:// URL, got {url!r}")
+        raise table.error(
+            "url", f"expected a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}"
+        )
     if "password" in table.data:
         raise table.error(
             "password",
@@ -304,11 +304,7 @@ def _shared(root: _Table) -> SharedSettings | None:
         lambda: SharedSettings(
             url=url,
             deployment=table.text("deployment"),
-            sync_interval_ms=table.number("sync_interval_ms", defaults.sync_interval_ms),
-            stale_after_ms=table.number("stale_after_ms", defaults.stale_after_ms),
-            timeout_ms=table.number("timeout_ms", defaults.timeout_ms),
-            key_ttl_s=table.number("key_ttl_s", defaults.key_ttl_s),
-            spend_every=table.integer("spend_every", defaults.spend_every),
+            **table.numbers(SharedSettings(url="redis://localhost", deployment="x")),
             username=table.text("username", None),
             password_env=table.text("password_env", None),
             tls_ca_file=table.text("tls_ca_file", None),
@@ -321,23 +317,7 @@ def _shared(root: _Table) -> SharedSettings | None:
 
 
 def _breaker(table: _Table) -> BreakerPolicy:
-    defaults = BreakerPolicy()
-    policy = table.build(
-        "",
-        lambda: BreakerPolicy(
-            consecutive_failures=table.integer(
-                "consecutive_failures", defaults.consecutive_failures
-            ),
-            error_rate=table.number("error_rate", defaults.error_rate),
-            min_requests=table.integer("min_requests", defaults.min_requests),
-            interval_s=table.number("interval_s", defaults.interval_s),
-            cooldown_s=table.number("cooldown_s", defaults.cooldown_s),
-            max_cooldown_s=table.number("max_cooldown_s", defaults.max_cooldown_s),
-            half_open_probes=table.integer("half_open_probes", defaults.half_open_probes),
-            probe_timeout_s=table.number("probe_timeout_s", defaults.probe_timeout_s),
-            successes_to_close=table.integer("successes_to_close", defaults.successes_to_close),
-        ),
-    )
+    policy = table.build("", lambda: BreakerPolicy(**table.numbers(BreakerPolicy())))
     table.finish()
     return policy
 
@@ -463,19 +443,7 @@ def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
         lambda: SwitcherSettings(
             primary=primary,
             order=order,
-            primary_weight=table.number("primary_weight", defaults.primary_weight),
-            canary_weight=table.number("canary_weight", defaults.canary_weight),
-            latency_threshold_ms=table.number(
-                "latency_threshold_ms", defaults.latency_threshold_ms
-            ),
-            error_rate_threshold=table.number(
-                "error_rate_threshold", defaults.error_rate_threshold
-            ),
-            capacity_threshold=table.number("capacity_threshold", defaults.capacity_threshold),
-            min_requests=table.integer("min_requests", defaults.min_requests),
-            return_after_s=table.number("return_after_s", defaults.return_after_s),
-            history=table.integer("history", defaults.history),
-            fleet_hold_s=table.number("fleet_hold_s", defaults.fleet_hold_s),
+            **table.numbers(defaults),
         ),
     )
     table.finish()
@@ -488,23 +456,11 @@ def _filter(name: str, policy: _Table, targets: list[str]) -> Filter:
     if name == "healthy":
         part = Healthy()
     elif name == "headroom":
-        defaults = Headroom()
-        part = Headroom(
-            max_utilization=params.number("max_utilization", defaults.max_utilization),
-            max_throttle_rate=params.number("max_throttle_rate", defaults.max_throttle_rate),
-            min_requests=params.integer("min_requests", defaults.min_requests),
-        )
+        part = Headroom(**params.numbers(Headroom()))
     elif name == "latency_ceiling":
-        part = LatencyCeiling(params.number("max_p99_ms", LatencyCeiling().max_p99_ms))
+        part = LatencyCeiling(**params.numbers(LatencyCeiling()))
     elif name == "reliable":
-        r = Reliable()
-        part = params.build(
-            "",
-            lambda: Reliable(
-                max_error_rate=params.number("max_error_rate", r.max_error_rate),
-                min_requests=params.integer("min_requests", r.min_requests),
-            ),
-        )
+        part = Reliable(**params.numbers(Reliable()))
     elif name == "schedule":
         part = _schedule(params, targets)
     else:
@@ -561,33 +517,14 @@ def _is_hour_window(window: Any) -> bool:
 
 def _predictor(policy: _Table) -> LatencyPredictor:
     params = policy.table("prediction", limits="prediction")
-    d = LatencyPredictor()
-    predictor = params.build(
-        "",
-        lambda: LatencyPredictor(
-            ttft_share=params.number("ttft_share", d.ttft_share),
-            avg_output_tokens=params.integer("avg_output_tokens", d.avg_output_tokens),
-            load_knee=params.number("load_knee", d.load_knee),
-            load_weight=params.number("load_weight", d.load_weight),
-            max_error_rate=params.number("max_error_rate", d.max_error_rate),
-        ),
-    )
+    predictor = LatencyPredictor(**params.numbers(LatencyPredictor()))
     params.finish()
     return predictor
 
 
 def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo:
-    d = CostUnderSlo()
-    return params.build(
-        "",
-        lambda: CostUnderSlo(
-            slo_p99_ms=params.number("slo_p99_ms", d.slo_p99_ms),
-            avg_input_tokens=params.integer("avg_input_tokens", d.avg_input_tokens),
-            avg_output_tokens=params.integer("avg_output_tokens", predictor.avg_output_tokens),
-            paid_headroom=params.number("paid_headroom", d.paid_headroom),
-            predictor=predictor,
-        ),
-    )
+    defaults = CostUnderSlo(avg_output_tokens=predictor.avg_output_tokens)
+    return CostUnderSlo(**params.numbers(defaults), predictor=predictor)
 
 
 def _ranker(
@@ -598,25 +535,11 @@ def _ranker(
     if name == "order":
         part = ConfigOrder()
     elif name == "score":
-        d = WeightedScore()
         weights = params.table("weights", limits="score.weights")
-        w = ScoreWeights()
-        score_weights = weights.build(
-            "",
-            lambda: ScoreWeights(
-                latency=weights.number("latency", w.latency),
-                throughput=weights.number("throughput", w.throughput),
-                cost=weights.number("cost", w.cost),
-                ops=weights.number("ops", w.ops),
-            ),
-        )
+        score_weights = weights.build("", lambda: ScoreWeights(**weights.numbers(ScoreWeights())))
         weights.finish()
         part = WeightedScore(
-            target_p99_ms=params.number("target_p99_ms", d.target_p99_ms),
-            required_rps=params.number("required_rps", d.required_rps),
-            max_monthly_usd=params.number("max_monthly_usd", d.max_monthly_usd),
-            avg_input_tokens=params.integer("avg_input_tokens", d.avg_input_tokens),
-            avg_output_tokens=params.integer("avg_output_tokens", d.avg_output_tokens),
+            **params.numbers(WeightedScore()),
             weights=score_weights,
             seed_exact_latency=params.flag("seed_exact_latency", False),
         )
@@ -626,12 +549,7 @@ def _ranker(
             raise params.error("percentile", f"expected 'p50' or 'p99', got {percentile!r}")
         part = LowestLatency(percentile)
     elif name == "cost":
-        c = CheapestWithinSlo()
-        part = CheapestWithinSlo(
-            slo_p99_ms=params.number("slo_p99_ms", c.slo_p99_ms),
-            avg_input_tokens=params.integer("avg_input_tokens", c.avg_input_tokens),
-            avg_output_tokens=params.integer("avg_output_tokens", c.avg_output_tokens),
-        )
+        part = CheapestWithinSlo(**params.numbers(CheapestWithinSlo()))
     elif name == "predicted":
         part = PredictedLatency(predictor)
     elif name == "cost_under_slo":
@@ -682,13 +600,8 @@ def _picker(
             switcher.primary_weight, switcher.canary_weight, sticky=params.flag("sticky", False)
         )
     elif name == "spillover":
-        s = Spillover()
-        part = params.build(
-            "",
-            lambda: Spillover(
-                target_utilization=params.number("target_utilization", s.target_utilization),
-                throttle_backoff=params.flag("throttle_backoff", s.throttle_backoff),
-            ),
+        part = Spillover(
+            **params.numbers(Spillover()), throttle_backoff=params.flag("throttle_backoff", False)
         )
     elif name == "canary":
         candidate = params.text("candidate")
@@ -696,13 +609,8 @@ def _picker(
             raise params.error(
                 "candidate", f"names unknown target {candidate!r} (known: {', '.join(targets)})"
             )
-        part = params.build(
-            "",
-            lambda: Canary(
-                candidate=candidate,
-                share=params.number("share", Canary(candidate).share),
-                sticky=params.flag("sticky", True),
-            ),
+        part = Canary(
+            candidate, **params.numbers(Canary(candidate)), sticky=params.flag("sticky", True)
         )
     elif name == "budget_guard" and not nested:
         part = _budget_guard(params, policy, switcher, targets, predictor)

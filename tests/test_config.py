@@ -177,3 +177,13 @@ def test_any_router_value_either_loads_or_fails_with_a_config_error(
         parse_config(text, source="fuzz.toml")
     except ConfigError as exc:
         assert str(exc).startswith("fuzz.toml")
+
+
+def test_a_bad_shared_url_is_named_without_its_password() -> None:
+    text = SMALL_CONFIG + '\n[shared]\nurl = "http://app:s3cret@redis:6379"\ndeployment = "d"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="s.toml")
+    assert str(info.value) == (
+        "s.toml: [shared.url] expected a redis://, rediss:// or unix:// URL, got "
+        "'http://app:***@redis:6379'"
+    )

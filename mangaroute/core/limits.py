@@ -216,6 +216,16 @@ def violation(key: str, value: object) -> str | None:
     return LIMITS[key].violation(value)
 
 
+def section_names(section: str) -> list[str]:
+    """The names of ``section``'s settings, in table order (``router`` -> ``window_s``, ...)."""
+    prefix = f"{section}."
+    return [
+        key[len(prefix) :]
+        for key in LIMITS
+        if key.startswith(prefix) and "." not in key[len(prefix) :]
+    ]
+
+
 def check_fields(settings: object, section: str, names: Iterable[str] | None = None) -> None:
     """Raise :class:`RangeError` for the first attribute of ``settings`` outside its range.
 
@@ -223,13 +233,7 @@ def check_fields(settings: object, section: str, names: Iterable[str] | None = N
     optional setting left unset) pass.
     """
     prefix = f"{section}."
-    if names is None:
-        names = [
-            key[len(prefix) :]
-            for key in LIMITS
-            if key.startswith(prefix) and "." not in key[len(prefix) :]
-        ]
-    for name in names:
+    for name in section_names(section) if names is None else names:
         value = getattr(settings, name)
         if value is None:
             continue
