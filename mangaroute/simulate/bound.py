@@ -17,23 +17,29 @@ What is relaxed, and why that keeps it a bound:
   long, so it is counted. Nothing else is asked of a message: failed attempts, other
   targets tried first, hedges and abandoned calls are free in time and in capacity.
 * **Capacity per window.** Messages are grouped by the window (``window_s``) they arrive
-  in. A target with a tokens-per-minute bucket (rate ``r``, depth ``D``, both times the
-  largest capacity factor a fault allows in the window) cannot admit more than
-  ``2 D + r (window_s + slo + cutoff)`` tokens in attempts started during the window and
-  the SLO after it: the level at the start is at most ``D``, ``r`` refills per second, and
-  tokens an earlier call reserved and gives back at its end (Bedrock's ``input +
-  max_tokens`` reservation) are at most one more bucket plus what ``cutoff`` seconds refill.
-  A message counts ``input + output`` tokens against it, never more (an output burndown
-  multiplier only charges more). Request rates (SageMaker instances, at the most instances
-  auto-scaling allows, in service at once and free) are bounded the same way. Concurrency,
-  queues, quotas per day and throttle probabilities are not constrained at all.
+  in; an attempt for one of them starts and ends (the engine ends every attempt by the
+  cutoff) within ``[t0, t1 + cutoff]``. A target with a tokens-per-minute bucket (rate
+  ``r``, depth ``D``, both times the largest capacity factor ``f`` a throttle storm or
+  quota cut allows in that interval) settles at most ``f (D + r (window_s + cutoff))``
+  tokens in it, plus reservations still outstanding at
+  ``t0`` (Bedrock reserves ``input + max_tokens`` at the start and gives back the unused part
+  at the end): at most ``ATTEMPTS x (input + max_tokens)`` of every message allowed there
+  that arrived within the cutoff before ``t0`` (the engine ends every attempt by the
+  cutoff). A message counts its *uncached* input plus output x the target's burndown -
+  what Bedrock settles, never more. Request buckets (requests per minute; SageMaker
+  instances under the seed's physics, at the most instances auto-scaling allows, all in
+  service and free) are bounded the same way. Not constrained at all: concurrency, SageMaker
+  queues (a queue admits everything; its wait shows in the earliest answer only as far as
+  the model's pure bound does), daily token quotas, throttle probabilities, reservations
+  larger than the bucket.
 * **Aggregation.** Messages of one window, class, feasibility signature (which targets can
   answer it in time, full answer and first token) and token bin (input and output tokens,
   each in bins ``bin_ratio`` wide) form a group; every member is charged the *smallest*
   input and output token counts of its group, in capacity and in price, so grouping only
   lowers what an answer costs and needs.
 * **Cost.** Only answers within the SLO are priced (``SimTarget.bill`` of the group's
-  smallest tokens on the target that answers); every other message is free. Hourly
+  smallest uncached input and output tokens on the target that answers, cached input
+  free - the real bill is never lower); every other message is free. Hourly
   prices (provisioned model units, the endpoint's minimum instances) are paid whatever
   happens: a constant floor.
 
@@ -51,7 +57,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mangaroute.core.targets import Pattern
-from mangaroute.simulate.fleet import NS_PER_S, THROTTLE_STORM, Fault, Fleet, SimTarget
+from mangaroute.simulate.fleet import (
+    NS_PER_MS,
+    NS_PER_S,
+    QUOTA_CUT,
+    THROTTLE_STORM,
+    Fault,
+    Fleet,
+    SimTarget,
+)
 from mangaroute.simulate.traffic import Traffic
 
 try:  # scipy is the simulator's extra: pip install 'mangaroute[simulate]'
@@ -75,8 +89,10 @@ __all__ = [
     "Limits",
     "aggregate",
     "compute_bound",
+    "concatenate",
     "feasibility",
     "lanes_of",
+    "require_solver",
     "solve",
 ]
 
@@ -102,7 +118,8 @@ class BoundUnavailable(RuntimeError):
     """scipy (HiGHS) is not installed: the bound needs the simulator's extra."""
 
 
-def _require_solver() -> None:
+def require_solver() -> None:
+    """Raise :class:`BoundUnavailable` when scipy is missing."""
     if _IMPORT_ERROR is not None:
         raise BoundUnavailable(
             "the bound needs scipy (the HiGHS LP solver): pip install 'mangaroute[simulate]' "
@@ -120,7 +137,9 @@ class Lane:
     requests: Sequence[float] | None
     """Requests admittable per window (``None``: unbounded)."""
     price: Callable[[int, int], float]
-    """USD of an answer with these input and output tokens."""
+    """USD of an answer with these (uncached) input and output tokens."""
+    output_weight: float = 1.0
+    """What an output token counts against the tokens per window (Bedrock's burndown)."""
 
 
 @dataclass(slots=True)
@@ -135,7 +154,7 @@ class Demand:
     """Bit ``j`` set: target ``j`` can give the first token within the first-token SLO."""
     count: Any
     input_tokens: Any
-    """The smallest input tokens of the group's members."""
+    """The smallest uncached input tokens of the group's members."""
     output_tokens: Any
     windows: int
     messages: int
@@ -169,6 +188,8 @@ class Bound:
     window_s: float
     hindsight_s: float
     solve_s: float
+    cpu_s: float = 0.0
+    """CPU time of the whole bound (hindsight in every process, aggregation, LPs)."""
 
     @property
     def total_usd(self) -> float:
@@ -200,7 +221,8 @@ class BoundProblem:
         group = np.concatenate(groups_of) if groups_of else np.zeros(0, dtype=np.int64)
         lane = np.concatenate(lanes_of_) if lanes_of_ else np.zeros(0, dtype=np.int64)
         n_vars = group.size
-        tokens = (demand.input_tokens + demand.output_tokens).astype(np.float64)
+        tin = demand.input_tokens.astype(np.float64)
+        tout = demand.output_tokens.astype(np.float64)
         rows, cols, values, rhs = [], [], [], []
         n_groups = demand.count.size
         rows.append(group)
@@ -210,6 +232,7 @@ class BoundProblem:
         next_row = n_groups
         for j, spec in enumerate(self.lanes):
             on = lane == j
+            tokens = tin + tout * spec.output_weight
             for caps, weight in ((spec.tokens, tokens), (spec.requests, None)):
                 if caps is None:
                     continue
@@ -226,10 +249,10 @@ class BoundProblem:
         ).tocsr()
         price = np.zeros(n_vars)
         cache: dict[tuple[int, int, int], float] = {}
-        tin, tout = demand.input_tokens, demand.output_tokens
+        low_in, low_out = demand.input_tokens, demand.output_tokens
         for v in range(n_vars):
             g, j = int(group[v]), int(lane[v])
-            key = (j, int(tin[g]), int(tout[g]))
+            key = (j, int(low_in[g]), int(low_out[g]))
             if key not in cache:
                 cache[key] = self.lanes[j].price(key[1], key[2])
             price[v] = cache[key]
@@ -324,7 +347,7 @@ def feasibility(
     its SLO, and whether any target answers within the cutoff - each from
     :meth:`SimTarget.earliest_answer`, so load never enters. Slices of one day can run in
     separate processes."""
-    _require_solver()
+    require_solver()
     hi = len(traffic) if hi is None else hi
     index = {sim.name: bit for bit, sim in enumerate(fleet.targets)}
     allowed = [
@@ -375,6 +398,12 @@ def feasibility(
     return full, first, reachable
 
 
+def concatenate(parts: Sequence[Any]) -> Any:
+    """Join the slices :func:`feasibility` returned, in order."""
+    require_solver()
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+
+
 def aggregate(
     traffic: Traffic,
     full: Any,
@@ -386,12 +415,15 @@ def aggregate(
 ) -> Demand:
     """Group the day's messages by (window, class, both feasibility masks, input and output
     token bins), each group charged its members' smallest input and output tokens."""
-    _require_solver()
+    require_solver()
     start_s, end_s = traffic.window
     windows = max(1, math.ceil((end_s - start_s) / window_s))
     t = np.asarray(traffic.time_ns, dtype=np.int64)
     window = np.clip((t - round(start_s * NS_PER_S)) // round(window_s * NS_PER_S), 0, windows - 1)
     tin = np.asarray(traffic.input_tokens, dtype=np.int64)
+    cached = getattr(traffic, "cached_tokens", None)
+    if cached is not None and len(cached):  # cached input is cheaper and not held against quota
+        tin = np.maximum(tin - np.asarray(cached, dtype=np.int64), 0)
     tout = np.asarray(traffic.output_tokens, dtype=np.int64)
     k = np.asarray(traffic.klass, dtype=np.int64)
     full = np.asarray(full, dtype=np.int64)
@@ -423,37 +455,97 @@ def aggregate(
 def lanes_of(
     fleet: Fleet,
     faults: Sequence[Fault],
+    limits: Limits,
     *,
     start_s: float,
     windows: int,
     window_s: float,
-    slo_ms: float,
-    cutoff_ms: float,
+    end_s: float | None = None,
+    traffic: Traffic | None = None,
+    class_targets: dict[str, tuple[str, ...]] | None = None,
 ) -> list[Lane]:
-    """Each target's capacity per window as the LP relaxes it (see the module docstring)."""
-    reach_s = window_s + (slo_ms + cutoff_ms) / 1000.0
+    """Each target's capacity per window as the LP relaxes it (see the module docstring).
+
+    An attempt for a message arriving in window ``[t0, t1)`` (the last one ends with the
+    day, ``end_s``) starts and ends (the engine
+    ends it by the cutoff) within ``[t0, t1 + cutoff]``. A bucket of rate ``r`` and depth
+    ``D`` (both times the largest capacity factor ``f`` of the interval) settles at most
+    ``f (D + r (t1 + cutoff - t0))`` in it, plus what was reserved and still outstanding at
+    ``t0`` (Bedrock reserves ``input + max_tokens`` at the start, gives the unused part back
+    at the end): at most
+    every attempt open at ``t0`` - started within the cutoff before, :data:`ATTEMPTS` per
+    message - holding its whole reservation."""
+    late_s = max(limits.slo_ms, limits.first_token_ms, limits.cutoff_ms) / 1000.0
+    end = start_s + windows * window_s if end_s is None else end_s
+    firsts = [start_s + w * window_s for w in range(windows)]
+    reaches = [min(window_s, end - t0) + late_s for t0 in firsts]  # the last may be short
+    reserved = _reservations(traffic, class_targets, fleet, limits, start_s, windows, window_s)
     lanes = []
     for sim in fleet.targets:
-        mine = [f for f in faults if f.target == sim.name and f.kind == THROTTLE_STORM]
+        mine = [f for f in faults if f.target == sim.name and f.kind in (THROTTLE_STORM, QUOTA_CUT)]
         factors = [
-            _max_factor(mine, start_s + w * window_s, start_s + w * window_s + reach_s)
-            for w in range(windows)
+            _max_factor(mine, t0, t0 + reach) for t0, reach in zip(firsts, reaches, strict=True)
         ]
         tokens = None
         if sim.tok_rate:
             rate = sim.tok_rate * NS_PER_S
-            depth = sim.tok_depth
-            tokens = [f * (2 * depth + rate * reach_s) for f in factors]
+            held = reserved.get(sim.name) if sim.reserves else None
+            tokens = [
+                f * (sim.tok_depth + rate * reaches[w]) + (held[w] if held is not None else 0.0)
+                for w, f in enumerate(factors)
+            ]
         requests = None
-        rps, depth_r = _request_capacity(sim)
+        rps, depth = _request_capacity(sim)
         if rps:
-            requests = [f * (2 * depth_r + rps * reach_s) for f in factors]
-        lanes.append(Lane(sim.name, tokens, requests, _pricer(sim)))
+            requests = [
+                f * (depth + rps * reach) for f, reach in zip(factors, reaches, strict=True)
+            ]
+        lanes.append(Lane(sim.name, tokens, requests, _pricer(sim), max(1.0, sim.burndown)))
     return lanes
 
 
+def _reservations(
+    traffic: Traffic | None,
+    class_targets: dict[str, tuple[str, ...]] | None,
+    fleet: Fleet,
+    limits: Limits,
+    start_s: float,
+    windows: int,
+    window_s: float,
+) -> dict[str, list[float]]:
+    """Per target, an upper bound of the reservations outstanding at each window's start:
+    ``ATTEMPTS x (input + max_tokens)`` of every message of a class allowed there that
+    arrived within the cutoff before (only where the traffic carries ``max_tokens``: without
+    it the engine reserves nothing beyond what it settles)."""
+    max_tokens = getattr(traffic, "max_tokens", None)
+    if traffic is None or class_targets is None or not max_tokens:
+        return {}
+    times = np.asarray(traffic.time_ns, dtype=np.int64)
+    need = np.asarray(traffic.input_tokens, dtype=np.float64) + np.asarray(
+        max_tokens, dtype=np.float64
+    )
+    klass = np.asarray(traffic.klass, dtype=np.int64)
+    starts = np.round((start_s + np.arange(windows) * window_s) * NS_PER_S).astype(np.int64)
+    back = round(limits.cutoff_ms * NS_PER_MS)
+    out = {}
+    for sim in fleet.targets:
+        if not sim.reserves:
+            continue
+        allowed = [k for k, c in enumerate(traffic.classes) if sim.name in class_targets[c]]
+        mask = np.isin(klass, allowed)
+        cumulative = np.concatenate([[0.0], np.cumsum(np.where(mask, need, 0.0))])
+        hi = np.searchsorted(times, starts, side="left")
+        lo = np.searchsorted(times, starts - back, side="left")
+        out[sim.name] = list(limits.attempts * (cumulative[hi] - cumulative[lo]))
+    return out
+
+
 def _request_capacity(sim: SimTarget) -> tuple[float, float]:
-    """Requests per second and bucket depth at the most instances the endpoint can run."""
+    """Requests per second and bucket depth: at the most instances auto-scaling allows, in
+    service at once (an endpoint that queues has no request limit here: a queue admits
+    every request, its wait is what the SLO limits)."""
+    if sim.queues:
+        return 0.0, 0.0
     if sim.scales:
         rps = sim.rps_per_instance * max(sim.model.max_instances, sim.instances_min)
         return rps, max(1.0, rps)
@@ -470,9 +562,10 @@ def _pricer(sim: SimTarget) -> Callable[[int, int], float]:
 
 
 def _max_factor(faults: Sequence[Fault], start: float, end: float) -> float:
-    """The largest capacity factor of overlapping throttle storms at any instant of
-    ``[start, end)`` (1 where none applies)."""
-    instants = [start] + [f.start_s for f in faults if start < f.start_s < end]
+    """The largest capacity factor of overlapping faults at any instant of ``[start, end)``
+    (1 where none applies): the product is constant between fault edges."""
+    edges = [edge for f in faults for edge in (f.start_s, f.end_s)]
+    instants = [start] + [edge for edge in edges if start < edge < end]
     best = 0.0
     for t in instants:
         factor = 1.0
@@ -511,16 +604,20 @@ def solve(
     end_s: float,
     window_s: float = WINDOW_S,
     hindsight_s: float = 0.0,
+    traffic: Traffic | None = None,
+    class_targets: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[Bound, BoundProblem]:
     """The bound from an aggregated day: both answer LPs, then the cost at the most answers."""
     lanes = lanes_of(
         fleet,
         faults,
+        limits,
         start_s=start_s,
         windows=demand.windows,
         window_s=window_s,
-        slo_ms=limits.slo_ms,
-        cutoff_ms=limits.cutoff_ms,
+        end_s=end_s,
+        traffic=traffic,
+        class_targets=class_targets,
     )
     problem = BoundProblem(demand, lanes)
     answers = problem.max_answers()
@@ -568,4 +665,6 @@ def compute_bound(
         end_s=end_s,
         window_s=window_s,
         hindsight_s=time.perf_counter() - started,
+        traffic=traffic,
+        class_targets=class_targets,
     )

@@ -66,7 +66,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
     """Add ``simulate`` to the main CLI's sub-parsers."""
     help_text = (
         "replay a MangaAssist traffic day through the real router in virtual time and "
-        "compare policies side by side (and with a hindsight oracle)"
+        "compare policies side by side against a bound no policy can beat"
     )
     parser: argparse.ArgumentParser = commands.add_parser(
         "simulate",
@@ -120,7 +120,12 @@ def register(commands: Any) -> argparse.ArgumentParser:
         help=f"worker processes (default: one per CPU, here {os.cpu_count()})",
     )
     parser.add_argument(
-        "--no-oracle", action="store_true", help="skip the hindsight oracle (and its comparison)"
+        "--no-bound",
+        "--no-oracle",
+        dest="no_bound",
+        action="store_true",
+        help="skip the bound (an LP; needs scipy) and the regret columns "
+        "(--no-oracle: the old name)",
     )
     parser.add_argument(
         "--replicas",
@@ -224,7 +229,7 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
         messages=args.messages,
         contenders=policies,
         jobs=args.jobs,
-        oracle=not args.no_oracle,
+        bound=not args.no_bound,
         replicas=args.replicas,
         shared=args.shared,
         sync_ms=args.sync_ms,

@@ -1,10 +1,17 @@
-"""The side-by-side report: one row per policy, the oracle last, as text or JSON."""
+"""The side-by-side report: one row per policy, the bound last, as text or JSON.
+
+Every policy is scored against the bound (:mod:`mangaroute.simulate.bound`): its *regret* is
+the bound's answers within the SLO (full answer; first token) less its own, and its cost less
+the bound's cost at the bound's coverage. Answer regrets are never negative - a policy that
+beats the bound is a simulator bug; a cost regret can be, for a policy that answers fewer
+messages in time than the bound (it is the cost at *that* coverage)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from mangaroute.simulate.bound import Bound
 from mangaroute.simulate.engine import (
     BUCKET_S,
     BUCKETS,
@@ -20,7 +27,7 @@ def to_dict(simulation: Simulation) -> dict[str, Any]:
     """Everything a machine needs (``mangaroute simulate --json``)."""
     scenario = simulation.scenario
     traffic = simulation.traffic
-    oracle = simulation.oracle
+    bound = simulation.bound
     budget = scenario.budget
     counts = class_counts(traffic)
     per_minute = [0] * 1440
@@ -51,8 +58,8 @@ def to_dict(simulation: Simulation) -> dict[str, Any]:
             "average_per_s": round(len(traffic) / 86_400, 3),
             "peak_minute_per_s": round(max(per_minute) / 60, 3),
         },
-        "policies": [_result(r, oracle) for r in simulation.results],
-        "oracle": _result(oracle, None) if oracle else None,
+        "policies": [_result(r, bound) for r in simulation.results],
+        "bound": bound_dict(bound) if bound else None,
         "run": {
             "replicas": simulation.replicas,
             "shared": simulation.shared,
@@ -62,17 +69,69 @@ def to_dict(simulation: Simulation) -> dict[str, Any]:
             "processes": simulation.jobs,
             "per_policy": {
                 label(r): {"wall_s": round(r.wall_s, 3), "cpu_s": round(r.cpu_s, 3)}
-                for r in _all(simulation)
+                for r in simulation.results
             },
+            "bound": {
+                "cpu_s": round(bound.cpu_s, 3),
+                "hindsight_cpu_s": round(bound.hindsight_s, 3),
+                "solve_s": round(bound.solve_s, 3),
+            }
+            if bound
+            else None,
         },
     }
 
 
-def _all(simulation: Simulation) -> list[RunResult]:
-    return simulation.results + ([simulation.oracle] if simulation.oracle else [])
+def bound_dict(bound: Bound) -> dict[str, Any]:
+    """The bound's figures (``"bound"`` in the JSON)."""
+    messages = max(1, bound.messages)
+    return {
+        "name": "bound",
+        "description": "LP relaxation: no policy answers more within the SLO, or pays less "
+        "at that coverage (docs/simulate.md, Bound)",
+        "messages": bound.messages,
+        "within_slo": bound.within_slo,
+        "within_inference_slo_share": round(bound.within_slo / messages, 6),
+        "within_first_token_slo": bound.within_first_token_slo,
+        "within_first_token_slo_share": round(bound.within_first_token_slo / messages, 6),
+        "feasible_within_slo": bound.feasible_slo,
+        "failed_at_least": bound.unanswerable,
+        "cost": {
+            "usd_per_day": round(bound.total_usd, 2),
+            "usd_per_1k_messages": round(bound.total_usd / messages * 1000, 4),
+            "fixed_usd": round(bound.fixed_usd, 2),
+            "token_usd": round(bound.token_usd, 2),
+        },
+        "lp": {
+            "window_s": bound.window_s,
+            "groups": bound.groups,
+            "variables": bound.variables,
+        },
+    }
 
 
-def _result(result: RunResult, oracle: RunResult | None) -> dict[str, Any]:
+def regret(result: RunResult, bound: Bound) -> dict[str, Any]:
+    """How far a policy is from the bound: answers within the SLO (full answer, first token)
+    it missed that the bound gets, and what it paid above the bound's cost."""
+    messages = max(1, result.messages)
+    first = first_token_answers(result)
+    return {
+        "within_slo": bound.within_slo - result.within_slo,
+        "within_slo_points": round(100 * (bound.within_slo - result.within_slo) / messages, 4),
+        "within_first_token_slo": None if first is None else bound.within_first_token_slo - first,
+        "cost_usd": round(result.total_usd - bound.total_usd, 2),
+        "cost_ratio": round(result.total_usd / bound.total_usd, 6) if bound.total_usd else None,
+    }
+
+
+def first_token_answers(result: RunResult) -> int | None:
+    """Answers whose first token came within the first-token SLO, where the engine counts
+    them (``None`` before it does)."""
+    value = getattr(result, "within_first_token_slo", None)
+    return value if isinstance(value, int) else None
+
+
+def _result(result: RunResult, bound: Bound | None) -> dict[str, Any]:
     messages = max(1, result.messages)
     per_1k = result.total_usd / messages * 1000
     targets = {}
@@ -102,6 +161,8 @@ def _result(result: RunResult, oracle: RunResult | None) -> dict[str, Any]:
         "within_deadline": result.within_deadline,
         "within_deadline_share": round(result.within_deadline / messages, 6),
         "within_inference_slo_share": round(result.within_slo / messages, 6),
+        "within_slo": result.within_slo,
+        "within_first_token_slo": first_token_answers(result),
         "answered": result.answered,
         "failed": result.failed,
         "failed_by_class": dict(zip(result.classes, result.failed_by_class, strict=True)),
@@ -139,13 +200,8 @@ def _result(result: RunResult, oracle: RunResult | None) -> dict[str, Any]:
         "timeline": _timeline(result),
         "wall_s": round(result.wall_s, 3),
     }
-    if oracle is not None and oracle.total_usd > 0:
-        data["vs_oracle"] = {
-            "cost_ratio": round(result.total_usd / oracle.total_usd, 6),
-            "within_deadline_points": round(
-                100 * (result.within_deadline - oracle.within_deadline) / messages, 4
-            ),
-        }
+    if bound is not None:
+        data["regret"] = regret(result, bound)
     return data
 
 
@@ -298,11 +354,11 @@ def dict_to_text(data: dict[str, Any]) -> str:
         )
     lines.append("")
     rows = []
-    oracle = data["oracle"]
-    for entry in [*data["policies"], *([oracle] if oracle else [])]:
+    bound = data.get("bound")
+    for entry in data["policies"]:
         latency = entry["latency_ms"]
         cost = entry["cost"]
-        versus = entry.get("vs_oracle")
+        versus = entry.get("regret")
         rows.append(
             [
                 entry.get("label", entry["name"]),
@@ -317,7 +373,23 @@ def dict_to_text(data: dict[str, Any]) -> str:
                 entry["breaker_openings"],
                 f"{cost['usd_per_day']:,.0f}",
                 f"{cost['usd_per_1k_messages']:.3f}",
-                f"{versus['cost_ratio'] - 1:+.1%}" if versus else "",
+                f"{versus['within_slo']:,}" if versus else "",
+                f"{versus['cost_ratio'] - 1:+.1%}" if versus and versus["cost_ratio"] else "",
+            ]
+        )
+    if bound is not None:
+        cost = bound["cost"]
+        rows.append(
+            [
+                "bound",
+                "",
+                f"{bound['within_inference_slo_share']:.2%}",
+                f">={bound['failed_at_least']}",
+                *[""] * 6,
+                f"{cost['usd_per_day']:,.0f}",
+                f"{cost['usd_per_1k_messages']:.3f}",
+                "",
+                "",
             ]
         )
     headers = [
@@ -333,16 +405,25 @@ def dict_to_text(data: dict[str, Any]) -> str:
         "ejections",
         "$/day",
         "$/1k msgs",
+        "SLO regret",
+        "cost vs bound",
     ]
-    if oracle is None:
-        rows = [row[:-1] for row in rows]
-    else:
-        headers.append("cost vs oracle")
+    if bound is None:
+        rows = [row[:-2] for row in rows]
+        headers = headers[:-2]
     lines.append(table(rows, headers))
+    if bound is not None:
+        cpu_s = (run.get("bound") or {}).get("cpu_s", 0.0)
+        lines.append(
+            "bound: no policy answers more messages within the SLO, or pays less at that "
+            f"coverage ({bound['within_slo']:,} answers, "
+            f"{bound['within_first_token_slo']:,} first tokens in time; {cpu_s:.1f} s of "
+            "CPU); SLO regret = its answers within the SLO less the policy's"
+        )
     lines.append("")
     names = list(data["policies"][0]["cost"]["by_target"]) if data["policies"] else []
     cost_rows = []
-    for entry in [*data["policies"], *([oracle] if oracle else [])]:
+    for entry in data["policies"]:
         by_target = entry["cost"]["by_target"]
         cost_rows.append(
             [entry.get("label", entry["name"])]
@@ -358,7 +439,7 @@ def dict_to_text(data: dict[str, Any]) -> str:
     runs = len(data["policies"])
     lines.append(
         (f"{runs} runs" if run.get("shared", "off") == "both" else f"{runs} policies")
-        + (" + oracle" if oracle else "")
+        + (" + bound" if bound else "")
         + f" in {run['wall_s']:.1f} s on {run['processes']} process"
         + ("es" if run["processes"] > 1 else "")
         + f" (day generated in {run['generate_s']:.1f} s)"

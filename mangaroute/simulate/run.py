@@ -1,10 +1,15 @@
-"""Run a scenario: generate the day once, replay it through every contender and the oracle.
+"""Run a scenario: generate the day once, replay it through every contender, and compute the
+bound they are scored against (:mod:`mangaroute.simulate.bound`).
 
 Contenders are independent (each has its own router, clock and fleet; all share the same
 generated day), so they run in parallel worker processes - ``jobs`` of them, by default one
 per CPU. Workers are forked after the day is generated, so the traffic arrays are shared
 rather than copied or regenerated; where ``fork`` is unavailable they run one after another in
 this process. Results are identical either way: every run is seeded.
+
+The bound's hindsight (every message on every target it may use) is split into slices that
+go to the workers first; this process aggregates them and solves the LPs while the workers
+run the contenders.
 
 ``messages`` below the scenario's volume runs a *scale model*: the same day shape with fewer
 messages, and every target's capacity and hourly price scaled by the same factor, so
@@ -20,10 +25,12 @@ import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.fleet import SharedSettings
-from mangaroute.simulate.engine import RunResult, run_oracle, run_router
+from mangaroute.simulate import bound as lp
+from mangaroute.simulate.engine import RunResult, run_router
 from mangaroute.simulate.fleet import Fleet
 from mangaroute.simulate.scenario import (
     DAY_START_UTC,
@@ -34,7 +41,9 @@ from mangaroute.simulate.scenario import (
 )
 from mangaroute.simulate.traffic import Traffic, generate
 
-ORACLE = "oracle"
+BOUND = "bound"
+BOUND_SLICES = 4
+"""The bound's hindsight runs in this many slices of the day's messages."""
 SHARED_MODES = ("off", "on", "both")
 LOCAL, SHARED = "local", "shared"
 
@@ -42,20 +51,26 @@ LOCAL, SHARED = "local", "shared"
 @dataclass(slots=True)
 class Simulation:
     """A finished run: the scenario as run, the day's traffic summary, one result per
-    contender (in order) and the oracle's."""
+    contender (in order) and the bound (unless it was skipped)."""
 
     scenario: Scenario
     seed: int
     scale: float
     traffic: Traffic
     results: list[RunResult] = field(default_factory=list)
-    oracle: RunResult | None = None
+    bound: lp.Bound | None = None
     wall_s: float = 0.0
     generate_s: float = 0.0
     jobs: int = 1
     replicas: int = 1
     shared: str = "off"
     sync_ms: float = 250.0
+
+    @property
+    def oracle(self) -> RunResult | None:
+        """Always ``None``: the hindsight oracle is gone (policies beat it); :attr:`bound` is
+        the reference. Kept so callers not yet moved on still run."""
+        return None
 
 
 _WORK: tuple[Scenario, Traffic, float, int, int, float] | None = None
@@ -69,14 +84,18 @@ def simulate(
     messages: int | None = None,
     contenders: list[str] | None = None,
     jobs: int | None = None,
-    oracle: bool = True,
+    bound: bool = True,
     replicas: int = 1,
     shared: str | None = None,
     sync_ms: float = 250.0,
+    oracle: bool | None = None,
 ) -> Simulation:
     """Run ``scenario`` (optionally with another seed, a scale model of ``messages``, a subset
     of its contenders, several replicas per contender with or without shared state - ``shared``
-    defaults to ``"both"`` for several replicas, else ``"off"``); see the module docstring."""
+    defaults to ``"both"`` for several replicas, else ``"off"`` - and without the bound);
+    see the module docstring. ``oracle`` is the old name of ``bound``."""
+    if oracle is not None:
+        bound = oracle
     started = time.perf_counter()
     if replicas < 1:
         raise ConfigError(f"--replicas must be >= 1, got {replicas}")
@@ -103,8 +122,10 @@ def simulate(
     if replicas > 1 and shared == "off":
         modes = [LOCAL]
     names = [f"{c.name}\t{mode}" for c in chosen for mode in modes]
-    names += [ORACLE] if oracle else []
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(names)))
+    if bound:
+        lp.require_solver()
+    slices = _slices(len(traffic), BOUND_SLICES if bound else 0)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(names) + len(slices)))
     global _WORK
     _WORK = (
         dataclasses.replace(scenario, contenders=tuple(chosen)),
@@ -114,13 +135,20 @@ def simulate(
         replicas,
         sync_ms,
     )
+    reference: lp.Bound | None = None
     try:
         if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                results = pool.map(_run_named, names, chunksize=1)
+                pending = [pool.apply_async(_hindsight, piece) for piece in slices]
+                runs = [pool.apply_async(_run_named, (name,)) for name in names]
+                if slices:
+                    reference = _bound([p.get() for p in pending])
+                results = [r.get() for r in runs]
         else:
             jobs = 1
             results = [_run_named(name) for name in names]
+            if slices:
+                reference = _bound([_hindsight(*piece) for piece in slices])
     finally:
         _WORK = None
     simulation = Simulation(
@@ -134,8 +162,8 @@ def simulate(
         shared=shared,
         sync_ms=sync_ms,
     )
-    simulation.results = [r for r in results if r.name != ORACLE]
-    simulation.oracle = next((r for r in results if r.name == ORACLE), None)
+    simulation.results = results
+    simulation.bound = reference
     simulation.wall_s = time.perf_counter() - started
     return simulation
 
@@ -154,26 +182,15 @@ def _select(scenario: Scenario, names: list[str] | None) -> list[Contender]:
 
 def _run_named(work: str) -> RunResult:
     """Run ``"<contender>\t<mode>"`` (mode ``""``: one router; ``local``/``shared``: the
-    replicas without/with shared state) or the oracle."""
+    replicas without/with shared state)."""
     assert _WORK is not None, "simulate() sets the work before running contenders"
     scenario, traffic, scale, seed, replicas, sync_ms = _WORK
     name, _, mode = work.partition("\t")
-    if name == ORACLE:
-        contender = Contender(ORACLE, "")
-    else:
-        contender = next(c for c in scenario.contenders if c.name == name)
+    contender = next(c for c in scenario.contenders if c.name == name)
     config = contender_config(scenario, contender, scale)
     fleet = Fleet.build(
         config.targets, scenario.fleet, scenario.faults, instances_of(scenario, contender)
     )
-    if name == ORACLE:
-        classes = {c.name: c.targets for c in config.classes}
-        missing = [c for c in traffic.classes if c not in classes]
-        if missing:
-            raise ConfigError(f"traffic class {missing[0]!r} is not a request class of the config")
-        return run_oracle(
-            classes, traffic, fleet, scenario.budget, tuple(t.name for t in config.targets)
-        )
     missing = [c for c in traffic.classes if c not in {k.name for k in config.classes}]
     if missing:
         raise ConfigError(f"traffic class {missing[0]!r} is not a request class of the config")
@@ -189,6 +206,75 @@ def _run_named(work: str) -> RunResult:
         replicas=replicas if mode else 1,
         shared=shared_settings(sync_ms) if mode == SHARED else None,
     )
+
+
+def _slices(n: int, count: int) -> list[tuple[int, int]]:
+    """``count`` message ranges of about equal size (none for no messages)."""
+    count = min(count, n)
+    return [(n * k // count, n * (k + 1) // count) for k in range(count)]
+
+
+def _reference() -> tuple[Scenario, Traffic, Fleet, dict[str, tuple[str, ...]], lp.Limits]:
+    """What the bound is computed on, for the day being run."""
+    assert _WORK is not None, "simulate() sets the work before the bound runs"
+    scenario, traffic, scale = _WORK[:3]
+    fleet, classes = bound_fleet(scenario, traffic, scale)
+    return scenario, traffic, fleet, classes, limits_of(scenario)
+
+
+def bound_fleet(
+    scenario: Scenario, traffic: Traffic, scale: float = 1.0
+) -> tuple[Fleet, dict[str, tuple[str, ...]]]:
+    """The fleet the bound prices and the targets each class may use: the scenario's base
+    config (every contender may narrow it, none widen it), on a fleet of the bound's own."""
+    base = Contender(BOUND, "")
+    config = contender_config(scenario, base, scale)
+    classes = {c.name: c.targets for c in config.classes}
+    missing = [c for c in traffic.classes if c not in classes]
+    if missing:
+        raise ConfigError(f"traffic class {missing[0]!r} is not a request class of the config")
+    fleet = Fleet.build(
+        config.targets, scenario.fleet, scenario.faults, instances_of(scenario, base)
+    )
+    return fleet, classes
+
+
+def limits_of(scenario: Scenario) -> lp.Limits:
+    """The bound's SLOs from the scenario's budget: the full answer within ``inference_ms``,
+    the first token within ``first_token_ms`` where the budget has one (else the same),
+    and the orchestrator's cutoff."""
+    budget = scenario.budget
+    first = getattr(budget, "first_token_ms", None) or budget.inference_ms
+    return lp.Limits(budget.inference_ms, float(first), budget.cutoff_ms)
+
+
+def _hindsight(lo: int, hi: int) -> tuple[Any, Any, Any, float]:
+    """One slice of the bound's hindsight (in a worker), and the CPU time it took."""
+    started = time.process_time()
+    _, traffic, fleet, classes, limits = _reference()
+    masks = lp.feasibility(traffic, fleet, classes, limits, lo, hi)
+    return (*masks, time.process_time() - started)
+
+
+def _bound(pieces: list[tuple[Any, Any, Any, float]]) -> lp.Bound:
+    """Aggregate the slices and solve the bound's LPs (in this process)."""
+    started = time.process_time()
+    scenario, traffic, fleet, classes, limits = _reference()
+    full, first, reachable = (lp.concatenate([p[k] for p in pieces]) for k in range(3))
+    demand = lp.aggregate(traffic, full, first, reachable)
+    start_s, end_s = traffic.window
+    result, _ = lp.solve(
+        demand,
+        fleet,
+        scenario.faults,
+        limits,
+        start_s=start_s,
+        end_s=end_s,
+        hindsight_s=sum(p[3] for p in pieces),
+        traffic=traffic,
+        class_targets=classes,
+    )
+    return dataclasses.replace(result, cpu_s=result.hindsight_s + time.process_time() - started)
 
 
 def shared_settings(sync_ms: float) -> SharedSettings:

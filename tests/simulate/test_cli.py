@@ -44,6 +44,7 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
         "--seed",
         "--json",
         "--plot",
+        "--no-bound",
         "bad-day",
         "provisioned-outage",
     ):
@@ -55,7 +56,7 @@ def test_json_for_machines() -> None:
     assert code == 0
     data = json.loads(out)
     assert [p["name"] for p in data["policies"]] == ["seed-hybrid"]
-    assert data["oracle"]["name"] == "oracle"
+    assert data["bound"]["name"] == "bound"
     assert data["scenario"]["faults"] == ["provisioned-outage", "flash-sale"]
     assert data["plots"] == []
     policy = data["policies"][0]
@@ -66,7 +67,7 @@ def test_json_for_machines() -> None:
         "failovers",
         "primary_switches",
         "cost",
-        "vs_oracle",
+        "regret",
         "timeline",
         "reasons",
     ):
@@ -79,7 +80,7 @@ def test_json_for_machines() -> None:
     }
 
 
-def test_text_with_extra_faults_seed_and_no_oracle() -> None:
+def test_text_with_extra_faults_seed_and_no_bound() -> None:
     code, out = run(
         [
             *TINY,
@@ -95,7 +96,7 @@ def test_text_with_extra_faults_seed_and_no_oracle() -> None:
     assert code == 0
     assert "faults: sagemaker-slow" in out and "(seed 11)" in out
     assert "mangaroute" in out
-    assert "\noracle" not in out and "cost vs oracle" not in out
+    assert "\nbound" not in out and "cost vs bound" not in out
 
 
 def test_plots_are_written_or_skipped_cleanly(

@@ -1,5 +1,5 @@
 """The replay: deterministic, the orchestrator's walk through a decision's attempts, the
-oracle, the report."""
+bound, the report."""
 
 from __future__ import annotations
 
@@ -131,29 +131,28 @@ def test_the_same_seed_replays_the_same_day(tmp_path: Path) -> None:
     def stable(simulation: Simulation) -> dict[str, Any]:
         data = to_dict(simulation)
         data.pop("run")
-        for entry in [*data["policies"], data["oracle"]]:
+        for entry in data["policies"]:
             entry.pop("wall_s")
         return data
 
     assert stable(small(tmp_path)) == stable(small(tmp_path))
 
 
-def test_the_oracle_answers_everything_answerable_at_the_lowest_price(tmp_path: Path) -> None:
+def test_the_bound_answers_everything_answerable_and_costs_no_more(tmp_path: Path) -> None:
     simulation = small(
         tmp_path,
         '[[faults]]\nkind = "outage"\ntarget = "first"\nstart = "11:00"\nminutes = 30\n',
     )
-    oracle = simulation.oracle
-    assert oracle is not None
-    assert oracle.failovers == 0 and oracle.failed == 0
-    assert oracle.usage["first"].errors == 0  # it knew
-    assert oracle.total_usd <= simulation.results[0].total_usd
-    assert oracle.reasons["hindsight"] == oracle.messages
+    bound = simulation.bound
+    assert bound is not None
+    assert bound.unanswerable == 0 and bound.within_slo == bound.messages
+    assert bound.within_slo >= simulation.results[0].within_slo
+    assert bound.total_usd <= simulation.results[0].total_usd
 
 
 def test_the_shipped_bad_day_in_miniature(tmp_path: Path) -> None:
     """A scale model (50k messages, capacity and prices x 0.05) of 20:45-21:30 on the bad
-    day: flash sale and provisioned outage, two policies and the oracle."""
+    day: flash sale and provisioned outage, two policies and the bound."""
     scenario = load_scenario("bad-day")
     scenario = dataclasses.replace(
         scenario,
@@ -169,8 +168,8 @@ def test_the_shipped_bad_day_in_miniature(tmp_path: Path) -> None:
     for entry in data["policies"]:
         assert entry["within_deadline_share"] > 0.99
         assert entry["cost"]["by_target"]["provisioned-sonnet"]["errors"] > 0
-        assert entry["vs_oracle"]["cost_ratio"] > 0.9
+        assert entry["regret"]["within_slo"] >= 0
     text = to_text(simulation)
-    for needle in ("within 3 s", "$/1k msgs", "seed-hybrid", "mangaroute", "oracle", "scale model"):
+    for needle in ("within 3 s", "$/1k msgs", "seed-hybrid", "mangaroute", "bound", "scale model"):
         assert needle in text
     json.dumps(data)  # serialisable

@@ -1,0 +1,271 @@
+"""The bound: its LPs on hand-computed cases, its capacity relaxation, its place in the report,
+and the property that no shipped policy beats it on random small days."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from array import array
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mangaroute.core.targets import Capacity, LatencyProfile, Pattern, Pricing, Target
+from mangaroute.simulate import bound as lp
+from mangaroute.simulate.fleet import Fault, Fleet, TargetModel
+from mangaroute.simulate.report import first_token_answers, to_dict, to_text
+from mangaroute.simulate.run import Simulation, bound_fleet, limits_of, simulate
+from mangaroute.simulate.scenario import Scenario, load_scenario, parse_scenario
+from mangaroute.simulate.traffic import Traffic
+
+PRICE_IN, PRICE_OUT = 1e-6, 2e-6
+
+
+def per_token(tin: int, tout: int) -> float:
+    return tin * PRICE_IN + tout * PRICE_OUT
+
+
+def free(tin: int, tout: int) -> float:
+    return 0.0
+
+
+def demand(rows: list[tuple[int, int, int, int, int, int]], windows: int = 1) -> lp.Demand:
+    """``(window, full mask, first-token mask, count, input, output)`` per group."""
+    window, full, first, count, tin, tout = (
+        np.array(col, dtype=np.int64) for col in zip(*rows, strict=True)
+    )
+    return lp.Demand(window, full, first, count, tin, tout, windows, int(count.sum()))
+
+
+# -- the LPs, by hand -----------------------------------------------------------------------
+
+
+def test_free_capacity_first_then_the_cheapest_feasible_target() -> None:
+    """Three messages of 200 tokens fit either target, two of 600 only the paid one, one
+    none. Paid capacity of 400 tokens takes two of the small ones; the third and the two
+    large ones pay: 1 x (100 + 2 x 100) + 2 x (200 + 2 x 400) micro-dollars."""
+    day = demand([(0, 0b11, 0b11, 3, 100, 100), (0, 0b10, 0b10, 2, 200, 400), (0, 0, 0, 1, 50, 50)])
+    lanes = [
+        lp.Lane("provisioned", [400.0], None, free),
+        lp.Lane("on-demand", None, None, per_token),
+    ]
+    problem = lp.BoundProblem(day, lanes)
+    assert problem.max_answers() == pytest.approx(5.0)
+    exact = 300e-6 + 2 * 1000e-6
+    assert problem.min_token_usd(5) == pytest.approx(exact, rel=1e-6)
+    assert problem.cost_at_most_answers(5.0) == pytest.approx(exact, rel=1e-4)
+    assert problem.cost_at_most_answers(5.0) <= exact
+    assert problem.min_token_usd(2) == 0.0  # two answers fit the free capacity
+    assert problem.min_token_usd(3) == pytest.approx(300e-6, rel=1e-6)
+    with pytest.raises(ValueError, match="did not solve"):
+        problem.min_token_usd(6)
+
+
+def test_capacity_limits_answers_and_a_fraction_rounds_down() -> None:
+    """Four 200-token messages on one target that settles 500 tokens a window: 2.5 in the
+    LP, so no policy answers more than 2; a second window adds its own capacity."""
+    one = lp.BoundProblem(demand([(0, 1, 1, 4, 120, 80)]), [lp.Lane("t", [500.0], None, free)])
+    assert one.max_answers() == pytest.approx(2.5)
+    assert lp._count(one.max_answers()) == 2
+    two = lp.BoundProblem(
+        demand([(0, 1, 1, 4, 120, 80), (1, 1, 1, 1, 120, 80)], windows=2),
+        [lp.Lane("t", [500.0, 500.0], None, free)],
+    )
+    assert two.max_answers() == pytest.approx(3.5)
+
+
+def test_requests_burndown_and_first_tokens_are_their_own_limits() -> None:
+    """A request limit of 3 per window; output counting 5x against 2,000 tokens (100 in + 5 x
+    100 out = 600 a message: 3.33); first tokens in time on a second, unlimited target."""
+    day = demand([(0, 0b01, 0b10, 10, 100, 100)])
+    lanes = [
+        lp.Lane("a", None, [3.0], per_token),
+        lp.Lane("b", None, None, per_token),
+    ]
+    assert lp.BoundProblem(day, lanes).max_answers() == pytest.approx(3.0)
+    assert lp.BoundProblem(day, lanes).max_answers(first_token=True) == pytest.approx(10.0)
+    burned = [lp.Lane("a", [2000.0], None, per_token, output_weight=5.0), lanes[1]]
+    assert lp.BoundProblem(day, burned).max_answers() == pytest.approx(2000 / 600)
+
+
+def test_groups_charge_their_smallest_tokens_and_split_by_signature() -> None:
+    """Four messages in one window: bins 1.25 wide put 100 and 105 input tokens together
+    (charged 100), 300 apart; a different feasibility mask is a group of its own."""
+    traffic = Traffic(
+        ("simple",),
+        array("q", [1, 2, 3, 4]),
+        array("b", [0, 0, 0, 0]),
+        array("H", [100, 105, 300, 100]),
+        array("H", [50, 52, 50, 50]),
+        array("I", [0, 0, 0, 0]),
+        array("d", [0.1, 0.2, 0.3, 0.4]),
+        window=(0.0, 600.0),
+    )
+    full = np.array([1, 1, 1, 3], dtype=np.uint16)
+    day = lp.aggregate(traffic, full, full, np.ones(4, dtype=bool))
+    rows = sorted(
+        zip(
+            day.full_mask.tolist(),
+            day.count.tolist(),
+            day.input_tokens.tolist(),
+            day.output_tokens.tolist(),
+            strict=True,
+        )
+    )
+    assert rows == [(1, 1, 300, 50), (1, 2, 100, 50), (3, 1, 100, 50)]
+    assert day.messages == 4 and day.feasible_full == 4 and day.unanswerable == 0
+
+
+# -- capacity as relaxed --------------------------------------------------------------------
+
+
+def bedrock(name: str, tpm: float, **kw: Any) -> Target:
+    return Target(
+        name,
+        Pattern.BEDROCK_ON_DEMAND,
+        f"model-{name}",
+        "ap-northeast-1",
+        LatencyProfile(500, 800, 1200),
+        capacity=Capacity(tokens_per_minute=tpm),
+        pricing=Pricing(1.0, 2.0),
+        **kw,
+    )
+
+
+def test_a_windows_tokens_are_a_bucket_plus_its_refill_times_the_best_factor() -> None:
+    """6,000 tokens/min: 100/s, a 1,500-token bucket (15 s). A 300 s window reaches 2.5 s
+    past its end (the cutoff): 1,500 + 100 x 302.5. A quota cut to half that covers the whole
+    second window halves it; one that ends inside the third leaves it whole. A day ending
+    60 s into the third window leaves it 62.5 s of refill (and the cut covers all of it)."""
+    fleet = Fleet.build((bedrock("t", 6000.0),), {"t": TargetModel(physics="seed-profiles")}, [])
+    faults = [
+        Fault("quota_cut", "t", 300.0, 700.0, factor=0.5),
+    ]
+    limits = lp.Limits(1500.0, 1500.0, 2500.0)
+    lanes = lp.lanes_of(fleet, faults, limits, start_s=0.0, windows=3, window_s=300.0)
+    whole = 1500 + 100 * 302.5
+    assert lanes[0].tokens == pytest.approx([whole, whole / 2, whole])
+    assert lanes[0].requests is None
+    short = lp.lanes_of(fleet, faults, limits, start_s=0.0, windows=3, window_s=300.0, end_s=660)
+    assert short[0].tokens == pytest.approx([whole, whole / 2, (1500 + 100 * 62.5) / 2])
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def tiny(**kw: Any) -> Simulation:
+    scenario = load_scenario("default")
+    scenario = dataclasses.replace(
+        scenario,
+        traffic=dataclasses.replace(scenario.traffic, window=(21 * 3600.0, 21 * 3600.0 + 60)),
+    )
+    return simulate(scenario, messages=100_000, jobs=1, **kw)
+
+
+def test_json_and_text_carry_the_bound_and_every_policys_regret() -> None:
+    simulation = tiny(contenders=["seed-hybrid", "mangaroute"])
+    bound = simulation.bound
+    assert bound is not None
+    data = json.loads(json.dumps(to_dict(simulation)))
+    assert data["bound"]["within_slo"] == bound.within_slo
+    assert data["bound"]["cost"]["usd_per_day"] == round(bound.total_usd, 2)
+    for entry, result in zip(data["policies"], simulation.results, strict=True):
+        regret = entry["regret"]
+        assert regret["within_slo"] == bound.within_slo - result.within_slo >= 0
+        assert entry["within_slo"] == result.within_slo
+        assert regret["cost_usd"] == round(result.total_usd - bound.total_usd, 2)
+        first = first_token_answers(result)
+        if first is not None:
+            assert regret["within_first_token_slo"] == bound.within_first_token_slo - first
+    text = to_text(simulation)
+    assert "SLO regret" in text and "cost vs bound" in text and "\nbound " in text
+    assert "oracle" not in text
+
+
+def test_without_the_bound_there_is_no_regret() -> None:
+    simulation = tiny(contenders=["seed-hybrid"], bound=False)
+    assert simulation.bound is None
+    data = to_dict(simulation)
+    assert data["bound"] is None and "regret" not in data["policies"][0]
+    assert "SLO regret" not in to_text(simulation)
+    assert tiny(contenders=["seed-hybrid"], oracle=False).bound is None  # the old name
+
+
+# -- no policy beats it ---------------------------------------------------------------------
+
+KINDS = ("outage", "throttle_storm", "slowdown", "fast_errors", "quota_cut")
+TARGETS = ("provisioned-sonnet", "ondemand-haiku", "ondemand-sonnet", "sagemaker-manga")
+
+
+def shipped(physics: str) -> Scenario:
+    text = resources.files("mangaroute").joinpath("data", "scenarios", "default.toml")
+    body = text.read_text("utf-8").replace('model = "seed-profiles"', f'model = "{physics}"')
+    return parse_scenario(body, source="<test>/default.toml")
+
+
+@st.composite
+def days(draw: st.DrawFn) -> tuple[Scenario, int]:
+    physics = draw(st.sampled_from(["seed-profiles", "published"]))
+    scenario = shipped(physics)
+    start = draw(st.integers(18 * 60, 23 * 60)) * 60.0
+    faults = []
+    for _ in range(draw(st.integers(0, 3))):
+        begin = start + draw(st.integers(0, 50))
+        faults.append(
+            Fault(
+                draw(st.sampled_from(KINDS)),
+                draw(st.sampled_from(TARGETS)),
+                begin,
+                begin + draw(st.integers(5, 60)),
+                factor=draw(st.sampled_from([0.1, 0.5, 2.0, 4.0])),
+                probability=draw(st.sampled_from([0.0, 0.3, 0.9])),
+            )
+        )
+    overrides = {
+        name: {"tokens_per_minute": draw(st.sampled_from([200_000, 1_000_000, 4_000_000]))}
+        for name in ("ondemand-haiku", "ondemand-sonnet")
+        if draw(st.booleans())
+    }
+    scenario = dataclasses.replace(
+        scenario,
+        seed=draw(st.integers(0, 10_000)),
+        faults=tuple(faults),
+        fleet_overrides={**scenario.fleet_overrides, **overrides},
+        traffic=dataclasses.replace(scenario.traffic, window=(start, start + 60.0)),
+    )
+    return scenario, draw(st.integers(40_000, 160_000))
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(days())
+def test_no_shipped_policy_beats_the_bound(day: tuple[Scenario, int]) -> None:
+    """A few hundred messages in one evening minute, random faults and quotas, both physics,
+    every shipped contender: none answers more within the SLO, none fails fewer than the
+    messages no target can answer, and none pays less than the bound's cost at its own
+    coverage. A policy that does is a simulator bug."""
+    scenario, messages = day
+    simulation = simulate(scenario, messages=messages, jobs=1)
+    bound = simulation.bound
+    assert bound is not None and bound.messages == len(simulation.traffic)
+    fleet, classes = bound_fleet(simulation.scenario, simulation.traffic, simulation.scale)
+    _, problem = lp.compute_bound(
+        simulation.traffic, fleet, classes, simulation.scenario.faults, limits_of(scenario)
+    )
+    assert len(simulation.results) == len(scenario.contenders) >= 10
+    for result in simulation.results:
+        assert result.within_slo <= bound.within_slo, result.name
+        first = first_token_answers(result)
+        if first is not None:
+            assert first <= bound.within_first_token_slo, result.name
+        assert result.failed >= bound.unanswerable, result.name
+        floor = bound.fixed_usd + problem.min_token_usd(result.within_slo)
+        assert result.total_usd >= floor * (1 - 1e-6) - 1e-9, result.name
