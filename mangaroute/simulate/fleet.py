@@ -191,10 +191,11 @@ class TargetModel:
 
 
 def default_burndown(model_id: str) -> float:
-    """Output-token burndown rate of a Bedrock model: 5 for Claude 3.7 Sonnet and the
-    Claude 4 family (AWS, "How tokens are counted in Amazon Bedrock"), else 1."""
+    """Output-token burndown rate of a Bedrock model towards its quotas: 5 for Claude
+    Sonnet 4 and Opus 4 (docs/simulate.md cites it), else 1 - set ``burndown`` in the
+    scenario for another model that has one."""
     lowered = model_id.lower()
-    fives = ("claude-3-7", "claude-sonnet-4", "claude-opus-4", "claude-haiku-4")
+    fives = ("claude-sonnet-4", "claude-opus-4")
     return 5.0 if any(name in lowered for name in fives) else 1.0
 
 
@@ -439,53 +440,56 @@ class SimTarget:
         any wait for a SageMaker slot. With ``commit`` the call takes capacity: quota
         (``input + max_tokens`` reserved where Bedrock reserves, settled by
         :meth:`finished`), a slot, a place in flight; without, it only looks."""
-        u_evt = (draw * 104729.0 + k * 0.6180339887498949 + self._salt) % 1.0
         slow = 1.0
         capacity_factor = 1.0
-        for fault in self._faults:
-            if fault.start_s * NS_PER_S > now:
-                break
-            if now >= fault.end_s * NS_PER_S:
-                continue
-            kind = fault.kind
-            if kind == OUTAGE:
-                return ERROR, self.error_latency_ms * (0.5 + u_evt), 0.0, "ServiceUnavailable"
-            if kind == FAST_ERRORS:
-                if u_evt < fault.probability:
-                    return ERROR, fault.latency_ms * (0.5 + u_evt), 0.0, "InternalServerException"
-            elif kind == THROTTLE_STORM:
-                capacity_factor *= fault.factor
-                if u_evt < fault.probability:
-                    return self._throttled(u_evt)
-            elif kind == QUOTA_CUT:
-                capacity_factor *= fault.factor
-            else:
-                slow *= fault.factor
+        if self._faults:
+            u_evt = (draw * 104729.0 + k * 0.6180339887498949 + self._salt) % 1.0
+            for fault in self._faults:
+                if fault.start_s * NS_PER_S > now:
+                    break
+                if now >= fault.end_s * NS_PER_S:
+                    continue
+                kind = fault.kind
+                if kind == OUTAGE:
+                    return ERROR, self.error_latency_ms * (0.5 + u_evt), 0.0, "ServiceUnavailable"
+                if kind == FAST_ERRORS:
+                    if u_evt < fault.probability:
+                        latency = fault.latency_ms * (0.5 + u_evt)
+                        return ERROR, latency, 0.0, "InternalServerException"
+                elif kind == THROTTLE_STORM:
+                    capacity_factor *= fault.factor
+                    if u_evt < fault.probability:
+                        return self._throttled(draw, k)
+                elif kind == QUOTA_CUT:
+                    capacity_factor *= fault.factor
+                else:
+                    slow *= fault.factor
         if self.req_rate:
             level = self.req_level + (now - self.req_last) * self.req_rate * capacity_factor
             level = min(level, self.req_depth * capacity_factor)
             self.req_level = level
             self.req_last = now
             if level < 1.0:
-                return self._throttled(u_evt)
+                return self._throttled(draw, k)
         need = 0.0
         if self.tok_rate:
             level = self.tok_level + (now - self.tok_last) * self.tok_rate * capacity_factor
-            depth = self.tok_depth * capacity_factor
-            level = min(level, depth)
+            level = min(level, self.tok_depth * capacity_factor)
             self.tok_level = level
             self.tok_last = now
-            if self.reserves and max_tokens is not None:
+            if max_tokens is not None and self.reserves:
                 need = tin + max_tokens
             else:
                 need = tin + tout * self.burndown
             if level < need or need > self.daily_left:
-                return self._throttled(u_evt)
+                return self._throttled(draw, k)
         if self.concurrency and self.in_flight >= self.concurrency:
-            return self._throttled(u_evt)
-        u_err = (draw * 1299709.0 + k * 0.7071067811865476 + self._salt) % 1.0
-        if u_err < self.error_rate:
-            return ERROR, self.error_latency_ms * (0.5 + u_evt), 0.0, "InternalServerException"
+            return self._throttled(draw, k)
+        if self.error_rate:
+            u_err = (draw * 1299709.0 + k * 0.7071067811865476 + self._salt) % 1.0
+            if u_err < self.error_rate:
+                latency = self.error_latency_ms * (0.5 + u_err / self.error_rate)
+                return ERROR, latency, 0.0, "InternalServerException"
         u_lat = (draw * 7919.0 + k * 0.41421356237309503 + self._salt) % 1.0
         mult = self.mult[int(u_lat * TABLE_SIZE)] * slow
         ttft = (self.ttft_ms + self.ttft_in_ms * (tin - cached_tokens)) * mult
@@ -524,7 +528,9 @@ class SimTarget:
                 self.in_flight += 1
         return OK, latency, ttft, None
 
-    def _throttled(self, u: float) -> tuple[int, float, float, str | None]:
+    def _throttled(self, draw: float, k: int) -> tuple[int, float, float, str | None]:
+        """A 429 one round trip later (the round trip varies +-50 % with the draw)."""
+        u = (draw * 104729.0 + k * 0.6180339887498949 + self._salt) % 1.0
         return THROTTLED, self.throttle_latency_ms * (0.5 + u), 0.0, "ThrottlingException"
 
     def finished(

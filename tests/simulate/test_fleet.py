@@ -3,6 +3,8 @@ prices."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from mangaroute.core.targets import (
 )
 from mangaroute.simulate.fleet import (
     NS_PER_S,
+    PUBLISHED_DEFAULTS,
     TICK_NS,
     Fault,
     Fleet,
@@ -352,3 +355,23 @@ def test_a_quota_cut_lowers_capacity_without_random_throttles() -> None:
     assert codes == [OK] * 5 + [THROTTLED]  # 15,000 x 0.25 = 3,750 tokens at once
     after = [sim.attempt(3601 * NS_PER_S, 0.5, 0, 500, 250, True)[0] for _ in range(6)]
     assert after == [OK] * 6
+
+
+def test_the_docs_state_the_defaults_the_model_uses() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "simulate.md"
+    text = docs.read_text("utf-8")
+    table = text[text.index("### Defaults and where they come from") : text.index("## Faults")]
+    for tier, physics in PUBLISHED_DEFAULTS.items():
+        row = f"| `ttft_ms`, `tokens_per_s`, tier `{tier}` | {physics.ttft_ms:g} ms, "
+        assert row + f"{physics.tokens_per_s:g} tokens/s |" in table
+    d = TargetModel()
+    assert f"| `ttft_per_1k_input_ms` | {d.ttft_per_1k_input_ms:g} ms |" in table
+    assert f"| `tps_sigma` | {d.tps_sigma:g} |" in table
+    assert f"| `error_rate` | {d.error_rate * 100:g} % |" in table
+    assert f"| `cache_read_price` | {d.cache_read_price:g} |" in table
+    assert f"{d.throttle_latency_ms:g} ms, {d.error_latency_ms:g} ms" in table
+    assert f"| `cross_region_ms` | {SimTarget(xr_target(), 0, d, []).cross_region_ms:g} ms" in table
+
+
+def xr_target() -> Target:
+    return Target("xr", Pattern.BEDROCK_ON_DEMAND, "apac.x", "r", LatencyProfile(1, 2, 3))

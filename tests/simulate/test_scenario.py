@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mangaroute import ConfigError
 from mangaroute.simulate.scenario import (
+    FAULT_PRESETS,
     Contender,
     builtin_scenarios,
     contender_config,
@@ -307,3 +308,18 @@ def test_an_overlay_wins_and_keeps_the_rest(base: dict[str, Any], overlay: dict[
             assert merged[key] == value
     for key in base:
         assert key in merged
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "simulate.md"
+
+
+def test_the_docs_say_what_every_shipped_scenario_and_preset_tests() -> None:
+    text = DOCS.read_text("utf-8")
+    faults = text[text.index("## Faults") : text.index("## Scenario files")]
+    rows = {
+        line.split("|")[1].strip().split()[0].strip("`"): line.split("|")[3].strip()
+        for line in faults.splitlines()
+        if line.startswith("| `")
+    }
+    for name in (*FAULT_PRESETS, *builtin_scenarios()):
+        assert len(rows.get(name, "")) > 40, f"{name}: docs/simulate.md does not say what it tests"
