@@ -30,7 +30,6 @@ anyone still waited for them).
 from __future__ import annotations
 
 import heapq
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -139,8 +138,8 @@ class Orchestrator:
         self.budgets = [
             HedgeBudget(settings.hedge) if settings.hedge is not None else None for _ in routers
         ]
-        max_tokens = getattr(traffic, "max_tokens", None)
-        self.max_tokens: Sequence[int] | None = max_tokens if max_tokens else None
+        self.max_tokens = traffic.max_tokens
+        self.cached_tokens = traffic.cached_tokens
         self.estimates = estimates
         self.session_ids = [f"s{k}" for k in range(max(traffic.session, default=0) + 1)]
         self.on_answered = answered
@@ -160,7 +159,6 @@ class Orchestrator:
         self.start_ns = start_ns
         self.offered = [[0] * (minutes + 1) if sim.tok_rate else [] for sim in fleet.targets]
         self.failures: dict[str, Failure] = {}
-        self._finished = {sim.name: _finisher(sim) for sim in fleet.targets}
 
     # -- a message arrives ----------------------------------------------------------------
 
@@ -207,7 +205,13 @@ class Orchestrator:
         if sim.tok_rate:
             self.offered[sim.index][(now - self.start_ns) // MINUTE_NS] += tin + tout
         # nth = 0: a plan never sends one call to the same target twice
-        code, latency, ttft, error = sim.attempt(now, self.draw[i], 0, tin, tout, True)
+        if self.max_tokens is None and self.cached_tokens is None:
+            code, latency, ttft, error = sim.attempt(now, self.draw[i], 0, tin, tout, True)
+        else:
+            max_tokens, cached = self._extra(i)
+            code, latency, ttft, error = sim.attempt(
+                now, self.draw[i], 0, tin, tout, True, max_tokens=max_tokens, cached_tokens=cached
+            )
         admitted = code == OK
         end = now + int(latency * NS_PER_MS)
         deadline = launch.deadline_ns
@@ -232,8 +236,9 @@ class Orchestrator:
         tin = self.input_tokens[i]
         tout = self.output_tokens[i]
         if admitted:
-            self._finished[sim.name](now, tin, tout, code)
-            self.usd[self.time_ns[i] // self.bucket_ns] += sim.bill(tin, tout)
+            max_tokens, cached = self._extra(i)
+            sim.finished(now, tin, tout, max_tokens, code, cached_tokens=cached)
+            self.usd[self.time_ns[i] // self.bucket_ns] += sim.bill(tin, tout, cached)
         router = call.router
         subject = call.decision if launch.kind is _PRIMARY else sim.name
         if code == OK:
@@ -289,6 +294,13 @@ class Orchestrator:
             self.failovers += 1
             self.fallback_attempts += launches - 1
 
+    def _extra(self, i: int) -> tuple[int | None, int]:
+        """The message's ``max_tokens`` (None: not recorded) and cached input tokens."""
+        recorded, cached = self.max_tokens, self.cached_tokens
+        return (recorded[i] or None) if recorded is not None else None, (
+            cached[i] if cached is not None else 0
+        )
+
     def _failure(self, code: str | None) -> Failure:
         key = code or "InternalFailure"
         failure = self.failures.get(key)
@@ -300,19 +312,3 @@ class Orchestrator:
         """Attempts of ``sim`` by outcome code (ok, throttled, error, timeout)."""
         base = sim.index * 4
         return self.counts[base : base + 4]
-
-
-def _finisher(sim: SimTarget) -> Callable[[int, int, int, int], None]:
-    """``finished(now, tin, tout, code)`` for ``sim``: with the attempt's details where the
-    target's model takes them, without where it does not."""
-    parameters = inspect.signature(sim.finished).parameters
-    if "now_ns" in parameters:
-        finished: Any = sim.finished
-
-        def detailed(now: int, tin: int, tout: int, code: int) -> None:
-            finished(now_ns=now, tin=tin, tout=tout, code=code)
-
-        return detailed
-
-    bare = sim.finished
-    return lambda now, tin, tout, code: bare()
