@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
 from contextlib import redirect_stderr
@@ -399,6 +401,24 @@ def test_toml_nested_100000_deep_is_a_config_error_naming_the_file(tmp_path: Pat
         "mangaroute: error: mangaassist.toml is not usable TOML: arrays or inline tables are "
         "nested too deeply to read (a config needs a few levels)\n"
     )
+
+
+def test_config_check_in_its_own_process_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    huge = tmp_path / "huge.toml"
+    huge.write_text(to_toml(base_doc() | {"router": {"window_s": 1e6, "bucket_s": 0.001}}))
+    for path, message in ((deep, "nested too deeply"), (huge, "[router.window_s] expected")):
+        result = subprocess.run(
+            [sys.executable, "-m", "mangaroute", "config", "check", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.startswith(f"mangaroute: error: {path}")
+        assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_class_naming_a_target_twice_is_rejected() -> None:
