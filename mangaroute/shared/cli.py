@@ -8,7 +8,16 @@ import time
 from typing import Any, TextIO
 
 from mangaroute.core.fleet import redact_url
-from mangaroute.shared.store import QUARTER_S, parse_ejection
+from mangaroute.shared.store import (
+    DAY_QUARTERS,
+    QUARTER_S,
+    BadField,
+    Ejection,
+    decode_count,
+    parse_ejection,
+    spend_quarters,
+    usage_cells,
+)
 
 redact = redact_url
 """The URL with its password hidden (the sidecar logs the URL it shares state at)."""
@@ -45,7 +54,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
 
 def read_status(config: Any) -> dict[str, Any]:
     """The deployment's shared state as a JSON-ready dict (raises StoreUnavailable)."""
-    from mangaroute.shared.redis_store import RedisStore, key_prefix, usage_cells  # noqa: PLC0415
+    from mangaroute.shared.redis_store import RedisStore, key_prefix  # noqa: PLC0415
 
     settings = config.shared
     store = RedisStore(settings)
@@ -63,18 +72,21 @@ def read_status(config: Any) -> dict[str, Any]:
         buckets = list(range(first, int(now // window.bucket_s) + 1))
         for bucket in buckets:
             pipe.hgetall(f"{prefix}usage:{bucket}")
-        day = int(now // QUARTER_S) // 96
+        day = int(now // QUARTER_S) // DAY_QUARTERS
         pipe.hgetall(f"{prefix}spend:{day}")
-        results = store.execute(pipe)
+        replies = store.execute(pipe, replies=True)
     finally:
         store.close()
+    keys = ["replicas", "primary", "ejections", *(f"usage:{b}" for b in buckets), f"spend:{day}"]
+    bad: list[BadField] = []
+    results = [_answer(key, reply, bad) for key, reply in zip(keys, replies, strict=True)]
     replicas, primary, ejections = results[0], results[1], results[2]
     usage_rows = results[3 : 3 + len(buckets)]
-    spend = results[-1]
+    spend = spend_quarters(keys[-1], results[-1], bad)
     span_s = max(window.bucket_s, now - first * window.bucket_s)
     totals: dict[str, list[int]] = {}
-    for row in usage_rows:
-        for name, (tokens, requests) in usage_cells(row).items():
+    for key, row in zip(keys[3:], usage_rows, strict=False):
+        for name, (tokens, requests) in usage_cells(key, row, bad).items():
             cell = totals.setdefault(name, [0, 0])
             cell[0] += tokens
             cell[1] += requests
@@ -105,16 +117,7 @@ def read_status(config: Any) -> dict[str, Any]:
             {"replica": name, "last_sync_s_ago": round(now - at, 3), "live": at >= live_after}
             for name, at in replicas
         ],
-        "primary": (
-            {
-                "target": primary.get("name"),
-                "epoch": int(primary.get("epoch", 0)),
-                "reason": primary.get("reason", ""),
-                "by": primary.get("replica", ""),
-            }
-            if primary
-            else None
-        ),
+        "primary": _primary(primary, bad),
         "ejections": [
             {
                 "target": e.target,
@@ -123,12 +126,46 @@ def read_status(config: Any) -> dict[str, Any]:
                 "reason": e.reason,
                 "expires_in_s": round(e.until_unix - now, 1),
             }
-            for e in (parse_ejection(f, v) for f, v in ejections.items())
-            if e is not None and e.until_unix > now
+            for e in _ejections(ejections, bad)
+            if e.until_unix > now
         ],
         "usage": usage,
-        "spend_today_usd": round(sum(float(v) for v in spend.values()), 4),
+        "spend_today_usd": round(sum(spend.values()), 4),
+        "undecodable": [str(b) for b in bad],
     }
+
+
+def _answer(key: str, reply: Any, bad: list[BadField]) -> Any:
+    """A read's reply, or an empty one (and a note in ``bad``) when Redis refused it."""
+    if isinstance(reply, Exception):
+        bad.append(BadField(key, None, None, f"{type(reply).__name__}: {reply}"))
+        return [] if key == "replicas" else {}
+    return reply
+
+
+def _primary(row: dict[str, str], bad: list[BadField]) -> dict[str, Any] | None:
+    if not row:
+        return None
+    epoch = decode_count(row.get("epoch", "0"))
+    if epoch is None:
+        bad.append(BadField("primary", "epoch", row["epoch"]))
+    return {
+        "target": row.get("name"),
+        "epoch": epoch,
+        "reason": row.get("reason", ""),
+        "by": row.get("replica", ""),
+    }
+
+
+def _ejections(row: dict[str, str], bad: list[BadField]) -> list[Ejection]:
+    entries = []
+    for field_name, value in row.items():
+        entry = parse_ejection(field_name, value)
+        if entry is None:
+            bad.append(BadField("ejections", field_name, value))
+        else:
+            entries.append(entry)
+    return entries
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -179,4 +216,11 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             f"{row['requests_per_second']:>8.2f} req/s  {util}\n"
         )
     out.write(f"pay-per-use spend today (UTC): ${status['spend_today_usd']:,.2f}\n")
+    if status["undecodable"]:
+        out.write(
+            f"undecodable (left out above; the next sync of a replica deletes them): "
+            f"{len(status['undecodable'])}\n"
+        )
+        for line in status["undecodable"]:
+            out.write(f"  {line}\n")
     return 0

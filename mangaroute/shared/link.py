@@ -7,6 +7,12 @@ could not publish (usage for as long as it is inside the window, spend until it 
 once no sync has succeeded for ``stale_after_ms`` it hands the router ``None`` - route on the
 local view - and says so once in the log. The first successful sync after that merges again.
 
+A sync that meets data it cannot decode (``primary.epoch = "x"``, a usage count
+``"not-a-number"``) is a failed sync too: counted in ``failures``, named in ``last_error``,
+logged at most once a minute (:data:`BAD_DATA_LOG_EVERY_S`), not merged - so the staleness
+bound drops the fleet's view if it goes on - and the store deletes the bad fields at the next
+sync. The deltas the store refused are sent again; those it took are not.
+
 Usage deltas are stamped with the bucket of the sync that collected them, so a replica's
 traffic lands in the shared buckets at most one sync interval late; a replica subtracts what it
 published itself from the fleet's totals, so its own traffic is counted once (locally, exactly).
@@ -27,6 +33,7 @@ from mangaroute.core.router import Router
 from mangaroute.shared.store import (
     DAY_QUARTERS,
     QUARTER_S,
+    BadField,
     EjectionClaim,
     Inbound,
     Outbound,
@@ -34,10 +41,14 @@ from mangaroute.shared.store import (
     Store,
     StoreUnavailable,
 )
+from mangaroute.telemetry._worker import RateLimitedWarning
 
 logger = logging.getLogger("mangaroute.shared")
 
 SPEND_KEEP_QUARTERS = 2 * DAY_QUARTERS
+BAD_DATA_LOG_EVERY_S = 60.0
+"""Undecodable data is logged when first met, then at most once per this many seconds
+while it lasts (with the number of syncs it failed in between)."""
 
 
 def default_replica_id() -> str:
@@ -58,6 +69,8 @@ class LinkStatus:
     commands: int
     replicas: int
     last_error: str | None
+    undecodable: int = 0
+    """Syncs that met data they could not decode (counted in ``failures`` too)."""
 
 
 class FleetLink:
@@ -93,6 +106,10 @@ class FleetLink:
         self._last_ok: float | None = None
         self._last_error: str | None = None
         self._fallback_logged = False
+        self._undecodable = 0
+        self._bad_data_warning = RateLimitedWarning(
+            BAD_DATA_LOG_EVERY_S, lambda: round(router.unix_time() * 1e9), logger
+        )
 
     # -- one step -----------------------------------------------------------------------
 
@@ -137,9 +154,14 @@ class FleetLink:
         except StoreUnavailable as exc:
             self._failed(now, str(exc))
             return False
-        self._published(out)
+        self._published(out, inbound)
         self._held = holding
         self._commands += inbound.commands
+        if inbound.undecodable:
+            if not any(bad.key == "primary" for bad in inbound.undecodable):
+                self._settle(out, inbound)  # the verdict stands: the switch happened or not
+            self._unreadable(now, inbound.undecodable)
+            return False
         self._merge(inbound, out, now)
         return True
 
@@ -154,6 +176,7 @@ class FleetLink:
             commands=self._commands,
             replicas=self._replicas,
             last_error=self._last_error,
+            undecodable=self._undecodable,
         )
 
     def fall_back(self) -> None:
@@ -183,17 +206,26 @@ class FleetLink:
         for old in [b for b in self._pending_usage if b < oldest]:
             del self._pending_usage[old]  # outside the window by now: nobody would read it
 
-    def _published(self, out: Outbound) -> None:
+    def _published(self, out: Outbound, inbound: Inbound) -> None:
+        """What the store took is this replica's own; what it refused waits for the next
+        sync (the deltas collected since are added to it then)."""
+        self._pending_usage.clear()
         for bucket, cells in out.usage.items():
             own = self._own_usage.setdefault(bucket, {})
+            refused = inbound.rejected_usage.get(bucket, {})
             for name, (d_tokens, d_requests) in cells.items():
+                back = refused.get(name, (0, 0))
                 cell = own.setdefault(name, [0, 0])
-                cell[0] += d_tokens
-                cell[1] += d_requests
-        self._pending_usage.clear()
-        for quarter, usd in out.spend.items():
-            self._own_spend[quarter] += usd
+                cell[0] += d_tokens - back[0]
+                cell[1] += d_requests - back[1]
+                if back[0] or back[1]:
+                    self._pending_usage.setdefault(bucket, {})[name] = list(back)
         self._pending_spend.clear()
+        for quarter, usd in out.spend.items():
+            back_usd = inbound.rejected_spend.get(quarter, 0.0)
+            self._own_spend[quarter] += usd - back_usd
+            if back_usd:
+                self._pending_spend[quarter] = back_usd
 
     def _oldest_bucket(self, now: float) -> int:
         return int((now - self._window_s) // self._bucket_s) + 1
@@ -271,6 +303,10 @@ class FleetLink:
             primary_epoch=inbound.primary_epoch,
             primary_reason=inbound.primary_reason,
         )
+        self._settle(out, inbound)
+        self.router.apply_fleet(view)
+
+    def _settle(self, out: Outbound, inbound: Inbound) -> None:
         if out.proposal is not None and inbound.proposal_won is not None:
             p = out.proposal
             self.router.settle_switch(
@@ -279,9 +315,20 @@ class FleetLink:
                 inbound.primary or p.to_target,
                 inbound.primary_epoch,
             )
-        self.router.apply_fleet(view)
 
-    def _failed(self, now: float, error: str) -> None:
+    def _unreadable(self, now: float, bad: list[BadField]) -> None:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        error = f"undecodable data in the store: {bad[0]}{more}"
+        self._undecodable += 1
+        self._bad_data_warning.warn(
+            "shared state for deployment %r: %s; skipped, this sync counts as failed, and "
+            "the store deletes what still holds the same value at the next sync",
+            self.settings.deployment,
+            error,
+        )
+        self._failed(now, error, "unreadable")
+
+    def _failed(self, now: float, error: str, how: str = "unreachable") -> None:
         self._failures += 1
         self._last_error = error
         last = self._last_ok if self._last_ok is not None else self._started_unix
@@ -289,9 +336,10 @@ class FleetLink:
             return
         if not self._fallback_logged:
             logger.warning(
-                "shared state for deployment %r unreachable for %.1f s (%s): routing on this "
+                "shared state for deployment %r %s for %.1f s (%s): routing on this "
                 "replica's local view until it is back",
                 self.settings.deployment,
+                how,
                 now - last,
                 error,
             )

@@ -11,6 +11,16 @@ Delivery is at-least-once: a round trip that times out after Redis applied it is
 counting that interval's usage twice - an error on the safe side (less traffic for a paid
 target, an earlier budget guard), and bounded by one sync's deltas.
 
+Data this version cannot decode (``primary.epoch = "x"``, a usage count ``"not-a-number"``,
+bytes that are not UTF-8, a key of the wrong type) never raises: the field is skipped and
+reported in :attr:`Inbound.undecodable` (the link counts the sync as failed), an increment
+Redis refused is handed back to be sent again, the primary's expiry is not renewed while its
+epoch is unreadable, and the next sync deletes each bad field *if it still holds the value
+that was read* - a compare-and-delete, so a value another replica repaired or rewrote since
+is left alone. What a deleted field counted is lost (at most one bucket of one target's
+usage, one quarter hour of spend, or the primary's epoch, which restarts at 0 like a store
+that lost its data).
+
 Needs the ``redis`` extra: ``pip install 'mangaroute[redis]'``.
 """
 
@@ -22,11 +32,16 @@ from typing import Any
 from mangaroute.core.errors import MangarouteError
 from mangaroute.core.fleet import SharedSettings
 from mangaroute.shared.store import (
+    DAY_QUARTERS,
+    BadField,
     Inbound,
     Outbound,
     StoreUnavailable,
+    decode_count,
     encode_ejection,
     parse_ejection,
+    spend_quarters,
+    usage_cells,
 )
 
 CLAIM_EJECTION = """
@@ -46,24 +61,29 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
+RENEW_PRIMARY = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch and epoch ~= '0' and not string.match(epoch, '^[1-9]%d*$') then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+"""
+"""Renew the primary's expiry unless its epoch is unreadable (then it is left to expire or
+to the repair, never kept alive)."""
 
-class SharedSetupError(MangarouteError, RuntimeError):
+DELETE_IF_EQUAL = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+class SharedSetupError(MangarouteError, ValueError):
     """Shared state cannot start: something a person must fix before it can (the CLI says
     what and exits 2, without a traceback)."""
 
 
-class RedisUnavailable(SharedSetupError):
+class RedisUnavailable(SharedSetupError, RuntimeError):
     """The ``redis`` package is not installed."""
-
-
-def usage_cells(row: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """A ``usage:<bucket>`` hash as ``{target: (tokens, requests)}``."""
-    cells: dict[str, list[int]] = {}
-    for field_name, count in row.items():
-        name, _, axis = field_name.rpartition("|")
-        cell = cells.setdefault(name, [0, 0])
-        cell[0 if axis == "tok" else 1] = int(count)
-    return {name: (cell[0], cell[1]) for name, cell in cells.items()}
 
 
 def key_prefix(deployment: str) -> str:
@@ -89,6 +109,7 @@ def connect(settings: SharedSettings) -> Any:
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 0),
         "decode_responses": True,
+        "encoding_errors": "surrogateescape",  # bytes that are not UTF-8 stay bad data
         "client_name": "mangaroute",
         "health_check_interval": 0,
     }
@@ -121,11 +142,15 @@ class RedisStore:
         from redis.exceptions import RedisError  # noqa: PLC0415 - optional dependency
 
         self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+        self._repairs: list[BadField] = []
 
     def exchange(self, out: Outbound) -> Inbound:
         p = self.prefix
         pipe = self.client.pipeline(transaction=False)
         reads: list[tuple[str, Any]] = []
+        for bad in self._repairs:
+            pipe.eval(DELETE_IF_EQUAL, 1, p + bad.key, bad.field, bad.value)
+            reads.append(("write", bad.key))
         ejections_key = p + "ejections"
         primary_key = p + "primary"
         replicas_key = p + "replicas"
@@ -150,17 +175,18 @@ class RedisStore:
             for name, (d_tokens, d_requests) in cells.items():
                 if d_tokens:
                     pipe.hincrby(key, f"{name}|tok", d_tokens)
-                    reads.append(("skip", None))
+                    reads.append(("add_usage", (bucket, name, 0, d_tokens)))
                 if d_requests:
                     pipe.hincrby(key, f"{name}|req", d_requests)
-                    reads.append(("skip", None))
+                    reads.append(("add_usage", (bucket, name, 1, d_requests)))
             pipe.pexpire(key, usage_ttl_ms)
-            reads.append(("skip", None))
+            reads.append(("write", f"usage:{bucket}"))
         for quarter, usd in out.spend.items():
-            key = f"{p}spend:{quarter // 96}"
+            day = quarter // DAY_QUARTERS
+            key = f"{p}spend:{day}"
             pipe.hincrbyfloat(key, str(quarter), usd)
             pipe.expire(key, 3 * 86_400)
-            reads.extend((("skip", None), ("skip", None)))
+            reads.extend((("add_spend", (quarter, usd)), ("write", f"spend:{day}")))
         for claim in out.claims:
             ttl_ms = max(1, round((claim.until_unix - out.unix_s) * 1000))
             pipe.eval(
@@ -171,16 +197,17 @@ class RedisStore:
                 encode_ejection(claim),
                 ttl_ms,
             )
-            reads.append(("skip", None))
+            reads.append(("write", "ejections"))
         gone = [f"{target}|{out.replica}" for target in out.released] + list(out.expired)
         if gone:
             pipe.hdel(ejections_key, *gone)
-            reads.append(("skip", None))
+            reads.append(("write", "ejections"))
         pipe.zadd(replicas_key, {out.replica: out.unix_s})
         pipe.zremrangebyscore(replicas_key, "-inf", out.unix_s - out.key_ttl_s)
         pipe.pexpire(replicas_key, key_ttl_ms)
-        pipe.pexpire(primary_key, key_ttl_ms)
-        reads.extend((("skip", None),) * 4)
+        pipe.eval(RENEW_PRIMARY, 1, primary_key, key_ttl_ms)
+        reads.extend((("write", "replicas"),) * 3)
+        reads.append(("write", "primary"))
         for bucket in out.read_buckets:
             pipe.hgetall(f"{p}usage:{bucket}")
             reads.append(("usage", bucket))
@@ -193,13 +220,16 @@ class RedisStore:
         reads.append(("primary", None))
         pipe.zcount(replicas_key, out.live_after_unix, "+inf")
         reads.append(("replicas", None))
-        return self._parse(reads, self.execute(pipe), out)
+        inbound = self._parse(reads, self.execute(pipe, replies=True), out)
+        self._repairs = [b for b in inbound.undecodable if b.value is not None and b.field]
+        return inbound
 
-    def execute(self, pipe: Any) -> list[Any]:
-        """Send a pipeline built on :attr:`client`; a connection error, a timeout or an
-        error reply becomes :class:`StoreUnavailable`."""
+    def execute(self, pipe: Any, *, replies: bool = False) -> list[Any]:
+        """Send a pipeline built on :attr:`client`; a connection error or a timeout becomes
+        :class:`StoreUnavailable`, and so does an error reply unless ``replies`` (then the
+        error takes the command's place in the result)."""
         try:
-            return list(pipe.execute())
+            return list(pipe.execute(raise_on_error=not replies))
         except self._errors as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         finally:
@@ -207,29 +237,58 @@ class RedisStore:
 
     def _parse(self, reads: list[tuple[str, Any]], results: list[Any], out: Outbound) -> Inbound:
         inbound = Inbound(commands=len(results))
+        bad = inbound.undecodable
         if out.read_spend_days:
             inbound.spend = {}
         for (kind, arg), value in zip(reads, results, strict=True):
-            if kind == "usage":
-                inbound.usage[arg] = usage_cells(value)
+            if isinstance(value, Exception):
+                self._refused(kind, arg, value, inbound)
+            elif kind == "usage":
+                inbound.usage[arg] = usage_cells(f"usage:{arg}", value, bad)
             elif kind == "spend":
                 assert inbound.spend is not None
-                for quarter, usd in value.items():
-                    inbound.spend[int(quarter)] = float(usd)
+                inbound.spend.update(spend_quarters(f"spend:{arg}", value, bad))
             elif kind == "ejections":
                 for field_name, entry in value.items():
                     parsed = parse_ejection(field_name, entry)
-                    if parsed is not None:
+                    if parsed is None:
+                        bad.append(BadField("ejections", field_name, entry))
+                    else:
                         inbound.ejections.append(parsed)
             elif kind == "primary":
-                inbound.primary = value.get("name") or None
-                inbound.primary_epoch = int(value.get("epoch", 0))
-                inbound.primary_reason = value.get("reason", "")
+                epoch = decode_count(value.get("epoch", "0"))
+                if epoch is None:
+                    bad.append(BadField("primary", "epoch", value["epoch"]))
+                else:
+                    inbound.primary = value.get("name") or None
+                    inbound.primary_epoch = epoch
+                    inbound.primary_reason = value.get("reason", "")
             elif kind == "replicas":
                 inbound.replicas = max(1, int(value))
             elif kind == "proposal":
                 inbound.proposal_won = bool(value)
         return inbound
+
+    @staticmethod
+    def _refused(kind: str, arg: Any, error: Exception, inbound: Inbound) -> None:
+        """Redis answered one command with an error (a field that is not a number, a key
+        of the wrong type): hand a refused increment back, report the command as bad data."""
+        reason = f"{type(error).__name__}: {error}"
+        if kind == "add_usage":
+            bucket, name, axis, delta = arg
+            cell = inbound.rejected_usage.setdefault(bucket, {}).setdefault(name, [0, 0])
+            cell[axis] += delta
+            field_name = f"{name}|{('tok', 'req')[axis]}"
+            inbound.undecodable.append(BadField(f"usage:{bucket}", field_name, None, reason))
+        elif kind == "add_spend":
+            quarter, usd = arg
+            inbound.rejected_spend[quarter] = inbound.rejected_spend.get(quarter, 0.0) + usd
+            key = f"spend:{quarter // DAY_QUARTERS}"
+            inbound.undecodable.append(BadField(key, str(quarter), None, reason))
+        else:
+            keys = {"usage": f"usage:{arg}", "spend": f"spend:{arg}", "proposal": "primary"}
+            where = arg if kind == "write" else keys.get(kind, kind)
+            inbound.undecodable.append(BadField(where, None, None, reason))
 
     def ping(self) -> float:
         """Round-trip time of one ``PING`` in milliseconds (raises StoreUnavailable)."""

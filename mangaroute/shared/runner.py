@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -14,8 +14,9 @@ from mangaroute.core.breaker import BreakerState
 from mangaroute.core.fleet import SharedSettings
 from mangaroute.core.router import Router
 from mangaroute.core.snapshot import BreakerEvent, RouterEvent
-from mangaroute.shared.link import FleetLink, LinkStatus
+from mangaroute.shared.link import BAD_DATA_LOG_EVERY_S, FleetLink, LinkStatus
 from mangaroute.shared.store import Store
+from mangaroute.telemetry._worker import RateLimitedWarning
 
 logger = logging.getLogger("mangaroute.shared")
 
@@ -59,6 +60,7 @@ class SharedState:
         self._stop = threading.Event()
         self._unsubscribe = router.subscribe(self._on_event)
         self._thread: threading.Thread | None = None
+        self._bug_warning = RateLimitedWarning(BAD_DATA_LOG_EVERY_S, log=logger)
         self._register_metrics(meter_provider)
         if start:
             self.start()
@@ -85,16 +87,21 @@ class SharedState:
     def close(self, timeout_s: float = 2.0) -> None:
         """Publish the last deltas, stop syncing and route on the local view again. Keys
         this replica wrote expire on their own (its ejection claims within ``stale_after_ms``
-        of their cool-down)."""
-        self._unsubscribe()
+        of their cool-down). Never raises - a process shutting down must not fail here (a
+        step that fails is logged and the next one still runs)."""
         self._stop.set()
         self._wake.set()
+        steps: list[Callable[[], object]] = [self._unsubscribe]
         if self._thread is not None:
             self._thread.join(timeout_s)
             if not self._thread.is_alive():  # the link is not thread-safe: never two syncs
-                self.link.sync()  # publish the last deltas (best effort: never raises on outage)
-        self.link.fall_back()
-        self._store.close()
+                steps.append(self.link.sync)  # publish the last deltas (best effort)
+        steps += [self.link.fall_back, self._store.close]
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                logger.exception("closing shared state: %s failed", getattr(step, "__name__", step))
 
     def __enter__(self) -> SharedState:
         return self
@@ -118,8 +125,8 @@ class SharedState:
         while not self._stop.is_set():
             try:
                 self.link.sync()
-            except Exception:  # a bug must not kill the thread: keep routing, say why
-                logger.exception("shared-state sync failed")
+            except Exception:  # a bug must not kill the thread: keep routing, say why (once
+                self._bug_warning.warn("shared-state sync failed", exc_info=True)  # a minute)
             self._wake.wait(interval)
             self._wake.clear()
 
@@ -160,7 +167,8 @@ class SharedState:
             "mangaroute.shared.sync.failures",
             [failures],
             unit="{sync}",
-            description="Shared-state syncs that could not reach the store",
+            description="Shared-state syncs that failed: the store unreachable or too slow, "
+            "or data in it that could not be decoded",
         )
         meter.create_observable_counter(
             "mangaroute.shared.commands",

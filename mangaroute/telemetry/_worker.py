@@ -125,16 +125,22 @@ class RateLimitedWarning:
     """Log a warning at most once per ``every_s``; the ones in between are counted and the
     count is reported with the next one that goes out."""
 
-    __slots__ = ("_clock", "_every_ns", "_last_ns", "_lock", "suppressed")
+    __slots__ = ("_clock", "_every_ns", "_last_ns", "_lock", "_logger", "suppressed")
 
-    def __init__(self, every_s: float, clock: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self,
+        every_s: float,
+        clock: Callable[[], int] = time.monotonic_ns,
+        log: logging.Logger = logger,
+    ) -> None:
         self._every_ns = round(every_s * 1e9)
         self._clock = clock
+        self._logger = log
         self._last_ns: int | None = None
         self._lock = threading.Lock()
         self.suppressed = 0
 
-    def warn(self, message: str, *args: object) -> bool:
+    def warn(self, message: str, *args: object, exc_info: bool = False) -> bool:
         now = self._clock()
         with self._lock:
             if self._last_ns is not None and now - self._last_ns < self._every_ns:
@@ -145,5 +151,5 @@ class RateLimitedWarning:
         if suppressed:
             message += " (%d similar warnings suppressed)"
             args = (*args, suppressed)
-        logger.warning(message, *args)
+        self._logger.warning(message, *args, exc_info=exc_info)
         return True

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
+
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from mangaroute import FakeClock, Router, parse_config
 from mangaroute.core.fleet import SharedSettings
@@ -10,6 +15,7 @@ from mangaroute.core.settings import RouterConfig
 from mangaroute.shared import SharedState
 from mangaroute.shared.store import Store
 
+ROOT = Path(__file__).resolve().parents[2]
 START_NS = 1_000_000_000_000
 WALL_START = 1_800_000_000.0
 """2027-01-15 08:00 UTC: the replicas' wall clock at START_NS."""
@@ -154,3 +160,33 @@ def serve(router: Router, cls: str, *, tokens: int, latency_ms: float = 500.0) -
         output_tokens=tokens - tokens // 2,
     )
     return decision.target.name
+
+
+def serve_process(config: Path, log_level: str = "INFO") -> tuple[subprocess.Popen[str], str]:
+    """``mangaroute serve`` on 127.0.0.1 with ``config``, returned once it listens - its
+    SIGTERM handler is in place from then on - with the log it wrote so far."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mangaroute", "serve", "--listen", "127.0.0.1:0",
+         "--config", str(config), "--log-level", log_level],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "mangaroute sidecar listening on" in line:
+            return process, "".join(lines)
+    process.wait(30)
+    raise AssertionError("mangaroute serve did not start:\n" + "".join(lines))
+
+
+def metric(reader: InMemoryMetricReader, name: str) -> float:
+    """The value of the first data point of ``name`` collected now."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for item in scope.metrics:
+                if item.name == name:
+                    return float(next(iter(item.data.data_points)).value)  # type: ignore[union-attr]
+    raise AssertionError(f"no metric {name}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from mangaroute.config import default_config_text, load_config
 from mangaroute.shared import SharedState
 from mangaroute.shared.cli import redact
 from mangaroute.shared.redis_store import key_prefix
+from tests.shared.helpers import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,11 +92,7 @@ def test_serve_joins_the_fleet_and_leaves_on_sigterm(
     tmp_path: Path, redis_url: str, deployment: str, redis_client: redis.Redis
 ) -> None:
     path = _config(tmp_path, redis_url, deployment, replica_id='"sidecar-1"')
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mangaroute", "serve", "--listen", "127.0.0.1:0",
-         "--config", str(path), "--log-level", "INFO"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process, started = serve_process(path)
     try:
         key = key_prefix(deployment) + "replicas"
         deadline = time.monotonic() + 20
@@ -110,5 +105,6 @@ def test_serve_joins_the_fleet_and_leaves_on_sigterm(
     finally:
         if process.poll() is None:
             process.kill()
+    log = started + log
     assert process.returncode == 0
     assert f"sharing routing state as replica sidecar-1 of deployment '{deployment}'" in log

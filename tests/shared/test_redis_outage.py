@@ -20,18 +20,7 @@ from mangaroute.shared.link import FleetLink
 from mangaroute.shared.redis_store import key_prefix
 from mangaroute.shared.store import Inbound, Outbound, Store
 from tests.shared.conftest import RedisProcess
-from tests.shared.helpers import START_NS, replica, serve
-
-
-def _metric(reader: InMemoryMetricReader, name: str) -> float:
-    data = reader.get_metrics_data()
-    assert data is not None
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == name:
-                    return float(next(iter(metric.data.data_points)).value)  # type: ignore[union-attr]
-    raise AssertionError(f"no metric {name}")
+from tests.shared.helpers import START_NS, metric, replica, serve
 
 
 def test_redis_killed_and_restarted_mid_run(
@@ -48,7 +37,7 @@ def test_redis_killed_and_restarted_mid_run(
         serve(a, "chat", tokens=1000)
     assert sa.sync_now() and b_state.sync_now()
     assert b.fleet is not None and b.fleet.tokens_per_minute["paid"] > 0
-    assert _metric(reader, "mangaroute.shared.connected") == 1
+    assert metric(reader, "mangaroute.shared.connected") == 1
 
     spend_before = a.local_sample().spend_usd
     redis_proc.kill()
@@ -67,9 +56,9 @@ def test_redis_killed_and_restarted_mid_run(
     fallbacks = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(fallbacks) == 2  # once per replica, not once per failed sync
     assert deployment in fallbacks[0].getMessage()
-    assert _metric(reader, "mangaroute.shared.connected") == 0
-    assert _metric(reader, "mangaroute.shared.sync.failures") == 8
-    assert _metric(reader, "mangaroute.shared.staleness") == pytest.approx(2.0)
+    assert metric(reader, "mangaroute.shared.connected") == 0
+    assert metric(reader, "mangaroute.shared.sync.failures") == 8
+    assert metric(reader, "mangaroute.shared.staleness") == pytest.approx(2.0)
 
     spend_during = a.local_sample().spend_usd - spend_before
     assert spend_during > 8 * (1000 * 3.0 + 1000 * 15.0) / 1e6  # spill records + spilled chat

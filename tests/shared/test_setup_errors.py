@@ -24,7 +24,7 @@ from mangaroute.config import default_config_text, load_config, parse_config
 from mangaroute.core.fleet import SharedSettings, redact_url
 from mangaroute.shared import SharedState
 from mangaroute.shared.redis_store import SharedSetupError, key_prefix
-from tests.shared.helpers import FLEET_CONFIG
+from tests.shared.helpers import FLEET_CONFIG, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "Hunter2-s3cr3t"
@@ -151,11 +151,7 @@ def test_serve_logs_the_url_without_the_password(
         sync_interval_ms="100",
         replica_id='"sidecar-pw"',
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mangaroute", "serve", "--listen", "127.0.0.1:0",
-         "--config", str(path), "--log-level", "DEBUG"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process, started = serve_process(path, "DEBUG")
     try:
         deadline = time.monotonic() + 30
         while redis_client.zscore(key_prefix(deployment) + "replicas", "sidecar-pw") is None:
@@ -167,6 +163,7 @@ def test_serve_logs_the_url_without_the_password(
     finally:
         if process.poll() is None:
             process.kill()
+    log = started + log
     assert process.returncode == 0, log
     assert f"redis://:***@{host}/0" in log
     assert SECRET not in log
