@@ -360,8 +360,8 @@ def feasibility(
     reachable = np.zeros(size, dtype=bool)
     times, klass, draws = traffic.time_ns, traffic.klass, traffic.draw
     tin_all, tout_all = traffic.input_tokens, traffic.output_tokens
-    max_tokens = getattr(traffic, "max_tokens", None)
-    cached = getattr(traffic, "cached_tokens", None)
+    max_tokens = traffic.max_tokens
+    cached = traffic.cached_tokens
     slo, first_slo, cutoff = limits.slo_ms, limits.first_token_ms, limits.cutoff_ms
     strict = min(slo, cutoff)
     attempts = limits.attempts
@@ -404,6 +404,26 @@ def concatenate(parts: Sequence[Any]) -> Any:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
 
 
+def _unique_columns(key: Any) -> tuple[Any, Any]:
+    """``np.unique(key, axis=1, return_inverse=True)``, fast: the columns packed into one
+    integer each (mixed radix) when they fit in 63 bits, as they do for a day."""
+    if not key.shape[1]:
+        return key, np.zeros(0, dtype=np.int64)
+    low = key.min(axis=1, keepdims=True)
+    sizes = (key.max(axis=1) - low[:, 0] + 1).tolist()
+    if math.prod(sizes) >= 2**62:
+        groups, inverse = np.unique(key, axis=1, return_inverse=True)
+        return groups, inverse.reshape(-1)
+    packed = np.zeros(key.shape[1], dtype=np.int64)
+    for row, size in zip(key - low, sizes, strict=True):
+        packed = packed * size + row
+    codes, inverse = np.unique(packed, return_inverse=True)
+    groups = np.empty((key.shape[0], codes.size), dtype=np.int64)
+    for r in range(key.shape[0] - 1, -1, -1):
+        codes, groups[r] = np.divmod(codes, sizes[r])
+    return groups + low, inverse.reshape(-1)
+
+
 def aggregate(
     traffic: Traffic,
     full: Any,
@@ -421,7 +441,7 @@ def aggregate(
     t = np.asarray(traffic.time_ns, dtype=np.int64)
     window = np.clip((t - round(start_s * NS_PER_S)) // round(window_s * NS_PER_S), 0, windows - 1)
     tin = np.asarray(traffic.input_tokens, dtype=np.int64)
-    cached = getattr(traffic, "cached_tokens", None)
+    cached = traffic.cached_tokens
     if cached is not None and len(cached):  # cached input is cheaper and not held against quota
         tin = np.maximum(tin - np.asarray(cached, dtype=np.int64), 0)
     tout = np.asarray(traffic.output_tokens, dtype=np.int64)
@@ -429,8 +449,7 @@ def aggregate(
     full = np.asarray(full, dtype=np.int64)
     first = np.asarray(first, dtype=np.int64)
     key = np.stack([window, k, full, first, bins(tin, bin_ratio), bins(tout, bin_ratio)])
-    groups, inverse = np.unique(key, axis=1, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    groups, inverse = _unique_columns(key)
     count = np.bincount(inverse, minlength=groups.shape[1])
     low_in = np.full(groups.shape[1], np.iinfo(np.int64).max)
     low_out = low_in.copy()
@@ -517,9 +536,9 @@ def _reservations(
     ``ATTEMPTS x (input + max_tokens)`` of every message of a class allowed there that
     arrived within the cutoff before (only where the traffic carries ``max_tokens``: without
     it the engine reserves nothing beyond what it settles)."""
-    max_tokens = getattr(traffic, "max_tokens", None)
-    if traffic is None or class_targets is None or not max_tokens:
+    if traffic is None or class_targets is None or not traffic.max_tokens:
         return {}
+    max_tokens = traffic.max_tokens
     times = np.asarray(traffic.time_ns, dtype=np.int64)
     need = np.asarray(traffic.input_tokens, dtype=np.float64) + np.asarray(
         max_tokens, dtype=np.float64

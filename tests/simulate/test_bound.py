@@ -154,6 +154,54 @@ def test_a_windows_tokens_are_a_bucket_plus_its_refill_times_the_best_factor() -
     assert short[0].tokens == pytest.approx([whole, whole / 2, (1500 + 100 * 62.5) / 2])
 
 
+def test_reservations_outstanding_at_a_windows_start_add_to_its_tokens() -> None:
+    """Bedrock reserves input + max_tokens: two messages arriving within the 2.5 s cutoff
+    before the second window may hold 4 attempts x (100 + 400 + 50 + 50) tokens at its start;
+    one 200 s earlier holds nothing by then. A target that does not reserve gets nothing."""
+    fleet = Fleet.build(
+        (bedrock("t", 6000.0), bedrock("p", 6000.0)),
+        {"t": TargetModel(), "p": TargetModel(physics="seed-profiles")},
+        [],
+    )
+    assert fleet.by_name["t"].reserves and not fleet.by_name["p"].reserves
+    traffic = Traffic(
+        ("simple",),
+        array("q", [100 * 10**9, 298 * 10**9, 299 * 10**9]),
+        array("b", [0, 0, 0]),
+        array("H", [500, 50, 100]),
+        array("H", [10, 10, 10]),
+        array("I", [0, 0, 0]),
+        array("d", [0.1, 0.2, 0.3]),
+        window=(0.0, 600.0),
+        max_tokens=array("I", [900, 50, 400]),
+    )
+    limits = lp.Limits(1500.0, 1500.0, 2500.0)
+    classes = {"simple": ("t", "p")}
+    lanes = lp.lanes_of(
+        fleet,
+        [],
+        limits,
+        start_s=0.0,
+        windows=2,
+        window_s=300.0,
+        traffic=traffic,
+        class_targets=classes,
+    )
+    whole = 1500 + 100 * 302.5
+    assert lanes[0].tokens == pytest.approx([whole, whole + 4 * 600])
+    assert lanes[1].tokens == pytest.approx([whole, whole])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 40), st.integers(0, 2)), max_size=60))
+def test_packed_grouping_is_numpys_unique_by_column(rows: list[tuple[int, int, int]]) -> None:
+    key = np.array(rows, dtype=np.int64).reshape(-1, 3).T
+    groups, inverse = lp._unique_columns(key)
+    want, where = np.unique(key, axis=1, return_inverse=True)
+    assert groups.tolist() == want.tolist()
+    assert inverse.tolist() == where.reshape(-1).tolist()
+
+
 # -- the report -----------------------------------------------------------------------------
 
 
