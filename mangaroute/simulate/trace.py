@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -154,20 +155,19 @@ def place(
             f"runs past local midnight (until {_clock(last + shift)}): place it earlier "
             "with --trace-start HH:MM",
         )
-    rng = random.Random(f"{seed}/trace-place")
     low, high = (0, DAY_NS) if hours is None else (round(hours[0] * 1e9), round(hours[1] * 1e9))
     kept = array("L")
     times = array("q")
-    for i, epoch in enumerate(trace.epoch_ns):
-        t = epoch + offset + shift
-        if trace.whole_second[i]:
-            t = min(t + int(rng.random() * 1e9), DAY_NS - 1)
+    for i, t in _spread(trace, offset + shift, random.Random(f"{seed}/trace-place")):
         if low <= t < high:
             kept.append(i)
             times.append(t)
     if not kept:
         raise TraceError(trace.source, 0, "", "has no rows within --hours")
-    order = array("L", sorted(range(len(kept)), key=times.__getitem__))
+    if all(a <= b for a, b in zip(times, islice(times, 1, None), strict=False)):
+        order: Sequence[int] = range(len(kept))  # a sorted trace is not sorted again
+    else:
+        order = array("L", sorted(range(len(kept)), key=times.__getitem__))
     index = array("L", (kept[k] for k in order))
     start = times[order[0]] // MINUTE_NS * 60
     end = min(DAY_S, (times[order[-1]] // MINUTE_NS + 1) * 60)
@@ -231,6 +231,26 @@ def rescale(
         _pick(replay.cached_tokens, index),
         replay.source,
     )
+
+
+def _spread(trace: Trace, shift: int, rng: random.Random) -> Iterator[tuple[int, int]]:
+    """``(row, time on the day)``: the time shifted, a run of rows stamped with the same whole
+    second spread over that second by sorted uniform draws (so a sorted trace stays sorted)."""
+    epochs, whole = trace.epoch_ns, trace.whole_second
+    n = len(epochs)
+    i = 0
+    while i < n:
+        t = epochs[i] + shift
+        end = i + 1
+        if whole[i]:
+            while end < n and whole[end] and epochs[end] == epochs[i]:
+                end += 1
+            draws = sorted(int(rng.random() * 1e9) for _ in range(end - i))
+            for row, draw in zip(range(i, end), draws, strict=True):
+                yield row, min(t + draw, DAY_NS - 1)
+        else:
+            yield i, t
+        i = end
 
 
 def _pick(values: array[int] | None, index: Sequence[int]) -> array[int] | None:
