@@ -6,10 +6,9 @@ capacity, prices) and the scenario's fleet settings. Two physics (``TargetModel.
 ``published`` (the default; every figure and its source is in docs/simulate.md, "Model"):
 
 * **Time to first token** = (``ttft_ms`` + ``ttft_per_1k_input_ms`` per 1,000 uncached input
-  tokens) x a heavy-tailed multiplier shaped like the prior profile (median 1), plus
-  ``cross_region_ms`` for a cross-Region inference profile and a cold start where the pattern
-  has them. **Output** takes ``output tokens / tokens_per_s`` x its own lognormal multiplier
-  (``tps_sigma``). Medians come from published Bedrock benchmarks.
+  tokens) x a heavy-tailed multiplier shaped like the prior profile (median 1), plus a
+  cold start where the pattern has them. **Output** takes ``output tokens / tokens_per_s``
+  x its own lognormal multiplier (``tps_sigma``). Medians come from published Bedrock benchmarks.
 * **Bedrock quotas as enforced**: requests per minute and tokens per minute as buckets
   (``BURST_S`` deep); a call reserves ``input + max_tokens`` when it starts and is settled
   at the end (:meth:`SimTarget.finished`) to ``uncached input + output x burndown``; a daily
@@ -28,8 +27,10 @@ plus a time per output token, scaled by a multiplier fitted to the prior's p50/p
 ``reference_output_tokens`` answer reproduces the seed's profile; ``ttft_share`` of the median
 is time to first token; requests per second as a bucket one second deep (instant 429s).
 
-Both: **cold starts** (SageMaker serverless, Lambda: the prior's probability per call, and
-always after ``idle_cold_s`` without a call); **concurrency** as calls in flight;
+Both: **cross-Region inference profiles** (a model id like ``apac.anthropic...``) add
+``cross_region_ms`` to the first token; **cold starts** (SageMaker serverless, Lambda: the
+prior's probability per call, and always after ``idle_cold_s`` without a call);
+**concurrency** as calls in flight;
 **SageMaker auto-scaling** (seed section 4: target tracking on invocations per instance every
 minute, cool-downs 60 s out / 300 s in, new instances in service ``scale_out_lag_s`` after
 launch, billed from launch); **faults** (windows of the day): ``outage`` (every call fails
@@ -81,6 +82,8 @@ PHYSICS = (PUBLISHED, SEED_PROFILES)
 
 INVOCATION_TIMEOUT_MS = 60_000.0
 """SageMaker InvokeEndpoint: the container must answer within 60 s (AWS API reference)."""
+CROSS_REGION_MS = 60.0
+"""Added latency of a cross-Region inference profile (none published: see the docs)."""
 CROSS_REGION_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
 """Model ids of Bedrock's system-defined cross-Region inference profiles start with these."""
 
@@ -323,17 +326,16 @@ class SimTarget:
             self.ttft_in_ms = model.ttft_per_1k_input_ms / 1000.0
             self.tps_mult = lognormal_table(model.tps_sigma)
             self.error_rate = model.error_rate
-            cross = model.cross_region_ms
-            if cross is None:
-                cross = 60.0 if is_cross_region(target.model_id) else 0.0
-            self.cross_region_ms = cross
         else:
             self.ttft_ms = prior.p50_ms * model.ttft_share
             self.tpot_ms = prior.p50_ms * (1.0 - model.ttft_share) / model.reference_output_tokens
             self.ttft_in_ms = 0.0
             self.tps_mult = self.mult
             self.error_rate = 0.0
-            self.cross_region_ms = 0.0
+        cross = model.cross_region_ms  # a property of the target, in either physics
+        if cross is None:
+            cross = CROSS_REGION_MS if is_cross_region(target.model_id) else 0.0
+        self.cross_region_ms = cross
         serverless = target.pattern in (Pattern.SAGEMAKER_SERVERLESS, Pattern.LAMBDA_ON_DEMAND)
         self.cold_prob = prior.cold_start_probability if serverless else 0.0
         self.cold_ms = prior.cold_start_ms if serverless else 0.0
@@ -496,10 +498,11 @@ class SimTarget:
         if self.published:
             u_tps = (draw * 6700417.0 + k * 0.3819660112501051 + self._salt) % 1.0
             latency = ttft + self.tpot_ms * tout * self.tps_mult[int(u_tps * TABLE_SIZE)] * slow
-            ttft += self.cross_region_ms
-            latency += self.cross_region_ms
         else:
             latency = ttft + self.tpot_ms * tout * mult
+        if self.cross_region_ms:
+            ttft += self.cross_region_ms
+            latency += self.cross_region_ms
         if self.cold_prob or self.idle_cold_ns:
             u_cold = (draw * 15485863.0 + k * 0.2360679774997897) % 1.0
             if u_cold < self.cold_prob or now - self.last_call_ns >= self.idle_cold_ns:
@@ -621,10 +624,11 @@ class SimTarget:
         u_lat = (draw * 7919.0 + nth * 0.41421356237309503 + self._salt) % 1.0
         mult = self.mult[int(u_lat * TABLE_SIZE)] * slow
         ttft = (self.ttft_ms + self.ttft_in_ms * uncached) * mult
-        if not self.published:
-            return ttft + self.tpot_ms * tout * mult, ttft
-        u_tps = (draw * 6700417.0 + nth * 0.3819660112501051 + self._salt) % 1.0
-        latency = ttft + self.tpot_ms * tout * self.tps_mult[int(u_tps * TABLE_SIZE)] * slow
+        if self.published:
+            u_tps = (draw * 6700417.0 + nth * 0.3819660112501051 + self._salt) % 1.0
+            latency = ttft + self.tpot_ms * tout * self.tps_mult[int(u_tps * TABLE_SIZE)] * slow
+        else:
+            latency = ttft + self.tpot_ms * tout * mult
         return latency + self.cross_region_ms, ttft + self.cross_region_ms
 
     def bill(self, tin: int, tout: int, cached_tokens: int = 0) -> float:

@@ -154,6 +154,11 @@ def parse_scenario(
     traffic = _traffic(root.table("traffic"))
     budget = _budget(root.table("budget"))
     config_data = tomllib.loads(config_text)
+    overlay = root.table("config").data
+    if overlay:  # the scenario's own changes to the router config (a target it adds, ...)
+        config_data = merge(config_data, overlay)
+        config_text, config_source = _dump(config_data), f"{config_source} + {source} [config]"
+        parse_config(config_text, source=config_source)
     fleet, overrides = _fleet(root.table("fleet"), config_data, physics)
     faults = tuple(_faults(root, config_data))
     contenders = _contenders(root, config_data, wanted, source)

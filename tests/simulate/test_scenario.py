@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mangaroute import ConfigError
+from mangaroute.simulate.fleet import Fleet
 from mangaroute.simulate.scenario import (
     FAULT_PRESETS,
     Contender,
@@ -263,7 +264,9 @@ def test_other_scenario_mistakes() -> None:
         parse_scenario("[traffic]\n", source="x.toml")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         parse_scenario("[scenario\n", source="x.toml")
-    with pytest.raises(ConfigError, match=r"cannot be read.*shipped scenarios: bad-day, default"):
+    with pytest.raises(
+        ConfigError, match=r"cannot be read.*shipped scenarios: bad-day, cross-region, default"
+    ):
         load_scenario("/no/such/file.toml")
 
 
@@ -323,3 +326,25 @@ def test_the_docs_say_what_every_shipped_scenario_and_preset_tests() -> None:
     }
     for name in (*FAULT_PRESETS, *builtin_scenarios()):
         assert len(rows.get(name, "")) > 40, f"{name}: docs/simulate.md does not say what it tests"
+
+
+def test_the_cross_region_day_adds_a_profile_the_regional_incident_spares() -> None:
+    scenario = load_scenario("cross-region")
+    assert scenario.config_source.endswith("cross-region.toml [config]")
+    config = contender_config(scenario, scenario.contenders[0])
+    profile = config.target("xr-sonnet")
+    assert profile.model_id.startswith("apac.") and profile.capacity.tokens_per_minute == 1e6
+    assert {c.name: c.targets[-1] for c in config.classes} == dict.fromkeys(
+        ("simple", "complex", "manga"), "xr-sonnet"
+    )
+    hit = {f.target for f in scenario.faults}
+    assert hit == {"provisioned-sonnet", "ondemand-haiku", "ondemand-sonnet", "sagemaker-manga"}
+    fleet = Fleet.build(config.targets, scenario.fleet, scenario.faults)
+    assert fleet.by_name["xr-sonnet"].cross_region_ms == 60.0
+    assert fleet.by_name["ondemand-sonnet"].cross_region_ms == 0.0
+
+
+def test_a_scenario_config_table_changes_the_router_config_and_names_its_mistakes() -> None:
+    bad = SCENARIO + '\n[config.targets.ondemand-haiku]\npattern = "carrier_pigeon"\n'
+    with pytest.raises(ConfigError, match=r"tiny.toml \[config\].*targets.ondemand-haiku"):
+        parse_scenario(bad, source="tiny.toml")
