@@ -23,7 +23,7 @@ What is relaxed, and why that keeps it a bound:
   quota cut allows in that interval) settles at most ``f (D + r (window_s + cutoff))``
   tokens in it, plus reservations still outstanding at
   ``t0`` (Bedrock reserves ``input + max_tokens`` at the start and gives back the unused part
-  at the end): at most ``ATTEMPTS x (input + max_tokens)`` of every message allowed there
+  at the end): at most ``attempts x (input + max_tokens)`` of every message allowed there
   that arrived within the cutoff before ``t0`` (the engine ends every attempt by the
   cutoff). A message counts its *uncached* input plus output x the target's burndown -
   what Bedrock settles, never more. Request buckets (requests per minute; SageMaker
@@ -78,7 +78,6 @@ else:
     _IMPORT_ERROR = None
 
 __all__ = [
-    "ATTEMPTS",
     "BIN_RATIO",
     "WINDOW_S",
     "Bound",
@@ -100,10 +99,6 @@ WINDOW_S = 300.0
 """Capacity windows: 5 minutes (288 a day) keep the day's LP at a few ten thousand groups."""
 BIN_RATIO = 1.25
 """Token bins: each 25 % wide, so a member is charged at least 80 % of its own tokens."""
-ATTEMPTS = 4
-"""Attempts of one message on one target the hindsight feasibility allows for: a call never
-goes to one target more often than this (the failover plan tries each target of a class
-once; a hedge is one more)."""
 TOLERANCE = 1e-7
 """Relative slack of the cost LP's coverage constraint (HiGHS's feasibility tolerance)."""
 LAGRANGE = 1e-3
@@ -331,7 +326,16 @@ class Limits:
     slo_ms: float
     first_token_ms: float
     cutoff_ms: float
-    attempts: int = ATTEMPTS
+    attempts: int | None = None
+    """Attempts of one message on one target to allow for. ``None``: as many as its class
+    has targets - the failover plan sends a call to each target of its class at most once
+    (every attempt of the driver is ``nth = 0``), and the engine before it numbered a
+    message's attempts across targets, so ``nth`` stayed below the class's target count;
+    this covers both."""
+
+    def per_target(self, targets: int) -> int:
+        """Attempts allowed per target for a class with ``targets`` targets."""
+        return self.attempts if self.attempts is not None else max(1, targets)
 
 
 def feasibility(
@@ -354,6 +358,7 @@ def feasibility(
         [(fleet.by_name[name].earliest_answer, 1 << index[name]) for name in class_targets[c]]
         for c in traffic.classes
     ]
+    tries = [limits.per_target(len(class_targets[c])) for c in traffic.classes]
     size = max(0, hi - lo)
     full = np.zeros(size, dtype=np.uint16)
     first = np.zeros(size, dtype=np.uint16)
@@ -364,7 +369,6 @@ def feasibility(
     cached = traffic.cached_tokens
     slo, first_slo, cutoff = limits.slo_ms, limits.first_token_ms, limits.cutoff_ms
     strict = min(slo, cutoff)
-    attempts = limits.attempts
     horizon = max(slo, first_slo, cutoff)
     extra: dict[str, int] = {}
     for i in range(lo, hi):
@@ -377,6 +381,7 @@ def feasibility(
             if cached is not None and cached[i]:
                 extra["cached_tokens"] = cached[i]
         args = (times[i], draws[i], tin_all[i], tout_all[i])
+        attempts = tries[klass[i]]
         for earliest_answer, bit in allowed[klass[i]]:
             earliest = earliest_answer(*args, horizon_ms=horizon, attempts=1, **extra)
             if attempts > 1 and (
@@ -492,7 +497,7 @@ def lanes_of(
     ``f (D + r (t1 + cutoff - t0))`` in it, plus what was reserved and still outstanding at
     ``t0`` (Bedrock reserves ``input + max_tokens`` at the start, gives the unused part back
     at the end): at most
-    every attempt open at ``t0`` - started within the cutoff before, :data:`ATTEMPTS` per
+    every attempt open at ``t0`` - started within the cutoff before, ``Limits.attempts`` per
     message - holding its whole reservation."""
     late_s = max(limits.slo_ms, limits.first_token_ms, limits.cutoff_ms) / 1000.0
     end = start_s + windows * window_s if end_s is None else end_s
@@ -533,7 +538,7 @@ def _reservations(
     window_s: float,
 ) -> dict[str, list[float]]:
     """Per target, an upper bound of the reservations outstanding at each window's start:
-    ``ATTEMPTS x (input + max_tokens)`` of every message of a class allowed there that
+    ``attempts x (input + max_tokens)`` of every message of a class allowed there that
     arrived within the cutoff before (only where the traffic carries ``max_tokens``: without
     it the engine reserves nothing beyond what it settles)."""
     if traffic is None or class_targets is None or not traffic.max_tokens:
@@ -550,12 +555,17 @@ def _reservations(
     for sim in fleet.targets:
         if not sim.reserves:
             continue
-        allowed = [k for k, c in enumerate(traffic.classes) if sim.name in class_targets[c]]
-        mask = np.isin(klass, allowed)
-        cumulative = np.concatenate([[0.0], np.cumsum(np.where(mask, need, 0.0))])
+        tries = np.array(
+            [
+                limits.per_target(len(class_targets[c])) if sim.name in class_targets[c] else 0
+                for c in traffic.classes
+            ],
+            dtype=np.float64,
+        )
+        cumulative = np.concatenate([[0.0], np.cumsum(tries[klass] * need)])
         hi = np.searchsorted(times, starts, side="left")
         lo = np.searchsorted(times, starts - back, side="left")
-        out[sim.name] = list(limits.attempts * (cumulative[hi] - cumulative[lo]))
+        out[sim.name] = list(cumulative[hi] - cumulative[lo])
     return out
 
 

@@ -156,7 +156,8 @@ def test_a_windows_tokens_are_a_bucket_plus_its_refill_times_the_best_factor() -
 
 def test_reservations_outstanding_at_a_windows_start_add_to_its_tokens() -> None:
     """Bedrock reserves input + max_tokens: two messages arriving within the 2.5 s cutoff
-    before the second window may hold 4 attempts x (100 + 400 + 50 + 50) tokens at its start;
+    before the second window may hold 2 attempts (one per target of the class) x (100 + 400 +
+    50 + 50) tokens at its start;
     one 200 s earlier holds nothing by then. A target that does not reserve gets nothing."""
     fleet = Fleet.build(
         (bedrock("t", 6000.0), bedrock("p", 6000.0)),
@@ -188,7 +189,7 @@ def test_reservations_outstanding_at_a_windows_start_add_to_its_tokens() -> None
         class_targets=classes,
     )
     whole = 1500 + 100 * 302.5
-    assert lanes[0].tokens == pytest.approx([whole, whole + 4 * 600])
+    assert lanes[0].tokens == pytest.approx([whole, whole + 2 * 600])
     assert lanes[1].tokens == pytest.approx([whole, whole])
 
 
