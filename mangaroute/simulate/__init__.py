@@ -9,8 +9,9 @@
 
 The pieces: :mod:`~mangaroute.simulate.traffic` (the day), :mod:`~mangaroute.simulate.fleet`
 (the targets' latency, capacity, faults and price), :mod:`~mangaroute.simulate.engine` (the
-event loop driving ``Router.choose``/``record``, and the hindsight oracle),
-:mod:`~mangaroute.simulate.scenario` (scenario files and contenders),
+event loop driving ``Router.choose``/``record``), :mod:`~mangaroute.simulate.bound` (the LP
+bound every policy is scored against), :mod:`~mangaroute.simulate.scenario` (scenario files
+and contenders),
 :mod:`~mangaroute.simulate.run` and :mod:`~mangaroute.simulate.report`.
 """
 
