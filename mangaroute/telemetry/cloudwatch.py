@@ -175,6 +175,8 @@ class CloudWatchMetrics:
         self._targets: dict[str, Target] = {t.name: t for t in targets}
         self._breakers: dict[str, BreakerState] = {}
         self._pending: list[MetricDatum] = []
+        self._in_flight = 0
+        self._sealed = threading.Event()
         self._dropped = 0
         self._dropped_reported = 0
         self._closed = False
@@ -280,50 +282,92 @@ class CloudWatchMetrics:
         if not self._export_lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
             return False
         try:
-            self._enqueue(self.collect())
-            batch, self._pending = self._pending, []
-            if not batch:
-                return True
-            try:
-                self.sink.export(self.namespace, batch)
-            except Exception as exc:
-                unsent: Sequence[MetricDatum] = getattr(exc, "unsent", batch)
-                self._pending = [*unsent, *self._pending]
-                self._trim()
-                self._warning.warn(
-                    "CloudWatch metrics: %s failed (%s: %s); %d datapoints kept for the next "
-                    "flush, %d dropped so far",
-                    type(self.sink).__name__,
-                    type(exc).__name__,
-                    exc,
-                    len(self._pending),
-                    self._dropped,
-                )
-                return False
-            return True
+            return self._send()
         finally:
             self._export_lock.release()
 
+    def _send(self) -> bool:
+        """One export of everything pending (the caller holds the export lock). Every
+        datapoint is in one place at a time - the aggregate, ``_pending``, the batch in
+        flight - so :meth:`close` can count exactly what did not leave."""
+        if self._sealed.is_set():  # closed: count what was observed since, send nothing
+            self._seal()
+            return False
+        with self._lock:
+            agg, self._agg = self._agg, _Aggregate()
+        data = self._datums(agg, self._wall())
+        with self._lock:
+            if self._sealed.is_set():  # closed meanwhile: this part was not counted yet
+                self._dropped += len(data) if agg.series else 0
+                return False
+            self._pending.extend(data)
+            trimmed = self._trim_locked()
+            batch, self._pending = self._pending, []
+            self._in_flight = len(batch)
+        self._warn_trimmed(trimmed)
+        if not batch:
+            return True
+        try:
+            self.sink.export(self.namespace, batch)
+        except Exception as exc:
+            unsent: Sequence[MetricDatum] = getattr(exc, "unsent", batch)
+            with self._lock:
+                self._in_flight = 0
+                if self._sealed.is_set():  # close() has counted this batch as dropped
+                    return False
+                self._pending = [*unsent, *self._pending]
+                trimmed = self._trim_locked()
+            self._warn_trimmed(trimmed)
+            self._warning.warn(
+                "CloudWatch metrics: %s failed (%s: %s); %d datapoints kept for the next "
+                "flush, %d dropped so far",
+                type(self.sink).__name__,
+                type(exc).__name__,
+                exc,
+                len(self._pending),
+                self._dropped,
+            )
+            return False
+        with self._lock:
+            self._in_flight = 0
+        return True
+
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread, flush what is left (waiting at most ``timeout_s`` for a flush in
-        progress), and close the sink. Idempotent."""
+        """Stop the thread, flush what is left and close the sink, returning within
+        ``timeout_s`` even when the sink hangs (its own timeouts and retries can add up to
+        far more). Whatever has not left by then - the batch in flight, the datapoints
+        waiting, what was never collected - is counted in :attr:`dropped` (a batch still in
+        flight counts even if CloudWatch takes it later: it was not confirmed in time).
+        The final flush runs on a daemon thread, which ends when the sink gives up.
+        Idempotent."""
         if self._closed:
             return
         self._closed = True
         forget_at_exit(self)
-        deadline = time.monotonic() + timeout_s
-        self._worker.stop(timeout_s)
-        left = max(0.0, deadline - time.monotonic())
-        if not self.flush(timeout_s=left):
-            lost = len(self._pending)
-            if lost:
-                with self._lock:
-                    self._dropped += lost
-                logger.warning("CloudWatch metrics: %d datapoints not sent at close", lost)
+        self._worker.stop(0.0)
+        finisher = threading.Thread(
+            target=self.flush, name="mangaroute-cloudwatch-close", daemon=True
+        )
+        finisher.start()
+        finisher.join(timeout_s)
+        lost = self._seal()
+        if lost:
+            logger.warning("CloudWatch metrics: %d datapoints not sent at close", lost)
         try:
             self.sink.close()
         except Exception:
             logger.exception("CloudWatch metrics: closing %s failed", type(self.sink).__name__)
+
+    def _seal(self) -> int:
+        """Count everything not sent as dropped, and refuse what comes later."""
+        with self._lock:
+            self._sealed.set()
+            agg, self._agg = self._agg, _Aggregate()
+            uncollected = len(self._datums(agg, self._wall())) if agg.series else 0
+            lost = self._in_flight + len(self._pending) + uncollected
+            self._pending = []
+            self._dropped += lost
+        return lost
 
     def __enter__(self) -> CloudWatchMetrics:
         return self
@@ -336,16 +380,17 @@ class CloudWatchMetrics:
     ) -> None:
         self.close()
 
-    def _enqueue(self, data: list[MetricDatum]) -> None:
-        self._pending.extend(data)
-        self._trim()
-
-    def _trim(self) -> None:
+    def _trim_locked(self) -> int:
+        """Drop the oldest pending datapoints beyond ``max_pending`` (under the lock)."""
         excess = len(self._pending) - self._max_pending
-        if excess > 0:
-            del self._pending[:excess]
-            with self._lock:
-                self._dropped += excess
+        if excess <= 0:
+            return 0
+        del self._pending[:excess]
+        self._dropped += excess
+        return excess
+
+    def _warn_trimmed(self, excess: int) -> None:
+        if excess:
             self._warning.warn(
                 "CloudWatch metrics: buffer full, dropped the %d oldest datapoints", excess
             )

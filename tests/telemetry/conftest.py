@@ -3,6 +3,7 @@ server on 127.0.0.1, and boto3 clients for it. Everything started here is shut d
 
 from __future__ import annotations
 
+import socket
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -105,3 +106,52 @@ def client_for() -> Iterator[ClientFactory]:
     yield make
     for client in made:
         client.close()
+
+
+class HangingServer:
+    """Accepts connections on 127.0.0.1 and never answers, until stopped."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="hanging-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def accepted(self) -> int:
+        """Connections accepted so far (each one a request that will never be answered)."""
+        return len(self._connections)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._connections.append(connection)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for connection in self._connections:
+            connection.close()
+        self._socket.close()
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingServer]:
+    server = HangingServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def refused() -> str:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

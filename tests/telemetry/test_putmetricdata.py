@@ -7,10 +7,8 @@ import datetime as dt
 import json
 import logging
 import random
-import socket
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from mangaroute.core.snapshot import SwitchEvent
 from mangaroute.telemetry import CloudWatchMetrics, MetricDatum, PutMetricDataSink
 from mangaroute.telemetry import cloudwatch as cw
 from mangaroute.telemetry.sinks import ExportError, put_batches
-from tests.telemetry.conftest import ClientFactory
+from tests.telemetry.conftest import ClientFactory, HangingServer
 from tests.telemetry.helpers import MANGA_CONFIG
 
 NAMESPACE = "MangaAssist/Deployment"
@@ -182,50 +180,6 @@ def test_a_failed_batch_reports_what_is_unsent() -> None:
 
 
 # -- CloudWatch slow or unreachable -----------------------------------------------------------
-
-
-class HangingServer:
-    """Accepts connections on 127.0.0.1 and never answers, until stopped."""
-
-    def __init__(self) -> None:
-        self._socket = socket.create_server(("127.0.0.1", 0))
-        self._socket.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self._connections: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="hanging-server", daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._socket.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._connections.append(connection)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for connection in self._connections:
-            connection.close()
-        self._socket.close()
-
-
-@pytest.fixture
-def hanging() -> Iterator[HangingServer]:
-    server = HangingServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def refused() -> str:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("where", ["hanging", "refused"])
