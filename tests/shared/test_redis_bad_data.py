@@ -24,7 +24,7 @@ from mangaroute.cli import main
 from mangaroute.config import default_config_text
 from mangaroute.shared import SharedState
 from mangaroute.shared.redis_store import key_prefix
-from mangaroute.shared.store import Inbound, Outbound
+from mangaroute.shared.store import SHOWN_CHARS, BadField, Inbound, Outbound
 from tests.shared.helpers import START_NS, WALL_START, metric, replica, serve, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,3 +240,10 @@ def test_serve_with_bad_data_logs_it_once_and_exits_0_on_sigterm(
     assert "Traceback" not in log
     assert log.count("undecodable data in the store") == 2  # the first, then the stale line
     assert log.count("\n") < 20
+
+
+def test_a_huge_bad_value_is_cut_in_messages() -> None:
+    bad = BadField("usage:1", "paid|tok", "9" * 20 + "x" * 20_000)
+    text = str(bad)
+    assert text == f"usage:1 'paid|tok' = {'9' * 20 + 'x' * (SHOWN_CHARS - 20)!r}... (20020 chars)"
+    assert len(text) < 2 * SHOWN_CHARS
