@@ -56,6 +56,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mangaroute.core.errors import MangarouteError
 from mangaroute.core.targets import Pattern
 from mangaroute.simulate.fleet import (
     NS_PER_MS,
@@ -109,16 +110,17 @@ COST_MARGIN = 1e-5
 tolerance by ``mu`` (measured: 1e-6 relative on a 50k-message day)."""
 
 
-class BoundUnavailable(RuntimeError):
-    """scipy (HiGHS) is not installed: the bound needs the simulator's extra."""
+class BoundUnavailable(MangarouteError, RuntimeError):
+    """scipy (HiGHS) is not installed: the bound needs the simulator's extra (the CLI prints
+    this and exits 2, as for a bad option)."""
 
 
 def require_solver() -> None:
     """Raise :class:`BoundUnavailable` when scipy is missing."""
     if _IMPORT_ERROR is not None:
         raise BoundUnavailable(
-            "the bound needs scipy (the HiGHS LP solver): pip install 'mangaroute[simulate]' "
-            f"({_IMPORT_ERROR})"
+            "the bound needs scipy (the HiGHS LP solver): pip install 'mangaroute[simulate]', "
+            f"or run with --no-bound ({_IMPORT_ERROR})"
         )
 
 

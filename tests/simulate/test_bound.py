@@ -21,6 +21,7 @@ from mangaroute.simulate.report import first_token_answers, to_dict, to_text
 from mangaroute.simulate.run import Simulation, bound_fleet, limits_of, simulate
 from mangaroute.simulate.scenario import Scenario, load_scenario, parse_scenario
 from mangaroute.simulate.traffic import Traffic
+from tests.simulate.test_cli import TINY, run
 
 PRICE_IN, PRICE_OUT = 1e-6, 2e-6
 
@@ -242,6 +243,17 @@ def test_without_the_bound_there_is_no_regret() -> None:
     assert data["bound"] is None and "regret" not in data["policies"][0]
     assert "SLO regret" not in to_text(simulation)
     assert tiny(contenders=["seed-hybrid"], oracle=False).bound is None  # the old name
+
+
+def test_without_scipy_the_cli_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound is the simulate extra's; without scipy a run says so (exit 2, no
+    traceback) and ``--no-bound`` still runs."""
+    monkeypatch.setattr(lp, "_IMPORT_ERROR", ImportError("No module named 'scipy'"))
+    code, out = run([*TINY, "--policies", "seed-hybrid"])
+    assert code == 2
+    assert "pip install 'mangaroute[simulate]'" in out and "--no-bound" in out
+    code, out = run([*TINY, "--policies", "seed-hybrid", "--no-bound"])
+    assert code == 0 and "seed-hybrid" in out
 
 
 # -- no policy beats it ---------------------------------------------------------------------
