@@ -19,19 +19,14 @@ for and a column of the report) and keeps the rest as slack for fallbacks. Each 
 when it passes, the call fails (the user sees a failure) and any attempt still running ends
 as a read timeout.
 
-The oracle sees the same day with hindsight: for each message it knows what every allowed
-target would do (latency, throttling, faults) and sends it, once, to the cheapest target whose
-answer arrives within the deadline (hourly-paid capacity with room is free). Because it also
-knows the whole day's demand, it shares out paid capacity (provisioned model units, instances)
-per quarter hour to the classes whose next-best target is dearest - a complex question saves
-$0.0069 on provisioned Sonnet, a simple one $0.0004 - rather than first come, first served.
+The reference the policies are scored against is the hindsight bound
+(:mod:`mangaroute.simulate.bound`), not a replay.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
-import itertools
 import random
 import time
 from collections import Counter
@@ -40,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mangaroute.core.fleet import SharedSettings
-from mangaroute.core.outcome import OK, Outcome
+from mangaroute.core.outcome import Outcome
 from mangaroute.core.policy.budget import BudgetGuard, pace_fraction
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
@@ -114,7 +109,7 @@ class ReplicaStats:
 
 @dataclass(slots=True)
 class RunResult:
-    """Everything one policy (or the oracle) did over the day."""
+    """Everything one policy did over the day."""
 
     name: str
     description: str
@@ -531,153 +526,6 @@ class _Timers:
                 if any(router.primary != first for router in self.routers):
                     self.disagree += 1
                 self.next_sample += NS_PER_S
-
-
-def run_oracle(
-    class_targets: dict[str, tuple[str, ...]],
-    traffic: Traffic,
-    fleet: Fleet,
-    budget: Budget,
-    target_names: tuple[str, ...],
-) -> RunResult:
-    """The hindsight oracle; see the module docstring."""
-    started = time.perf_counter(), time.process_time()
-    result = RunResult.empty(
-        "oracle",
-        "knows every latency in hindsight: the cheapest answer within the deadline",
-        traffic.classes,
-        target_names,
-    )
-    result.start_s, result.end_s = traffic.window
-    candidates = [[fleet.by_name[name] for name in class_targets[c]] for c in traffic.classes]
-    shares = _paid_shares(candidates, traffic)
-    times = traffic.time_ns
-    klass = traffic.klass
-    tin_all = traffic.input_tokens
-    tout_all = traffic.output_tokens
-    draws = traffic.draw
-    hist = result.latency_hist
-    outcomes = result.outcomes
-    tl_messages = result.timeline_messages
-    tl_failed = result.timeline_failed
-    tl_usd = result.timeline_usd
-    tl_targets = result.timeline_targets
-    tl_latency = result.timeline_latency
-    n_targets = len(target_names)
-    inference_ms = budget.inference_ms
-    cutoff = budget.cutoff_ms
-    around = budget.pre_ms + budget.post_ms
-    bucket_ns = BUCKET_S * NS_PER_S
-    releases: list[tuple[int, int, SimTarget]] = []
-    sequence = itertools.count()
-    stats = [0, 0, 0, 0, 0, 0]
-    next_tick = round(result.start_s * NS_PER_S) + TICK_NS
-    end_ns = round(result.end_s * NS_PER_S)
-    n = len(times)
-    for i in range(n):
-        t = times[i]
-        while releases and releases[0][0] <= t:
-            heapq.heappop(releases)[2].finished()
-        while t >= next_tick:
-            fleet.tick(next_tick)
-            next_tick += TICK_NS
-        bucket = t // bucket_ns
-        tl_messages[bucket] += 1
-        tin = tin_all[i]
-        tout = tout_all[i]
-        draw = draws[i]
-        best: SimTarget | None = None
-        best_key = (2, 0.0, 0.0)
-        k = klass[i]
-        for sim in candidates[k]:
-            if sim.committed:
-                share = shares[sim.index][k][bucket]
-                if share < 1.0 and (draw * 31.0) % 1.0 >= share:
-                    continue
-            code, latency, _, _ = sim.attempt(t, draw, 0, tin, tout, False)
-            if code != OK or latency > cutoff:
-                continue
-            price = 0.0 if sim.committed else tin * sim.price_in + tout * sim.price_out
-            key = (0, price, latency)
-            if key < best_key:
-                best, best_key = sim, key
-        if best is None:
-            stats[2] += 1
-            result.failed_by_class[klass[i]] += 1
-            tl_failed[bucket] += 1
-            continue
-        code, latency, _, _ = best.attempt(t, draw, 0, tin, tout, True)
-        outcomes[code] += 1
-        best.usage.attempts += 1
-        best.usage.ok += 1
-        if best.concurrency:
-            heapq.heappush(releases, (t + int(latency * NS_PER_MS) + 1, next(sequence), best))
-        cost = best.bill(tin, tout)
-        total = latency + around
-        stats[0] += 1
-        stats[1] += 1
-        if latency <= inference_ms:
-            stats[5] += 1
-        hist[int(total) if total < HIST_MAX_MS else HIST_MAX_MS] += 1
-        tl_usd[bucket] += cost
-        tl_targets[bucket * n_targets + best.index] += 1
-        result.answers_by_class[k * n_targets + best.index] += 1
-        tl_latency[bucket * LATENCY_BINS + min(int(total / LATENCY_BIN_MS), 150)] += 1
-    while next_tick <= end_ns:
-        fleet.tick(next_tick)
-        next_tick += TICK_NS
-    result.reasons["hindsight"] = n
-    _finish(result, fleet, n, stats, started)
-    return result
-
-
-def _paid_shares(candidates: list[list[SimTarget]], traffic: Traffic) -> list[list[list[float]]]:
-    """``shares[target][class][bucket]``: the share of a class's messages the oracle lets use a
-    paid target in a quarter hour. Paid capacity per quarter hour goes to the classes in order
-    of what their next-best target costs per unit of capacity: the dearest class may always use
-    it (the target's own capacity is the limit), the next ones get what the dearer ones leave,
-    the last one served the share that still fits; unpaid targets are not limited (1.0)."""
-    n_classes = len(candidates)
-    targets = {sim.index: sim for group in candidates for sim in group}
-    shares = [[[1.0] * BUCKETS for _ in range(n_classes)] for _ in range(max(targets) + 1)]
-    bucket_ns = BUCKET_S * NS_PER_S
-    for sim in targets.values():
-        if not sim.committed:
-            continue
-        tokens = bool(sim.tok_rate)
-        demand = [[0.0] * BUCKETS for _ in range(n_classes)]
-        allowed = [sim in group for group in candidates]
-        for t, k, tin, tout in zip(
-            traffic.time_ns,
-            traffic.klass,
-            traffic.input_tokens,
-            traffic.output_tokens,
-            strict=True,
-        ):
-            if allowed[k]:
-                demand[k][t // bucket_ns] += tin + tout if tokens else 1.0
-        value = [_next_best_price(sim, group) for group in candidates]
-        order = sorted((k for k in range(n_classes) if allowed[k]), key=lambda k: -value[k])
-        rate = sim.tok_rate if tokens else sim.req_rate
-        for bucket in range(BUCKETS):
-            room = rate * bucket_ns
-            for rank, k in enumerate(order):
-                need = demand[k][bucket]
-                if need <= room or rank == 0:
-                    room = max(0.0, room - need)
-                else:
-                    shares[sim.index][k][bucket] = room / need
-                    room = 0.0
-    return shares
-
-
-def _next_best_price(paid: SimTarget, group: list[SimTarget]) -> float:
-    """What a class pays per token on its cheapest target other than ``paid`` (0 when another
-    paid target serves it; infinite when nothing else does)."""
-    others = [sim for sim in group if sim is not paid]
-    if not others:
-        return float("inf")
-    return min(0.0 if sim.committed else (sim.price_in + sim.price_out) / 2 for sim in others)
 
 
 def _finish(

@@ -95,33 +95,40 @@ def test_with_shared_state_eight_replicas_load_provisioned_like_one_router(
 ) -> None:
     """What the simulated fleet admits never exceeds capacity (the token bucket sees to
     that); what a policy *offers* is its own choice - mangaroute's spill-over deliberately
-    offers more than the room (fast 429s buy the last tokens), so even one router that sees
-    all traffic offers ~1.7x capacity on average. With shared state the eight replicas offer
-    what that one router offers, give or take what arrives between syncs."""
+    offers more than the room (fast 429s buy the last tokens); told each answer's estimated
+    length (not its realised one), one router that sees all traffic offers about the
+    capacity on average. With shared state the eight replicas offer close to what that one
+    router offers - more in the busiest minute, from what arrives between syncs - and a
+    small fraction of what eight replicas alone offer."""
     one = _provisioned(peak["mangaroute"])
     shared = _provisioned(peak["mangaroute x8 shared"])
-    assert 1.5 < one["mean_offered_ratio"] < 2.0
-    assert shared["mean_offered_ratio"] < 1.1 * one["mean_offered_ratio"]
-    assert shared["peak_offered_ratio"] < 1.05 * one["peak_offered_ratio"]
-    assert shared["offered_over_capacity_tokens"] < 1.2 * one["offered_over_capacity_tokens"]
-    assert shared["throttled"] < 1.25 * one["throttled"]
+    alone = _provisioned(peak["mangaroute x8 local"])
+    assert 1.0 < one["mean_offered_ratio"] < 1.2
+    assert shared["mean_offered_ratio"] < 1.2 * one["mean_offered_ratio"]
+    assert shared["peak_offered_ratio"] < 1.6 * one["peak_offered_ratio"]
+    assert shared["offered_over_capacity_tokens"] < 1.7 * one["offered_over_capacity_tokens"]
+    assert alone["offered_over_capacity_tokens"] > 20 * shared["offered_over_capacity_tokens"]
+    assert shared["throttled"] < 1.8 * one["throttled"]
     # the seed's switcher: about as many tokens offered either way, but spread across the
-    # minute by one fleet-wide view rather than eight bursts - a third of the throttles
+    # minute by one fleet-wide view rather than eight bursts - under half the throttles
     local = _provisioned(peak["seed-switcher x8 local"])
     together = _provisioned(peak["seed-switcher x8 shared"])
-    assert local["throttled"] > 3 * together["throttled"]
+    assert local["throttled"] > 2 * together["throttled"]
 
 
 def test_shared_state_makes_one_switch_one_announcement(peak: dict[str, dict[str, Any]]) -> None:
     local = peak["seed-switcher x8 local"]["replicas"]
     shared = peak["seed-switcher x8 shared"]["replicas"]
-    # alone, every replica notices the outage and announces its own switch
+    # alone, every replica notices the outage and announces its own switch; the failover
+    # plan rebuilds a replica's snapshot at its first failed call (as RoutedClient does), so
+    # each notices within seconds - but not at the same second
     assert local["switch_events"] == 8
     assert local["distinct_switches"] == 1
-    assert local["seconds_primary_disagreed"] >= 10  # the replicas notice at different times
-    # shared: the compare-and-set winner announces it, the others adopt it silently
+    assert local["seconds_primary_disagreed"] >= 3
+    # shared: the compare-and-set winner announces it, the others adopt it silently, at
+    # their next sync (a second's sample may fall between)
     assert shared["switch_events"] == shared["distinct_switches"] == 1
-    assert shared["seconds_primary_disagreed"] == 0
+    assert shared["seconds_primary_disagreed"] <= 1
     events = [e for e in peak["seed-switcher x8 local"]["events"] if e["event"] == "switch"]
     assert sorted(e["replica"] for e in events) == [f"r{r}" for r in range(8)]
     assert {(e["from"], e["to"]) for e in events} == {(PROVISIONED, "ondemand-haiku")}
@@ -139,8 +146,9 @@ def test_the_report_shows_both_side_by_side(peak: dict[str, dict[str, Any]]) -> 
 
 
 def test_one_replica_is_the_single_router_path() -> None:
-    """Figures of the bad day's 20:30-21:30 for mangaroute as they were before replicas
-    existed (the same run, every policy, before the change)."""
+    """Figures of the bad day's 20:30-21:30 for mangaroute through the one-router path,
+    pinned (first as they were before replicas existed; re-pinned when the simulator moved to
+    invoke's failover plan and output estimates: throttles fell from 2,117 to 603)."""
     simulation = simulate(
         _scenario((20 * 3600 + 30 * 60.0, 21 * 3600 + 30 * 60.0)),
         contenders=["mangaroute"],
@@ -151,16 +159,16 @@ def test_one_replica_is_the_single_router_path() -> None:
     entry = to_dict(simulation)["policies"][0]
     assert entry["label"] == "mangaroute" and entry["replicas"] is None
     assert entry["messages"] == 164_742
-    assert entry["within_deadline"] == 164_393
-    assert entry["failed"] == 349
+    assert entry["within_deadline"] == 164_384
+    assert entry["failed"] == 358
     assert entry["attempt_outcomes"] == {
-        "ok": 164_393,
-        "throttled": 2117,
+        "ok": 164_384,
+        "throttled": 603,
         "error": 11,
-        "timeout": 349,
+        "timeout": 358,
     }
-    assert entry["cost"]["usd_per_day"] == 519.49
-    assert entry["latency_ms"] == {"p50": 1065.0, "p90": 1610.0, "p99": 2329.0}
+    assert entry["cost"]["usd_per_day"] == 520.97
+    assert entry["latency_ms"] == {"p50": 1065.0, "p90": 1609.0, "p99": 2329.0}
     assert entry["breaker_openings"] == 7
 
 
