@@ -196,8 +196,9 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"  {row['replica']:<32} last sync {row['last_sync_s_ago']:.1f} s ago\n")
     primary = status["primary"]
     if primary:
+        epoch = "unreadable" if primary["epoch"] is None else primary["epoch"]
         out.write(
-            f"primary: {primary['target']} (epoch {primary['epoch']}, by {primary['by']}: "
+            f"primary: {primary['target']} (epoch {epoch}, by {primary['by']}: "
             f"{primary['reason']})\n"
         )
     else:

@@ -195,6 +195,7 @@ def test_shared_status_shows_bad_data_instead_of_failing(
     assert status["usage"]["ondemand-haiku"]["tokens_per_minute"] > 0
     text = io.StringIO()
     assert main(["shared", "status", "--config", str(path)], out=text) == 0
+    assert "primary: ondemand-haiku (epoch unreadable" in text.getvalue()
     assert "undecodable (left out above" in text.getvalue()
 
 
