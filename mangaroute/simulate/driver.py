@@ -35,6 +35,7 @@ from typing import Any
 
 from botocore.exceptions import ReadTimeoutError
 
+from mangaroute.config import _Table
 from mangaroute.core.clock import NS_PER_MS
 from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import OK, TIMEOUT, Outcome
@@ -42,14 +43,21 @@ from mangaroute.core.router import Router
 from mangaroute.invoke.client import InvokeSettings
 from mangaroute.invoke.deadline import Deadline
 from mangaroute.invoke.errors import FailoverExhausted
-from mangaroute.invoke.hedging import HedgeBudget
+from mangaroute.invoke.hedging import HedgeBudget, HedgePolicy
 from mangaroute.invoke.plan import FailoverPlan, Launch
 from mangaroute.invoke.result import AttemptKind
 from mangaroute.invoke.rules import Failure, Verdict, classify_failure, failure_of_code
 from mangaroute.simulate.fleet import Fleet, SimTarget
 from mangaroute.simulate.traffic import Traffic
 
-__all__ = ["DEFAULT_OUTPUT_ESTIMATE", "Orchestrator", "SimulatedError", "output_estimates"]
+__all__ = [
+    "DEFAULT_OUTPUT_ESTIMATE",
+    "Orchestrator",
+    "SimulatedError",
+    "invoke_settings",
+    "output_estimates",
+    "read_output_estimate",
+]
 
 DEFAULT_OUTPUT_ESTIMATE = 300
 """Output tokens the router is told to expect when a class has no estimate: the seed's
@@ -80,6 +88,42 @@ def output_estimates(classes: Sequence[str], estimates: dict[str, int] | None) -
     if bad:
         raise ValueError(f"output estimate of class {bad[0]!r} must be >= 0")
     return values
+
+
+def invoke_settings(table: _Table) -> InvokeSettings:
+    """A contender's ``[contenders.NAME.invoke]``: its routed calls' settings, as
+    ``RoutedClient`` takes them (``InvokeSettings``) - ``fit``, ``eject_cooldown_s`` and a
+    ``[...invoke.hedge]`` table (``after_fraction``, ``max_ratio``, ``window``; hedging is
+    off without one). The ranges are the settings' own (docs/limits.md)."""
+    default = InvokeSettings()
+    fit = table.text("fit", default.fit)
+    eject = table.number(
+        "eject_cooldown_s", default.eject_cooldown_s, limit="invoke.eject_cooldown_s"
+    )
+    hedge: HedgePolicy | None = None
+    if "hedge" in table.data:
+        hedging = table.table("hedge", limits="hedge")
+        values = hedging.numbers(HedgePolicy())
+        hedging.finish()
+        hedge = hedging.build("", lambda: HedgePolicy(**values))
+    settings = table.build(
+        "fit", lambda: InvokeSettings(fit=fit, eject_cooldown_s=eject, hedge=hedge)
+    )
+    table.finish()
+    return settings
+
+
+def read_output_estimate(table: _Table, classes: Sequence[str]) -> dict[str, int]:
+    """A scenario's ``[output_estimate]``: per request class, the output tokens the router is
+    told to expect (what production passes as ``output_tokens`` when a request has no
+    ``max_tokens``); classes not named get :data:`DEFAULT_OUTPUT_ESTIMATE`."""
+    estimates = {}
+    for name in list(table.data):
+        if name not in classes:
+            raise table.error(name, f"is not a traffic class ({', '.join(classes)})")
+        estimates[name] = int(table.integer(name))
+    table.finish()
+    return estimates
 
 
 class _Call:

@@ -205,6 +205,8 @@ def _run_named(work: str) -> RunResult:
         day_start_unix=DAY_START_UTC - scenario.utc_offset_hours * 3600.0,
         replicas=replicas if mode else 1,
         shared=shared_settings(sync_ms) if mode == SHARED else None,
+        invoke=contender.invoke,
+        estimates=scenario.output_estimate,
     )
 
 

@@ -29,6 +29,8 @@ from mangaroute.config import _REQUIRED, _Table, default_config_text, parse_conf
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.targets import Pattern
+from mangaroute.invoke.client import InvokeSettings
+from mangaroute.simulate.driver import invoke_settings, read_output_estimate
 from mangaroute.simulate.engine import Budget
 from mangaroute.simulate.fleet import (
     FAULT_KINDS,
@@ -72,6 +74,8 @@ class Contender:
     name: str
     description: str
     overlay: dict[str, Any] = field(default_factory=dict)
+    invoke: InvokeSettings = field(default_factory=InvokeSettings)
+    """Its routed calls' settings (``[contenders.NAME.invoke]``: fit, hedging)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,8 @@ class Scenario:
     contenders: tuple[Contender, ...] = ()
     utc_offset_hours: float = 9.0
     model: str = PUBLISHED
+    output_estimate: dict[str, int] = field(default_factory=dict)
+    """``[output_estimate]``: output tokens the router is told to expect, per class."""
     """The targets' physics: ``published`` (cited defaults) or ``seed-profiles``."""
 
 
@@ -162,6 +168,7 @@ def parse_scenario(
     fleet, overrides = _fleet(root.table("fleet"), config_data, physics)
     faults = tuple(_faults(root, config_data))
     contenders = _contenders(root, config_data, wanted, source)
+    estimate = read_output_estimate(root.table("output_estimate"), traffic.classes)
     root.finish()
     scenario = Scenario(
         name=name,
@@ -180,6 +187,7 @@ def parse_scenario(
         contenders=contenders,
         utc_offset_hours=offset,
         model=physics,
+        output_estimate=estimate,
     )
     return with_faults(scenario, preset_names, key=f"{source}: [scenario.faults]")
 
@@ -499,7 +507,8 @@ def _contender_tables(root: _Table) -> dict[str, Contender]:
     found = {}
     for name, table in root.tables("contenders"):
         overlay = table.table("config").data
-        found[name] = Contender(name, table.text("description", ""), copy.deepcopy(overlay))
+        invoke = invoke_settings(table.table("invoke"))
+        found[name] = Contender(name, table.text("description", ""), copy.deepcopy(overlay), invoke)
         table.finish()
     return found
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mangaroute.config import parse_config
+from mangaroute.core.errors import ConfigError
 from mangaroute.core.outcome import ERROR, OK
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
@@ -249,3 +250,73 @@ def test_the_router_never_sees_the_realised_output_length(
         "t", "", cfg, capped, Fleet.build(cfg.targets, {}, []), BUDGET, seed=1, day_start_unix=0
     )
     assert seen == [DEFAULT_OUTPUT_ESTIMATE, 1000] * 15
+
+
+HEDGED = """
+[contenders.hedged]
+description = "first, then second; hedge at a fifth of the budget"
+[contenders.hedged.invoke]
+fit = "p90"
+[contenders.hedged.invoke.hedge]
+after_fraction = 0.2
+max_ratio = 0.5
+window = 100
+"""
+
+
+def test_a_contender_sets_hedging_and_a_scenario_its_output_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    choose = Router.choose
+
+    def spy(self: Router, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["output_tokens"])
+        return choose(self, *args, **kwargs)
+
+    monkeypatch.setattr(Router, "choose", spy)
+    (tmp_path / "router.toml").write_text(ROUTER)
+    slow = '[[faults]]\nkind = "slowdown"\ntarget = "first"\nstart = "10:00"\nminutes = 60\n'
+    text = SCENARIO.replace('contenders = ["ordered"]', 'contenders = ["ordered", "hedged"]')
+    text += HEDGED + slow + "factor = 4\n[output_estimate]\nsimple = 250\n"
+    scenario = parse_scenario(text, source="s.toml", base_dir=tmp_path)
+    plain, hedged = scenario.contenders
+    assert plain.invoke == InvokeSettings()
+    assert hedged.invoke == InvokeSettings(
+        fit="p90", hedge=HedgePolicy(after_fraction=0.2, max_ratio=0.5, window=100)
+    )
+    assert scenario.output_estimate == {"simple": 250}
+    scenario = dataclasses.replace(
+        scenario, traffic=dataclasses.replace(scenario.traffic, window=(36_000.0, 36_600.0))
+    )
+    simulation = simulate(scenario, jobs=1, oracle=False)
+    assert set(seen) == {250}
+    ordered, with_hedges = simulation.results
+    # first answers in ~1.6 s (4 x 400 ms): without hedging it wins every call; the hedged
+    # contender races second after 500 ms on up to half of its calls, and second wins those
+    assert ordered.fallback_attempts == 0 and ordered.usage["second"].attempts == 0
+    assert 0.4 * ordered.messages < with_hedges.fallback_attempts <= 0.5 * ordered.messages
+    assert with_hedges.usage["second"].ok == with_hedges.fallback_attempts
+    assert with_hedges.usage["first"].ok == with_hedges.messages  # losers land, billed
+    assert with_hedges.percentile_ms(0.5) < ordered.percentile_ms(0.5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "[output_estimate]\ncomplex = 250\n",
+            r"\[output_estimate.complex\] is not a traffic class \(simple\)",
+        ),
+        ("[output_estimate]\nsimple = -1\n", r"\[output_estimate.simple\] expected an integer"),
+        (HEDGED.replace("after_fraction = 0.2", "after_fraction = 1.5"), "after_fraction"),
+        (HEDGED.replace('fit = "p90"', 'fit = "p95"'), "fit"),
+        (HEDGED.replace("window = 100", "windows = 100"), "windows"),
+    ],
+)
+def test_bad_invoke_and_estimate_settings_name_the_key(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    (tmp_path / "router.toml").write_text(ROUTER)
+    with pytest.raises(ConfigError, match=message):
+        parse_scenario(SCENARIO + extra, source="s.toml", base_dir=tmp_path)
