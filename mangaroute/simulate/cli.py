@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from typing import Any, TextIO
 
 from mangaroute.config import parse_config
@@ -155,6 +156,11 @@ def register(commands: Any) -> argparse.ArgumentParser:
     _add_trace_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (shown only when stderr is a terminal)",
+    )
+    parser.add_argument(
         "--plot",
         metavar="DIR",
         default=None,
@@ -233,6 +239,7 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
         replicas=args.replicas,
         shared=args.shared,
         sync_ms=args.sync_ms,
+        progress=None if args.quiet or not sys.stderr.isatty() else sys.stderr,
     )
     written: list[str] = []
     note = ""

@@ -30,7 +30,7 @@ import heapq
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ from mangaroute.shared.link import FleetLink
 from mangaroute.shared.memory import MemoryStore
 from mangaroute.simulate.driver import Orchestrator, output_estimates
 from mangaroute.simulate.fleet import NS_PER_MS, NS_PER_S, TICK_NS, Fleet, SimTarget, Usage
+from mangaroute.simulate.progress import EVERY
 from mangaroute.simulate.traffic import Traffic
 
 BUCKET_S = 900
@@ -285,12 +286,14 @@ def run_router(
     shared: SharedSettings | None = None,
     invoke: InvokeSettings | None = None,
     estimates: dict[str, int] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Replay ``traffic`` through ``replicas`` routers built on ``config`` (see the module
     docstring), with ``shared`` state between them when given. ``invoke`` are the routed
     calls' settings (fit percentile, hedging, ejection cool-down) as ``RoutedClient`` takes
     them; ``estimates`` the output tokens the router is told to expect per class (default
-    :data:`~mangaroute.simulate.driver.DEFAULT_OUTPUT_ESTIMATE`)."""
+    :data:`~mangaroute.simulate.driver.DEFAULT_OUTPUT_ESTIMATE`); ``progress`` is told how
+    many messages have arrived every :data:`~mangaroute.simulate.progress.EVERY`."""
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
     started = time.perf_counter(), time.process_time()
@@ -379,6 +382,7 @@ def run_router(
     advance = timers.advance
     next_timer = timers.next_due
     n = len(times)
+    mask = EVERY - 1
     i = 0
     arrival = times[0] if n else end_ns + 1
     while i < n or heap:
@@ -396,8 +400,12 @@ def run_router(
         tl_messages[arrival // bucket_ns] += 1
         arrive(i, arrival)
         i += 1
+        if not i & mask and progress is not None:
+            progress(i)
         arrival = times[i] if i < n else end_ns + 1
     advance(end_ns)
+    if progress is not None:
+        progress(n)
     counts = orchestrator.counts
     for sim in fleet.targets:
         usage = sim.usage

@@ -25,13 +25,14 @@ import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.fleet import SharedSettings
 from mangaroute.simulate import bound as lp
 from mangaroute.simulate.engine import RunResult, run_router
 from mangaroute.simulate.fleet import Fleet
+from mangaroute.simulate.progress import Progress
 from mangaroute.simulate.scenario import (
     DAY_START_UTC,
     Contender,
@@ -73,6 +74,8 @@ class Simulation:
         return None
 
 
+_PROGRESS: Progress | None = None
+"""The progress line of the running simulation, if it shows one (forked workers inherit it)."""
 _WORK: tuple[Scenario, Traffic, float, int, int, float] | None = None
 """What forked workers read: set just before the pool forks."""
 
@@ -89,11 +92,13 @@ def simulate(
     shared: str | None = None,
     sync_ms: float = 250.0,
     oracle: bool | None = None,
+    progress: TextIO | None = None,
 ) -> Simulation:
     """Run ``scenario`` (optionally with another seed, a scale model of ``messages``, a subset
     of its contenders, several replicas per contender with or without shared state - ``shared``
     defaults to ``"both"`` for several replicas, else ``"off"`` - and without the bound);
-    see the module docstring. ``oracle`` is the old name of ``bound``."""
+    see the module docstring. ``oracle`` is the old name of ``bound``. With ``progress`` (a
+    terminal), a line there shows the messages replayed so far, erased when done."""
     if oracle is not None:
         bound = oracle
     started = time.perf_counter()
@@ -126,7 +131,8 @@ def simulate(
         lp.require_solver()
     slices = _slices(len(traffic), BOUND_SLICES if bound else 0)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(names) + len(slices)))
-    global _WORK
+    global _WORK, _PROGRESS
+    _PROGRESS = None if progress is None else Progress(names, len(traffic), progress)
     _WORK = (
         dataclasses.replace(scenario, contenders=tuple(chosen)),
         traffic,
@@ -141,6 +147,8 @@ def simulate(
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
                 pending = [pool.apply_async(_hindsight, piece) for piece in slices]
                 runs = [pool.apply_async(_run_named, (name,)) for name in names]
+                if _PROGRESS is not None:
+                    _PROGRESS.wait(runs)
                 if slices:
                     reference = _bound([p.get() for p in pending])
                 results = [r.get() for r in runs]
@@ -151,6 +159,9 @@ def simulate(
                 reference = _bound([_hindsight(*piece) for piece in slices])
     finally:
         _WORK = None
+        if _PROGRESS is not None:
+            _PROGRESS.close()
+        _PROGRESS = None
     simulation = Simulation(
         scenario,
         seed,
@@ -207,6 +218,7 @@ def _run_named(work: str) -> RunResult:
         shared=shared_settings(sync_ms) if mode == SHARED else None,
         invoke=contender.invoke,
         estimates=scenario.output_estimate,
+        progress=None if _PROGRESS is None else _PROGRESS.reporter(work),
     )
 
 
