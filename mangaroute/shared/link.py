@@ -317,12 +317,16 @@ class FleetLink:
             )
 
     def _unreadable(self, now: float, bad: list[BadField]) -> None:
+        first = min(bad, key=lambda b: b.value is None)  # a value read says most
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        error = f"undecodable data in the store: {bad[0]}{more}"
+        if first.value is None:
+            error = f"the store refused a command: {first}{more}"
+        else:
+            error = f"undecodable data in the store: {first}{more}"
         self._undecodable += 1
         self._bad_data_warning.warn(
             "shared state for deployment %r: %s; skipped, this sync counts as failed, and "
-            "the store deletes what still holds the same value at the next sync",
+            "the next sync deletes a bad field that still holds the same value",
             self.settings.deployment,
             error,
         )

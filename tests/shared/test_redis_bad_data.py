@@ -145,6 +145,25 @@ def test_bad_data_that_stays_drops_the_stale_view_logs_once_and_counts_every_syn
     state.close()
 
 
+def test_a_key_of_the_wrong_type_fails_the_sync_until_it_is_gone(
+    redis_url: str, deployment: str, redis_client: redis.Redis
+) -> None:
+    clock = FakeClock(START_NS)
+    _, sa = replica(clock, redis_url, deployment, "a")
+    replicas = key_prefix(deployment) + "replicas"
+    redis_client.set(replicas, "not a sorted set")
+    assert not sa.sync_now()
+    error = sa.status().last_error
+    assert error is not None
+    assert error.startswith("the store refused a command: replicas: 'ResponseError: WRONGTYPE")
+    assert redis_client.get(replicas) == "not a sorted set"  # a whole key is left alone
+    redis_client.delete(replicas)
+    clock.advance(ms=250)
+    assert sa.sync_now()
+    assert redis_client.zscore(replicas, "a") is not None
+    sa.close()
+
+
 class _Broken:
     """A store with a bug: every call raises."""
 
