@@ -102,12 +102,13 @@ BIN_RATIO = 1.25
 """Token bins: each 25 % wide, so a member is charged at least 80 % of its own tokens."""
 TOLERANCE = 1e-7
 """Relative slack of the cost LP's coverage constraint (HiGHS's feasibility tolerance)."""
-LAGRANGE = 1e-3
-"""The dearest answer's weight against one answer in the cost LP's objective (then / 100
-until the optimum keeps every answer)."""
+LAGRANGE = 0.5
+"""The dearest answer's weight against one answer in the cost LP's first objective (then
+/ 10 until the optimum keeps every answer asked for)."""
 COST_MARGIN = 1e-5
-"""The cost bound is lowered by this share: the Lagrangian divides the solver's optimality
-tolerance by ``mu`` (measured: 1e-6 relative on a 50k-message day)."""
+"""The cost bound is lowered by this share for the solvers' tolerances (measured on a
+50k-message bad day: the Lagrangian within 1.1e-6 of the exact constrained optimum, both
+within HiGHS's 1e-7 feasibility tolerance)."""
 
 
 class BoundUnavailable(MangarouteError, RuntimeError):
@@ -283,12 +284,15 @@ class BoundProblem:
         return max(0.0, float(result.fun) * (1 - TOLERANCE))
 
     def cost_at_most_answers(self, answers: float) -> float:
-        """The least token spend at the most answers (``answers`` = :meth:`max_answers`), by
-        Lagrangian relaxation of the coverage constraint - one LP as fast as the first:
-        maximise ``sum(x) - mu * cost(x)``; its optimum ``V`` gives, for every assignment
-        with ``answers`` answers, ``cost >= (answers - V) / mu``, and is exact once ``mu``
-        is below one over the marginal cost of the last answer (checked: the optimum must
-        reach ``answers``; else ``mu`` shrinks and it solves again)."""
+        """A lower bound of the token spend of ``answers`` answers within the SLO (at most
+        :meth:`max_answers`; the bound asks it for the most answers a policy can have), by
+        Lagrangian relaxation of the coverage constraint - one LP about as fast as the
+        first: maximise ``sum(x) - mu * cost(x)``; its optimum ``V`` gives, for every
+        assignment with ``answers`` answers, ``cost >= (answers - V) / mu``. It starts with
+        ``mu`` = ``LAGRANGE`` / the dearest answer's price and divides it by 10 until the
+        optimum keeps ``answers`` answers; then the bound is short of the exact constrained
+        optimum by at most the optimum's surplus answers times ``1 / mu`` (under twice the
+        dearest answer's price when that surplus is the fractional part of the maximum)."""
         _, _, price, n_vars = self._matrix(False)
         if answers <= 0 or not n_vars:
             return 0.0
@@ -298,12 +302,12 @@ class BoundProblem:
         matrix, rhs = self._matrix(False)[:2]
         mu = LAGRANGE / top
         value = 0.0
-        for _ in range(4):
+        for _ in range(8):
             result = self._solve(price * mu - 1.0, matrix, rhs)
             value = -float(result.fun)
             if float(result.x.sum()) >= answers * (1 - TOLERANCE) - 1e-6:
                 break
-            mu /= 100.0
+            mu /= 10.0
         return max(0.0, (answers - value) / mu * (1 - COST_MARGIN))
 
     def _solve(self, cost: Any, matrix: Any, rhs: Any) -> Any:
@@ -653,7 +657,7 @@ def solve(
     problem = BoundProblem(demand, lanes)
     answers = problem.max_answers()
     first = problem.max_answers(first_token=True)
-    token_usd = problem.cost_at_most_answers(answers)
+    token_usd = problem.cost_at_most_answers(_count(answers))
     bound = Bound(
         messages=demand.messages,
         within_slo=_count(answers),

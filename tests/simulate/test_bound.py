@@ -85,6 +85,16 @@ def test_capacity_limits_answers_and_a_fraction_rounds_down() -> None:
     assert two.max_answers() == pytest.approx(3.5)
 
 
+def test_the_cost_of_the_most_whole_answers_is_bounded_below() -> None:
+    """The same four messages on a paid target: 2 answers cost 2 x 280 micro-dollars. The
+    Lagrangian (weight 0.5 on the dearest answer, 280) keeps all 2.5, so its bound for 2 is
+    short by the surplus 0.5 x 1 / mu = 0.5 x 560: 420 - below the exact 560, never above."""
+    one = lp.BoundProblem(demand([(0, 1, 1, 4, 120, 80)]), [lp.Lane("t", [500.0], None, per_token)])
+    assert one.min_token_usd(2) == pytest.approx(560e-6, rel=1e-6)
+    assert one.cost_at_most_answers(2) == pytest.approx(420e-6, rel=1e-4)
+    assert one.cost_at_most_answers(2.5) == pytest.approx(700e-6, rel=1e-4)
+
+
 def test_requests_burndown_and_first_tokens_are_their_own_limits() -> None:
     """A request limit of 3 per window; output counting 5x against 2,000 tokens (100 in + 5 x
     100 out = 600 a message: 3.33); first tokens in time on a second, unlimited target."""
