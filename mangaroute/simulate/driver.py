@@ -140,8 +140,12 @@ class _Call:
 
 
 Event = tuple[Any, ...]
-"""``(at_ns, seq, call, launch, sim, code, latency_ms, ttft_ms, error, admitted)``; a hedge
-timer has ``launch`` None."""
+"""``(at_ns, key, call, launch, sim, code, latency_ms, ttft_ms, error, admitted)``; a hedge
+timer has ``launch`` None. ``key`` orders events at the same instant: by message, then by
+attempt (``message * _KEYS + attempt``; a hedge timer ``message * _KEYS + _HEDGE_KEY``)."""
+_KEYS = 64
+_HEDGE_KEY = 63
+"""A call has at most one attempt per target; a router has far fewer than 63 targets."""
 
 
 class Orchestrator:
@@ -149,9 +153,9 @@ class Orchestrator:
 
     ``arrive`` starts a message's call; ``settle`` handles the next event of :attr:`heap`
     (the engine interleaves the two in time order and moves the clock). ``answered`` and
-    ``failed`` are called with the message index and, for an answer, the winning target and
-    the inference time in ms; what each attempt costs is added to ``usd`` in the
-    ``bucket_ns`` bucket of its message's arrival.
+    ``failed`` are called with the message index and, for an answer, the winning target, the
+    inference time and the time to its first token (both in ms after arrival); what each
+    attempt costs is added to ``usd`` in the ``bucket_ns`` bucket of its message's arrival.
     """
 
     def __init__(
@@ -164,7 +168,7 @@ class Orchestrator:
         budget_ms: float,
         settings: InvokeSettings,
         estimates: Sequence[int],
-        answered: Callable[[int, SimTarget, float], None],
+        answered: Callable[[int, SimTarget, float, float], None],
         failed: Callable[[int], None],
         usd: list[float],
         bucket_ns: int,
@@ -195,7 +199,12 @@ class Orchestrator:
         self.output_tokens = traffic.output_tokens
         self.draw = traffic.draw
         self.heap: list[Event] = []
-        self.seq = 0
+        self.fit = settings.fit
+        self.classes = traffic.classes
+        self.klass = traffic.klass
+        self.session = traffic.session
+        self.plain = traffic.max_tokens is None and traffic.cached_tokens is None
+        """No per-message ``max_tokens`` or cached tokens: the targets' defaults apply."""
         self.counts = [0] * (4 * len(fleet.targets))
         """Attempts per (target, outcome code)."""
         self.failovers = 0
@@ -207,37 +216,35 @@ class Orchestrator:
     # -- a message arrives ----------------------------------------------------------------
 
     def arrive(self, i: int, now: int) -> None:
-        traffic = self.traffic
         r = self.owner[i]
         router = self.routers[r]
-        klass = traffic.klass[i]
+        klass = self.klass[i]
         max_tokens = self.max_tokens
-        expected = max_tokens[i] if max_tokens is not None and max_tokens[i] else None
+        expected = self.estimates[klass]
+        if max_tokens is not None and max_tokens[i]:
+            expected = max_tokens[i]
         decision = router.choose(
-            traffic.classes[klass],
-            session_id=self.session_ids[traffic.session[i]],
+            self.classes[klass],
+            session_id=self.session_ids[self.session[i]],
             budget_ms=self.budget_ms,
-            input_tokens=traffic.input_tokens[i],
-            output_tokens=self.estimates[klass] if expected is None else expected,
+            input_tokens=self.input_tokens[i],
+            output_tokens=expected,
         )
         call = _Call(i, now, router, decision)
-        plan = FailoverPlan(
+        plan = call.plan = FailoverPlan(
             decision,
             now_ns=now,
             deadline=Deadline(now + self.budget_ns),
             snapshot=router.snapshot,
-            fit=self.settings.fit,
+            fit=self.fit,
             hedge=self.hedge,
             hedge_budget=self.budgets[r],
         )
-        call.plan = plan
         launch = plan.start()
         hedge_at = plan.hedge_at_ns
         if hedge_at is not None:
-            self.seq += 1
-            heapq.heappush(
-                self.heap, (hedge_at, self.seq, call, None, None, 0, 0.0, 0.0, None, False)
-            )
+            key = i * _KEYS + _HEDGE_KEY
+            heapq.heappush(self.heap, (hedge_at, key, call, None, None, 0, 0.0, 0.0, None, False))
         self._start(call, launch, now)
 
     def _start(self, call: _Call, launch: Launch, now: int) -> None:
@@ -249,7 +256,7 @@ class Orchestrator:
         if sim.tok_rate:
             self.offered[sim.index][(now - self.start_ns) // MINUTE_NS] += tin + tout
         # nth = 0: a plan never sends one call to the same target twice
-        if self.max_tokens is None and self.cached_tokens is None:
+        if self.plain:
             code, latency, ttft, error = sim.attempt(now, self.draw[i], 0, tin, tout, True)
         else:
             max_tokens, cached = self._extra(i)
@@ -263,9 +270,9 @@ class Orchestrator:
             end = deadline
             latency = (deadline - now) / NS_PER_MS
             code = TIMEOUT
-        self.seq += 1
+        key = i * _KEYS + launch.index
         heapq.heappush(
-            self.heap, (end, self.seq, call, launch, sim, code, latency, ttft, error, admitted)
+            self.heap, (end, key, call, launch, sim, code, latency, ttft, error, admitted)
         )
 
     # -- an event ---------------------------------------------------------------------------
@@ -280,9 +287,14 @@ class Orchestrator:
         tin = self.input_tokens[i]
         tout = self.output_tokens[i]
         if admitted:
-            max_tokens, cached = self._extra(i)
-            sim.finished(now, tin, tout, max_tokens, code, cached_tokens=cached)
-            self.usd[self.time_ns[i] // self.bucket_ns] += sim.bill(tin, tout, cached)
+            if self.plain:
+                sim.finished(now, tin, tout, None, code)
+                cost = sim.bill(tin, tout)
+            else:
+                max_tokens, cached = self._extra(i)
+                sim.finished(now, tin, tout, max_tokens, code, cached_tokens=cached)
+                cost = sim.bill(tin, tout, cached)
+            self.usd[self.time_ns[i] // self.bucket_ns] += cost
         router = call.router
         subject = call.decision if launch.kind is _PRIMARY else sim.name
         if code == OK:
@@ -298,8 +310,11 @@ class Orchestrator:
             if plan is None:
                 return  # a losing attempt landed after the call was over
             plan.answered(launch, now, ttft, losers="abandoned")
-            self._over(call, plan)
-            self.on_answered(i, sim, (now - call.arrival) / NS_PER_MS)
+            self._over(plan)
+            call.plan = None
+            arrival = call.arrival
+            first = (launch.started_ns - arrival) / NS_PER_MS + ttft
+            self.on_answered(i, sim, (now - arrival) / NS_PER_MS, first)
             return
         failure = READ_TIMEOUT if code == TIMEOUT else self._failure(error)
         if failure.recorded:
@@ -317,7 +332,8 @@ class Orchestrator:
         try:
             following = plan.failed(launch, failure, SimulatedError(failure.error_code), now)
         except (SimulatedError, FailoverExhausted):
-            self._over(call, plan)
+            self._over(plan)
+            call.plan = None
             self.on_failed(i)
             return
         if following is not None:
@@ -331,8 +347,7 @@ class Orchestrator:
         if launch is not None:
             self._start(call, launch, now)
 
-    def _over(self, call: _Call, plan: FailoverPlan) -> None:
-        call.plan = None
+    def _over(self, plan: FailoverPlan) -> None:
         launches = plan.launches
         if launches > 1:
             self.failovers += 1

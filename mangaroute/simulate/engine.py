@@ -69,15 +69,24 @@ class Budget:
     inference_ms: float = 1500.0
     pre_ms: float = 350.0
     post_ms: float = 150.0
+    first_token_ms: float | None = None
+    """The SLO of a streamed answer's first token (ms of inference); ``None``: the same as
+    ``inference_ms``."""
 
     def __post_init__(self) -> None:
         if not self.inference_ms > 0 or self.pre_ms < 0 or self.post_ms < 0:
             raise ValueError("inference_ms must be > 0; pre_ms and post_ms >= 0")
+        if self.first_token_ms is not None and not self.first_token_ms > 0:
+            raise ValueError(f"first_token_ms must be > 0, got {self.first_token_ms}")
         if not self.cutoff_ms > 0:
             raise ValueError(
                 f"deadline_ms ({self.deadline_ms}) leaves no time for inference after "
                 f"pre_ms + post_ms ({self.pre_ms + self.post_ms})"
             )
+
+    @property
+    def first_token_slo_ms(self) -> float:
+        return self.inference_ms if self.first_token_ms is None else self.first_token_ms
 
     @property
     def cutoff_ms(self) -> float:
@@ -121,6 +130,8 @@ class RunResult:
     within_deadline: int = 0
     within_slo: int = 0
     """Answers whose inference (all attempts) took at most ``inference_ms``."""
+    within_first_token_slo: int = 0
+    """Answers whose first token came within ``first_token_ms`` of inference."""
     failed: int = 0
     failed_by_class: list[int] = field(default_factory=list)
     answers_by_class: list[int] = field(default_factory=list)
@@ -339,9 +350,11 @@ def run_router(
     cutoff = budget.cutoff_ms
     around = budget.pre_ms + budget.post_ms
     bucket_ns = BUCKET_S * NS_PER_S
-    stats = [0, 0, 0, 0, 0, 0]  # answered, within deadline, failed, -, -, within SLO
+    # answered, within deadline, failed, -, -, within SLO, first token within its SLO
+    stats = [0, 0, 0, 0, 0, 0, 0]
+    first_slo = budget.first_token_slo_ms
 
-    def answered(j: int, sim: SimTarget, inference: float) -> None:
+    def answered(j: int, sim: SimTarget, inference: float, first: float) -> None:
         total = inference + around
         bucket = times[j] // bucket_ns
         stats[0] += 1
@@ -349,6 +362,8 @@ def run_router(
             stats[1] += 1
         if inference <= inference_ms:
             stats[5] += 1
+        if first <= first_slo:
+            stats[6] += 1
         hist[int(total) if total < HIST_MAX_MS else HIST_MAX_MS] += 1
         tl_targets[bucket * n_targets + sim.index] += 1
         tl_latency[bucket * LATENCY_BINS + min(int(total / LATENCY_BIN_MS), 150)] += 1
@@ -544,6 +559,7 @@ def _finish(
     result.answered, result.within_deadline, result.failed = stats[0], stats[1], stats[2]
     result.failovers, result.fallback_attempts = stats[3], stats[4]
     result.within_slo = stats[5]
+    result.within_first_token_slo = stats[6]
     result.usage = {sim.name: sim.usage for sim in fleet.targets}
     result.wall_s = time.perf_counter() - started[0]
     result.cpu_s = time.process_time() - started[1]

@@ -379,6 +379,7 @@ def _budget(table: _Table) -> Budget:
             inference_ms=table.number("inference_ms", d.inference_ms, positive=True),
             pre_ms=table.number("pre_ms", d.pre_ms),
             post_ms=table.number("post_ms", d.post_ms),
+            first_token_ms=table.number("first_token_ms", None, positive=True),
         ),
     )
     table.finish()

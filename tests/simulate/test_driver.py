@@ -107,9 +107,13 @@ def traffic(messages: int, *, spacing_s: float = 10.0, outputs: list[int] | None
 
 
 def run(
-    day: Traffic, sims: Fleet, cfg: RouterConfig, invoke: InvokeSettings | None = None
+    day: Traffic,
+    sims: Fleet,
+    cfg: RouterConfig,
+    invoke: InvokeSettings | None = None,
+    budget: Budget = BUDGET,
 ) -> RunResult:
-    return run_router("t", "", cfg, day, sims, BUDGET, seed=1, day_start_unix=0.0, invoke=invoke)
+    return run_router("t", "", cfg, day, sims, budget, seed=1, day_start_unix=0.0, invoke=invoke)
 
 
 def calls(sims: Fleet, name: str) -> int:
@@ -190,6 +194,11 @@ def test_a_hedge_fires_at_hedge_at_and_the_first_answer_wins() -> None:
     # the losers ran on and are billed as abandoned calls are: the model generated them
     assert result.usage["a"].ok == 10
     assert result.usage["a"].token_usd == pytest.approx(10 * 1100 / 1e6)
+    # the winner's first token: 500 ms to the hedge + 30 % of b's 400 ms = 620 ms
+    assert result.within_first_token_slo == 10 and result.within_slo == 10
+    tight = dataclasses.replace(BUDGET, first_token_ms=600.0)
+    late = run(traffic(10), fleet(cfg, a=(OK, 2000.0, None)), cfg, hedge, tight)
+    assert late.within_first_token_slo == 0 and late.within_slo == 10
     # without hedging, a's slow answers win (2,000 ms is within the deadline)
     result = run(traffic(10), fleet(cfg, a=(OK, 2000.0, None)), cfg)
     assert result.answers_by_class == [10, 0, 0] and result.fallback_attempts == 0
