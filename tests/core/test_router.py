@@ -9,6 +9,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mangaroute import (
     BreakerState,
@@ -20,6 +22,7 @@ from mangaroute import (
     Router,
     UnknownRequestClass,
     UnknownTarget,
+    parse_config,
 )
 from mangaroute.core.snapshot import BreakerEvent, SwitchEvent
 
@@ -399,3 +402,36 @@ def test_eject_accepts_the_ends_of_its_range(router: Router, clock: FakeClock) -
     assert views.target("fast").breaker is BreakerState.HALF_OPEN
     with pytest.raises(InvalidRequest, match="reason must be a string, got 42"):
         router.eject("fast", 42, cooldown_s=1.0)  # type: ignore[arg-type]
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    st.floats(0.5, 100.0),
+    st.floats(1.0, 50.0),
+    st.integers(0, 2**32),
+)
+def test_over_a_thousand_failed_probes_never_raise_and_keep_the_cooldown_in_range(
+    cooldown_s: float, stretch: float, seed: int
+) -> None:
+    """Virtual time, float cool-downs of any size: every choose() and record() of an outage
+    longer than 1,024 ejections works, and every cool-down lies in [cooldown_s, max]."""
+    max_s = cooldown_s * stretch
+    text = SMALL_CONFIG.replace("max_cooldown_s = 80", f"max_cooldown_s = {max_s!r}").replace(
+        "cooldown_s = 10\n", f"cooldown_s = {cooldown_s!r}\n"
+    )
+    clock = FakeClock(10**12)
+    router = Router(parse_config(text), clock=clock, rng=random.Random(1))
+    rng = random.Random(seed)
+    for _ in range(3):
+        router.record("fast", "error", latency_ms=5.0)
+    for _ in range(1100):  # probes come in up to 3 s after each cool-down ends
+        late = rng.uniform(0.0, 3.0)
+        (breaker,) = router.local_sample().breakers
+        assert cooldown_s - 1e-6 <= breaker.reopen_in_s <= max_s + 1e-6
+        clock.advance(seconds=breaker.reopen_in_s + late)
+        probe = router.choose("chat")
+        assert (probe.target.name, probe.reason) == ("fast", "probe")
+        router.record(probe, "error", latency_ms=5.0)
+    (breaker,) = router.local_sample().breakers
+    assert breaker.reopen_in_s == pytest.approx(max_s)
+    assert router.snapshot().target("fast").ejections == 1101
