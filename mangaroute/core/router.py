@@ -381,10 +381,11 @@ class Router:
 
     def dropped(self, decision_id: int) -> str | None:
         """Why a decision that is no longer :meth:`pending` was dropped unreported, in words
-        ("older than decision_ttl_s=300 s", or "one of the oldest while more than
-        max_outstanding=10000 were in flight"); ``None`` when it was recorded or released
-        instead, never issued, or dropped too long ago to tell (the latest 10,000 drops are
-        remembered)."""
+        (``dropped unreported: older than decision_ttl_s=300 s``, or ``dropped unreported:
+        one of the oldest while more than max_outstanding=10000 decisions were in flight``);
+        ``None`` when it was recorded or released instead, never issued, or dropped too long
+        ago to tell (the latest 10,000 drops are remembered). A front door that only has
+        the id (the gRPC sidecar) tells its caller this instead of guessing."""
         why = self._in_flight.dropped(decision_id)
         settings = self.config.window
         if why == DECISION_TTL:
