@@ -100,20 +100,20 @@ def serve_aio(listen: str, ready: Callable[[str], None]) -> None:
     async def echo(request: bytes, context: Any) -> bytes:
         return request
 
-    async def choose(request: pb.ChooseRequest, context: Any) -> pb.ChooseResponse:
-        return servicer.Choose(request, context)
+    async def choose(data: bytes, context: Any) -> pb.ChooseResponse:
+        return servicer.Choose(data, context)
 
-    async def report(request: pb.ReportRequest, context: Any) -> pb.ReportResponse:
-        return servicer.Report(request, context)
+    async def report(data: bytes, context: Any) -> pb.ReportResponse:
+        return servicer.Report(data, context)
 
-    api = grpc.method_handlers_generic_handler(
+    api = grpc.method_handlers_generic_handler(  # raw request bytes, as the sidecar's
         "mangaroute.v1.Router",
         {
             "Choose": grpc.unary_unary_rpc_method_handler(
-                choose, pb.ChooseRequest.FromString, pb.ChooseResponse.SerializeToString
+                choose, response_serializer=pb.ChooseResponse.SerializeToString
             ),
             "Report": grpc.unary_unary_rpc_method_handler(
-                report, pb.ReportRequest.FromString, pb.ReportResponse.SerializeToString
+                report, response_serializer=pb.ReportResponse.SerializeToString
             ),
         },
     )

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mangaroute.core.errors import MangarouteError
+
+if TYPE_CHECKING:
+    from mangaroute.sidecar.server import Sidecar
 
 __all__ = ["add_arguments", "cmd_serve", "main", "register"]
 
@@ -26,7 +31,8 @@ DESCRIPTION = """\
 Serve the router over gRPC (service mangaroute.v1.Router, plus grpc.health.v1.Health and
 server reflection) for applications that are not written in Python. Listens on an
 owner-only Unix socket by default; SIGTERM or SIGINT drains in-flight calls for --grace-s
-seconds and exits 0 (a second signal stops at once).
+seconds and exits 0 (a second signal stops at once). A TCP address beyond loopback needs TLS
+or --allow-insecure-remote.
 """
 
 EPILOG = """\
@@ -36,6 +42,7 @@ examples:
   mangaroute serve --listen 127.0.0.1:50051           # loopback TCP
   mangaroute serve --listen 0.0.0.0:50051 --tls-cert srv.pem --tls-key srv.key \\
       --tls-client-ca clients-ca.pem                  # mutual TLS on every interface
+  mangaroute serve --listen 10.0.3.7:50051 --allow-insecure-remote   # trusted network only
   grpcurl -plaintext -unix /tmp/mangaroute-$UID/sidecar.sock list
 
 With a [shared] table in the config, the sidecar shares usage, ejections, spend and the
@@ -75,12 +82,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="require client certificates signed by this CA (mutual TLS)",
     )
+    tls.add_argument(
+        "--allow-insecure-remote",
+        action="store_true",
+        help="listen on a non-loopback TCP address without TLS (refused otherwise: anyone "
+        "who can reach it could steer routing)",
+    )
     tuning = parser.add_argument_group("serving")
     tuning.add_argument(
         "--grace-s",
         type=float,
         default=10.0,
-        help="seconds in-flight calls get to finish on SIGTERM/SIGINT (default 10)",
+        help="seconds in-flight calls get to finish on SIGTERM/SIGINT (default 10, at most "
+        "3600); the process exits at most 0.5 s after that",
     )
     tuning.add_argument(
         "--workers", type=int, default=16, help="threads for unary calls (default 16)"
@@ -96,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-message-bytes",
         type=int,
         default=64 * 1024,
-        help="larger requests get RESOURCE_EXHAUSTED (default 65536)",
+        help="larger requests get RESOURCE_EXHAUSTED (default 65536, at most 2147483647)",
     )
     tuning.add_argument(
         "--socket-mode",
@@ -156,6 +170,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         grace_s=args.grace_s,
         refresh_ms=args.refresh_ms,
         socket_mode=args.socket_mode,
+        allow_insecure_remote=args.allow_insecure_remote,
     )
     config = load_config(args.config) if args.config else load_default_config()
     router = Router(config)
@@ -174,20 +189,42 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         )
     sidecar = Sidecar(router, settings)
     signals = _Signals()
+    clean = True
     try:
         with signals:
             sidecar.start()
             signals.wait()
-            stopper = threading.Thread(target=sidecar.stop, name="mangaroute-sidecar-drain")
-            stopper.start()
-            while stopper.is_alive():
-                if signals.count > 1:
-                    sidecar.cut_short()
-                stopper.join(0.1)
+            clean = _drain(sidecar, signals)
     finally:
         if shared is not None:
             shared.close()
+    if not clean:  # gRPC left call threads running; the interpreter would wait for them
+        logging.shutdown()
+        os._exit(0)
     return 0
+
+
+def _drain(sidecar: Sidecar, signals: _Signals) -> bool:
+    """Stop on a thread so that a second signal can cut the drain short. Whether everything
+    stopped cleanly; ``False`` also when the stop overran the grace period + 1 s (after a
+    second signal: 1 s), which :meth:`Sidecar.stop` should never do."""
+    result: list[bool] = []
+    stopper = threading.Thread(
+        target=lambda: result.append(sidecar.stop()), name="mangaroute-sidecar-drain", daemon=True
+    )
+    stopper.start()
+    deadline = time.monotonic() + sidecar.settings.grace_s + 1.0
+    cut = False
+    while stopper.is_alive():
+        if signals.count > 1 and not cut:
+            sidecar.cut_short()
+            cut = True
+            deadline = min(deadline, time.monotonic() + 1.0)
+        if time.monotonic() > deadline:
+            logging.getLogger("mangaroute.sidecar").error("the drain overran; exiting")
+            return False
+        stopper.join(0.05)
+    return all(result)
 
 
 class _Signals:

@@ -13,14 +13,18 @@ rather than inside a ``Choose``; health is published from each rebuild.
 
 Drain (``stop``): health goes NOT_SERVING, the server refuses new calls, watch streams end
 with OK, in-flight calls get ``grace_s`` to finish and are cancelled after that; then the
-worker threads exit and the Unix socket file is removed.
+worker threads exit and the Unix socket file is removed. gRPC's own "stopped" event has been
+seen never to fire (issue 13: a rejected message in a client stream), so ``stop`` waits for
+it at most ``grace_s`` + :data:`STOP_MARGIN_S` and then leaves without it, saying so.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
+import time
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -35,7 +39,6 @@ from grpc_reflection.v1alpha import reflection
 
 from mangaroute.core.router import Router
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
-from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2_grpc as pb_grpc
 from mangaroute.sidecar.address import (
     ListenAddress,
     SidecarError,
@@ -48,13 +51,24 @@ from mangaroute.sidecar.address import (
 )
 from mangaroute.sidecar.health import HealthPublisher
 from mangaroute.sidecar.refresh import Refresher
-from mangaroute.sidecar.servicer import RouterServicer
+from mangaroute.sidecar.servicer import RouterServicer, method_handlers
 from mangaroute.sidecar.watch import StreamSlots
 
 logger = logging.getLogger("mangaroute.sidecar")
+_THREADS = "mangaroute-sidecar"
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Router"].full_name
 """``mangaroute.v1.Router``."""
+
+STOP_MARGIN_S = 0.5
+"""How long past the grace period :meth:`Sidecar.stop` waits for gRPC to finish stopping (and
+how long after :meth:`Sidecar.cut_short`)."""
+
+MAX_MESSAGE_BYTES = 2**31 - 1
+"""gRPC keeps message limits in a C ``int``; a larger value cannot be configured."""
+
+MAX_GRACE_S = 3600.0
+MAX_REFRESH_MS = 60_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,7 @@ class TlsFiles:
         key = _read("--tls-key", self.key)
         cert = _read("--tls-cert", self.cert)
         ca = _read("--tls-client-ca", self.client_ca) if self.client_ca else None
+        self.check()
         return grpc.ssl_server_credentials(
             [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
         )
@@ -77,6 +92,39 @@ class TlsFiles:
     @property
     def mode(self) -> str:
         return "mutual TLS" if self.client_ca else "TLS"
+
+    def check(self) -> None:
+        """Load the files the way OpenSSL will, so that a key that does not belong to the
+        certificate (or an encrypted key, or a broken CA file) is named here: gRPC only
+        reports "Failed to bind to address" for them."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.cert, self.key, password=_no_password)
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise SidecarError(
+                    f"--tls-key {self.key} does not belong to the certificate in --tls-cert "
+                    f"{self.cert} (their public keys differ); pass the key the certificate "
+                    "was issued for"
+                ) from None
+            raise SidecarError(
+                f"--tls-cert {self.cert} / --tls-key {self.key}: OpenSSL cannot load them "
+                f"({exc.reason or exc}); gRPC needs a PEM certificate chain and an "
+                "unencrypted PEM key"
+            ) from None
+        if self.client_ca is not None:
+            try:
+                context.load_verify_locations(cafile=self.client_ca)
+            except ssl.SSLError as exc:
+                raise SidecarError(
+                    f"--tls-client-ca {self.client_ca}: OpenSSL cannot load it as PEM "
+                    f"certificates ({exc.reason or exc})"
+                ) from None
+
+
+def _no_password() -> bytes:
+    """An encrypted key fails to load instead of OpenSSL prompting on the terminal."""
+    return b""
 
 
 def _read(flag: str, path: Path) -> bytes:
@@ -109,15 +157,31 @@ class SidecarSettings:
     socket_mode: int = 0o600
     watch_capacity: int = 256
     """Switch events a watcher may fall behind before it is cut off."""
+    allow_insecure_remote: bool = False
+    """Allow a non-loopback TCP address without TLS (anyone who reaches it can steer
+    routing); refused otherwise."""
 
     def __post_init__(self) -> None:
+        if not (self.listen.is_loopback or self.tls or self.allow_insecure_remote):
+            raise SidecarError(
+                f"--listen {self.listen.target} reaches beyond this machine and there is no "
+                "TLS: anyone who can connect could steer routing. Serve TLS (--tls-cert and "
+                "--tls-key; --tls-client-ca to require client certificates), listen on "
+                "loopback or a Unix socket, or pass --allow-insecure-remote if the network "
+                "itself is trusted"
+            )
+        if self.max_message_bytes > MAX_MESSAGE_BYTES:
+            raise SidecarError(
+                f"max_message_bytes (--max-message-bytes) must be at most {MAX_MESSAGE_BYTES} "
+                f"(gRPC's limit), got {self.max_message_bytes}"
+            )
         for name in ("workers", "max_streams", "max_message_bytes", "watch_capacity"):
             if getattr(self, name) < 1:
                 raise SidecarError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("grace_s", "refresh_ms"):
+        for name, most in (("grace_s", MAX_GRACE_S), ("refresh_ms", MAX_REFRESH_MS)):
             value = getattr(self, name)
-            if value is not None and not 0 <= value < float("inf"):
-                raise SidecarError(f"{name} must be a finite number >= 0, got {value}")
+            if value is not None and not 0 <= value <= most:
+                raise SidecarError(f"{name} must be a number within 0-{most:g}, got {value}")
         if not 0 <= self.socket_mode <= 0o777:
             raise SidecarError(f"socket_mode must be within 0o000-0o777, got {self.socket_mode:o}")
 
@@ -168,6 +232,7 @@ class Sidecar:
         self._executor: futures.ThreadPoolExecutor | None = None
         self._socket_inode: int | None = None
         self._stop_lock = threading.Lock()
+        self._deadline = 0.0
         self.address = ""
         """Where it listens, in gRPC syntax (``unix:/path`` or ``127.0.0.1:50051``; the real
         port when 0 was asked)."""
@@ -184,10 +249,13 @@ class Sidecar:
         listen = settings.listen
         self._executor = futures.ThreadPoolExecutor(
             max_workers=settings.workers + settings.max_streams,
-            thread_name_prefix="mangaroute-sidecar",
+            thread_name_prefix=_THREADS,
         )
         server = grpc.server(self._executor, options=server_options(settings))
-        pb_grpc.add_RouterServicer_to_server(self.servicer, server)  # type: ignore[no-untyped-call]
+        api = method_handlers(self.servicer)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, api),))
+        # as the generated code does: gRPC then finds the handler without a lookup per call
+        server.add_registered_method_handlers(SERVICE_NAME, api)  # type: ignore[attr-defined]
         health_pb_grpc.add_HealthServicer_to_server(self.health_servicer, server)
         if self._handlers:
             server.add_generic_rpc_handlers(self._handlers)
@@ -215,7 +283,8 @@ class Sidecar:
         )
         if not listen.is_loopback and settings.tls is None:
             logger.warning(
-                "listening on %s without TLS: anyone who can reach it can steer routing",
+                "listening on %s without TLS (--allow-insecure-remote): anyone who can reach "
+                "it can steer routing",
                 self.address,
             )
         return self.address
@@ -240,33 +309,52 @@ class Sidecar:
             self._socket_inode = socket_inode(listen.unix_path)
         return port
 
-    def stop(self, grace_s: float | None = None) -> None:
-        """Drain and stop (idempotent); ``grace_s`` defaults to the settings'."""
+    def stop(self, grace_s: float | None = None) -> bool:
+        """Drain and stop (idempotent); ``grace_s`` defaults to the settings'.
+
+        Returns within ``grace_s`` + :data:`STOP_MARGIN_S` (sooner after :meth:`cut_short`),
+        ``True`` when gRPC finished stopping; ``False`` when it did not, and call threads it
+        never ended may be left behind (``mangaroute serve`` then exits without them).
+        """
         with self._stop_lock:
             server, self._server = self._server, None
             if server is None:
-                return
+                return True
             grace = self.settings.grace_s if grace_s is None else grace_s
             logger.info("draining: up to %g s for in-flight calls", grace)
             self.refresher.stop()
             self.health.shutdown()
+            self._deadline = time.monotonic() + grace + STOP_MARGIN_S
             self._draining = server
             stopped = server.stop(grace)
             self.streams.close_feeds()
-            stopped.wait()
+            while not stopped.wait(0.05) and time.monotonic() < self._deadline:
+                pass
+            clean = stopped.is_set()
             if self._executor is not None:
-                self._executor.shutdown(wait=True)
+                clean = _shut_down(self._executor, self._deadline) and clean
                 self._executor = None
             if self.listen.unix_path is not None:
                 remove_socket(self.listen.unix_path, self._socket_inode)
             self._draining = None
-            logger.info("stopped")
+            if clean:
+                logger.info("stopped")
+            else:
+                logger.error(
+                    "stopped, but gRPC or a call did not finish within the grace period + "
+                    "%g s; %d call threads left behind",
+                    STOP_MARGIN_S,
+                    sum(1 for t in threading.enumerate() if t.name.startswith(_THREADS + "_")),
+                )
+            return clean
 
     def cut_short(self) -> None:
         """During :meth:`stop` (from another thread): cancel the calls still running now
-        instead of waiting out the grace period."""
+        instead of waiting out the grace period; :meth:`stop` returns within
+        :data:`STOP_MARGIN_S`."""
         server = self._draining
         if server is not None:
+            self._deadline = min(self._deadline, time.monotonic() + STOP_MARGIN_S)
             server.stop(0)
 
     def __enter__(self) -> Sidecar:
@@ -280,3 +368,14 @@ class Sidecar:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _shut_down(executor: futures.ThreadPoolExecutor, deadline: float) -> bool:
+    """Let the call threads exit, waiting until ``deadline`` (``time.monotonic``) at most;
+    whether they all did. gRPC cancels calls but cannot stop a thread, and
+    ``ThreadPoolExecutor.shutdown(wait=True)`` waits without a limit."""
+    executor.shutdown(wait=False, cancel_futures=True)
+    waiter = threading.Thread(target=executor.shutdown, name=f"{_THREADS}-reaper", daemon=True)
+    waiter.start()
+    waiter.join(max(0.0, deadline - time.monotonic()))
+    return not waiter.is_alive()

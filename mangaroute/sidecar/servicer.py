@@ -5,6 +5,14 @@ Every method is a few lines around one router call. Bad input - anything the cor
 core's message (which names the field); the router's state is untouched, as the core
 guarantees. Anything else is a bug, which gRPC logs with its traceback and answers ``UNKNOWN``.
 
+Requests arrive as bytes: :func:`method_handlers` registers no request deserializer, and each
+method parses its own (:func:`mangaroute.sidecar.convert.parse`). grpcio keeps memory for every
+request its deserializer rejects, and a rejected message inside a client stream could leave
+the call impossible to drain (issue 13); parsed here, a malformed request is answered
+``INVALID_ARGUMENT`` (in ``ReportStream``: one more rejection) and costs nothing after.
+Malformed requests are logged through :class:`~mangaroute.sidecar.malformed.MalformedLog`,
+at most one line per 10 s.
+
 Long-lived streams (``ReportStream``, ``WatchSwitches``) hold a server worker thread each; at
 most ``StreamSlots.limit`` run at once so they can never starve the unary calls, and the next
 one is refused with ``RESOURCE_EXHAUSTED``.
@@ -14,9 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from mangaroute.core.errors import (
     InvalidObservation,
@@ -27,7 +36,7 @@ from mangaroute.core.errors import (
 from mangaroute.core.router import Router
 from mangaroute.sidecar import convert
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
-from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2_grpc as pb_grpc
+from mangaroute.sidecar.malformed import MalformedLog
 from mangaroute.sidecar.watch import FeedOverflow, StreamSlots, SwitchFeed
 
 logger = logging.getLogger("mangaroute.sidecar")
@@ -35,6 +44,7 @@ logger = logging.getLogger("mangaroute.sidecar")
 BAD_INPUT = (InvalidObservation, InvalidRequest, UnknownRequestClass, UnknownTarget)
 MAX_REJECTIONS = 16
 _REPORTED = pb.ReportResponse()
+_M = TypeVar("_M", bound=Message)
 
 
 def bad_input_message(exc: Exception) -> str:
@@ -50,8 +60,9 @@ def _reject(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, bad_input_message(exc))
 
 
-class RouterServicer(pb_grpc.RouterServicer):
-    """Serves one :class:`~mangaroute.core.router.Router`."""
+class RouterServicer:
+    """Serves one :class:`~mangaroute.core.router.Router`; each method takes the request's
+    bytes."""
 
     def __init__(
         self,
@@ -60,8 +71,10 @@ class RouterServicer(pb_grpc.RouterServicer):
         streams: StreamSlots,
         ids: convert.DecisionIds | None = None,
         watch_capacity: int = 256,
+        malformed: MalformedLog | None = None,
     ) -> None:
         self._router = router
+        self.malformed = malformed or MalformedLog()
         self._wire = convert.Wire(
             router.targets, ids or convert.DecisionIds(), router.config.window.decision_ttl_s
         )
@@ -73,9 +86,10 @@ class RouterServicer(pb_grpc.RouterServicer):
         return self._wire
 
     def Choose(  # noqa: N802 - the proto's method name
-        self, request: pb.ChooseRequest, context: grpc.ServicerContext
+        self, data: bytes, context: grpc.ServicerContext
     ) -> pb.ChooseResponse:
         try:
+            request = self._parse(pb.ChooseRequest, data, context)
             decision = self._router.choose(
                 request.request_class or None,
                 session_id=request.session_id or None,
@@ -88,25 +102,25 @@ class RouterServicer(pb_grpc.RouterServicer):
         return self._wire.choose_response(decision)
 
     def Report(  # noqa: N802 - the proto's method name
-        self, request: pb.ReportRequest, context: grpc.ServicerContext
+        self, data: bytes, context: grpc.ServicerContext
     ) -> pb.ReportResponse:
         try:
-            self._record(request)
+            self._record(self._parse(pb.ReportRequest, data, context))
         except BAD_INPUT as exc:
             _reject(context, exc)
         return _REPORTED
 
     def ReportStream(  # noqa: N802 - the proto's method name
-        self, request_iterator: Iterator[pb.ReportRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> pb.ReportStreamResponse:
         self._open_stream(context)
         try:
             accepted = 0
             rejections: list[pb.ReportRejection] = []
             rejected = 0
-            for index, request in enumerate(request_iterator):
+            for index, data in enumerate(request_iterator):
                 try:
-                    self._record(request)
+                    self._record(self._parse(pb.ReportRequest, data, context))
                 except BAD_INPUT as exc:
                     rejected += 1
                     if len(rejections) < MAX_REJECTIONS:
@@ -122,9 +136,10 @@ class RouterServicer(pb_grpc.RouterServicer):
             self._streams.release()
 
     def Release(  # noqa: N802 - the proto's method name
-        self, request: pb.ReleaseRequest, context: grpc.ServicerContext
+        self, data: bytes, context: grpc.ServicerContext
     ) -> pb.ReleaseResponse:
         try:
+            request = self._parse(pb.ReleaseRequest, data, context)
             decision = self._router.pending(self._wire.decision_id(request.decision_id))
         except BAD_INPUT as exc:
             _reject(context, exc)
@@ -133,13 +148,21 @@ class RouterServicer(pb_grpc.RouterServicer):
         return pb.ReleaseResponse(released=decision is not None)
 
     def GetSnapshot(  # noqa: N802 - the proto's method name
-        self, request: pb.GetSnapshotRequest, context: grpc.ServicerContext
+        self, data: bytes, context: grpc.ServicerContext
     ) -> pb.GetSnapshotResponse:
+        try:
+            self._parse(pb.GetSnapshotRequest, data, context)
+        except BAD_INPUT as exc:
+            _reject(context, exc)
         return self._wire.snapshot_response(self._router.snapshot())
 
     def WatchSwitches(  # noqa: N802 - the proto's method name
-        self, request: pb.WatchSwitchesRequest, context: grpc.ServicerContext
+        self, data: bytes, context: grpc.ServicerContext
     ) -> Iterator[pb.SwitchEvent]:
+        try:
+            request = self._parse(pb.WatchSwitchesRequest, data, context)
+        except BAD_INPUT as exc:
+            _reject(context, exc)
         self._open_stream(context)
         feed = SwitchFeed(self._watch_capacity)
         unsubscribe = self._router.subscribe(feed.offer)
@@ -163,6 +186,13 @@ class RouterServicer(pb_grpc.RouterServicer):
             self._streams.discard_feed(feed)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _parse(self, message_type: type[_M], data: bytes, context: grpc.ServicerContext) -> _M:
+        try:
+            return convert.parse(message_type, data)
+        except convert.MalformedMessage as exc:
+            self.malformed.note(str(exc), context.peer())
+            raise
 
     def _record(self, request: pb.ReportRequest) -> None:
         decision = None
@@ -189,3 +219,22 @@ class RouterServicer(pb_grpc.RouterServicer):
                 f"too many open streams (the limit is {self._streams.limit}, see "
                 "--max-streams); use Report, or retry later",
             )
+
+
+_METHODS = (
+    ("Choose", grpc.unary_unary_rpc_method_handler, pb.ChooseResponse),
+    ("Report", grpc.unary_unary_rpc_method_handler, pb.ReportResponse),
+    ("ReportStream", grpc.stream_unary_rpc_method_handler, pb.ReportStreamResponse),
+    ("Release", grpc.unary_unary_rpc_method_handler, pb.ReleaseResponse),
+    ("GetSnapshot", grpc.unary_unary_rpc_method_handler, pb.GetSnapshotResponse),
+    ("WatchSwitches", grpc.unary_stream_rpc_method_handler, pb.SwitchEvent),
+)
+
+
+def method_handlers(servicer: RouterServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """``mangaroute.v1.Router``'s methods with raw request bytes (no request deserializer:
+    the servicer parses) and the responses' serializers."""
+    return {
+        name: kind(getattr(servicer, name), response_serializer=response.SerializeToString)
+        for name, kind, response in _METHODS
+    }

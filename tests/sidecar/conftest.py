@@ -4,12 +4,17 @@ clock, so breakers and switches move only when a test moves them."""
 
 from __future__ import annotations
 
+import queue
 import random
+import re
 import shutil
+import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,6 +27,7 @@ from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2_grpc as p
 
 from ..conftest import START_NS
 
+ROOT = Path(__file__).resolve().parents[2]
 TRANSPORTS = ("unix", "tcp")
 TARGETS = ("provisioned-sonnet", "ondemand-haiku", "ondemand-sonnet", "sagemaker-manga")
 
@@ -108,3 +114,75 @@ def counts(stub: pb_grpc.RouterStub) -> dict[str, tuple[int, int, int, int]]:
         t.target.name: (t.outcomes.ok, t.outcomes.throttled, t.outcomes.error, t.outcomes.timeout)
         for t in snapshot.targets
     }
+
+
+class ServeProcess:
+    """A sidecar process; its stderr is collected on a thread."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def address(self, timeout_s: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            found = re.search(r"listening on (\S+)", line)
+            if found:
+                return found.group(1)
+        raise AssertionError("no start-up line:\n" + "".join(self.log))
+
+    def rss_kb(self) -> int:
+        """Resident memory now (``VmRSS`` in ``/proc/<pid>/status``)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+    def finish(self, timeout_s: float = 20.0) -> int:
+        code = self.process.wait(timeout_s)
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stderr is not None:
+            self._reader.join(5)
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[type[ServeProcess]]:
+    """``spawn([...command])``: a :class:`ServeProcess`, killed at the end of the test."""
+    started: list[ServeProcess] = []
+
+    class Tracked(ServeProcess):
+        def __init__(self, command: list[str]) -> None:
+            super().__init__(command)
+            started.append(self)
+
+    yield Tracked
+    for server in started:
+        server.kill()

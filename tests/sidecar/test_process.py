@@ -12,7 +12,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +26,7 @@ from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 from mangaroute.sidecar.address import default_socket_path
 from mangaroute.sidecar.cli import main as sidecar_main
 
-from .conftest import ServeFactory, connect, report
-
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import ROOT, ServeFactory, ServeProcess, connect, report
 
 
 def _serve_registered() -> bool:
@@ -55,73 +52,9 @@ ENTRY_POINTS = [
 ]
 
 
-class _Server:
-    """A sidecar process; its stderr is collected on a thread."""
-
-    def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def address(self, timeout_s: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    break
-                continue
-            found = re.search(r"listening on (\S+)", line)
-            if found:
-                return found.group(1)
-        raise AssertionError("no start-up line:\n" + "".join(self.log))
-
-    def finish(self, timeout_s: float = 20.0) -> int:
-        code = self.process.wait(timeout_s)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stderr is not None:
-            self._reader.join(5)
-            self.process.stderr.close()
-
-
-@pytest.fixture
-def spawn() -> Iterator[type[_Server]]:
-    started: list[_Server] = []
-
-    class Tracked(_Server):
-        def __init__(self, command: list[str]) -> None:
-            super().__init__(command)
-            started.append(self)
-
-    yield Tracked
-    for server in started:
-        server.kill()
-
-
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_sigterm_drains_in_flight_calls_and_exits_0(
-    entry: list[str], spawn: type[_Server], socket_dir: str
+    entry: list[str], spawn: type[ServeProcess], socket_dir: str
 ) -> None:
     server = spawn([*entry, "--listen", f"unix:{socket_dir}/s.sock", "--grace-s", "10"])
     address = server.address()
@@ -156,7 +89,7 @@ def test_sigterm_drains_in_flight_calls_and_exits_0(
     assert not os.path.exists(f"{socket_dir}/s.sock")
 
 
-def test_sigint_on_loopback_tcp_exits_0(spawn: type[_Server]) -> None:
+def test_sigint_on_loopback_tcp_exits_0(spawn: type[ServeProcess]) -> None:
     server = spawn([sys.executable, "-m", "mangaroute.sidecar", "--listen", "0"])
     address = server.address()
     assert re.fullmatch(r"127\.0\.0\.1:\d+", address)
@@ -283,3 +216,60 @@ def test_a_busy_tcp_port_is_a_clear_error(serve: ServeFactory, router: Router) -
         second = Sidecar(router, SidecarSettings(listen=parse_listen(sidecar.address)))
         with pytest.raises(SidecarError, match=f"cannot listen on {sidecar.address}"):
             second.start()
+
+
+# -- refused at start: exit 2 with a message naming the flag (issue 13, items 9 and 12) ------
+
+
+def _serve_fails(*flags: str) -> str:
+    """``mangaroute serve FLAGS`` as a process; asserts exit 2 and no traceback, returns
+    stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mangaroute", "serve", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_a_message_size_beyond_grpcs_limit_is_refused() -> None:
+    err = _serve_fails("--listen", "0", "--max-message-bytes", "1099511627776")
+    assert (
+        "max_message_bytes (--max-message-bytes) must be at most 2147483647 (gRPC's limit)" in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--grace-s", "1e300"), "grace_s must be a number within 0-3600, got 1e+300"),
+        (("--refresh-ms", "-1"), "refresh_ms must be a number within 0-60000, got -1.0"),
+    ],
+)
+def test_out_of_range_flags_are_refused(flags: tuple[str, ...], message: str) -> None:
+    assert message in _serve_fails("--listen", "0", *flags)
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "[::]:0", "10.0.0.5:50051", "sidecar.internal:7"])
+def test_beyond_loopback_without_tls_needs_the_explicit_flag(listen: str) -> None:
+    err = _serve_fails("--listen", listen)
+    assert "reaches beyond this machine and there is no TLS" in err
+    assert "--allow-insecure-remote" in err
+    assert "--tls-cert" in err
+
+
+def test_the_explicit_flag_lets_plaintext_beyond_loopback_through() -> None:
+    # the next check (message size) refuses it, so nothing binds beyond loopback
+    err = _serve_fails(
+        "--listen", "0.0.0.0:0", "--allow-insecure-remote", "--max-message-bytes", "0"
+    )
+    assert "max_message_bytes must be >= 1, got 0" in err
+    settings = SidecarSettings(listen=parse_listen("0.0.0.0:0"), allow_insecure_remote=True)
+    assert settings.allow_insecure_remote
+    with pytest.raises(SidecarError, match="--allow-insecure-remote"):
+        SidecarSettings(listen=parse_listen("0.0.0.0:0"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from mangaroute import Router
 from mangaroute.sidecar import Sidecar, SidecarError, SidecarSettings, TlsFiles, parse_listen
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
-from .conftest import TRANSPORTS, ServeFactory, connect
+from .conftest import ROOT, TRANSPORTS, ServeFactory, connect
 
 x509 = pytest.importorskip("cryptography.x509", reason="TLS tests need `cryptography`")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -166,3 +168,40 @@ def test_tls_files_are_checked_at_start(router: Router, pki: Pki, tmp_path: Path
     bad_ca = TlsFiles(pki.server_cert, pki.server_key, garbage)
     with pytest.raises(SidecarError, match=r"--tls-client-ca .*garbage\.pem: not a PEM file"):
         _sidecar(router, bad_ca).start()
+
+
+def test_a_key_that_is_not_the_certificates_is_named(
+    router: Router, pki: Pki, tmp_path: Path
+) -> None:
+    """gRPC itself says only "Failed to bind to address" (issue 13, item 9)."""
+    mismatch = TlsFiles(pki.server_cert, pki.client_key)
+    with pytest.raises(SidecarError, match=r"--tls-key .*client\.key does not belong to the"):
+        _sidecar(router, mismatch).start()
+    encrypted = tmp_path / "encrypted.key"
+    key = serialization.load_pem_private_key(pki.server_key.read_bytes(), None)
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(SidecarError, match=r"--tls-key .*encrypted\.key: OpenSSL cannot load"):
+        _sidecar(router, TlsFiles(pki.server_cert, encrypted)).start()
+
+
+def test_serve_names_the_mismatched_key_and_exits_2(pki: Pki) -> None:
+    tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.client_key)]
+    result = subprocess.run(
+        [sys.executable, "-m", "mangaroute", "serve", "--listen", "0", *tls],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"--tls-key {pki.client_key} does not belong to the certificate in --tls-cert" in (
+        result.stderr
+    )
+    assert "Failed to bind" not in result.stderr and "Traceback" not in result.stderr
