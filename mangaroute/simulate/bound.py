@@ -332,16 +332,11 @@ class Limits:
     slo_ms: float
     first_token_ms: float
     cutoff_ms: float
-    attempts: int | None = None
-    """Attempts of one message on one target to allow for. ``None``: as many as its class
-    has targets - the failover plan sends a call to each target of its class at most once
-    (every attempt of the driver is ``nth = 0``), and the engine before it numbered a
-    message's attempts across targets, so ``nth`` stayed below the class's target count;
-    this covers both."""
-
-    def per_target(self, targets: int) -> int:
-        """Attempts allowed per target for a class with ``targets`` targets."""
-        return self.attempts if self.attempts is not None else max(1, targets)
+    attempts: int = 1
+    """Attempts of one message on one target to allow for (``nth < attempts``): the
+    failover plan sends a call to each target at most once - a failover or a hedge goes to
+    another target - so the driver's every attempt is ``nth = 0``. An engine that retried a
+    target would need this raised."""
 
 
 def feasibility(
@@ -364,7 +359,6 @@ def feasibility(
         [(fleet.by_name[name].earliest_answer, 1 << index[name]) for name in class_targets[c]]
         for c in traffic.classes
     ]
-    tries = [limits.per_target(len(class_targets[c])) for c in traffic.classes]
     size = max(0, hi - lo)
     full = np.zeros(size, dtype=np.uint16)
     first = np.zeros(size, dtype=np.uint16)
@@ -374,6 +368,7 @@ def feasibility(
     max_tokens = traffic.max_tokens
     cached = traffic.cached_tokens
     slo, first_slo, cutoff = limits.slo_ms, limits.first_token_ms, limits.cutoff_ms
+    attempts = limits.attempts
     strict = min(slo, cutoff)
     horizon = max(slo, first_slo, cutoff)
     extra: dict[str, int] = {}
@@ -387,7 +382,6 @@ def feasibility(
             if cached is not None and cached[i]:
                 extra["cached_tokens"] = cached[i]
         args = (times[i], draws[i], tin_all[i], tout_all[i])
-        attempts = tries[klass[i]]
         for earliest_answer, bit in allowed[klass[i]]:
             earliest = earliest_answer(*args, horizon_ms=horizon, attempts=1, **extra)
             if attempts > 1 and (
@@ -562,10 +556,7 @@ def _reservations(
         if not sim.reserves:
             continue
         tries = np.array(
-            [
-                limits.per_target(len(class_targets[c])) if sim.name in class_targets[c] else 0
-                for c in traffic.classes
-            ],
+            [limits.attempts if sim.name in class_targets[c] else 0 for c in traffic.classes],
             dtype=np.float64,
         )
         cumulative = np.concatenate([[0.0], np.cumsum(tries[klass] * need)])

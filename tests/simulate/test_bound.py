@@ -173,8 +173,8 @@ def test_a_windows_tokens_are_a_bucket_plus_its_refill_times_the_best_factor() -
 
 def test_reservations_outstanding_at_a_windows_start_add_to_its_tokens() -> None:
     """Bedrock reserves input + max_tokens: two messages arriving within the 2.5 s cutoff
-    before the second window may hold 2 attempts (one per target of the class) x (100 + 400 +
-    50 + 50) tokens at its start;
+    before the second window may hold (100 + 400 + 50 + 50) tokens at its start (one attempt
+    per target each; with 2 allowed, twice that);
     one 200 s earlier holds nothing by then. A target that does not reserve gets nothing."""
     fleet = Fleet.build(
         (bedrock("t", 6000.0), bedrock("p", 6000.0)),
@@ -206,8 +206,57 @@ def test_reservations_outstanding_at_a_windows_start_add_to_its_tokens() -> None
         class_targets=classes,
     )
     whole = 1500 + 100 * 302.5
-    assert lanes[0].tokens == pytest.approx([whole, whole + 2 * 600])
+    assert lanes[0].tokens == pytest.approx([whole, whole + 600])
     assert lanes[1].tokens == pytest.approx([whole, whole])
+    twice = dataclasses.replace(limits, attempts=2)
+    lanes = lp.lanes_of(
+        fleet,
+        [],
+        twice,
+        start_s=0.0,
+        windows=2,
+        window_s=300.0,
+        traffic=traffic,
+        class_targets=classes,
+    )
+    assert lanes[0].tokens == pytest.approx([whole, whole + 2 * 600])
+
+
+def test_hindsight_masks_come_from_each_targets_earliest_answer() -> None:
+    """Target ``a`` is down until 300 s, ``b`` until 200 s: a message at 100 s has no
+    target (it counts as unanswerable), one at 250 s only ``b``; after 300 s each bit is
+    what ``earliest_answer`` says for that target within the 1.5 s SLO (900 output tokens:
+    three times the profile's reference, so the slower draws miss it)."""
+    targets = (bedrock("a", 1e6), bedrock("b", 1e6))
+    faults = [Fault("outage", "a", 0.0, 300.0), Fault("outage", "b", 0.0, 200.0)]
+    models = {name: TargetModel(physics="seed-profiles") for name in ("a", "b")}
+    fleet = Fleet.build(targets, models, faults)
+    n = 40
+    traffic = Traffic(
+        ("simple",),
+        array("q", [100 * 10**9, 250 * 10**9] + [(400 + k) * 10**9 for k in range(n)]),
+        array("b", [0] * (n + 2)),
+        array("H", [500] * (n + 2)),
+        array("H", [900] * (n + 2)),
+        array("I", [0] * (n + 2)),
+        array("d", [k / (n + 2) for k in range(n + 2)]),
+        window=(0.0, 600.0),
+    )
+    limits = lp.Limits(1500.0, 1500.0, 2500.0)
+    full, first, reachable = lp.feasibility(traffic, fleet, {"simple": ("a", "b")}, limits)
+    assert full[:2].tolist() == [0, 0b10] and not reachable[0] and reachable[1]
+    for i in range(2, n + 2):
+        want = 0
+        for bit, sim in enumerate(fleet.targets):
+            earliest = sim.earliest_answer(
+                traffic.time_ns[i], traffic.draw[i], 500, 900, horizon_ms=2500.0
+            )
+            if earliest is not None and earliest[0] <= 1500.0:
+                want |= 1 << bit
+        assert full[i] == want
+    assert 0 < sum(1 for f in full[2:] if f == 0b11) < n  # the tail misses some
+    day = lp.aggregate(traffic, full, first, reachable)
+    assert day.unanswerable == 1 and day.messages == n + 2
 
 
 @settings(max_examples=50, deadline=None)
