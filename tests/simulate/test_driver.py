@@ -329,3 +329,17 @@ def test_bad_invoke_and_estimate_settings_name_the_key(
     (tmp_path / "router.toml").write_text(ROUTER)
     with pytest.raises(ConfigError, match=message):
         parse_scenario(SCENARIO + extra, source="s.toml", base_dir=tmp_path)
+
+
+def test_the_docs_hedging_example_is_a_valid_contender(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "simulate.md"
+    text = docs.read_text("utf-8")
+    section = text[text.index("## The simulated orchestrator") : text.index("## Model")]
+    example = section.split("```toml\n")[1].split("```")[0]
+    (tmp_path / "router.toml").write_text(ROUTER)
+    both = SCENARIO.replace('contenders = ["ordered"]', 'contenders = ["ordered", "hedged"]')
+    scenario = parse_scenario(both + example, source="s.toml", base_dir=tmp_path)
+    hedged = scenario.contenders[1]
+    assert hedged.invoke == InvokeSettings(
+        fit="p50", eject_cooldown_s=3600.0, hedge=HedgePolicy(0.5, 0.05, 1000)
+    )
