@@ -21,6 +21,15 @@ from mangaroute.core.clock import Clock
 from mangaroute.testing import TargetScript
 
 SCALE = 0.02
+ROOMY_MS = 100_000
+"""A budget (virtual ms) that no scheduling pause uses up: 2 s of real time at SCALE. With two
+CPU burners beside the tests (load average ~12 on 2 cores), an attempt that answers at once
+took up to 130 ms of real time - 6,400 virtual ms, more than a 3 s budget (60 ms real). Tests
+about which target answers use this; tests about the budget itself use a FakeClock."""
+SLOW_MS = 40_000
+"""A primary slow enough to lose a hedge fired at 10 % of ROOMY_MS (10,000 virtual ms, 200 ms
+real) with 600 ms of real time to spare, yet answering 800 ms of real time before its read
+timeout (the ClientCache step below ROOMY_MS: 2^(32/3) ms = 1.63 s real), so it still ends ok."""
 REGION = "ap-northeast-1"
 PROVISIONED = "arn:aws:bedrock:ap-northeast-1:123456789012:provisioned-model/abc123"
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

@@ -39,12 +39,17 @@ def test_many_concurrent_calls(
 def test_a_cancelled_call_leaves_nothing_behind(
     standin: StandIn, router: Router, recorder: Recorder, make_client: ClientFactory
 ) -> None:
-    standin.target(PROVISIONED).set_script(TargetScript(latency=Latency(2000)))
+    # 1 s of real time: the call is still in flight when it is cancelled, however loaded
+    standin.target(PROVISIONED).set_script(TargetScript(latency=Latency(50_000)))
     client = make_client(router)
 
     async def run() -> None:
         task = asyncio.create_task(client.aconverse(messages=MESSAGES))
-        await asyncio.sleep(0.005)
+        for _ in range(10_000):  # until the attempt reaches the target, not a fixed pause
+            if standin.target(PROVISIONED).stats().calls:
+                break
+            await asyncio.sleep(0.001)
+        assert not task.done()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

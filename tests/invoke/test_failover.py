@@ -18,6 +18,7 @@ from tests.invoke.support import (
     MESSAGES,
     PROFILE,
     PROVISIONED,
+    ROOMY_MS,
     SCALE,
     SECRET,
     Recorder,
@@ -46,7 +47,9 @@ def test_retryable_errors_fail_over_to_the_next_target(
 ) -> None:
     standin.target(PROVISIONED).fail_with(code)
     client = make_client(router)
-    reply = client.converse(messages=MESSAGES, budget_ms=3000, inferenceConfig={"maxTokens": 50})
+    reply = client.converse(
+        messages=MESSAGES, budget_ms=ROOMY_MS, inferenceConfig={"maxTokens": 50}
+    )
     routing = reply.routing
     assert reply["output"]["message"]["role"] == "assistant"
     assert routing.target == "haiku" and routing.failovers == 1
@@ -75,7 +78,7 @@ def test_a_refused_connection_fails_over(
     )
     client = make_client(router, clients=cache)
     try:
-        reply = client.converse(messages=MESSAGES, request_class="manga", budget_ms=3000)
+        reply = client.converse(messages=MESSAGES, request_class="manga", budget_ms=ROOMY_MS)
     finally:
         client.close()
         cache.close()
@@ -88,16 +91,19 @@ def test_a_read_timeout_fails_over_inside_the_budget(
     standin: StandIn, router: Router, make_client: ClientFactory
 ) -> None:
 
-    standin.target(PROVISIONED).set_script(TargetScript(latency=Latency(20_000)))
+    # 2.56 s of real time at SCALE; the read timeout is the ClientCache step below it,
+    # 2^(33/3) ms = 2.048 s, which leaves the fallback 512 ms of real time, ample under load.
+    budget_ms = 128_000
+    standin.target(PROVISIONED).set_script(TargetScript(latency=Latency(5 * budget_ms)))
     client = make_client(router)
-    reply = client.converse(messages=MESSAGES, budget_ms=10_000)
+    reply = client.converse(messages=MESSAGES, budget_ms=budget_ms)
     first, second = reply.routing.attempts
     assert (first.target, first.outcome, first.error_code) == (
         "primary",
         "timeout",
         "ReadTimeoutError",
     )
-    assert first.latency_ms < 10_000  # cut by the read timeout, set below the budget
+    assert first.latency_ms < budget_ms  # cut by the read timeout, set below the budget
     assert (second.target, second.outcome) == ("haiku", "ok")
 
 
@@ -171,7 +177,7 @@ def test_validation_errors_are_raised_unchanged_and_never_retried(
     standin.target(PROVISIONED).fail_next("ValidationException")
     client = make_client(router)
     with pytest.raises(ClientError) as caught:
-        client.converse(messages=MESSAGES, budget_ms=3000)
+        client.converse(messages=MESSAGES, budget_ms=ROOMY_MS)
     error = caught.value
     assert type(error).__name__ == "ValidationException"
     assert error.response["Error"]["Code"] == "ValidationException"

@@ -13,7 +13,7 @@ from mangaroute import Outcome, Router
 from mangaroute.invoke import AsyncRoutedStream, FailoverExhausted
 from mangaroute.testing import Latency, StandIn, StreamFailure, TargetScript
 from tests.invoke.conftest import ClientFactory
-from tests.invoke.support import HAIKU, MESSAGES, PROFILE, PROVISIONED, Recorder
+from tests.invoke.support import HAIKU, MESSAGES, PROFILE, PROVISIONED, ROOMY_MS, Recorder
 
 
 def texts(events: list[dict[str, object]]) -> str:
@@ -30,7 +30,7 @@ def test_a_stream_records_its_time_to_first_token(
     script = TargetScript(latency=Latency(200, per_token_ms=20), output_tokens=10)
     standin.target(PROVISIONED).set_script(script)
     client = make_client(router)
-    with client.converse_stream(messages=MESSAGES, budget_ms=5000) as stream:
+    with client.converse_stream(messages=MESSAGES, budget_ms=ROOMY_MS) as stream:
         assert stream.routing.target == "primary" and stream.ttft_ms is not None
         events = list(stream)
     kinds = [next(iter(e)) for e in events]
