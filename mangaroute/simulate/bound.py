@@ -17,15 +17,14 @@ What is relaxed, and why that keeps it a bound:
   long, so it is counted. Nothing else is asked of a message: failed attempts, other
   targets tried first, hedges and abandoned calls are free in time and in capacity.
 * **Capacity per window.** Messages are grouped by the window (``window_s``) they arrive
-  in; an attempt for one of them starts and ends (the engine ends every attempt by the
-  cutoff) within ``[t0, t1 + cutoff]``. A target with a tokens-per-minute bucket (rate
-  ``r``, depth ``D``, both times the largest capacity factor ``f`` a throttle storm or
-  quota cut allows in that interval) settles at most ``f (D + r (window_s + cutoff))``
-  tokens in it, plus reservations still outstanding at
-  ``t0`` (Bedrock reserves ``input + max_tokens`` at the start and gives back the unused part
-  at the end): at most ``attempts x (input + max_tokens)`` of every message allowed there
-  that arrived within the cutoff before ``t0`` (the engine ends every attempt by the
-  cutoff). A message counts its *uncached* input plus output x the target's burndown -
+  in; an attempt for one of them starts within ``[t0, t1 + cutoff]``. A target with a
+  tokens-per-minute bucket (rate ``r``, depth ``D``, both times the largest capacity factor
+  ``f`` a throttle storm or quota cut allows in that interval) admits at most ``f (D + r
+  (window_s + cutoff))`` tokens in it where a call is charged when it starts. A target that
+  reserves ``input + max_tokens`` (Bedrock on-demand, on traffic that records
+  ``max_tokens``) and settles at the end gets one limit for the whole run instead, ``f (D + r
+  (run + cutoff))``: returned reservations can land in any window. A message counts its
+  *uncached* input plus output x the target's burndown -
   what Bedrock settles, never more. Request buckets (requests per minute; SageMaker
   instances under the seed's physics, at the most instances auto-scaling allows, all in
   service and free) are bounded the same way. Not constrained at all: concurrency, SageMaker
@@ -59,7 +58,6 @@ from typing import Any
 from mangaroute.core.errors import MangarouteError
 from mangaroute.core.targets import Pattern
 from mangaroute.simulate.fleet import (
-    NS_PER_MS,
     NS_PER_S,
     QUOTA_CUT,
     THROTTLE_STORM,
@@ -138,6 +136,9 @@ class Lane:
     """USD of an answer with these (uncached) input and output tokens."""
     output_weight: float = 1.0
     """What an output token counts against the tokens per window (Bedrock's burndown)."""
+    run_tokens: float | None = None
+    """Tokens admittable over the whole run (``None``: unbounded) - the only token limit of
+    a target that reserves ``max_tokens`` (see :func:`lanes_of`)."""
 
 
 @dataclass(slots=True)
@@ -241,6 +242,15 @@ class BoundProblem:
                 values.append(weight[group[index]] if weight is not None else np.ones(index.size))
                 rhs.append(np.asarray(caps, dtype=np.float64))
                 next_row += demand.windows
+        for j, spec in enumerate(self.lanes):
+            if spec.run_tokens is None:
+                continue
+            index = np.flatnonzero(lane == j)
+            rows.append(np.full(index.size, next_row, dtype=np.int64))
+            cols.append(index)
+            values.append((tin + tout * spec.output_weight)[group[index]])
+            rhs.append(np.array([spec.run_tokens]))
+            next_row += 1
         matrix = coo_matrix(
             (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
             shape=(next_row, n_vars),
@@ -486,24 +496,25 @@ def lanes_of(
     window_s: float,
     end_s: float | None = None,
     traffic: Traffic | None = None,
-    class_targets: dict[str, tuple[str, ...]] | None = None,
 ) -> list[Lane]:
     """Each target's capacity per window as the LP relaxes it (see the module docstring).
 
     An attempt for a message arriving in window ``[t0, t1)`` (the last one ends with the
-    day, ``end_s``) starts and ends (the engine
-    ends it by the cutoff) within ``[t0, t1 + cutoff]``. A bucket of rate ``r`` and depth
-    ``D`` (both times the largest capacity factor ``f`` of the interval) settles at most
-    ``f (D + r (t1 + cutoff - t0))`` in it, plus what was reserved and still outstanding at
-    ``t0`` (Bedrock reserves ``input + max_tokens`` at the start, gives the unused part back
-    at the end): at most
-    every attempt open at ``t0`` - started within the cutoff before, ``Limits.attempts`` per
-    message - holding its whole reservation."""
+    day, ``end_s``) starts within ``[t0, t1 + cutoff]``. A bucket of rate ``r`` and depth
+    ``D`` (both times the largest capacity factor ``f`` of the interval) admits at most
+    ``f (D + r (t1 + cutoff - t0))`` in it - where a call is charged once, when it starts.
+    Where Bedrock reserves ``input + max_tokens`` at the start and gives the unused part back
+    when the call ends (a target that reserves, on traffic that carries ``max_tokens``), a
+    window can settle more than that - the calls still holding reservations at ``t0`` may
+    give them back inside it, and an abandoned call runs on past the cutoff - so such a
+    target gets one limit for the whole run instead: the bucket starts full and nothing but
+    its refill adds to it, so at most ``f (D + r (run + cutoff))`` is ever settled."""
     late_s = max(limits.slo_ms, limits.first_token_ms, limits.cutoff_ms) / 1000.0
     end = start_s + windows * window_s if end_s is None else end_s
     firsts = [start_s + w * window_s for w in range(windows)]
     reaches = [min(window_s, end - t0) + late_s for t0 in firsts]  # the last may be short
-    reserved = _reservations(traffic, class_targets, fleet, limits, start_s, windows, window_s)
+    recorded = traffic.max_tokens if traffic is not None else None
+    reserving = recorded is not None and any(recorded)
     lanes = []
     for sim in fleet.targets:
         mine = [f for f in faults if f.target == sim.name and f.kind in (THROTTLE_STORM, QUOTA_CUT)]
@@ -511,59 +522,26 @@ def lanes_of(
             _max_factor(mine, t0, t0 + reach) for t0, reach in zip(firsts, reaches, strict=True)
         ]
         tokens = None
+        run_tokens = None
         if sim.tok_rate:
             rate = sim.tok_rate * NS_PER_S
-            held = reserved.get(sim.name) if sim.reserves else None
-            tokens = [
-                f * (sim.tok_depth + rate * reaches[w]) + (held[w] if held is not None else 0.0)
-                for w, f in enumerate(factors)
-            ]
+            if sim.reserves and reserving:
+                whole = _max_factor(mine, start_s, end + late_s)
+                run_tokens = whole * (sim.tok_depth + rate * (end - start_s + late_s))
+            else:
+                tokens = [
+                    f * (sim.tok_depth + rate * reach)
+                    for f, reach in zip(factors, reaches, strict=True)
+                ]
         requests = None
         rps, depth = _request_capacity(sim)
         if rps:
             requests = [
                 f * (depth + rps * reach) for f, reach in zip(factors, reaches, strict=True)
             ]
-        lanes.append(Lane(sim.name, tokens, requests, _pricer(sim), max(1.0, sim.burndown)))
+        weight = max(1.0, sim.burndown)
+        lanes.append(Lane(sim.name, tokens, requests, _pricer(sim), weight, run_tokens))
     return lanes
-
-
-def _reservations(
-    traffic: Traffic | None,
-    class_targets: dict[str, tuple[str, ...]] | None,
-    fleet: Fleet,
-    limits: Limits,
-    start_s: float,
-    windows: int,
-    window_s: float,
-) -> dict[str, list[float]]:
-    """Per target, an upper bound of the reservations outstanding at each window's start:
-    ``attempts x (input + max_tokens)`` of every message of a class allowed there that
-    arrived within the cutoff before (only where the traffic carries ``max_tokens``: without
-    it the engine reserves nothing beyond what it settles)."""
-    if traffic is None or class_targets is None or not traffic.max_tokens:
-        return {}
-    max_tokens = traffic.max_tokens
-    times = np.asarray(traffic.time_ns, dtype=np.int64)
-    need = np.asarray(traffic.input_tokens, dtype=np.float64) + np.asarray(
-        max_tokens, dtype=np.float64
-    )
-    klass = np.asarray(traffic.klass, dtype=np.int64)
-    starts = np.round((start_s + np.arange(windows) * window_s) * NS_PER_S).astype(np.int64)
-    back = round(limits.cutoff_ms * NS_PER_MS)
-    out = {}
-    for sim in fleet.targets:
-        if not sim.reserves:
-            continue
-        tries = np.array(
-            [limits.attempts if sim.name in class_targets[c] else 0 for c in traffic.classes],
-            dtype=np.float64,
-        )
-        cumulative = np.concatenate([[0.0], np.cumsum(tries[klass] * need)])
-        hi = np.searchsorted(times, starts, side="left")
-        lo = np.searchsorted(times, starts - back, side="left")
-        out[sim.name] = list(cumulative[hi] - cumulative[lo])
-    return out
 
 
 def _request_capacity(sim: SimTarget) -> tuple[float, float]:
@@ -631,7 +609,6 @@ def solve(
     window_s: float = WINDOW_S,
     hindsight_s: float = 0.0,
     traffic: Traffic | None = None,
-    class_targets: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[Bound, BoundProblem]:
     """The bound from an aggregated day: both answer LPs, then the cost at the most answers."""
     lanes = lanes_of(
@@ -643,7 +620,6 @@ def solve(
         window_s=window_s,
         end_s=end_s,
         traffic=traffic,
-        class_targets=class_targets,
     )
     problem = BoundProblem(demand, lanes)
     answers = problem.max_answers()
@@ -692,5 +668,4 @@ def compute_bound(
         window_s=window_s,
         hindsight_s=time.perf_counter() - started,
         traffic=traffic,
-        class_targets=class_targets,
     )

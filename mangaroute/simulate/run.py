@@ -273,7 +273,7 @@ def _hindsight(lo: int, hi: int) -> tuple[Any, Any, Any, float]:
 def _bound(pieces: list[tuple[Any, Any, Any, float]]) -> lp.Bound:
     """Aggregate the slices and solve the bound's LPs (in this process)."""
     started = time.process_time()
-    scenario, traffic, fleet, classes, limits = _reference()
+    scenario, traffic, fleet, _, limits = _reference()
     full, first, reachable = (lp.concatenate([p[k] for p in pieces]) for k in range(3))
     demand = lp.aggregate(traffic, full, first, reachable)
     start_s, end_s = traffic.window
@@ -286,7 +286,6 @@ def _bound(pieces: list[tuple[Any, Any, Any, float]]) -> lp.Bound:
         end_s=end_s,
         hindsight_s=sum(p[3] for p in pieces),
         traffic=traffic,
-        class_targets=classes,
     )
     return dataclasses.replace(result, cpu_s=result.hindsight_s + time.process_time() - started)
 

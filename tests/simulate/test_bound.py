@@ -171,18 +171,19 @@ def test_a_windows_tokens_are_a_bucket_plus_its_refill_times_the_best_factor() -
     assert short[0].tokens == pytest.approx([whole, whole / 2, (1500 + 100 * 62.5) / 2])
 
 
-def test_reservations_outstanding_at_a_windows_start_add_to_its_tokens() -> None:
-    """Bedrock reserves input + max_tokens: two messages arriving within the 2.5 s cutoff
-    before the second window may hold (100 + 400 + 50 + 50) tokens at its start (one attempt
-    per target each; with 2 allowed, twice that);
-    one 200 s earlier holds nothing by then. A target that does not reserve gets nothing."""
+def test_a_target_that_reserves_max_tokens_gets_one_limit_for_the_whole_run() -> None:
+    """Bedrock reserves input + max_tokens and gives back the rest when a call ends - which
+    may be long after (an abandoned call runs on), so a window can settle more than its
+    bucket and refill. On traffic that records max_tokens, a target that reserves gets one
+    limit for the run: a full bucket plus the refill over 600 s and the 2.5 s cutoff; a
+    target that does not reserve keeps its windows. On a drawn day (no max_tokens) both do."""
     fleet = Fleet.build(
         (bedrock("t", 6000.0), bedrock("p", 6000.0)),
         {"t": TargetModel(), "p": TargetModel(physics="seed-profiles")},
         [],
     )
     assert fleet.by_name["t"].reserves and not fleet.by_name["p"].reserves
-    traffic = Traffic(
+    recorded = Traffic(
         ("simple",),
         array("q", [100 * 10**9, 298 * 10**9, 299 * 10**9]),
         array("b", [0, 0, 0]),
@@ -191,35 +192,19 @@ def test_reservations_outstanding_at_a_windows_start_add_to_its_tokens() -> None
         array("I", [0, 0, 0]),
         array("d", [0.1, 0.2, 0.3]),
         window=(0.0, 600.0),
-        max_tokens=array("I", [900, 50, 400]),
+        max_tokens=array("I", [900, 0, 400]),
     )
     limits = lp.Limits(1500.0, 1500.0, 2500.0)
-    classes = {"simple": ("t", "p")}
-    lanes = lp.lanes_of(
-        fleet,
-        [],
-        limits,
-        start_s=0.0,
-        windows=2,
-        window_s=300.0,
-        traffic=traffic,
-        class_targets=classes,
-    )
+    kw: dict[str, Any] = {"start_s": 0.0, "windows": 2, "window_s": 300.0, "end_s": 600.0}
     whole = 1500 + 100 * 302.5
-    assert lanes[0].tokens == pytest.approx([whole, whole + 600])
-    assert lanes[1].tokens == pytest.approx([whole, whole])
-    twice = dataclasses.replace(limits, attempts=2)
-    lanes = lp.lanes_of(
-        fleet,
-        [],
-        twice,
-        start_s=0.0,
-        windows=2,
-        window_s=300.0,
-        traffic=traffic,
-        class_targets=classes,
-    )
-    assert lanes[0].tokens == pytest.approx([whole, whole + 2 * 600])
+    reserves, keeps = lp.lanes_of(fleet, [], limits, traffic=recorded, **kw)
+    assert reserves.tokens is None and reserves.run_tokens == pytest.approx(1500 + 100 * 602.5)
+    assert keeps.tokens == pytest.approx([whole, whole]) and keeps.run_tokens is None
+    drawn = dataclasses.replace(recorded, max_tokens=None)
+    for lane in lp.lanes_of(fleet, [], limits, traffic=drawn, **kw):
+        assert lane.tokens == pytest.approx([whole, whole]) and lane.run_tokens is None
+    day = demand([(0, 1, 1, 300, 100, 100), (1, 1, 1, 100, 100, 100)], windows=2)
+    assert lp.BoundProblem(day, [reserves]).max_answers() == pytest.approx(61750 / 200)
 
 
 def test_hindsight_masks_come_from_each_targets_earliest_answer() -> None:
