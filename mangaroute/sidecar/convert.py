@@ -26,7 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
-from mangaroute.core.errors import InvalidObservation, InvalidRequest
+from mangaroute.core.errors import InvalidObservation, InvalidRequest, echo
 from mangaroute.core.fleet import FleetView
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import Route, Snapshot, SwitchEvent, TargetView
@@ -120,11 +120,11 @@ class DecisionIds:
                 return int(number)
         if _ID_SHAPE.fullmatch(text):
             raise InvalidObservation(
-                f"decision_id {text!r} was issued by another sidecar instance (this one, "
+                f"decision_id {echo(text)} was issued by another sidecar instance (this one, "
                 f"{self.instance!r}, started since); report the call by target_name"
             )
         raise InvalidObservation(
-            f"decision_id {text!r} is malformed: pass ChooseResponse.decision_id unchanged"
+            f"decision_id {echo(text)} is malformed: pass ChooseResponse.decision_id unchanged"
         )
 
 
@@ -156,10 +156,14 @@ class Wire:
             raise InvalidObservation("decision_id is empty")
         return self.ids.decode(text)
 
-    def not_in_flight(self, text: str) -> InvalidObservation:
+    def not_in_flight(self, text: str, dropped: str | None = None) -> InvalidObservation:
+        """``dropped``: the router's reason when it dropped the decision unreported
+        (:meth:`~mangaroute.core.router.Router.dropped`)."""
+        why = dropped or (
+            f"already reported or released, or older than decision_ttl_s={self._ttl_s:g} s"
+        )
         return InvalidObservation(
-            f"decision_id {text!r} is not in flight: already reported or released, or older "
-            f"than decision_ttl_s={self._ttl_s:g} s; report the call by target_name"
+            f"decision_id {echo(text)} is not in flight: {why}; report the call by target_name"
         )
 
     def report_args(self, request: pb.ReportRequest, decision: Decision | None) -> ReportArgs:

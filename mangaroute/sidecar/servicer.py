@@ -198,9 +198,10 @@ class RouterServicer:
         decision = None
         if request.HasField("decision_id"):
             text = request.decision_id
-            decision = self._router.pending(self._wire.decision_id(text))
+            decision_id = self._wire.decision_id(text)
+            decision = self._router.pending(decision_id)
             if decision is None:
-                raise self._wire.not_in_flight(text)
+                raise self._wire.not_in_flight(text, self._router.dropped(decision_id))
         args = self._wire.report_args(request, decision)
         self._router.record(
             args.subject,
