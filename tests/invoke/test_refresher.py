@@ -17,7 +17,7 @@ class CountingRouter:
         self.rebuilds += 1
 
 
-def wait_for(condition: Any, seconds: float = 2.0) -> None:
+def wait_for(condition: Any, seconds: float = 10.0) -> None:
     end = time.monotonic() + seconds
     while not condition() and time.monotonic() < end:
         time.sleep(0.001)
@@ -34,7 +34,9 @@ def test_refreshes_while_calls_flow_then_sleeps() -> None:
         wait_for(lambda: router.rebuilds >= 3)
         assert router.rebuilds >= 3
         clock.advance(seconds=2)  # no call for longer than linger_s
-        time.sleep(0.02)
+        # the thread goes idle when it next looks at the clock: wait for that, not a pause
+        wait_for(lambda: not refresher._wake.is_set())
+        assert not refresher._wake.is_set()
         settled = router.rebuilds
         time.sleep(0.02)
         assert router.rebuilds == settled
