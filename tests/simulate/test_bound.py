@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
 from array import array
 from importlib import resources
@@ -26,7 +27,7 @@ from mangaroute.simulate.scenario import (
     load_scenario,
     parse_scenario,
 )
-from mangaroute.simulate.traffic import Traffic
+from mangaroute.simulate.traffic import Replay, Traffic, generate
 from tests.simulate.test_cli import TINY, run
 
 PRICE_IN, PRICE_OUT = 1e-6, 2e-6
@@ -350,7 +351,31 @@ def days(draw: st.DrawFn) -> tuple[Scenario, int]:
         fleet_overrides={**scenario.fleet_overrides, **overrides},
         traffic=dataclasses.replace(scenario.traffic, window=(start, start + 60.0)),
     )
-    return scenario, draw(st.integers(40_000, 160_000))
+    messages = draw(st.integers(40_000, 160_000))
+    if draw(st.booleans()):  # a replayed trace that records max_tokens and cached input
+        scenario = as_replay(scenario, messages, draw(st.integers(0, 2**32 - 1)))
+    return scenario, messages
+
+
+def as_replay(scenario: Scenario, messages: int, seed: int) -> Scenario:
+    """The scenario's day (at ``messages`` a day) as a trace that records ``max_tokens`` (0,
+    or 1-4x the answer) and cached input tokens (none, or up to all of them)."""
+    model = dataclasses.replace(scenario.traffic, messages=messages)
+    day = generate(model, scenario.seed)
+    rng = random.Random(seed)
+    replay = Replay(
+        day.classes,
+        day.time_ns,
+        day.klass,
+        day.input_tokens,
+        day.output_tokens,
+        day.window,
+        max_tokens=array("I", [rng.choice([0, t, 2 * t, 4 * t]) for t in day.output_tokens]),
+        cached_tokens=array("I", [rng.choice([0, 0, t // 2, t]) for t in day.input_tokens]),
+    )
+    return dataclasses.replace(
+        scenario, traffic=dataclasses.replace(scenario.traffic, replay=replay)
+    )
 
 
 @pytest.mark.slow
@@ -362,7 +387,8 @@ def days(draw: st.DrawFn) -> tuple[Scenario, int]:
 @given(days())
 def test_no_shipped_policy_beats_the_bound(day: tuple[Scenario, int]) -> None:
     """A few hundred messages in one evening minute of a shipped scenario (its faults and
-    random ones, random quotas, either physics), every shipped contender: none answers more
+    random ones, random quotas, either physics, drawn or replayed with max_tokens and cached
+    input), every shipped contender: none answers more
     within the SLO, none fails fewer than the messages no target can answer, and none pays
     less than the bound's cost at its own coverage. A policy that does is a simulator bug."""
     scenario, messages = day
