@@ -24,7 +24,9 @@ import math
 import multiprocessing
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
 from typing import Any, TextIO
 
 from mangaroute.core.errors import ConfigError
@@ -144,14 +146,19 @@ def simulate(
     reference: lp.Bound | None = None
     try:
         if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            with (
+                multiprocessing.get_context("fork").Pool(jobs) as pool,
+                ThreadPoolExecutor(1) as solver,
+            ):
                 pending = [pool.apply_async(_hindsight, piece) for piece in slices]
                 runs = [pool.apply_async(_run_named, (name,)) for name in names]
+                # the slices are first in the queue: the bound is solved here, beside the
+                # workers still running policies, while the progress line keeps redrawing
+                solving = solver.submit(_bound_of, pending) if slices else None
                 if _PROGRESS is not None:
                     _PROGRESS.wait(runs)
-                if slices:
-                    reference = _bound([p.get() for p in pending])
                 results = [r.get() for r in runs]
+                reference = solving.result() if solving is not None else None
         else:
             jobs = 1
             results = [_run_named(name) for name in names]
@@ -268,6 +275,11 @@ def _hindsight(lo: int, hi: int) -> tuple[Any, Any, Any, float]:
     _, traffic, fleet, classes, limits = _reference()
     masks = lp.feasibility(traffic, fleet, classes, limits, lo, hi)
     return (*masks, time.process_time() - started)
+
+
+def _bound_of(pending: list[AsyncResult[tuple[Any, Any, Any, float]]]) -> lp.Bound:
+    """The bound once every slice of its hindsight is back from the workers."""
+    return _bound([piece.get() for piece in pending])
 
 
 def _bound(pieces: list[tuple[Any, Any, Any, float]]) -> lp.Bound:

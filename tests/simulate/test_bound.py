@@ -264,7 +264,7 @@ def tiny(**kw: Any) -> Simulation:
         scenario,
         traffic=dataclasses.replace(scenario.traffic, window=(21 * 3600.0, 21 * 3600.0 + 60)),
     )
-    return simulate(scenario, messages=100_000, jobs=1, **kw)
+    return simulate(scenario, messages=100_000, **{"jobs": 1, **kw})
 
 
 def test_json_and_text_carry_the_bound_and_every_policys_regret() -> None:
@@ -285,6 +285,17 @@ def test_json_and_text_carry_the_bound_and_every_policys_regret() -> None:
     text = to_text(simulation)
     assert "SLO regret" in text and "cost vs bound" in text and "\nbound " in text
     assert "oracle" not in text
+
+
+def test_worker_processes_give_the_same_bound_and_results() -> None:
+    """In worker processes the bound's hindsight runs in slices and is solved beside the
+    policies: the same figures as one process."""
+    one = tiny(contenders=["seed-hybrid", "mangaroute"])
+    two = tiny(contenders=["seed-hybrid", "mangaroute"], jobs=2)
+    assert two.jobs == 2 and one.bound is not None and two.bound is not None
+    pick = ("within_slo", "within_first_token_slo", "token_usd", "fixed_usd", "groups")
+    assert [getattr(two.bound, k) for k in pick] == [getattr(one.bound, k) for k in pick]
+    assert [r.within_slo for r in two.results] == [r.within_slo for r in one.results]
 
 
 def test_without_the_bound_there_is_no_regret() -> None:
