@@ -140,12 +140,16 @@ class _Call:
 
 
 Event = tuple[Any, ...]
-"""``(at_ns, key, call, launch, sim, code, latency_ms, ttft_ms, error, admitted)``; a hedge
-timer has ``launch`` None. ``key`` orders events at the same instant: by message, then by
-attempt (``message * _KEYS + attempt``; a hedge timer ``message * _KEYS + _HEDGE_KEY``)."""
-_KEYS = 64
-_HEDGE_KEY = 63
+"""``(at_ns, key, call, launch, sim, code, latency_ms, ttft_ms, error, admitted, stage)``; a
+hedge timer has ``launch`` None. ``key`` orders events at the same instant: by message, then
+by attempt (``message * _KEYS + attempt``; a stream's full answer ``+ _FULL_KEY``; a hedge
+timer ``message * _KEYS + _HEDGE_KEY``). ``stage`` is :data:`_ENDS` for an attempt's end (a
+stream's: its first token), :data:`_FULL` for a stream's whole answer."""
+_KEYS = 128
+_FULL_KEY = 64
+_HEDGE_KEY = 127
 """A call has at most one attempt per target; a router has far fewer than 63 targets."""
+_ENDS, _FULL = 0, 1
 
 
 class Orchestrator:
@@ -174,6 +178,7 @@ class Orchestrator:
         bucket_ns: int,
         start_ns: int,
         minutes: int,
+        streaming: bool = False,
     ) -> None:
         self.routers = routers
         self.owner = owner
@@ -204,6 +209,10 @@ class Orchestrator:
         self.klass = traffic.klass
         self.session = traffic.session
         self.plain = traffic.max_tokens is None and traffic.cached_tokens is None
+        """No per-message ``max_tokens`` or cached tokens: the targets' defaults apply."""
+        self.streaming = streaming
+        self.cancelled: set[int] = set()
+        """Keys of stream attempts cancelled when another attempt's first token won."""
         """No per-message ``max_tokens`` or cached tokens: the targets' defaults apply."""
         self.counts = [0] * (4 * len(fleet.targets))
         """Attempts per (target, outcome code)."""
@@ -237,6 +246,7 @@ class Orchestrator:
             deadline=Deadline(now + self.budget_ns),
             snapshot=router.snapshot,
             fit=self.fit,
+            streaming=self.streaming,
             hedge=self.hedge,
             hedge_budget=self.budgets[r],
         )
@@ -244,7 +254,8 @@ class Orchestrator:
         hedge_at = plan.hedge_at_ns
         if hedge_at is not None:
             key = i * _KEYS + _HEDGE_KEY
-            heapq.heappush(self.heap, (hedge_at, key, call, None, None, 0, 0.0, 0.0, None, False))
+            hedge = (hedge_at, key, call, None, None, 0, 0.0, 0.0, None, False, _ENDS)
+            heapq.heappush(self.heap, hedge)
         self._start(call, launch, now)
 
     def _start(self, call: _Call, launch: Launch, now: int) -> None:
@@ -264,7 +275,7 @@ class Orchestrator:
                 now, self.draw[i], 0, tin, tout, True, max_tokens=max_tokens, cached_tokens=cached
             )
         admitted = code == OK
-        end = now + int(latency * NS_PER_MS)
+        end = now + int((ttft if admitted and self.streaming else latency) * NS_PER_MS)
         deadline = launch.deadline_ns
         if deadline is not None and end > deadline:
             end = deadline
@@ -272,15 +283,21 @@ class Orchestrator:
             code = TIMEOUT
         key = i * _KEYS + launch.index
         heapq.heappush(
-            self.heap, (end, key, call, launch, sim, code, latency, ttft, error, admitted)
+            self.heap, (end, key, call, launch, sim, code, latency, ttft, error, admitted, _ENDS)
         )
 
     # -- an event ---------------------------------------------------------------------------
 
     def settle(self, event: Event) -> None:
-        now, _, call, launch, sim, code, latency, ttft, error, admitted = event
+        now, _, call, launch, sim, code, latency, ttft, error, admitted, stage = event
         if launch is None:
             self._hedge(call, now)
+            return
+        if stage == _FULL or (self.streaming and code != OK):
+            self._stream(event)
+            return
+        if self.streaming:
+            self._first_token(event)
             return
         self.counts[sim.index * 4 + code] += 1
         i = call.i
@@ -316,6 +333,22 @@ class Orchestrator:
             first = (launch.started_ns - arrival) / NS_PER_MS + ttft
             self.on_answered(i, sim, (now - arrival) / NS_PER_MS, first)
             return
+        self._failed(call, launch, sim, now, latency, code, error)
+
+    def _failed(
+        self,
+        call: _Call,
+        launch: Launch,
+        sim: SimTarget,
+        now: int,
+        latency: float,
+        code: int,
+        error: str | None,
+    ) -> None:
+        """An attempt failed: record it as ``AttemptRunner`` does, eject where the rules say,
+        and let the plan decide what the call does next."""
+        router = call.router
+        subject = call.decision if launch.kind is _PRIMARY else sim.name
         failure = READ_TIMEOUT if code == TIMEOUT else self._failure(error)
         if failure.recorded:
             router.record(
@@ -334,10 +367,74 @@ class Orchestrator:
         except (SimulatedError, FailoverExhausted):
             self._over(plan)
             call.plan = None
-            self.on_failed(i)
+            self.on_failed(call.i)
             return
         if following is not None:
             self._start(call, following, now)
+
+    # -- streams (``[budget] streaming``): ConverseStream, answered at the first token ------
+
+    def _first_token(self, event: Event) -> None:
+        """A stream attempt's first token: the call's answer, unless another attempt's came
+        first (then this one was cancelled - its stream closed, its decision released)."""
+        now, key, call, launch, sim, _, latency, ttft, _, _, _ = event
+        plan = call.plan
+        if plan is None or key in self.cancelled:
+            self.cancelled.discard(key)
+            self._closed(call, launch, sim, now)
+            return
+        for loser in plan.running:
+            if loser is not launch:
+                self.cancelled.add(call.i * _KEYS + loser.index)
+        plan.answered(launch, now, ttft, losers="cancelled")
+        self._over(plan)
+        call.plan = None
+        full = launch.started_ns + int(latency * NS_PER_MS)
+        done = (full, key + _FULL_KEY, call, launch, sim, OK, latency, ttft, None, True, _FULL)
+        heapq.heappush(self.heap, done)
+
+    def _stream(self, event: Event) -> None:
+        """A stream's whole answer arrived, or a stream attempt failed before its first
+        token (a read timeout included: then only its input tokens are billed)."""
+        now, key, call, launch, sim, code, latency, ttft, error, admitted, _ = event
+        i = call.i
+        tin = self.input_tokens[i]
+        tout = self.output_tokens[i] if code == OK else 0
+        self.counts[sim.index * 4 + code] += 1
+        if admitted:
+            self._settle_target(sim, i, now, tin, tout, code)
+        router = call.router
+        subject = call.decision if launch.kind is _PRIMARY else sim.name
+        if code == OK:
+            router.record(
+                subject,
+                _OK_OUTCOME,
+                latency_ms=latency,
+                ttft_ms=ttft,
+                input_tokens=tin,
+                output_tokens=tout,
+            )
+            arrival = call.arrival
+            first = (launch.started_ns - arrival) / NS_PER_MS + ttft
+            self.on_answered(i, sim, (now - arrival) / NS_PER_MS, first)
+            return
+        self.cancelled.discard(key)  # an error ends a cancelled attempt as any other
+        self._failed(call, launch, sim, now, latency, code, error)
+
+    def _closed(self, call: _Call, launch: Launch, sim: SimTarget, now: int) -> None:
+        """A cancelled stream reached its first token: closed unread, not recorded."""
+        i = call.i
+        self._settle_target(sim, i, now, self.input_tokens[i], 0, OK)
+        if launch.kind is _PRIMARY:
+            call.router.release(call.decision)
+
+    def _settle_target(
+        self, sim: SimTarget, i: int, now: int, tin: int, tout: int, code: int
+    ) -> None:
+        """Tell the target the admitted attempt is over, and bill it."""
+        max_tokens, cached = self._extra(i)
+        sim.finished(now, tin, tout, max_tokens, code, cached_tokens=cached)
+        self.usd[self.time_ns[i] // self.bucket_ns] += sim.bill(tin, tout, cached)
 
     def _hedge(self, call: _Call, now: int) -> None:
         plan = call.plan

@@ -72,6 +72,9 @@ class Budget:
     first_token_ms: float | None = None
     """The SLO of a streamed answer's first token (ms of inference); ``None``: the same as
     ``inference_ms``."""
+    streaming: bool = False
+    """The orchestrator streams its answers (ConverseStream): a call is answered at its first
+    token, which must come before the deadline; the rest follows (see the driver)."""
 
     def __post_init__(self) -> None:
         if not self.inference_ms > 0 or self.pre_ms < 0 or self.post_ms < 0:
@@ -388,6 +391,7 @@ def run_router(
         bucket_ns=bucket_ns,
         start_ns=start_ns,
         minutes=minutes,
+        streaming=budget.streaming,
     )
     heap = orchestrator.heap
     settle = orchestrator.settle

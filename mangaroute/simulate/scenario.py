@@ -380,6 +380,7 @@ def _budget(table: _Table) -> Budget:
             pre_ms=table.number("pre_ms", d.pre_ms),
             post_ms=table.number("post_ms", d.post_ms),
             first_token_ms=table.number("first_token_ms", None, positive=True),
+            streaming=table.flag("streaming", False),
         ),
     )
     table.finish()

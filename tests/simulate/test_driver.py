@@ -343,3 +343,37 @@ def test_the_docs_hedging_example_is_a_valid_contender(tmp_path: Path) -> None:
     assert hedged.invoke == InvokeSettings(
         fit="p50", eject_cooldown_s=3600.0, hedge=HedgePolicy(0.5, 0.05, 1000)
     )
+
+
+STREAMING = dataclasses.replace(BUDGET, streaming=True)
+
+
+def test_a_streamed_call_is_answered_at_its_first_token() -> None:
+    """ConverseStream: the deadline is the first token's (1,200 ms here: 30 % of 4 s); the
+    answer goes on arriving after it. Not streamed, the same target times out."""
+    cfg = config()
+    result = run(traffic(5), fleet(cfg, a=(OK, 4000.0, None)), cfg, budget=STREAMING)
+    a = result.usage["a"]
+    assert result.answered == 5 and result.failed == 0 and a.ok == 5 and a.timeouts == 0
+    assert result.within_first_token_slo == 5  # 1,200 ms <= 1,500 ms
+    assert result.within_slo == result.within_deadline == 0  # the whole answer took 4 s
+    assert a.token_usd == pytest.approx(5 * 1100 / 1e6)
+    assert run(traffic(5), fleet(cfg, a=(OK, 4000.0, None)), cfg).failed == 5
+    # a first token after the deadline is a read timeout: only the input is billed
+    late = run(traffic(5), fleet(cfg, a=(OK, 9000.0, None)), cfg, budget=STREAMING)
+    assert late.failed == 5 and late.usage["a"].timeouts == 5
+    assert late.usage["a"].token_usd == pytest.approx(5 * 500 / 1e6)
+
+
+def test_a_hedged_stream_cancels_the_loser_at_the_first_token() -> None:
+    cfg = config()
+    sims = fleet(cfg, a=(OK, 2000.0, None), b=(OK, 400.0, None))
+    hedge = InvokeSettings(hedge=HedgePolicy(after_fraction=0.2, max_ratio=1.0, window=100))
+    result = run(traffic(10), sims, cfg, hedge, STREAMING)
+    # a's first token at 600 ms beats the hedge's (500 + 120 ms): a wins every race; b's
+    # streams are closed at their first token - released, not recorded, input billed
+    assert calls(sims, "b") == result.fallback_attempts == 10
+    assert result.answers_by_class == [10, 0, 0]
+    assert result.usage["b"].attempts == 0 and result.usage["b"].ok == 0
+    assert result.usage["b"].token_usd == pytest.approx(10 * 500 / 1e6)
+    assert result.usage["a"].ok == 10 and result.within_first_token_slo == 10
