@@ -50,14 +50,16 @@ class Refresher:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop rebuilding; waits for a rebuild under way ``timeout_s`` at most (the thread
+        is a daemon: one left behind never holds the process)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout_s)
             self._thread = None
 
     def _on_event(self, event: RouterEvent) -> None:

@@ -322,9 +322,9 @@ class Sidecar:
                 return True
             grace = self.settings.grace_s if grace_s is None else grace_s
             logger.info("draining: up to %g s for in-flight calls", grace)
-            self.refresher.stop()
-            self.health.shutdown()
             self._deadline = time.monotonic() + grace + STOP_MARGIN_S
+            self.refresher.stop(timeout_s=STOP_MARGIN_S)
+            self.health.shutdown()
             self._draining = server
             stopped = server.stop(grace)
             self.streams.close_feeds()
