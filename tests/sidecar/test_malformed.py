@@ -285,17 +285,19 @@ def test_malformed_requests_do_not_grow_the_process(
                 error: Any = failure.value
                 codes[error.code()] += 1
 
+        started = time.monotonic()
         flood(500)  # warm-up: threads, allocator arenas
         before = server.rss_kb()
         flood(3000)
         growth_kb = server.rss_kb() - before
+        intervals = (time.monotonic() - started) / 10
     assert growth_kb < 4096, f"RSS grew by {growth_kb} KB over 3,000 malformed requests"
     assert codes == {grpc.StatusCode.INVALID_ARGUMENT: 3500}
     server.process.send_signal(signal.SIGTERM)
     assert server.finish() == 0
     log = "".join(server.log)
     assert "Traceback" not in log
-    assert 1 <= log.count("malformed request") <= 3  # one per 10 s, and the run is short
+    assert 1 <= log.count("malformed request") <= 2 + intervals  # one line per 10 s
 
 
 def test_sigterm_after_malformed_stream_messages_ends_within_the_grace(
