@@ -206,7 +206,10 @@ class Router:
         snapshot = self._snapshot
         if now >= self._stale_at_ns:
             snapshot = self._refresh(now)
-        route = snapshot.routes.get(request_class or self._default_class)
+        try:
+            route = snapshot.routes.get(request_class or self._default_class)
+        except TypeError:  # an unhashable "class" (a list, a dict): unknown, not a crash
+            route = None
         if route is None:
             raise UnknownRequestClass(str(request_class), self._class_names)
         if (

@@ -83,3 +83,8 @@ def test_the_readme_states_the_bounds_the_code_uses() -> None:
         0.001,
         604_800,
     )
+
+
+def test_an_unhashable_request_class_is_an_unknown_class(router: Router) -> None:
+    with pytest.raises(UnknownRequestClass, match=r"unknown request class \"\['chat'\]\""):
+        router.choose(["chat"])  # type: ignore[arg-type]
