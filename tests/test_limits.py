@@ -447,3 +447,13 @@ def test_a_weighted_split_with_only_zero_weights_is_rejected() -> None:
     for nothing in ({"a": 0.0, "b": 0.0}, {}):
         with pytest.raises(ValueError, match=r"^weights must give at least one target"):
             Weighted(nothing)
+
+
+def test_a_huge_bad_value_is_quoted_in_64_characters() -> None:
+    """A multi-kilobyte bad value (a string where a number belongs) is echoed cut, with its
+    length, so an error message never grows with the input."""
+    huge = "x" * 20_000
+    reason = LIMITS["router.window_s"].violation(huge)
+    assert reason is not None
+    assert "(20000 characters)" in reason
+    assert len(reason) < 300

@@ -24,6 +24,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from mangaroute.core.errors import echo
+
 MAX_WINDOW_BUCKETS = 3600
 """Buckets per sliding window (``window_s / bucket_s``): an hour of 1 s buckets."""
 
@@ -56,17 +58,17 @@ class Range:
         noun = "an integer" if self.integer else "a number"
         wanted = int if self.integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, wanted):
-            return f"expected {noun}, got {value!r}: must be {self.describe()}"
+            return f"expected {noun}, got {echo(value)}: must be {self.describe()}"
         number = float(value)
         if not math.isfinite(number):
-            return f"expected a finite number, got {value!r}: must be {self.describe()}"
+            return f"expected a finite number, got {echo(value)}: must be {self.describe()}"
         if number < self.low or (self.low_open and number == self.low):
             side = ("> " if self.low_open else ">= ") + _show(self.low)
         elif number > self.high or (self.high_open and number == self.high):
             side = ("< " if self.high_open else "<= ") + _show(self.high)
         else:
             return None
-        return f"expected {noun} {side}, got {value!r}: must be {self.describe()}"
+        return f"expected {noun} {side}, got {echo(value)}: must be {self.describe()}"
 
 
 def _show(bound: float) -> str:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from mangaroute.core.clock import NS_PER_MS, Clock
-from mangaroute.core.errors import InvalidRequest
+from mangaroute.core.errors import InvalidRequest, echo
 
 __all__ = ["Deadline"]
 
@@ -25,7 +25,7 @@ class Deadline:
     @classmethod
     def after(cls, budget_ms: float, clock: Clock) -> Deadline:
         if type(budget_ms) not in (int, float) or not 0.0 <= budget_ms < math.inf:
-            raise InvalidRequest(f"budget_ms must be a finite number >= 0, got {budget_ms!r}")
+            raise InvalidRequest(f"budget_ms must be a finite number >= 0, got {echo(budget_ms)}")
         return cls(clock() + round(budget_ms * NS_PER_MS))
 
     def remaining_ms(self, now_ns: int) -> float:

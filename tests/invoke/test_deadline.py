@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from mangaroute import FakeClock, InvalidRequest, MangarouteError, Router
 from mangaroute.invoke import DeadlineExceeded, FailoverExhausted, RoutedClient
+from mangaroute.invoke.deadline import Deadline
 from mangaroute.testing import StandIn
 from tests.invoke.support import (
     HAIKU,
@@ -136,3 +137,12 @@ def test_bad_routing_arguments(
             client.converse(messages=MESSAGES, budget_ms=10, deadline=client.deadline(10))
         with pytest.raises(InvalidRequest, match="budget_ms"):
             client.converse(messages=MESSAGES, budget_ms=-1)
+
+
+def test_a_huge_bad_budget_is_quoted_in_64_characters() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        Deadline.after("9" * 10_000, FakeClock())  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.startswith("budget_ms must be a finite number >= 0, got '999")
+    assert message.endswith("... (10000 characters)")
+    assert len(message) < 200
