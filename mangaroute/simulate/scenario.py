@@ -258,7 +258,7 @@ def _preset(name: str, config: dict[str, Any], key: str) -> list[Fault]:
         ]
         if not on_demand:
             raise ConfigError(f"{key}: fault 'quota-cut' needs a bedrock_on_demand target")
-        return [Fault("quota_cut", t, 18 * hour, 24 * hour - 1, factor=0.3) for t in on_demand]
+        return [Fault("quota_cut", t, 18 * hour, 24 * hour - 1, factor=0.5) for t in on_demand]
     sonnet = first(Pattern.BEDROCK_ON_DEMAND, "sonnet")
     return [Fault("fast_errors", sonnet, 19 * hour, 20 * hour, probability=0.3, latency_ms=15.0)]
 

@@ -163,7 +163,7 @@ def test_a_regional_incident_degrades_every_target_of_the_region_and_a_quota_cut
     assert incident == [(kind, t) for t in targets for kind in ("slowdown", "fast_errors")]
     assert {(f.start_s, f.end_s) for f in scenario.faults[:8]} == {(72_000.0, 74_400.0)}
     cuts = [(f.target, f.factor, f.start_s) for f in scenario.faults if f.kind == "quota_cut"]
-    assert cuts == [("ondemand-haiku", 0.3, 64_800.0), ("ondemand-sonnet", 0.3, 64_800.0)]
+    assert cuts == [("ondemand-haiku", 0.5, 64_800.0), ("ondemand-sonnet", 0.5, 64_800.0)]
 
 
 def test_a_scenario_may_name_its_own_router_config(tmp_path: Path) -> None:
@@ -318,7 +318,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "simulate.md"
 
 def test_the_docs_say_what_every_shipped_scenario_and_preset_tests() -> None:
     text = DOCS.read_text("utf-8")
-    faults = text[text.index("## Faults") : text.index("## Scenario files")]
+    faults = text[text.index("## Faults") : text.index("### What each one shows")]
     rows = {
         line.split("|")[1].strip().split()[0].strip("`"): line.split("|")[3].strip()
         for line in faults.splitlines()
@@ -326,6 +326,9 @@ def test_the_docs_say_what_every_shipped_scenario_and_preset_tests() -> None:
     }
     for name in (*FAULT_PRESETS, *builtin_scenarios()):
         assert len(rows.get(name, "")) > 40, f"{name}: docs/simulate.md does not say what it tests"
+    shown = text[text.index("### What each one shows") : text.index("## Scenario files")]
+    for name in (*FAULT_PRESETS, *builtin_scenarios()):
+        assert f"| `{name}`" in shown, f"{name}: no measured spread in docs/simulate.md"
 
 
 def test_the_cross_region_day_adds_a_profile_the_regional_incident_spares() -> None:
