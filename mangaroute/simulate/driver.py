@@ -312,28 +312,43 @@ class Orchestrator:
                 sim.finished(now, tin, tout, max_tokens, code, cached_tokens=cached)
                 cost = sim.bill(tin, tout, cached)
             self.usd[self.time_ns[i] // self.bucket_ns] += cost
-        router = call.router
-        subject = call.decision if launch.kind is _PRIMARY else sim.name
         if code == OK:
-            router.record(
-                subject,
-                _OK_OUTCOME,
-                latency_ms=latency,
-                ttft_ms=ttft,
-                input_tokens=tin,
-                output_tokens=tout,
-            )
+            self._record_answer(call, launch, sim, latency, ttft, tin, tout)
             plan = call.plan
             if plan is None:
                 return  # a losing attempt landed after the call was over
             plan.answered(launch, now, ttft, losers="abandoned")
             self._over(plan)
             call.plan = None
-            arrival = call.arrival
-            first = (launch.started_ns - arrival) / NS_PER_MS + ttft
-            self.on_answered(i, sim, (now - arrival) / NS_PER_MS, first)
+            self._score(call, launch, sim, now, ttft)
             return
         self._failed(call, launch, sim, now, latency, code, error)
+
+    def _record_answer(
+        self,
+        call: _Call,
+        launch: Launch,
+        sim: SimTarget,
+        latency: float,
+        ttft: float,
+        tin: int,
+        tout: int,
+    ) -> None:
+        """An answer, recorded as ``AttemptRunner`` records it (the decision for the primary,
+        the target's name for failovers and hedges)."""
+        call.router.record(
+            call.decision if launch.kind is _PRIMARY else sim.name,
+            _OK_OUTCOME,
+            latency_ms=latency,
+            ttft_ms=ttft,
+            input_tokens=tin,
+            output_tokens=tout,
+        )
+
+    def _score(self, call: _Call, launch: Launch, sim: SimTarget, now: int, ttft: float) -> None:
+        arrival = call.arrival
+        first = (launch.started_ns - arrival) / NS_PER_MS + ttft
+        self.on_answered(call.i, sim, (now - arrival) / NS_PER_MS, first)
 
     def _failed(
         self,
@@ -403,20 +418,9 @@ class Orchestrator:
         self.counts[sim.index * 4 + code] += 1
         if admitted:
             self._settle_target(sim, i, now, tin, tout, code)
-        router = call.router
-        subject = call.decision if launch.kind is _PRIMARY else sim.name
         if code == OK:
-            router.record(
-                subject,
-                _OK_OUTCOME,
-                latency_ms=latency,
-                ttft_ms=ttft,
-                input_tokens=tin,
-                output_tokens=tout,
-            )
-            arrival = call.arrival
-            first = (launch.started_ns - arrival) / NS_PER_MS + ttft
-            self.on_answered(i, sim, (now - arrival) / NS_PER_MS, first)
+            self._record_answer(call, launch, sim, latency, ttft, tin, tout)
+            self._score(call, launch, sim, now, ttft)
             return
         self.cancelled.discard(key)  # an error ends a cancelled attempt as any other
         self._failed(call, launch, sim, now, latency, code, error)

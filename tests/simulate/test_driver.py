@@ -212,11 +212,8 @@ def test_the_hedge_budget_caps_hedges() -> None:
     assert calls(sims, "b") == result.fallback_attempts == 10  # 25 % of 40 calls
 
 
-def test_the_router_never_sees_the_realised_output_length(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every ``output_tokens`` that reaches ``Router.choose`` over a small day is the
-    class's estimate, whatever each message's realised output turns out to be."""
+def spy_on_choose(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every ``output_tokens`` that ``Router.choose`` is called with, from now on."""
     seen: list[int] = []
     choose = Router.choose
 
@@ -225,6 +222,15 @@ def test_the_router_never_sees_the_realised_output_length(
         return choose(self, *args, **kwargs)
 
     monkeypatch.setattr(Router, "choose", spy)
+    return seen
+
+
+def test_the_router_never_sees_the_realised_output_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``output_tokens`` that reaches ``Router.choose`` over a small day is the
+    class's estimate, whatever each message's realised output turns out to be."""
+    seen = spy_on_choose(monkeypatch)
     (tmp_path / "router.toml").write_text(ROUTER)
     spread = SCENARIO.replace("spread = 0", "spread = 0.5")
     scenario = parse_scenario(spread, source="s.toml", base_dir=tmp_path)
@@ -276,14 +282,7 @@ window = 100
 def test_a_contender_sets_hedging_and_a_scenario_its_output_estimate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[int] = []
-    choose = Router.choose
-
-    def spy(self: Router, *args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["output_tokens"])
-        return choose(self, *args, **kwargs)
-
-    monkeypatch.setattr(Router, "choose", spy)
+    seen = spy_on_choose(monkeypatch)
     (tmp_path / "router.toml").write_text(ROUTER)
     slow = '[[faults]]\nkind = "slowdown"\ntarget = "first"\nstart = "10:00"\nminutes = 60\n'
     text = SCENARIO.replace('contenders = ["ordered"]', 'contenders = ["ordered", "hedged"]')
