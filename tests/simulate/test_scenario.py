@@ -265,7 +265,8 @@ def test_other_scenario_mistakes() -> None:
     with pytest.raises(ConfigError, match="is not valid TOML"):
         parse_scenario("[scenario\n", source="x.toml")
     with pytest.raises(
-        ConfigError, match=r"cannot be read.*shipped scenarios: bad-day, cross-region, default"
+        ConfigError,
+        match=r"cannot be read.*shipped scenarios: bad-day, cross-region, default, published",
     ):
         load_scenario("/no/such/file.toml")
 
@@ -351,3 +352,14 @@ def test_a_scenario_config_table_changes_the_router_config_and_names_its_mistake
     bad = SCENARIO + '\n[config.targets.ondemand-haiku]\npattern = "carrier_pigeon"\n'
     with pytest.raises(ConfigError, match=r"tiny.toml \[config\].*targets.ondemand-haiku"):
         parse_scenario(bad, source="tiny.toml")
+
+
+def test_the_published_day_streams_because_only_first_tokens_fit_the_deadline() -> None:
+    scenario = load_scenario("published")
+    assert scenario.model == "published" and scenario.budget.streaming
+    config = contender_config(scenario, scenario.contenders[0])
+    fleet = Fleet.build(config.targets, scenario.fleet, scenario.faults)
+    cutoff = scenario.budget.cutoff_ms
+    for sim in fleet.targets:  # a median message (500 in, 300 out) on an idle, warm target
+        full, first = sim.earliest_answer(0, 0.5, 500, 300, horizon_ms=0) or (0.0, 0.0)
+        assert first < cutoff / 2 < cutoff < full, sim.name
