@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from mangaroute.runtime.ratelimit import RateLimitedLog
+
 logger = logging.getLogger("mangaroute.sidecar")
 
 EVERY_S = 10.0
@@ -20,9 +22,9 @@ EVERY_S = 10.0
 
 class MalformedLog:
     """Counts malformed requests and logs them at most once per ``every_s`` (a WARNING: the
-    sidecar itself is fine)."""
+    sidecar itself is fine), through the runtime's :class:`RateLimitedLog`."""
 
-    __slots__ = ("_clock", "_every_ns", "_last_ns", "_lock", "_log", "_unlogged", "total")
+    __slots__ = ("_limit", "_lock", "_log", "total")
 
     def __init__(
         self,
@@ -30,27 +32,21 @@ class MalformedLog:
         clock: Callable[[], int] = time.monotonic_ns,
         log: logging.Logger = logger,
     ) -> None:
-        self._every_ns = round(every_s * 1e9)
-        self._clock = clock
+        self._limit = RateLimitedLog(every_s, clock, log)
         self._log = log
         self._lock = threading.Lock()
-        self._last_ns: int | None = None
-        self._unlogged = 0
         self.total = 0
         """Malformed requests since the start."""
 
     def note(self, message: str, peer: str) -> bool:
         """Count one; log it unless a line went out less than ``every_s`` ago. Returns
         whether it was logged."""
-        now = self._clock()
-        with self._lock:
+        with self._lock:  # gRPC calls it from many threads: count every one
             self.total += 1
-            if self._last_ns is not None and now - self._last_ns < self._every_ns:
-                self._unlogged += 1
-                return False
-            self._last_ns = now
-            unlogged, self._unlogged = self._unlogged, 0
             total = self.total
+        unlogged = self._limit.admit()
+        if unlogged is None:
+            return False
         self._log.warning(
             "%s (peer %s; %d malformed requests since the start, %d not logged since the last "
             "such line: at most one per %g s)",
@@ -58,6 +54,6 @@ class MalformedLog:
             peer,
             total,
             unlogged,
-            self._every_ns / 1e9,
+            self._limit.every_s,
         )
         return True
