@@ -91,11 +91,12 @@ class RoutedClient:
     mangaroute makes its clients per region and timeout bucket (:class:`ClientCache`); or
     pass ``clients`` - a :class:`ClientProvider`, or your own clients by service name.
     ``clock`` defaults to the router's. With ``refresh_snapshots`` (default) a background
-    thread rebuilds the router's snapshot while calls flow, so ``choose()`` does not rebuild
-    it on the caller's thread (:mod:`mangaroute.invoke.refresher`). ``telemetry`` traces
-    every routed call (default: off - ``RoutingTelemetry(enabled=False)``; pass
-    ``RoutingTelemetry()`` to use the global OpenTelemetry tracer provider). Close the client
-    (or use ``with``) to stop its threads and the clients it made.
+    thread rebuilds the router's snapshot when it is due (something changed), so
+    ``choose()`` does not rebuild it on the caller's thread
+    (:mod:`mangaroute.runtime.refresher`). ``telemetry`` traces every routed call (default:
+    off - ``RoutingTelemetry(enabled=False)``; pass ``RoutingTelemetry()`` to use the global
+    OpenTelemetry tracer provider). Close the client (or use ``with``) to stop its threads
+    and the clients it made.
     """
 
     def __init__(
@@ -154,8 +155,8 @@ class RoutedClient:
         self._lock = threading.Lock()
         self._refresher: SnapshotRefresher | None = None
         if refresh_snapshots:
-            interval_s = router.config.window.refresh_ms / 1000 * self.settings.time_scale * 0.8
-            self._refresher = SnapshotRefresher(router, clock, interval_s=interval_s)
+            self._refresher = SnapshotRefresher(router, time_scale=self.settings.time_scale)
+            self._refresher.start()
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -360,8 +361,6 @@ class RoutedClient:
         output_tokens: int,
         streaming: bool,
     ) -> tuple[FailoverPlan, RouteSpan]:
-        if self._refresher is not None:
-            self._refresher.touch()
         now = self._clock()
         if budget_ms is not None:
             if deadline is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -14,9 +13,10 @@ from mangaroute.core.breaker import BreakerState
 from mangaroute.core.fleet import SharedSettings
 from mangaroute.core.router import Router
 from mangaroute.core.snapshot import BreakerEvent, RouterEvent
+from mangaroute.runtime.ratelimit import RateLimitedLog
+from mangaroute.runtime.worker import PeriodicWorker
 from mangaroute.shared.link import BAD_DATA_LOG_EVERY_S, FleetLink, LinkStatus
 from mangaroute.shared.store import Store
-from mangaroute.telemetry._worker import RateLimitedWarning
 
 logger = logging.getLogger("mangaroute.shared")
 
@@ -56,11 +56,14 @@ class SharedState:
         self.link = FleetLink(router, store, settings)
         self._store = store
         self._router = router
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._unsubscribe = router.subscribe(self._on_event)
-        self._thread: threading.Thread | None = None
-        self._bug_warning = RateLimitedWarning(BAD_DATA_LOG_EVERY_S, log=logger)
+        self._worker = PeriodicWorker(
+            f"mangaroute-shared-{self.link.replica}",
+            settings.sync_interval_ms / 1000.0,
+            self._sync_logged,
+            log=logger,
+        )
+        self._bug_warning = RateLimitedLog(BAD_DATA_LOG_EVERY_S, log=logger)
         self._register_metrics(meter_provider)
         if start:
             self.start()
@@ -70,12 +73,12 @@ class SharedState:
         return self.link.replica
 
     def start(self) -> None:
-        if self._thread is not None:
+        """Sync now, then every ``sync_interval_ms`` on the runtime's worker (which restarts
+        in a forked child and stops at interpreter exit)."""
+        if self._worker.running:
             return
-        self._thread = threading.Thread(
-            target=self._run, name=f"mangaroute-shared-{self.link.replica}", daemon=True
-        )
-        self._thread.start()
+        self._worker.start()
+        self._worker.wake()
 
     def sync_now(self) -> bool:
         """One sync on the caller's thread (``False`` when the store was unavailable)."""
@@ -89,13 +92,12 @@ class SharedState:
         this replica wrote expire on their own (its ejection claims within ``stale_after_ms``
         of their cool-down). Never raises - a process shutting down must not fail here (a
         step that fails is logged and the next one still runs)."""
-        self._stop.set()
-        self._wake.set()
         steps: list[Callable[[], object]] = [self._unsubscribe]
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if not self._thread.is_alive():  # the link is not thread-safe: never two syncs
-                steps.append(self.link.sync)  # publish the last deltas (best effort)
+        started = self._worker.running
+        if self._worker.stop(timeout_s) and started:  # the link is not thread-safe: never
+            steps.append(
+                self.link.sync
+            )  # two syncs at once  # publish the last deltas (best effort)
         steps += [self.link.fall_back, self._store.close]
         for step in steps:
             try:
@@ -118,17 +120,13 @@ class SharedState:
 
     def _on_event(self, event: RouterEvent) -> None:
         if isinstance(event, BreakerEvent) and event.to_state is BreakerState.OPEN:
-            self._wake.set()
+            self._worker.wake()
 
-    def _run(self) -> None:
-        interval = self.settings.sync_interval_ms / 1000.0
-        while not self._stop.is_set():
-            try:
-                self.link.sync()
-            except Exception:  # a bug must not kill the thread: keep routing, say why (once
-                self._bug_warning.warn("shared-state sync failed", exc_info=True)  # a minute)
-            self._wake.wait(interval)
-            self._wake.clear()
+    def _sync_logged(self) -> None:
+        try:
+            self.link.sync()
+        except Exception:  # a bug must not flood the log: keep routing, say why (once
+            self._bug_warning.warn("shared-state sync failed", exc_info=True)  # a minute)
 
     def _register_metrics(self, provider: metrics.MeterProvider | None) -> None:
         meter = (provider or metrics.get_meter_provider()).get_meter("mangaroute.shared")

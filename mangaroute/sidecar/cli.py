@@ -123,9 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refresh-ms",
         type=float,
         default=None,
-        help="rebuild the router's snapshot in the background this often, so no call pays "
-        "for it; health follows each rebuild (default: the config's refresh_ms; 0: rebuild "
-        "inside calls, as the library does)",
+        help="rebuild the router's snapshot in the background when it is due, at most this "
+        "often, so no call pays for it; health follows each rebuild (default: the config's "
+        "refresh_ms; 0: at most once a second, leaving the rest to the calls)",
     )
     parser.add_argument(
         "--log-level",

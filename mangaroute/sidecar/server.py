@@ -8,7 +8,7 @@ worker thread per call costs nothing that an event loop would save. Streams each
 worker; :class:`~mangaroute.sidecar.watch.StreamSlots` caps them, and the pool is sized
 ``workers + max_streams`` so unary calls always find a thread.
 
-The router's snapshot is rebuilt on a background thread (:mod:`mangaroute.sidecar.refresh`)
+The router's snapshot is rebuilt on a background thread (:mod:`mangaroute.runtime.refresher`)
 rather than inside a ``Choose``; health is published from each rebuild.
 
 Drain (``stop``): health goes NOT_SERVING, the server refuses new calls, watch streams end
@@ -38,6 +38,7 @@ from grpc_health.v1 import health_pb2_grpc as health_pb_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mangaroute.core.router import Router
+from mangaroute.runtime.refresher import SnapshotRefresher
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 from mangaroute.sidecar.address import (
     ListenAddress,
@@ -50,7 +51,6 @@ from mangaroute.sidecar.address import (
     socket_inode,
 )
 from mangaroute.sidecar.health import HealthPublisher
-from mangaroute.sidecar.refresh import Refresher
 from mangaroute.sidecar.servicer import RouterServicer, method_handlers
 from mangaroute.sidecar.watch import StreamSlots
 
@@ -151,9 +151,9 @@ class SidecarSettings:
     """Larger requests are refused with ``RESOURCE_EXHAUSTED``."""
     grace_s: float = 10.0
     refresh_ms: float | None = None
-    """Rebuild the router's snapshot in the background this often (health follows each
-    rebuild); ``None``: the config's ``refresh_ms``; ``0``: leave rebuilds to the calls
-    (health is then checked every second)."""
+    """Rebuild the router's snapshot in the background when it is due, at most this often
+    (health follows each rebuild); ``None``: the config's ``refresh_ms``; ``0``: at most once
+    a second, leaving the rest to the calls."""
     socket_mode: int = 0o600
     watch_capacity: int = 256
     """Switch events a watcher may fall behind before it is cut off."""
@@ -224,8 +224,11 @@ class Sidecar:
         refresh_ms = self.settings.refresh_ms
         if refresh_ms is None:
             refresh_ms = router.config.window.refresh_ms
-        self.refresher = Refresher(
-            router, refresh_ms / 1000 if refresh_ms else 1.0, self.health.publish
+        self.refresher = SnapshotRefresher(
+            router,
+            min_interval_s=refresh_ms / 1000 if refresh_ms else 1.0,
+            on_snapshot=self.health.publish,
+            name="mangaroute-sidecar-refresh",
         )
         self._server: grpc.Server | None = None
         self._draining: grpc.Server | None = None

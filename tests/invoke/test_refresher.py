@@ -1,20 +1,14 @@
-"""The background snapshot refresh: runs while calls flow, sleeps when they stop."""
+"""RoutedClient's background snapshot refresh: rebuilds when the router changes, sleeps when
+nothing does (the runtime's refresher, shared with the sidecar)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from mangaroute import FakeClock
-from mangaroute.invoke.refresher import SnapshotRefresher
-
-
-class CountingRouter:
-    def __init__(self) -> None:
-        self.rebuilds = 0
-
-    def snapshot(self) -> Any:
-        self.rebuilds += 1
+from mangaroute import FakeClock, Router, load_default_config
+from mangaroute.invoke import RoutedClient
+from mangaroute.runtime import SnapshotRefresher
 
 
 def wait_for(condition: Any, seconds: float = 10.0) -> None:
@@ -23,22 +17,22 @@ def wait_for(condition: Any, seconds: float = 10.0) -> None:
         time.sleep(0.001)
 
 
-def test_refreshes_while_calls_flow_then_sleeps() -> None:
+def test_the_client_refreshes_after_a_record_and_then_sleeps() -> None:
     clock = FakeClock(10**12)
-    router = CountingRouter()
-    refresher = SnapshotRefresher(router, clock, interval_s=0.001, linger_s=1.0)  # type: ignore[arg-type]
+    router = Router(load_default_config(), clock=clock)
+    client = RoutedClient(router, clients={})
     try:
-        time.sleep(0.02)
-        assert router.rebuilds == 0  # no call yet: idle
-        refresher.touch()
-        wait_for(lambda: router.rebuilds >= 3)
-        assert router.rebuilds >= 3
-        clock.advance(seconds=2)  # no call for longer than linger_s
-        # the thread goes idle when it next looks at the clock: wait for that, not a pause
-        wait_for(lambda: not refresher._wake.is_set())
-        assert not refresher._wake.is_set()
-        settled = router.rebuilds
-        time.sleep(0.02)
-        assert router.rebuilds == settled
+        assert isinstance(client._refresher, SnapshotRefresher)  # the sidecar's class too
+        built = router.rebuilds
+        time.sleep(0.05)
+        assert router.rebuilds == built  # nothing changed, the clock stands still: idle
+        router.record("ondemand-haiku", latency_ms=420.0)
+        clock.advance(ms=router.config.window.refresh_ms)  # the record is now due
+        wait_for(lambda: router.rebuilds > built)
+        assert router.rebuilds == built + 1
+        assert router.current_snapshot.target("ondemand-haiku").requests == 1
+        time.sleep(0.05)
+        assert router.rebuilds == built + 1  # and idle again
     finally:
-        refresher.close()
+        client.close()
+    assert client._refresher is None

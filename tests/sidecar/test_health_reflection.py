@@ -14,7 +14,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from mangaroute import FakeClock, Router
 from mangaroute.sidecar import SERVICE_NAME, probe
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
-from mangaroute.sidecar.refresh import Refresher
+from mangaroute.core.breaker import BreakerState
+from mangaroute.core.snapshot import Snapshot
+from mangaroute.runtime import SnapshotRefresher
 
 from .conftest import TARGETS, TRANSPORTS, ServeFactory, connect, wait_for
 
@@ -120,15 +122,26 @@ def test_probe_exit_codes(
     assert "UNAVAILABLE" in capsys.readouterr().err
 
 
-def test_refresher_rebuilds_in_the_background_until_stopped(router: Router) -> None:
-    seen: list[int] = []
-    refresher = Refresher(router, 0.005, lambda snapshot: seen.append(snapshot.built_ns))
-    refresher.start()
+def test_refresher_rebuilds_when_the_router_changes_until_stopped(
+    router: Router, clock: FakeClock
+) -> None:
+    seen: list[dict[str, BreakerState]] = []
+
+    def publish(snapshot: Snapshot) -> None:
+        seen.append({view.name: view.breaker for view in snapshot.targets})
+
+    refresher = SnapshotRefresher(router, on_snapshot=publish)
+    refresher.start()  # one snapshot at once, handed to the publisher
     try:
-        wait_for(lambda: len(seen) >= 5)
+        assert len(seen) == 1
+        assert seen[0]["ondemand-haiku"] is BreakerState.CLOSED
+        router.eject("ondemand-haiku", "outage")  # due at once: built and published
+        wait_for(lambda: len(seen) >= 2)
+        assert seen[-1]["ondemand-haiku"] is BreakerState.OPEN
+        time.sleep(0.05)  # the fake clock stands still: nothing else is due
+        assert len(seen) == 2
     finally:
-        refresher.stop()
-    count = len(seen)
-    router.eject("ondemand-haiku", "no listener left behind")
+        assert refresher.stop(5)
+    router.eject("ondemand-sonnet", "no listener left behind")
     time.sleep(0.05)
-    assert len(seen) == count
+    assert len(seen) == 2
