@@ -347,6 +347,9 @@ class Limits:
     failover plan sends a call to each target at most once - a failover or a hedge goes to
     another target - so the driver's every attempt is ``nth = 0``. An engine that retried a
     target would need this raised."""
+    streaming: bool = False
+    """The day streams (``[budget] streaming``): a call is answered at its first token, so a
+    message is answerable when a first token can come within the cutoff."""
 
 
 def feasibility(
@@ -378,7 +381,7 @@ def feasibility(
     max_tokens = traffic.max_tokens
     cached = traffic.cached_tokens
     slo, first_slo, cutoff = limits.slo_ms, limits.first_token_ms, limits.cutoff_ms
-    attempts = limits.attempts
+    attempts, streaming = limits.attempts, limits.streaming
     strict = min(slo, cutoff)
     horizon = max(slo, first_slo, cutoff)
     extra: dict[str, int] = {}
@@ -405,7 +408,7 @@ def feasibility(
                 f |= bit
             if token <= first_slo:
                 s |= bit
-            if whole <= cutoff:
+            if (token if streaming else whole) <= cutoff:
                 reach = True
         full[i - lo] = f
         first[i - lo] = s

@@ -263,10 +263,11 @@ def bound_fleet(
 def limits_of(scenario: Scenario) -> lp.Limits:
     """The bound's SLOs from the scenario's budget: the full answer within ``inference_ms``,
     the first token within ``first_token_ms`` where the budget has one (else the same),
-    and the orchestrator's cutoff."""
+    and the orchestrator's cutoff (for the first token when the day streams)."""
     budget = scenario.budget
     first = getattr(budget, "first_token_ms", None) or budget.inference_ms
-    return lp.Limits(budget.inference_ms, float(first), budget.cutoff_ms)
+    streaming = bool(getattr(budget, "streaming", False))
+    return lp.Limits(budget.inference_ms, float(first), budget.cutoff_ms, streaming=streaming)
 
 
 def _hindsight(lo: int, hi: int) -> tuple[Any, Any, Any, float]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mangaroute import ConfigError
 from mangaroute.simulate.fleet import Fleet
+from mangaroute.simulate.run import limits_of
 from mangaroute.simulate.scenario import (
     FAULT_PRESETS,
     Contender,
@@ -363,3 +364,5 @@ def test_the_published_day_streams_because_only_first_tokens_fit_the_deadline() 
     for sim in fleet.targets:  # a median message (500 in, 300 out) on an idle, warm target
         full, first = sim.earliest_answer(0, 0.5, 500, 300, horizon_ms=0) or (0.0, 0.0)
         assert first < cutoff / 2 < cutoff < full, sim.name
+    # so the bound counts a message answerable by its first token on this day only
+    assert limits_of(scenario).streaming and not limits_of(load_scenario()).streaming
