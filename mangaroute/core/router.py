@@ -161,8 +161,6 @@ class Router:
         self._class_names = tuple(c.name for c in config.classes)
         self._default_class = config.default_class
         self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
-        # CPython 3.11 keeps at most 30 attributes of an instance inline; one more turns them
-        # all into a dict and slows every attribute load on the hot path by ~5 %
         self._quiet = False  # True from a rebuild's start until something changes
         self._wakers: tuple[Callable[[], None], ...] = ()
         self._rebuilds = 0
@@ -753,7 +751,7 @@ class Router:
         bucket boundary while a window holds data (it may drop a bucket), an open breaker's
         reopening, the oldest unsettled decision's ``decision_ttl_s`` (swept at most once a
         second), or :data:`IDLE_REBUILD_NS` from now."""
-        window = self.config.window  # (no attributes of its own: see __init__)
+        window = self.config.window
         bucket_ns = round(window.bucket_s * NS_PER_S)
         due = now + IDLE_REBUILD_NS
         boundary = (now // bucket_ns + 1) * bucket_ns
