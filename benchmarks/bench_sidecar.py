@@ -26,6 +26,8 @@ Results are ratios against the echo of the same run; targets: Choose p50 <= 1.3x
     python benchmarks/bench_sidecar.py --smoke    # CI: short, sync only; fails only on
                                                   # gross regressions (p50 > 2x, thr < 0.4x)
     python benchmarks/bench_sidecar.py --json
+    python benchmarks/bench_sidecar.py --idle     # CPU of an idle `mangaroute serve` over
+                                                  # 20 s (/proc/<pid>/stat); target < 0.5 %
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ from typing import Any
 import grpc
 
 from mangaroute import Router
+from mangaroute.runtime import SnapshotRefresher
 from mangaroute.sidecar import Sidecar, SidecarSettings, parse_listen
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
-from mangaroute.sidecar.refresh import Refresher
 from mangaroute.sidecar.server import server_options
 from mangaroute.sidecar.servicer import RouterServicer
 from mangaroute.sidecar.watch import StreamSlots
@@ -95,7 +97,7 @@ def serve_aio(listen: str, ready: Callable[[str], None]) -> None:
     the event loop), with the same background snapshot refresh."""
     router = Router.default()
     servicer = RouterServicer(router, streams=StreamSlots(32))
-    refresher = Refresher(router, router.config.window.refresh_ms / 1000, lambda _: None)
+    refresher = SnapshotRefresher(router)
 
     async def echo(request: bytes, context: Any) -> bytes:
         return request
@@ -133,6 +135,42 @@ def serve_aio(listen: str, ready: Callable[[str], None]) -> None:
         asyncio.run(run())
     finally:
         refresher.stop()
+
+
+IDLE_TARGET_PCT = 0.5
+IDLE_SETTLE_S = 3.0
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU of ``pid`` in clock ticks (fields 14 and 15 of /proc/<pid>/stat,
+    counted after the parenthesised command name, which may hold spaces)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def idle_cpu(seconds: float) -> dict[str, float]:
+    """Start ``mangaroute serve`` on a Unix socket, let it settle, and measure the share of
+    one core it uses over ``seconds`` with nobody calling it."""
+    with tempfile.TemporaryDirectory(prefix="mr-idle-") as folder:
+        socket_path = os.path.join(folder, "sidecar.sock")
+        command = [sys.executable, "-m", "mangaroute", "serve", "--listen", f"unix:{socket_path}"]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not os.path.exists(socket_path):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mangaroute serve did not start")
+                time.sleep(0.05)
+            time.sleep(IDLE_SETTLE_S)
+            ticks, start = cpu_ticks(server.pid), time.monotonic()
+            time.sleep(seconds)
+            used = (cpu_ticks(server.pid) - ticks) / os.sysconf("SC_CLK_TCK")
+            wall = time.monotonic() - start
+        finally:
+            server.terminate()
+            server.wait(30)
+    return {"seconds": wall, "cpu_s": used, "core_pct": 100.0 * used / wall}
 
 
 def _ready(address: str) -> None:
@@ -303,6 +341,14 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
+    if as_json:
+        json.dump({"cpus": os.cpu_count(), **payload}, sys.stdout, indent=2)
+        print()
+    else:
+        print(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="short run for CI")
@@ -313,6 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transports", default="uds,tcp", help="of uds,tcp (default both)")
     parser.add_argument("--clients", type=int, default=8, help="throughput clients (default 8)")
     parser.add_argument("--seconds", type=float, default=None, help="per throughput round")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        nargs="?",
+        const=20.0,
+        default=None,
+        metavar="SECONDS",
+        help="measure an idle `mangaroute serve`'s CPU instead (default 20 s)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="sync", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -322,6 +377,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             serve_sync(args.serve, _ready, 0.0 if args.kind == "sync-inline" else None)
         return 0
+    if args.idle is not None:
+        idle = idle_cpu(args.idle)
+        _emit(
+            args.json,
+            {"idle": idle},
+            f"idle mangaroute serve: {idle['cpu_s']:.2f} s of CPU in {idle['seconds']:.1f} s"
+            f" = {idle['core_pct']:.2f} % of a core (target < {IDLE_TARGET_PCT} %)",
+        )
+        return 0 if idle["core_pct"] < IDLE_TARGET_PCT else 1
     kinds = (args.kinds or ("sync" if args.smoke else ",".join(SERVERS))).split(",")
     args.blocks, args.per_block = (4, 250) if args.smoke else (10, 500)
     args.paced_blocks, args.paced_per_block = (2, 50) if args.smoke else (6, 50)
@@ -331,21 +395,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         measure(kind, transport, args) for kind in kinds for transport in args.transports.split(",")
     ]
-    if args.json:
-        json.dump({"cpus": os.cpu_count(), "results": rows}, sys.stdout, indent=2)
-        print()
-    else:
-        print(
-            f"mangaroute sidecar vs an empty echo on the same server ({os.cpu_count()} CPUs).\n"
-            f"Round trips in us with one client, back to back and paced (one call per "
-            f"{PACE_S * 1000:g} ms);\nthroughput in calls/s with {args.clients} client processes.\n"
-        )
-        print(render(rows))
-        print(
-            f"\ntargets: Choose p50 <= {P50_TARGET}x echo, throughput >= {THROUGHPUT_TARGET}x "
-            "echo.\nsync = mangaroute serve; sync-inline = --refresh-ms 0 (snapshot rebuilt "
-            "inside calls); aio = the same servicer on grpc.aio"
-        )
+    _emit(
+        args.json,
+        {"results": rows},
+        f"mangaroute sidecar vs an empty echo on the same server ({os.cpu_count()} CPUs).\n"
+        f"Round trips in us with one client, back to back and paced (one call per "
+        f"{PACE_S * 1000:g} ms);\nthroughput in calls/s with {args.clients} client processes.\n\n"
+        f"{render(rows)}\n\n"
+        f"targets: Choose p50 <= {P50_TARGET}x echo, throughput >= {THROUGHPUT_TARGET}x "
+        "echo.\nsync = mangaroute serve; sync-inline = --refresh-ms 0 (snapshot rebuilt "
+        "inside calls); aio = the same servicer on grpc.aio",
+    )
     if args.smoke:
         gross = [
             r
