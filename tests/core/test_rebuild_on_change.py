@@ -8,7 +8,7 @@ import threading
 
 from mangaroute import FakeClock, Router, parse_config
 from mangaroute.core.breaker import BreakerState
-from mangaroute.core.clock import NS_PER_MS, NS_PER_S
+from mangaroute.core.clock import NS_PER_MS
 from mangaroute.core.router import IDLE_REBUILD_NS
 
 from ..conftest import SMALL_CONFIG, START_NS, RouterFactory
@@ -38,9 +38,7 @@ def test_an_idle_router_does_not_rebuild_until_its_heartbeat(
     assert router.rebuilds == built + 1
 
 
-def test_a_record_makes_the_snapshot_due_refresh_ms_later(
-    router: Router, clock: FakeClock
-) -> None:
+def test_a_record_makes_the_snapshot_due_refresh_ms_later(router: Router, clock: FakeClock) -> None:
     wakes: list[int] = []
     router.on_change(lambda: wakes.append(clock()))
     built = quiet(router)

@@ -12,11 +12,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from mangaroute import FakeClock, Router
-from mangaroute.sidecar import SERVICE_NAME, probe
-from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.snapshot import Snapshot
 from mangaroute.runtime import SnapshotRefresher
+from mangaroute.sidecar import SERVICE_NAME, Sidecar, probe
+from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
 from .conftest import TARGETS, TRANSPORTS, ServeFactory, connect, wait_for
 
@@ -130,6 +130,7 @@ def test_refresher_rebuilds_when_the_router_changes_until_stopped(
     def publish(snapshot: Snapshot) -> None:
         seen.append({view.name: view.breaker for view in snapshot.targets})
 
+    assert isinstance(Sidecar(router).refresher, SnapshotRefresher)  # RoutedClient's class
     refresher = SnapshotRefresher(router, on_snapshot=publish)
     refresher.start()  # one snapshot at once, handed to the publisher
     try:

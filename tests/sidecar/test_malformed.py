@@ -133,6 +133,27 @@ def test_malformed_requests_are_logged_once_per_interval(
 REQUEST_TYPES = [pb.ChooseRequest, pb.ReportRequest, pb.ReleaseRequest, pb.WatchSwitchesRequest]
 
 
+def test_the_malformed_count_is_exact_across_threads(caplog: pytest.LogCaptureFixture) -> None:
+    log = MalformedLog(10.0, FakeClock(0))  # the clock stands still: one line in all
+    start = threading.Barrier(8)
+
+    def peer() -> None:
+        start.wait()
+        for _ in range(1_000):
+            log.note("malformed request", "unix:peer")
+
+    threads = [threading.Thread(target=peer) for _ in range(8)]
+    with caplog.at_level(logging.WARNING, logger="mangaroute.sidecar"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert log.total == 8_000
+    lines = [r.getMessage() for r in caplog.records if "malformed request" in r.getMessage()]
+    assert len(lines) == 1
+    assert "1 malformed requests since the start, 0 not logged" in lines[0]
+
+
 @given(data=st.binary(max_size=64), index=st.integers(0, len(REQUEST_TYPES) - 1))
 def test_parse_takes_any_bytes(data: bytes, index: int) -> None:
     """Any bytes give a message that serializes back to an equal one, or MalformedMessage
