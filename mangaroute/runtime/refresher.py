@@ -30,6 +30,9 @@ logger = logging.getLogger("mangaroute.runtime")
 MAX_SLEEP_S = 60.0
 """The longest the thread sleeps without looking (a router clock that jumps, a fake one)."""
 
+BUSY_RETRY_S = 0.001
+"""How soon to look again when the snapshot is due but another thread holds the rebuild."""
+
 
 class SnapshotRefresher:
     """Keeps ``router``'s snapshot fresh from a daemon thread; ``on_snapshot`` receives each
@@ -87,4 +90,6 @@ class SnapshotRefresher:
     def _delay(self) -> float:
         router = self._router
         wait_s = (router.rebuild_due_ns - router.clock()) / NS_PER_S * self._scale
+        if wait_s <= 0:  # still due: another thread is rebuilding it; do not spin
+            wait_s = BUSY_RETRY_S
         return min(max(wait_s, self._min_s), MAX_SLEEP_S)
