@@ -64,6 +64,15 @@ BURST_S = 15.0
 TICK_NS = 60 * NS_PER_S
 """Auto-scaling is evaluated (and instance time billed) once a virtual minute."""
 
+_TABLE_BITS = TABLE_SIZE.bit_length() - 1
+_TABLE_MASK = TABLE_SIZE - 1
+_SPLIT = float(TABLE_SIZE * TABLE_SIZE)
+"""A latency draw scaled by this: bits for two table indices, the fraction left over for an
+error draw (~40 bits of fraction remain after the hash: ~16 for it; an error is a fraction
+within ``error_rate`` of 1, so a round test draw such as 0.5 is not one)."""
+if TABLE_SIZE != 1 << _TABLE_BITS:
+    raise ImportError("TABLE_SIZE must be a power of two")
+
 _Z90 = NormalDist().inv_cdf(0.90)
 _Z99 = NormalDist().inv_cdf(0.99)
 
@@ -487,17 +496,17 @@ class SimTarget:
                 return self._throttled(draw, k)
         if self.concurrency and self.in_flight >= self.concurrency:
             return self._throttled(draw, k)
-        if self.error_rate:
-            u_err = (draw * 1299709.0 + k * 0.7071067811865476 + self._salt) % 1.0
-            if u_err < self.error_rate:
-                latency = self.error_latency_ms * (0.5 + u_err / self.error_rate)
-                return ERROR, latency, 0.0, "InternalServerException"
-        u_lat = (draw * 7919.0 + k * 0.41421356237309503 + self._salt) % 1.0
-        mult = self.mult[int(u_lat * TABLE_SIZE)] * slow
+        # one uniform draw, three independent uses: its top bits pick the first-token
+        # multiplier, the next ones the output rate's, the rest decide a baseline error
+        scaled = ((draw * 7919.0 + k * 0.41421356237309503 + self._salt) % 1.0) * _SPLIT
+        bits = int(scaled)
+        if self.error_rate and bits + 1.0 - scaled <= self.error_rate:
+            latency = self.error_latency_ms * (0.5 + (bits + 1.0 - scaled) / self.error_rate)
+            return ERROR, latency, 0.0, "InternalServerException"
+        mult = self.mult[bits >> _TABLE_BITS] * slow
         ttft = (self.ttft_ms + self.ttft_in_ms * (tin - cached_tokens)) * mult
         if self.published:
-            u_tps = (draw * 6700417.0 + k * 0.3819660112501051 + self._salt) % 1.0
-            latency = ttft + self.tpot_ms * tout * self.tps_mult[int(u_tps * TABLE_SIZE)] * slow
+            latency = ttft + self.tpot_ms * tout * self.tps_mult[bits & _TABLE_MASK] * slow
         else:
             latency = ttft + self.tpot_ms * tout * mult
         if self.cross_region_ms:
@@ -600,8 +609,8 @@ class SimTarget:
         """The latency factor of the faults active at ``now`` for attempt ``nth`` (slowdowns
         multiplied), or ``None`` when faults or the baseline error rate fail it whatever
         the load."""
-        u_err = (draw * 1299709.0 + nth * 0.7071067811865476 + self._salt) % 1.0
-        if u_err < self.error_rate:
+        scaled = ((draw * 7919.0 + nth * 0.41421356237309503 + self._salt) % 1.0) * _SPLIT
+        if int(scaled) + 1.0 - scaled <= self.error_rate:
             return None
         u_evt = (draw * 104729.0 + nth * 0.6180339887498949 + self._salt) % 1.0
         slow = 1.0
@@ -621,12 +630,11 @@ class SimTarget:
     ) -> tuple[float, float]:
         """(latency, ttft) in ms of attempt ``nth`` on a warm, idle target (the same
         arithmetic as :meth:`attempt`; a test holds them equal)."""
-        u_lat = (draw * 7919.0 + nth * 0.41421356237309503 + self._salt) % 1.0
-        mult = self.mult[int(u_lat * TABLE_SIZE)] * slow
+        bits = int(((draw * 7919.0 + nth * 0.41421356237309503 + self._salt) % 1.0) * _SPLIT)
+        mult = self.mult[bits >> _TABLE_BITS] * slow
         ttft = (self.ttft_ms + self.ttft_in_ms * uncached) * mult
         if self.published:
-            u_tps = (draw * 6700417.0 + nth * 0.3819660112501051 + self._salt) % 1.0
-            latency = ttft + self.tpot_ms * tout * self.tps_mult[int(u_tps * TABLE_SIZE)] * slow
+            latency = ttft + self.tpot_ms * tout * self.tps_mult[bits & _TABLE_MASK] * slow
         else:
             latency = ttft + self.tpot_ms * tout * mult
         return latency + self.cross_region_ms, ttft + self.cross_region_ms
