@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from mangaroute.core.fleet import FleetEjection, FleetView, SharedSettings
 from mangaroute.core.router import Router
+from mangaroute.runtime import RateLimitedLog
 from mangaroute.shared.store import (
     DAY_QUARTERS,
     QUARTER_S,
@@ -41,7 +42,6 @@ from mangaroute.shared.store import (
     Store,
     StoreUnavailable,
 )
-from mangaroute.telemetry._worker import RateLimitedWarning
 
 logger = logging.getLogger("mangaroute.shared")
 
@@ -107,7 +107,7 @@ class FleetLink:
         self._last_error: str | None = None
         self._fallback_logged = False
         self._undecodable = 0
-        self._bad_data_warning = RateLimitedWarning(
+        self._bad_data_warning = RateLimitedLog(
             BAD_DATA_LOG_EVERY_S, lambda: round(router.unix_time() * 1e9), logger
         )
 
