@@ -43,6 +43,9 @@ from mangaroute.core.settings import RequestClass, WindowSettings
 from mangaroute.core.targets import Capacity, LatencyProfile, Pattern, Pricing, Target
 from mangaroute.invoke.client import InvokeSettings
 from mangaroute.invoke.hedging import HedgePolicy
+from mangaroute.planning.errors import PlanningInputError
+from mangaroute.planning.profile import load_profile, parse_assignment
+from mangaroute.simulate.scenario import load_scenario
 
 Doc = dict[str, Any]
 
@@ -457,3 +460,26 @@ def test_a_huge_bad_value_is_quoted_in_64_characters() -> None:
     assert reason is not None
     assert "(20000 characters)" in reason
     assert len(reason) < 300
+
+
+DEEP = "x = " + "[" * 100_000 + "]" * 100_000 + "\n"
+
+
+def test_a_scenario_nested_100000_deep_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep-day.toml"
+    path.write_text(DEEP)
+    with pytest.raises(ConfigError, match="nested too deeply to read") as caught:
+        load_scenario(str(path))
+    assert str(path) in str(caught.value)
+
+
+def test_a_planning_profile_or_flag_nested_100000_deep_is_a_planning_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "deep-profile.toml"
+    path.write_text(DEEP)
+    with pytest.raises(PlanningInputError, match="nested too deeply to read") as caught:
+        load_profile(path)
+    assert str(path) in str(caught.value)
+    with pytest.raises(PlanningInputError, match=r"--set.*nested too deeply to read"):
+        parse_assignment("traffic.daily_messages=" + "[" * 100_000 + "]" * 100_000)

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mangaroute.core.errors import echo
 from mangaroute.planning.autoscaling import ScalingConfig
 from mangaroute.planning.errors import PlanningInputError, check_positive
 from mangaroute.planning.prices import Prices
@@ -133,6 +134,8 @@ def parse_assignment(text: str) -> tuple[tuple[str, ...], Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:
+        raise PlanningInputError("--set", f"{echo(raw)} is nested too deeply to read") from None
     return path, value
 
 
@@ -258,6 +261,10 @@ def load_profile(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(source, "", f"not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ProfileError(
+            source, "", "not usable TOML: arrays or inline tables are nested too deeply to read"
+        ) from None
     origins = _apply(raw, overrides, source)
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:

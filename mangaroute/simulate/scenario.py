@@ -25,7 +25,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mangaroute.config import _REQUIRED, _Table, default_config_text, parse_config
+from mangaroute.config import (
+    _REQUIRED,
+    _Table,
+    default_config_text,
+    parse_config,
+    read_toml,
+)
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.targets import Pattern
@@ -131,11 +137,7 @@ def load_scenario(name_or_path: str | None = None) -> Scenario:
 def parse_scenario(
     text: str, *, source: str = "<string>", base_dir: Path | None = None
 ) -> Scenario:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
-    root = _Table(data, source, "")
+    root = _Table(read_toml(text, source=source), source, "")
     head = root.table("scenario", required=True)
     config_path = head.text("config", None)
     if config_path is None:
@@ -159,7 +161,7 @@ def parse_scenario(
     head.finish()
     traffic = _traffic(root.table("traffic"))
     budget = _budget(root.table("budget"))
-    config_data = tomllib.loads(config_text)
+    config_data = read_toml(config_text, source=config_source)
     overlay = root.table("config").data
     if overlay:  # the scenario's own changes to the router config (a target it adds, ...)
         config_data = merge(config_data, overlay)
