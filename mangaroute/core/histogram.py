@@ -92,12 +92,6 @@ class LogScale:
         return result  # pragma: no cover - ranks never exceed the total
 
 
-def add_counts(into: dict[int, int], other: Mapping[int, int]) -> None:
-    """Merge ``other`` into ``into`` (histograms merge by adding counts)."""
-    for index, count in other.items():
-        into[index] = into.get(index, 0) + count
-
-
 def subtract_counts(into: dict[int, int], other: Mapping[int, int]) -> None:
     """Remove ``other`` from ``into``; bins that reach zero are dropped."""
     for index, count in other.items():

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from mangaroute.core.limits import check_fields
-from mangaroute.core.targets import Pattern, Target
+from mangaroute.core.targets import Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +92,3 @@ def monthly_cost_usd(target: Target, rps: float, input_tokens: int, output_token
     """A month at ``rps`` on this target: its hourly commitment plus its per-call price."""
     per_call = target.pricing.token_cost_usd(input_tokens, output_tokens)
     return target.pricing.hourly_usd * 24 * 30 + per_call * rps * SECONDS_PER_MONTH
-
-
-def is_pay_per_use(pattern: Pattern) -> bool:
-    return pattern in (
-        Pattern.BEDROCK_ON_DEMAND,
-        Pattern.LAMBDA_ON_DEMAND,
-        Pattern.SAGEMAKER_SERVERLESS,
-    )

@@ -11,7 +11,7 @@ The window is not thread-safe: the router guards each target's window with that 
 
 from __future__ import annotations
 
-from mangaroute.core.histogram import LogScale, add_counts, subtract_counts
+from mangaroute.core.histogram import LogScale, subtract_counts
 from mangaroute.core.outcome import OK, TIMEOUT
 
 _NO_EPOCH = -(2**62)
@@ -62,10 +62,6 @@ class SlidingWindow:
         self._epoch = now_ns // bucket_ns
         self._current = self._buckets[self._epoch % buckets]
         self._current.epoch = self._epoch
-
-    @property
-    def length_ns(self) -> int:
-        return self._bucket_ns * len(self._buckets)
 
     def add(
         self,
@@ -139,9 +135,3 @@ class SlidingWindow:
             ring[step % size].epoch = step
         self._epoch = epoch
         self._current = ring[epoch % size]
-
-    def merged_latency(self) -> dict[int, int]:
-        """A copy of the window's latency histogram (for readers outside the lock)."""
-        merged: dict[int, int] = {}
-        add_counts(merged, self.totals.latency)
-        return merged

@@ -184,11 +184,6 @@ class TrafficModel:
         day = self.day_minute_weights()
         return round(self.messages * sum(self.minute_weights()) / sum(day))
 
-    def rate_per_s(self, minute: int) -> float:
-        """Mean arrival rate (messages/s) in a minute of the day, before flash sales."""
-        weights = self.day_minute_weights()
-        return self.messages * weights[minute] / sum(weights) / 60.0
-
     def peak_rate_per_s(self) -> float:
         weights = self.day_minute_weights()
         return self.messages * max(weights) / sum(weights) / 60.0
