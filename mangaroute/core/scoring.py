@@ -20,6 +20,15 @@ from mangaroute.core.targets import Target
 
 @dataclass(frozen=True, slots=True)
 class ScoreWeights:
+    """How much each 0-100 component counts in the total (seed section 1.2 defaults).
+
+    The one weighting rule for both the router's ``score`` ranker and ``mangaroute plan
+    recommend``: weights are relative (each >= 0, not all zero) and :meth:`total` divides by
+    their sum, so the seed's weights, which sum to 1, give the seed's totals, and ``2, 1, 1, 0``
+    means "latency counts twice". ``ops`` is the config key ``score.weights.ops``; it weighs
+    the operations score.
+    """
+
     latency: float = 0.35
     throughput: float = 0.25
     cost: float = 0.25
@@ -30,6 +39,16 @@ class ScoreWeights:
         values = (self.latency, self.throughput, self.cost, self.ops)
         if sum(values) <= 0:
             raise ValueError(f"score weights must be >= 0 and not all zero, got {values}")
+
+    def total(self, latency: float, throughput: float, cost: float, ops: float) -> float:
+        """The weighted mean of the four component scores (0-100 in, 0-100 out)."""
+        weighted = (
+            self.latency * latency
+            + self.throughput * throughput
+            + self.cost * cost
+            + self.ops * ops
+        )
+        return weighted / (self.latency + self.throughput + self.cost + self.ops)
 
 
 def latency_score(

@@ -12,11 +12,16 @@ by default; ``seed_exact=True`` reproduces the seed's formula.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
-from mangaroute.core.scoring import cost_score, latency_score, throughput_score
+from mangaroute.core.scoring import (
+    SECONDS_PER_MONTH,
+    ScoreWeights,
+    cost_score,
+    latency_score,
+    throughput_score,
+)
 from mangaroute.core.targets import BUILTIN_PROFILES, SEED_PROFILES, LatencyProfile
 from mangaroute.planning.errors import (
     PlanningInputError,
@@ -42,8 +47,6 @@ __all__ = [
 
 COLD_START_RELEVANCE = 0.01
 """Cold starts count toward p99 from 1 % of calls (seed code ``>= 0.01``; comment ">1%")."""
-
-SECONDS_PER_MONTH = 86_400 * 30
 
 
 @dataclass(frozen=True)
@@ -123,23 +126,6 @@ REFERENCE_CANDIDATES: tuple[Candidate, ...] = (
         ops_score=95,
     ),
 )
-
-
-@dataclass(frozen=True)
-class ScoreWeights:
-    """Weights of the component scores (seed §1.2); they must sum to 1."""
-
-    latency: float = 0.35
-    throughput: float = 0.25
-    cost: float = 0.25
-    operations: float = 0.15
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            check_non_negative(f.name, getattr(self, f.name))
-        total = self.latency + self.throughput + self.cost + self.operations
-        if not math.isclose(total, 1.0, abs_tol=1e-9):
-            raise PlanningInputError("weights", f"must sum to 1, got {total:g}")
 
 
 @dataclass(frozen=True)
@@ -272,15 +258,9 @@ def _score(
     thr = throughput_score(candidate.max_rps, req.min_throughput_rps)
     cst = cost_score(monthly, req.max_monthly_cost_usd)
     ops = float(candidate.ops_score)
-    total = (
-        lat * weights.latency
-        + thr * weights.throughput
-        + cst * weights.cost
-        + ops * weights.operations
-    )
     return ScoredCandidate(
         pattern=candidate.pattern,
-        total=total,
+        total=weights.total(lat, thr, cst, ops),
         latency_score=lat,
         throughput_score=thr,
         cost_score=cst,

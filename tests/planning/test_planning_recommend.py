@@ -7,6 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from mangaroute.core.scoring import ScoreWeights as CoreScoreWeights
 from mangaroute.planning import (
     LatencyProfile,
     PlanningInputError,
@@ -139,9 +140,36 @@ def test_bad_live_profiles_name_the_field(
     assert info.value.field == field
 
 
-def test_weights_must_sum_to_one() -> None:
-    with pytest.raises(PlanningInputError, match="sum to 1"):
-        ScoreWeights(latency=0.5)
+def test_planning_weighs_with_the_routers_score_weights() -> None:
+    # One ScoreWeights for the `score` ranker and for plan recommend (config key names).
+    assert ScoreWeights is CoreScoreWeights
+    assert ScoreWeights() == ScoreWeights(latency=0.35, throughput=0.25, cost=0.25, ops=0.15)
+
+
+def test_weights_are_relative() -> None:
+    default = [(s.pattern, s.total) for s in recommend(MANGA).ranked]
+    doubled = recommend(MANGA, weights=ScoreWeights(0.7, 0.5, 0.5, 0.3)).ranked
+    assert [(s.pattern, s.total) for s in doubled] == [(p, pytest.approx(t)) for p, t in default]
+    latency_only = recommend(MANGA, weights=ScoreWeights(1, 0, 0, 0)).ranked
+    # SageMaker real-time and on-demand Haiku tie at 70 (ties by name), provisioned 56.67.
+    assert [s.pattern for s in latency_only] == [
+        "bedrock_ondemand_haiku",
+        "sagemaker_realtime",
+        "bedrock_provisioned",
+    ]
+    assert [s.total for s in latency_only] == [s.latency_score for s in latency_only]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"latency": -0.1}, "latency expected a number >= 0"),
+        ({"latency": 0, "throughput": 0, "cost": 0, "ops": 0}, "not all zero"),
+    ],
+)
+def test_negative_or_all_zero_weights_are_rejected(weights: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ScoreWeights(**weights)
 
 
 def test_requirement_validation() -> None:

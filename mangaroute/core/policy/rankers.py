@@ -51,23 +51,19 @@ class WeightedScore:
     def score(self, view: TargetView) -> float:
         target = view.target
         tokens = self.avg_input_tokens + self.avg_output_tokens
-        weights = self.weights
-        return (
-            weights.latency
-            * latency_score(view.p99_ms, self.target_p99_ms, seed_exact=self.seed_exact_latency)
-            + weights.throughput
-            * throughput_score(
+        return self.weights.total(
+            latency_score(view.p99_ms, self.target_p99_ms, seed_exact=self.seed_exact_latency),
+            throughput_score(
                 available_rps(target, tokens, view.p50_ms / 1000.0), self.required_rps
-            )
-            + weights.cost
-            * cost_score(
+            ),
+            cost_score(
                 monthly_cost_usd(
                     target, self.required_rps, self.avg_input_tokens, self.avg_output_tokens
                 ),
                 self.max_monthly_usd,
-            )
-            + weights.ops * target.ops_score
-        ) / (weights.latency + weights.throughput + weights.cost + weights.ops)
+            ),
+            target.ops_score,
+        )
 
     def rank(self, views: Sequence[TargetView]) -> tuple[list[TargetView], dict[str, float]]:
         scores = {view.name: self.score(view) for view in views}
