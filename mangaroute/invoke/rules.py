@@ -2,15 +2,21 @@
 
 Every exception an attempt raises is mapped here, at the boundary, to a :class:`Failure`:
 the outcome recorded for the target, and a :class:`Verdict` saying what the call does next.
-The table (also in ``docs/invoke.md``):
+The codes and their meanings are core's one table (``mangaroute.core.outcome.ERROR_CODES``);
+this module adds only the verdict per meaning (:data:`VERDICTS`), so a code is recorded the
+same through ``Router.call()``, here and in the simulator. The table (also in
+``docs/invoke.md``):
 
 =====================================================  =========  ============================
 error                                                  recorded   then
 =====================================================  =========  ============================
-Throttling / TooManyRequests / ServiceQuotaExceeded     throttled  fail over if the budget fits
+Throttling(Exception), ServiceQuotaExceeded,            throttled  fail over if the budget fits
+TooManyRequests, ProvisionedThroughputExceeded,
+RequestLimitExceeded
 ServiceUnavailable, ModelNotReady, InternalServer,      error      fail over if the budget fits
 InternalFailure, InternalDependency, other HTTP 5xx
-ModelTimeout, connect and read timeouts                 timeout    fail over if the budget fits
+ModelTimeout, RequestTimeout(Exception), connect and    timeout    fail over if the budget fits
+read timeouts
 connection refused / closed / dropped mid-response      error      fail over if the budget fits
 ResourceNotFound, AccessDenied, SageMaker               error      eject the target, fail over,
 ``ValidationError`` "Endpoint ... not found"                       log once, loudly
@@ -30,15 +36,23 @@ caller; after that any error is raised unchanged.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 import botocore.exceptions as boto_errors
 import urllib3.exceptions as urllib3_errors
 
-from mangaroute.core.outcome import TIMEOUT_CODES, Outcome, error_code_of
+from mangaroute.core.outcome import (
+    Fault,
+    Outcome,
+    codes_of,
+    fault_of_code,
+    pascal_code,
+)
+from mangaroute.core.outcome import endpoint_missing as _endpoint_missing
 from mangaroute.invoke.errors import MalformedResponse, UnsupportedRequest
 
 __all__ = [
@@ -47,6 +61,7 @@ __all__ = [
     "MODEL_ERROR_CODES",
     "THROTTLE_CODES",
     "UNAVAILABLE_CODES",
+    "VERDICTS",
     "Failure",
     "Verdict",
     "classify_failure",
@@ -78,24 +93,25 @@ class Failure:
     """False when the request never reached the target (nothing to learn about it)."""
 
 
-THROTTLE_CODES = frozenset(
-    {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
-)
-UNAVAILABLE_CODES = frozenset(
+THROTTLE_CODES = codes_of(Fault.THROTTLED)
+UNAVAILABLE_CODES = codes_of(Fault.UNAVAILABLE)
+EJECT_CODES = codes_of(Fault.MISSING)
+CALLER_FAULT_CODES = codes_of(Fault.CALLER)
+MODEL_ERROR_CODES = codes_of(Fault.MODEL)
+
+VERDICTS: Mapping[Fault, Verdict] = MappingProxyType(
     {
-        "ServiceUnavailableException",
-        "ServiceUnavailable",
-        "ModelNotReadyException",
-        "InternalServerException",
-        "InternalFailure",
-        "InternalDependencyException",
+        Fault.THROTTLED: Verdict.FAILOVER,
+        Fault.TIMEOUT: Verdict.FAILOVER,
+        Fault.UNAVAILABLE: Verdict.FAILOVER,
+        Fault.MISSING: Verdict.EJECT,
+        Fault.CALLER: Verdict.RAISE,
+        Fault.MODEL: Verdict.MODEL_ERROR,
     }
 )
-EJECT_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException"})
-CALLER_FAULT_CODES = frozenset({"ValidationException", "ValidationError"})
-MODEL_ERROR_CODES = frozenset({"ModelErrorException", "ModelError", "ModelStreamErrorException"})
+"""What a routed call does next, per :class:`~mangaroute.core.outcome.Fault`: the codes and
+their meanings are core's one table (:data:`~mangaroute.core.outcome.ERROR_CODES`)."""
 
-_ENDPOINT_NOT_FOUND = re.compile(r"\bEndpoint\b.*\bnot found\b", re.IGNORECASE)
 _TIMEOUTS = (
     boto_errors.ReadTimeoutError,
     boto_errors.ConnectTimeoutError,
@@ -110,12 +126,6 @@ _TRANSPORT = (
 )
 
 
-def _code(exc: BaseException) -> str:
-    """The error code, PascalCase (in-stream exceptions arrive lower-camel-cased)."""
-    code = error_code_of(exc)
-    return code[:1].upper() + code[1:]
-
-
 def _status(exc: BaseException) -> int:
     response: Any = getattr(exc, "response", None)
     try:
@@ -124,45 +134,25 @@ def _status(exc: BaseException) -> int:
         return 0
 
 
-def _endpoint_missing(exc: BaseException) -> bool:
-    """SageMaker answers a missing endpoint with ``ValidationError`` "Endpoint X of account Y
-    not found." - a wrong target, not a bad request. Only the message tells them apart."""
-    response: Any = getattr(exc, "response", None)
-    try:
-        message = response["Error"]["Message"]
-    except (TypeError, KeyError):
-        return False
-    return isinstance(message, str) and _ENDPOINT_NOT_FOUND.search(message) is not None
-
-
 def failure_of_code(code: str, *, status: int = 0, endpoint_missing: bool = False) -> Failure:
-    """The :class:`Failure` for an error code (PascalCase) as a target returned it: the table
-    above, in one place. ``status`` is the HTTP status (0 if unknown: only a 5xx status
-    makes an unlisted code fail over); ``endpoint_missing`` marks SageMaker's
-    ``ValidationError`` "Endpoint ... not found". :func:`classify_failure` reads exceptions
-    through it, and the simulator classifies its simulated error codes with it - so a
-    simulated failure follows exactly the rule a real one does."""
-    if code in THROTTLE_CODES:
-        return Failure(Verdict.FAILOVER, Outcome.THROTTLED, code)
-    if code in TIMEOUT_CODES:
-        return Failure(Verdict.FAILOVER, Outcome.TIMEOUT, code)
-    if code in UNAVAILABLE_CODES:
-        return Failure(Verdict.FAILOVER, Outcome.ERROR, code)
-    if code in EJECT_CODES or (code == "ValidationError" and endpoint_missing):
-        return Failure(Verdict.EJECT, Outcome.ERROR, code)
-    if code in CALLER_FAULT_CODES:
-        return Failure(Verdict.RAISE, Outcome.ERROR, code)
-    if code in MODEL_ERROR_CODES:
-        return Failure(Verdict.MODEL_ERROR, Outcome.ERROR, code)
+    """The :class:`Failure` for an error code (PascalCase) as a target returned it: the code's
+    :class:`~mangaroute.core.outcome.Fault` in core's table and that fault's :data:`VERDICTS`
+    entry. ``status`` is the HTTP status (0 if unknown: only a 5xx status makes an unlisted
+    code fail over); ``endpoint_missing`` marks SageMaker's ``ValidationError`` "Endpoint ...
+    not found". :func:`classify_failure` reads exceptions through it, and the simulator
+    classifies its simulated error codes with it - so a simulated failure follows exactly the
+    rule a real one does."""
+    fault = fault_of_code(code, endpoint_missing=endpoint_missing)
+    if fault is not None:
+        return Failure(VERDICTS[fault], fault.outcome, code)
     if status >= 500:
         return Failure(Verdict.FAILOVER, Outcome.ERROR, code)
     return Failure(Verdict.RAISE, Outcome.ERROR, code)
 
 
 def _client_error(exc: boto_errors.ClientError) -> Failure:
-    code = _code(exc)
-    missing = code == "ValidationError" and _endpoint_missing(exc)
-    return failure_of_code(code, status=_status(exc), endpoint_missing=missing)
+    missing = _endpoint_missing(exc)
+    return failure_of_code(pascal_code(exc), status=_status(exc), endpoint_missing=missing)
 
 
 def classify_failure(exc: BaseException) -> Failure:
