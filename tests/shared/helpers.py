@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -178,6 +181,26 @@ def serve_process(config: Path, log_level: str = "INFO") -> tuple[subprocess.Pop
             return process, "".join(lines)
     process.wait(30)
     raise AssertionError("mangaroute serve did not start:\n" + "".join(lines))
+
+
+def serve_until_synced(
+    config: Path, replicas_key: str, replica: str, redis_client: Any, log_level: str = "INFO"
+) -> tuple[int, str]:
+    """Run ``mangaroute serve`` with ``config`` until replica ``replica`` shows in the
+    ``replicas_key`` sorted set (it synced), then SIGTERM it: ``(exit code, whole log)``."""
+    process, started = serve_process(config, log_level)
+    try:
+        deadline = time.monotonic() + 30
+        while redis_client.zscore(replicas_key, replica) is None:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the sidecar never synced"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, started + log
 
 
 def metric(reader: InMemoryMetricReader, name: str) -> float:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from mangaroute.config import default_config_text, load_config
 from mangaroute.shared import SharedState
 from mangaroute.shared.cli import redact
 from mangaroute.shared.redis_store import key_prefix
-from tests.shared.helpers import serve_process
+from tests.shared.helpers import serve_until_synced
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,19 +90,8 @@ def test_serve_joins_the_fleet_and_leaves_on_sigterm(
     tmp_path: Path, redis_url: str, deployment: str, redis_client: redis.Redis
 ) -> None:
     path = _config(tmp_path, redis_url, deployment, replica_id='"sidecar-1"')
-    process, started = serve_process(path)
-    try:
-        key = key_prefix(deployment) + "replicas"
-        deadline = time.monotonic() + 20
-        while redis_client.zscore(key, "sidecar-1") is None:
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "the sidecar never synced"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, log = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    log = started + log
-    assert process.returncode == 0
+    code, log = serve_until_synced(
+        path, key_prefix(deployment) + "replicas", "sidecar-1", redis_client
+    )
+    assert code == 0, log
     assert f"sharing routing state as replica sidecar-1 of deployment '{deployment}'" in log

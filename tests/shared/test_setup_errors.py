@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +22,7 @@ from mangaroute.config import default_config_text, load_config, parse_config
 from mangaroute.core.fleet import SharedSettings, redact_url
 from mangaroute.shared import SharedState
 from mangaroute.shared.redis_store import SharedSetupError, key_prefix
-from tests.shared.helpers import FLEET_CONFIG, serve_process
+from tests.shared.helpers import FLEET_CONFIG, serve_until_synced
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "Hunter2-s3cr3t"
@@ -151,20 +149,10 @@ def test_serve_logs_the_url_without_the_password(
         sync_interval_ms="100",
         replica_id='"sidecar-pw"',
     )
-    process, started = serve_process(path, "DEBUG")
-    try:
-        deadline = time.monotonic() + 30
-        while redis_client.zscore(key_prefix(deployment) + "replicas", "sidecar-pw") is None:
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "the sidecar never synced"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, log = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    log = started + log
-    assert process.returncode == 0, log
+    code, log = serve_until_synced(
+        path, key_prefix(deployment) + "replicas", "sidecar-pw", redis_client, "DEBUG"
+    )
+    assert code == 0, log
     assert f"redis://:***@{host}/0" in log
     assert SECRET not in log
 
