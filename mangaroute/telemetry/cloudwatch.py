@@ -53,12 +53,8 @@ from mangaroute.core.histogram import LogScale
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import BreakerEvent, RouterEvent
 from mangaroute.core.targets import Target
-from mangaroute.telemetry._worker import (
-    PeriodicWorker,
-    RateLimitedWarning,
-    close_at_exit,
-    forget_at_exit,
-)
+from mangaroute.runtime import RateLimitedLog
+from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
 from mangaroute.telemetry.datum import (
     MAX_VALUES_PER_DATUM,
     Dimensions,
@@ -167,7 +163,7 @@ class CloudWatchMetrics:
         self._max_pending = max_pending
         self._max_series = max_series
         self._wall = wall_clock
-        self._warning = RateLimitedWarning(warn_every_s, clock)
+        self._warning = RateLimitedLog(warn_every_s, clock, logger)
         self._scale = LogScale(0.01)
         self._lock = threading.Lock()
         self._export_lock = threading.Lock()

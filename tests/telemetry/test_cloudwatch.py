@@ -16,9 +16,9 @@ import pytest
 
 from mangaroute import FakeClock, Router, parse_config
 from mangaroute.core.snapshot import SwitchEvent
+from mangaroute.runtime import RateLimitedLog
 from mangaroute.telemetry import CloudWatchMetrics, EmfSink, MetricDatum
 from mangaroute.telemetry import cloudwatch as cw
-from mangaroute.telemetry._worker import RateLimitedWarning
 from mangaroute.telemetry.sinks import emf_events
 from tests.telemetry.helpers import MANGA_CONFIG
 
@@ -193,7 +193,7 @@ def test_the_pending_buffer_is_bounded(caplog: pytest.LogCaptureFixture) -> None
 
 def test_rate_limited_warning_counts_what_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock(0)
-    warning = RateLimitedWarning(60.0, clock)
+    warning = RateLimitedLog(60.0, clock, logging.getLogger("mangaroute.telemetry"))
     with caplog.at_level(logging.WARNING, logger="mangaroute.telemetry"):
         assert warning.warn("down %s", 1)
         clock.advance(seconds=30)
