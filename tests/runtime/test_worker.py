@@ -41,11 +41,13 @@ def test_delay_none_waits_for_a_wake_and_a_failure_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     runs: list[int] = []
+    first = threading.Event()
     second = threading.Event()
 
     def work() -> None:
         runs.append(1)
         if len(runs) == 1:
+            first.set()
             raise RuntimeError("work exploded")
         second.set()
 
@@ -53,6 +55,7 @@ def test_delay_none_waits_for_a_wake_and_a_failure_is_logged(
     with caplog.at_level(logging.ERROR, logger="mangaroute.runtime"):
         worker.start()
         worker.wake()
+        assert first.wait(10)  # a loaded machine may take a while to schedule the thread
         assert not second.wait(0.05)  # after the failing run it waits for a wake
         assert runs == [1]
         worker.wake()

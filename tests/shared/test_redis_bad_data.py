@@ -167,7 +167,11 @@ def test_a_key_of_the_wrong_type_fails_the_sync_until_it_is_gone(
 class _Broken:
     """A store with a bug: every call raises."""
 
+    def __init__(self) -> None:
+        self.exchanges = 0
+
     def exchange(self, out: Outbound) -> Inbound:
+        self.exchanges += 1
         raise ValueError("invalid literal for int() with base 10: 'x'")
 
     def close(self) -> None:
@@ -178,10 +182,14 @@ def test_close_never_raises(
     redis_url: str, deployment: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(START_NS)
-    a, state = replica(clock, redis_url, deployment, "a", store=_Broken(), sync_interval_ms=20)
+    broken = _Broken()
+    a, state = replica(clock, redis_url, deployment, "a", store=broken, sync_interval_ms=20)
     caplog.set_level(logging.WARNING, logger="mangaroute.shared")
     state.start()
-    time.sleep(0.5)  # some 25 syncs raise on the thread: logged once, not per sync
+    deadline = time.monotonic() + 30  # a loaded machine schedules the thread late
+    while broken.exchanges < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert broken.exchanges >= 10  # 10 syncs raised on the thread: logged once, not per sync
     state.close()
     assert [r.getMessage() for r in caplog.records] == [
         "shared-state sync failed",
