@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from mangaroute.core.errors import MangarouteError
+
 __all__ = [
     "PlanningInputError",
     "check_at_least",
@@ -18,8 +20,12 @@ __all__ = [
 ]
 
 
-class PlanningInputError(ValueError):
-    """An input to a planning calculation is invalid; ``field`` names it."""
+class PlanningInputError(MangarouteError, ValueError):
+    """An input to a planning calculation is invalid; ``field`` names it.
+
+    A ``MangarouteError`` like every deliberate error, so one ``except`` covers them;
+    still a ``ValueError`` for callers written before that.
+    """
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mangaroute.core.errors import MangarouteError
 from mangaroute.planning import (
     CapacityAssumptions,
     Prices,
@@ -19,7 +20,7 @@ from mangaroute.planning import (
     TrafficProfile,
     load_profile,
 )
-from mangaroute.planning.errors import PlanningInputError
+from mangaroute.planning.errors import PlanningInputError, check_positive
 from mangaroute.planning.profile import (
     Override,
     RecommendSettings,
@@ -179,3 +180,11 @@ def test_shipped_profile_is_plain_toml() -> None:
         "recommend",
         "autoscaling",
     }
+
+
+def test_planning_input_error_is_a_mangaroute_error_and_still_a_value_error() -> None:
+    with pytest.raises(MangarouteError, match=r"^peak_rps: must be > 0, got 0$") as info:
+        check_positive("peak_rps", 0)
+    assert isinstance(info.value, PlanningInputError)
+    assert isinstance(info.value, ValueError)
+    assert info.value.field == "peak_rps"
