@@ -21,14 +21,27 @@ __all__ = [
     "ListenAddress",
     "Sidecar",
     "SidecarError",
+    "SidecarExtraMissing",
     "SidecarSettings",
     "TlsFiles",
     "parse_listen",
+    "require_grpc",
 ]
+
+INSTALL_HINT = "pip install 'mangaroute[sidecar]'"
+
+# The modules the ``sidecar`` extra installs, by the package that provides them.
+_EXTRA_MODULES = {
+    "grpc": "grpcio",
+    "grpc_health": "grpcio-health-checking",
+    "grpc_reflection": "grpcio-reflection",
+    "google.protobuf": "protobuf",
+}
 
 _HOMES = {
     "ListenAddress": "address",
     "SidecarError": "address",
+    "SidecarExtraMissing": "address",
     "parse_listen": "address",
     "SERVICE_NAME": "server",
     "Sidecar": "server",
@@ -42,3 +55,25 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
+
+def require_grpc() -> None:
+    """Raise :class:`SidecarExtraMissing` unless the ``sidecar`` extra is installed.
+
+    The core install has no gRPC or protobuf; everything that needs them is reached through
+    this package, and the sidecar commands call this first so a user gets the install line
+    instead of a traceback.
+    """
+    from mangaroute.sidecar.address import SidecarExtraMissing  # noqa: PLC0415
+
+    missing = []
+    for module, package in _EXTRA_MODULES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        raise SidecarExtraMissing(
+            f"the gRPC sidecar needs {', '.join(missing)}, which the core install leaves out: "
+            f"{INSTALL_HINT}"
+        )

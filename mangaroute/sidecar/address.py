@@ -34,6 +34,10 @@ class SidecarError(MangarouteError, ValueError):
     """The sidecar cannot start as asked (bad address, busy socket, unreadable TLS file...)."""
 
 
+class SidecarExtraMissing(SidecarError):
+    """The ``sidecar`` extra (gRPC, protobuf) is missing: ``pip install 'mangaroute[sidecar]'``."""
+
+
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
     """A parsed ``--listen`` value: ``unix:/path`` or ``host:port``."""

@@ -150,6 +150,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from mangaroute.sidecar import require_grpc  # noqa: PLC0415
+
+    require_grpc()
     from mangaroute.config import load_config, load_default_config  # noqa: PLC0415
     from mangaroute.core.router import Router  # noqa: PLC0415
     from mangaroute.sidecar.address import SidecarError, parse_listen  # noqa: PLC0415
