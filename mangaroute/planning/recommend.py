@@ -13,7 +13,7 @@ by default; ``seed_exact=True`` reproduces the seed's formula.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from mangaroute.core.scoring import (
     SECONDS_PER_MONTH,
@@ -181,6 +181,8 @@ class Recommendation:
     latency_scoring: str
     ranked: tuple[ScoredCandidate, ...]
     dropped: tuple[Dropped, ...]
+    weights: ScoreWeights = field(default_factory=ScoreWeights)
+    """The weights the totals were computed with."""
 
 
 _PROFILE_KEYS = frozenset(f.name for f in fields(LatencyProfile))
@@ -303,4 +305,5 @@ def recommend(
         latency_scoring="seed-exact" if seed_exact_latency_score else "corrected",
         ranked=tuple(ranked),
         dropped=tuple(dropped),
+        weights=weights,
     )

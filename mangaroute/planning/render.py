@@ -142,13 +142,13 @@ def recommendation_json(rec: Recommendation) -> dict[str, Any]:
 
 def recommendation_text(rec: Recommendation) -> str:
     """``plan recommend``."""
-    req = rec.requirement
+    req, w = rec.requirement, rec.weights
     head = (
         f"Requirement: p99 <= {req.max_p99_ms:,.0f} ms, >= {req.min_throughput_rps:,.2f} req/s, "
         f"budget {_usd(req.max_monthly_cost_usd)}/month, custom model: "
         f"{'yes' if req.needs_custom_model else 'no'}\n"
-        f"Latency score: {rec.latency_scoring}; weights latency 0.35, throughput 0.25, "
-        f"cost 0.25, operations 0.15"
+        f"Latency score: {rec.latency_scoring}; weights latency {w.latency:g}, throughput "
+        f"{w.throughput:g}, cost {w.cost:g}, operations {w.ops:g}"
     )
     rows = [
         [

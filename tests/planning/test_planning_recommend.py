@@ -18,6 +18,7 @@ from mangaroute.planning import (
     recommend,
     throughput_score,
 )
+from mangaroute.planning.render import recommendation_text
 
 PEAK_RPS = 1_000_000 / 86_400 * 3.5  # MangaAssist peak, 40.509 req/s
 MANGA = Requirement(max_p99_ms=1500, min_throughput_rps=PEAK_RPS, max_monthly_cost_usd=50_000)
@@ -210,3 +211,11 @@ def test_cost_score_non_increasing_in_cost(budget: float, a: float, b: float) ->
 def test_seed_formula_jumps_up_just_over_the_target(t: float, over: float) -> None:
     assume(over > 1e-6)
     assert latency_score(t * (1 + over), t, seed_exact=True) > latency_score(t, t, seed_exact=True)
+
+
+def test_the_recommendation_text_states_the_weights_it_used() -> None:
+    rec = recommend(MANGA, weights=ScoreWeights(latency=0.5, throughput=0.1, cost=0.3, ops=0.1))
+    assert rec.weights == ScoreWeights(0.5, 0.1, 0.3, 0.1)
+    text = recommendation_text(rec)
+    assert "weights latency 0.5, throughput 0.1, cost 0.3, operations 0.1" in text
+    assert "latency 0.35" in recommendation_text(recommend(MANGA))
