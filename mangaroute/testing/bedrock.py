@@ -92,12 +92,18 @@ def _answer(plan: CallPlan, request: ConverseRequest) -> tuple[list[str], str]:
     return pieces, "end_turn"
 
 
-def _usage(request: ConverseRequest, output_tokens: int) -> dict[str, int]:
-    return {
+def _usage(request: ConverseRequest, plan: CallPlan, output_tokens: int) -> dict[str, int]:
+    """``TokenUsage``: the cache members only when the script caches, as Bedrock omits them."""
+    cached = plan.cache_read_tokens + plan.cache_write_tokens
+    usage = {
         "inputTokens": request.input_tokens,
         "outputTokens": output_tokens,
-        "totalTokens": request.input_tokens + output_tokens,
+        "totalTokens": request.input_tokens + output_tokens + cached,
     }
+    if cached:
+        usage["cacheReadInputTokens"] = plan.cache_read_tokens
+        usage["cacheWriteInputTokens"] = plan.cache_write_tokens
+    return usage
 
 
 def serve_converse(exchange: Exchange, plan: CallPlan, request: ConverseRequest) -> None:
@@ -109,7 +115,7 @@ def serve_converse(exchange: Exchange, plan: CallPlan, request: ConverseRequest)
     response = {
         "output": {"message": message},
         "stopReason": stop_reason,
-        "usage": _usage(request, len(pieces)),
+        "usage": _usage(request, plan, len(pieces)),
         "metrics": {"latencyMs": round(latency_ms)},
     }
     send_json(exchange, 200, response)
@@ -146,7 +152,7 @@ def serve_converse_stream(exchange: Exchange, plan: CallPlan, request: ConverseR
         _break_stream(exchange, plan.stream_failure)
         return
     metadata = {
-        "usage": _usage(request, len(pieces)),
+        "usage": _usage(request, plan, len(pieces)),
         "metrics": {"latencyMs": round(plan.generation_ms(len(pieces)))},
     }
     exchange.write_chunk(event_frame("contentBlockStop", {"contentBlockIndex": 0}))

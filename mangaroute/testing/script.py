@@ -120,6 +120,10 @@ class TargetScript:
     ``text`` fixes the answer instead (its whitespace-separated pieces are the tokens).
     ``throttle_probability`` and ``error_probabilities`` are per-call chances, drawn with one
     uniform number, so together they must not exceed 1.
+    ``cache_read_tokens`` and ``cache_write_tokens`` make every answer report prompt-cache
+    usage (``usage.cacheReadInputTokens`` / ``cacheWriteInputTokens``): the cached prefix is
+    counted apart from ``inputTokens``, which stays the uncached remainder of the prompt, as
+    Bedrock reports it (AWS, "How tokens are counted in Amazon Bedrock").
     """
 
     latency: Latency = field(default_factory=Latency)
@@ -132,6 +136,8 @@ class TargetScript:
     outages: Sequence[Outage] = ()
     stream_failure: StreamFailure | None = None
     error_latency_ms: float = 0.0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
         freeze = object.__setattr__  # keep the script immutable even if the caller's dict is not
@@ -141,6 +147,11 @@ class TargetScript:
         low, high = self.token_range
         if not (0 <= low <= high) or self.tokens_per_chunk < 1 or self.error_latency_ms < 0:
             raise ValueError(f"bad token counts or error latency in {self}")
+        if self.cache_read_tokens < 0 or self.cache_write_tokens < 0:
+            raise ValueError(
+                "cache_read_tokens and cache_write_tokens must be >= 0, got "
+                f"{self.cache_read_tokens} and {self.cache_write_tokens}"
+            )
         chances = [self.throttle_probability, *self.error_probabilities.values()]
         if any(not (0 <= p <= 1) for p in chances) or math.fsum(chances) > 1 + 1e-12:
             raise ValueError(f"error probabilities must be in [0, 1] and sum to <= 1: {chances}")
@@ -180,6 +191,8 @@ class CallPlan:
     stream_failure_after: int = 0
     text_seed: int = 0
     error_latency_ms: float = 0.0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def outcome(self) -> str:
@@ -256,4 +269,6 @@ def plan_call(
         stream_failure=None if failure is None else failure.error,
         stream_failure_after=0 if failure is None else failure.after_chunks,
         text_seed=text_seed,
+        cache_read_tokens=script.cache_read_tokens,
+        cache_write_tokens=script.cache_write_tokens,
     )
