@@ -33,6 +33,7 @@ from mangaroute.testing.script import (
     Outage,
     StreamFailure,
     TargetScript,
+    ToolUse,
     plan_call,
 )
 from mangaroute.testing.server import StandIn
@@ -57,6 +58,7 @@ __all__ = [
     "Target",
     "TargetScript",
     "TargetStats",
+    "ToolUse",
     "decode_message",
     "decode_messages",
     "encode_message",

@@ -25,6 +25,7 @@ __all__ = [
     "Outage",
     "StreamFailure",
     "TargetScript",
+    "ToolUse",
     "plan_call",
 ]
 
@@ -113,6 +114,23 @@ class StreamFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolUse:
+    """The model calls tool ``name`` with ``input`` (a JSON object) when the request offers a
+    tool of that name (``toolConfig.tools[].toolSpec.name``) and its last message carries no
+    ``toolResult``: the first turn of an agent loop calls the tool, the turn after the tool's
+    answer is text. The answer is one ``toolUse`` content block, ``stopReason`` ``tool_use``.
+    """
+
+    name: str
+    input: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("ToolUse.name must be a non-empty tool name")
+        object.__setattr__(self, "input", MappingProxyType(dict(self.input)))
+
+
+@dataclass(frozen=True, slots=True)
 class TargetScript:
     """How one stand-in target behaves. Everything defaults to "instant and healthy".
 
@@ -124,6 +142,7 @@ class TargetScript:
     usage (``usage.cacheReadInputTokens`` / ``cacheWriteInputTokens``): the cached prefix is
     counted apart from ``inputTokens``, which stays the uncached remainder of the prompt, as
     Bedrock reports it (AWS, "How tokens are counted in Amazon Bedrock").
+    ``tool_use`` makes the model call a tool when the request offers it (:class:`ToolUse`).
     """
 
     latency: Latency = field(default_factory=Latency)
@@ -138,6 +157,7 @@ class TargetScript:
     error_latency_ms: float = 0.0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    tool_use: ToolUse | None = None
 
     def __post_init__(self) -> None:
         freeze = object.__setattr__  # keep the script immutable even if the caller's dict is not
@@ -193,6 +213,7 @@ class CallPlan:
     error_latency_ms: float = 0.0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    tool_use: ToolUse | None = None
 
     @property
     def outcome(self) -> str:
@@ -271,4 +292,5 @@ def plan_call(
         text_seed=text_seed,
         cache_read_tokens=script.cache_read_tokens,
         cache_write_tokens=script.cache_write_tokens,
+        tool_use=script.tool_use,
     )

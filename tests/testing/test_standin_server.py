@@ -40,6 +40,7 @@ def test_public_api_is_pinned() -> None:
         "Target",
         "TargetScript",
         "TargetStats",
+        "ToolUse",
         "decode_message",
         "decode_messages",
         "encode_message",
