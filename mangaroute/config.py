@@ -385,6 +385,12 @@ def _target(
                 "output_per_million_usd", 0.0, limit="pricing.output_per_million_usd"
             ),
             hourly_usd=hourly,
+            cache_read_per_million_usd=table.number(
+                "cache_read_per_million_usd", None, limit="pricing.cache_read_per_million_usd"
+            ),
+            cache_write_per_million_usd=table.number(
+                "cache_write_per_million_usd", None, limit="pricing.cache_write_per_million_usd"
+            ),
         ),
     )
     tpm = table.number("tokens_per_minute", None, limit="capacity.tokens_per_minute")

@@ -139,6 +139,8 @@ LIMITS: Mapping[str, Range] = {
     # [targets.NAME]: prices, capacity, sizing
     "pricing.input_per_million_usd": _r(0, 100_000, "USD per 1M tokens"),
     "pricing.output_per_million_usd": _r(0, 100_000, "USD per 1M tokens"),
+    "pricing.cache_read_per_million_usd": _r(0, 100_000, "USD per 1M tokens"),
+    "pricing.cache_write_per_million_usd": _r(0, 100_000, "USD per 1M tokens"),
     "pricing.hourly_usd": _r(0, 1e9, "USD per hour"),
     "capacity.tokens_per_minute": _r(0, 1e10, "tokens per minute", **_POSITIVE),
     "capacity.requests_per_second": _r(0, 1e9, "requests per second", **_POSITIVE),
@@ -188,9 +190,13 @@ LIMITS: Mapping[str, Range] = {
     "cost.slo_p99_ms": _SLO_MS,
     "cost.avg_input_tokens": _TOKENS_IN,
     "cost.avg_output_tokens": _count(0, 1_000_000, "tokens"),
+    "cost.avg_cache_read_tokens": _count(0, 1_000_000, "tokens"),
+    "cost.avg_cache_write_tokens": _count(0, 1_000_000, "tokens"),
     "cost_under_slo.slo_p99_ms": _SLO_MS,
     "cost_under_slo.avg_input_tokens": _TOKENS_IN,
     "cost_under_slo.avg_output_tokens": _TOKENS_OUT,
+    "cost_under_slo.avg_cache_read_tokens": _count(0, 1_000_000, "tokens"),
+    "cost_under_slo.avg_cache_write_tokens": _count(0, 1_000_000, "tokens"),
     "cost_under_slo.paid_headroom": _r(0, 10, "x capacity", **_POSITIVE),
     # pickers
     "weighted.weight": _r(0, 1_000_000),

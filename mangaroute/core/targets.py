@@ -92,20 +92,44 @@ class Pricing:
 
     ``hourly_usd`` is the whole target's hourly price (model units x price per unit-hour, or
     instances x instance-hour price), paid whether or not it serves traffic.
+
+    Prompt caching: Bedrock bills tokens read from the cache (``usage.cacheReadInputTokens``)
+    at a reduced rate and tokens written to it (``cacheWriteInputTokens``) at a rate that may
+    be above the input rate; every other input token at the input rate (AWS, "Prompt caching
+    for faster model inference"). Unset cache prices (``None``) take the input price, so a
+    config without them prices cached tokens as ordinary input.
     """
 
     input_per_million_usd: float = 0.0
     output_per_million_usd: float = 0.0
     hourly_usd: float = 0.0
+    cache_read_per_million_usd: float | None = None
+    cache_write_per_million_usd: float | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "pricing")
 
-    def token_cost_usd(self, input_tokens: int, output_tokens: int) -> float:
-        """Marginal price of one call: what the tokens cost beyond any hourly commitment."""
-        return (
+    def token_cost_usd(
+        self,
+        input_tokens: float,
+        output_tokens: float,
+        cache_read_tokens: float = 0,
+        cache_write_tokens: float = 0,
+    ) -> float:
+        """Marginal price of one call: what the tokens cost beyond any hourly commitment.
+
+        ``input_tokens`` are the uncached ones (Converse's ``usage.inputTokens``); the cache
+        counts are priced apart.
+        """
+        cost = (
             input_tokens * self.input_per_million_usd + output_tokens * self.output_per_million_usd
-        ) / 1_000_000
+        )
+        if cache_read_tokens or cache_write_tokens:
+            read = self.cache_read_per_million_usd
+            write = self.cache_write_per_million_usd
+            cost += cache_read_tokens * (self.input_per_million_usd if read is None else read)
+            cost += cache_write_tokens * (self.input_per_million_usd if write is None else write)
+        return cost / 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

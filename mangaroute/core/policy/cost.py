@@ -36,6 +36,10 @@ class CostUnderSlo:
     slo_p99_ms: float = 1500.0
     avg_input_tokens: int = 500
     avg_output_tokens: int = 300
+    avg_cache_read_tokens: int = 0
+    """Prompt-cache tokens a typical call reads (on top of ``avg_input_tokens``, uncached)."""
+    avg_cache_write_tokens: int = 0
+    """Prompt-cache tokens a typical call writes."""
     paid_headroom: float = 1.0
     """Utilization below which hourly-paid capacity counts as free."""
     predictor: LatencyPredictor = field(default_factory=LatencyPredictor)
@@ -45,7 +49,12 @@ class CostUnderSlo:
         check_fields(self, "cost_under_slo")
 
     def marginal_usd(self, view: TargetView) -> float:
-        return view.target.pricing.token_cost_usd(self.avg_input_tokens, self.avg_output_tokens)
+        return view.target.pricing.token_cost_usd(
+            self.avg_input_tokens,
+            self.avg_output_tokens,
+            self.avg_cache_read_tokens,
+            self.avg_cache_write_tokens,
+        )
 
     def fits(self, view: TargetView, expected_ms: float | None = None) -> bool:
         """Within the SLO (and, for paid capacity, below ``paid_headroom``)."""

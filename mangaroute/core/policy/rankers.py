@@ -93,6 +93,10 @@ class CheapestWithinSlo:
     slo_p99_ms: float = 1500.0
     avg_input_tokens: int = 500
     avg_output_tokens: int = 300
+    avg_cache_read_tokens: int = 0
+    """Prompt-cache tokens a typical call reads (on top of ``avg_input_tokens``, uncached)."""
+    avg_cache_write_tokens: int = 0
+    """Prompt-cache tokens a typical call writes."""
     name: str = "cost"
 
     def __post_init__(self) -> None:
@@ -101,7 +105,10 @@ class CheapestWithinSlo:
     def rank(self, views: Sequence[TargetView]) -> tuple[list[TargetView], dict[str, float]]:
         prices = {
             view.name: view.target.pricing.token_cost_usd(
-                self.avg_input_tokens, self.avg_output_tokens
+                self.avg_input_tokens,
+                self.avg_output_tokens,
+                self.avg_cache_read_tokens,
+                self.avg_cache_write_tokens,
             )
             for view in views
         }
