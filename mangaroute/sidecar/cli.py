@@ -21,9 +21,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mangaroute.core.errors import MangarouteError
+from mangaroute.sidecar.metrics import DEFAULT_PROMETHEUS_PORT
 
 if TYPE_CHECKING:
-    from mangaroute.sidecar.server import Sidecar
+    from mangaroute.core.settings import RouterConfig
+    from mangaroute.sidecar.metrics import SidecarMetrics
+    from mangaroute.sidecar.server import Sidecar, SidecarSettings
 
 __all__ = ["add_arguments", "cmd_serve", "main", "register"]
 
@@ -127,6 +130,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "often, so no call pays for it; health follows each rebuild (default: the config's "
         "refresh_ms; 0: at most once a second, leaving the rest to the calls)",
     )
+    observed = parser.add_argument_group(
+        "metrics (default: none; the same metric set as the library, docs/observability.md)"
+    )
+    observed.add_argument(
+        "--metrics",
+        action="append",
+        default=[],
+        metavar="EXPORTER",
+        help="emf (CloudWatch EMF lines on stdout), otlp (OpenTelemetry OTLP, configured by "
+        "the OTEL_EXPORTER_OTLP_* variables) or prometheus (a scrape endpoint); repeat the "
+        "flag or separate with commas",
+    )
+    observed.add_argument(
+        "--prometheus-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the Prometheus endpoint listens on (default 127.0.0.1: this machine "
+        "only; the endpoint has no authentication)",
+    )
+    observed.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=DEFAULT_PROMETHEUS_PORT,
+        metavar="PORT",
+        help=f"port of the Prometheus endpoint (default {DEFAULT_PROMETHEUS_PORT}; 0: any free "
+        "port, logged at start)",
+    )
+    observed.add_argument(
+        "--emf-namespace",
+        default=None,
+        metavar="NAMESPACE",
+        help="CloudWatch namespace of the EMF lines (default MangaAssist/Deployment, the "
+        "dashboard's and alarms' default)",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -154,9 +191,13 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     require_grpc()
     from mangaroute.config import load_config, load_default_config  # noqa: PLC0415
-    from mangaroute.core.router import Router  # noqa: PLC0415
     from mangaroute.sidecar.address import SidecarError, parse_listen  # noqa: PLC0415
-    from mangaroute.sidecar.server import Sidecar, SidecarSettings, TlsFiles  # noqa: PLC0415
+    from mangaroute.sidecar.metrics import (  # noqa: PLC0415
+        MetricsSettings,
+        SidecarMetrics,
+        parse_metrics,
+    )
+    from mangaroute.sidecar.server import SidecarSettings, TlsFiles  # noqa: PLC0415
 
     _configure_logging(args.log_level)
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -175,8 +216,30 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         socket_mode=args.socket_mode,
         allow_insecure_remote=args.allow_insecure_remote,
     )
+    metrics_settings = MetricsSettings(
+        exporters=parse_metrics(args.metrics),
+        prometheus_host=args.prometheus_host,
+        prometheus_port=args.prometheus_port,
+        emf_namespace=args.emf_namespace,
+    )
     config = load_config(args.config) if args.config else load_default_config()
-    router = Router(config)
+    metrics = SidecarMetrics(metrics_settings, config.targets)
+    try:
+        clean = _serve(config, settings, metrics)
+    finally:
+        metrics.close()
+    if not clean:  # gRPC left call threads running; the interpreter would wait for them
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+def _serve(config: RouterConfig, settings: SidecarSettings, metrics: SidecarMetrics) -> bool:
+    """Serve until a signal, drain; whether everything stopped cleanly."""
+    from mangaroute.core.router import Router  # noqa: PLC0415
+    from mangaroute.sidecar.server import Sidecar  # noqa: PLC0415
+
+    router = Router(config, observer=metrics.observer)
     shared = None
     if config.shared is not None:
         from mangaroute.shared import SharedState  # noqa: PLC0415
@@ -201,10 +264,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         if shared is not None:
             shared.close()
-    if not clean:  # gRPC left call threads running; the interpreter would wait for them
-        logging.shutdown()
-        os._exit(0)
-    return 0
+    return clean
 
 
 def _drain(sidecar: Sidecar, signals: _Signals) -> bool:

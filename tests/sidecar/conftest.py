@@ -119,18 +119,30 @@ def counts(stub: pb_grpc.RouterStub) -> dict[str, tuple[int, int, int, int]]:
 class ServeProcess:
     """A sidecar process; its stderr is collected on a thread."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(
+        self, command: list[str], *, stdout: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
+        self.stdout: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._out_reader = threading.Thread(target=self._read_stdout, daemon=True)
+        if stdout:
+            self._out_reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.stdout.append(line)
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -162,6 +174,8 @@ class ServeProcess:
     def finish(self, timeout_s: float = 20.0) -> int:
         code = self.process.wait(timeout_s)
         self._reader.join(5)
+        if self._out_reader.is_alive():
+            self._out_reader.join(5)
         return code
 
     def kill(self) -> None:
@@ -171,6 +185,9 @@ class ServeProcess:
         if self.process.stderr is not None:
             self._reader.join(5)
             self.process.stderr.close()
+        if self.process.stdout is not None:
+            self._out_reader.join(5)
+            self.process.stdout.close()
 
 
 @pytest.fixture
@@ -179,8 +196,8 @@ def spawn() -> Iterator[type[ServeProcess]]:
     started: list[ServeProcess] = []
 
     class Tracked(ServeProcess):
-        def __init__(self, command: list[str]) -> None:
-            super().__init__(command)
+        def __init__(self, command: list[str], **options: Any) -> None:
+            super().__init__(command, **options)
             started.append(self)
 
     yield Tracked
