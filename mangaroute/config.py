@@ -310,6 +310,7 @@ def _shared(root: _Table) -> SharedSettings | None:
             tls_ca_file=table.text("tls_ca_file", None),
             tls_verify=table.flag("tls_verify", True),
             replica_id=table.text("replica_id", None),
+            cluster=table.flag("cluster", False),
         ),
     )
     table.finish()

@@ -84,6 +84,9 @@ class SharedSettings:
     tls_verify: bool = True
     replica_id: str | None = None
     """Defaults to ``<hostname>-<pid>-<random>``."""
+    cluster: bool = False
+    """Cluster-mode Redis/Valkey (ElastiCache with cluster mode enabled): ``url`` names one
+    node (the configuration endpoint) and the client follows the slots to the others."""
 
     def __repr__(self) -> str:
         """The fields, with the URL's password hidden (a repr ends up in logs and tracebacks;
@@ -98,6 +101,11 @@ class SharedSettings:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(
                 f"url must start with redis://, rediss:// or unix://, got {redact_url(self.url)!r}"
+            )
+        if self.cluster and self.url.startswith("unix://"):
+            raise ValueError(
+                "cluster = true needs a redis:// or rediss:// URL naming a cluster node, "
+                f"got {redact_url(self.url)!r}"
             )
         if not _DEPLOYMENT.match(self.deployment):
             raise ValueError(
