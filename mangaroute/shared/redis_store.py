@@ -26,7 +26,10 @@ Needs the ``redis`` extra: ``pip install 'mangaroute[redis]'``.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mangaroute.core.errors import MangarouteError
@@ -76,6 +79,17 @@ end
 return 0
 """
 
+SCRIPTS = (CLAIM_EJECTION, SWITCH_PRIMARY, RENEW_PRIMARY, DELETE_IF_EQUAL)
+"""Every script a sync may run; each touches exactly one key (``KEYS[1]``), so a script never
+spans two cluster slots whatever the deployment's hash tag."""
+
+SHA1 = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}
+"""``EVALSHA`` names a script by the SHA-1 of its text, as ``SCRIPT LOAD`` computes it."""
+
+READS = frozenset(("usage", "spend", "ejections", "primary", "replicas"))
+"""The kinds of command whose reply is the merged state read back (sent again after a
+``NOSCRIPT`` retry, so they read what the retried scripts wrote)."""
+
 
 class SharedSetupError(MangarouteError, ValueError):
     """Shared state cannot start: something a person must fix before it can (the CLI says
@@ -91,13 +105,20 @@ def key_prefix(deployment: str) -> str:
     return f"mangaroute:{{{deployment}}}:"
 
 
-def connect(settings: SharedSettings) -> Any:
-    """A redis-py client for ``settings``: no retries (the next sync is the retry), socket
-    and connect timeouts of ``timeout_ms``, TLS for ``rediss://`` URLs, the password from
-    the environment variable ``password_env``."""
+def connect(settings: SharedSettings) -> Callable[[], Any]:
+    """A factory of the redis-py client for ``settings``: no retries (the next sync is the
+    retry), socket and connect timeouts of ``timeout_ms``, TLS for ``rediss://`` URLs, the
+    password from the environment variable ``password_env``.
+
+    What a person must fix (the package missing, the password variable unset) raises
+    :class:`SharedSetupError` here, at once; the network is touched only when the factory is
+    called. ``cluster = true`` yields a ``redis.cluster.RedisCluster``, which asks the node
+    in ``url`` for the slot map as soon as it is built - hence a factory, called by the first
+    sync, so a replica starts (on its local view) while the cluster is unreachable."""
     try:
         import redis  # noqa: PLC0415 - optional dependency
         from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.cluster import RedisCluster  # noqa: PLC0415
         from redis.retry import Retry  # noqa: PLC0415
     except ImportError:
         raise RedisUnavailable(
@@ -111,7 +132,6 @@ def connect(settings: SharedSettings) -> Any:
         "decode_responses": True,
         "encoding_errors": "surrogateescape",  # bytes that are not UTF-8 stay bad data
         "client_name": "mangaroute",
-        "health_check_interval": 0,
     }
     if settings.username is not None:
         options["username"] = settings.username
@@ -129,37 +149,84 @@ def connect(settings: SharedSettings) -> Any:
         if not settings.tls_verify:
             options["ssl_cert_reqs"] = "none"
             options["ssl_check_hostname"] = False
-    return redis.Redis.from_url(settings.url, **options)
+    url = settings.url
+    if settings.cluster:
+        # ``retry`` (none) is the cluster client's own; MOVED and ASK are still followed
+        return lambda: RedisCluster.from_url(url, **options)
+    options["health_check_interval"] = 0
+    client = redis.Redis.from_url(url, **options)
+    return lambda: client
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    """One command of a sync's pipeline: what its reply means (``kind``, ``arg``) and how to
+    queue it (a pipeline method and its arguments), so it can be queued again."""
+
+    kind: str
+    arg: Any
+    method: str
+    args: tuple[Any, ...]
 
 
 class RedisStore:
-    """Shared state of one deployment in Redis; see the module docstring."""
+    """Shared state of one deployment in Redis; see the module docstring.
+
+    The Lua scripts run by ``EVALSHA``: their text crosses the network only when Redis does
+    not know them - the first sync against a fresh server, or after a restart, a failover or
+    ``SCRIPT FLUSH`` emptied its script cache. Then the commands answered ``NOSCRIPT`` are
+    sent again after ``SCRIPT LOAD`` (to every primary of a cluster), together with the reads,
+    so the merged state read back includes what the scripts wrote; nothing else is sent
+    twice, so no increment counts twice.
+    """
 
     def __init__(self, settings: SharedSettings, client: Any | None = None) -> None:
         self.settings = settings
-        self.client = client if client is not None else connect(settings)
+        self._factory = connect(settings) if client is None else lambda: client
+        self._client: Any | None = None
         self.prefix = key_prefix(settings.deployment)
-        from redis.exceptions import RedisError  # noqa: PLC0415 - optional dependency
+        from redis.exceptions import NoScriptError, RedisError  # noqa: PLC0415 - optional
 
         self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+        self._no_script = NoScriptError
         self._repairs: list[BadField] = []
+        self.script_loads = 0
+        """How many times the scripts were loaded (once per server that lost them)."""
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client, built on first use (raises StoreUnavailable)."""
+        if self._client is None:
+            try:
+                self._client = self._factory()
+            except self._errors as exc:
+                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return self._client
 
     def exchange(self, out: Outbound) -> Inbound:
         p = self.prefix
-        pipe = self.client.pipeline(transaction=False)
-        reads: list[tuple[str, Any]] = []
+        commands: list[_Command] = []
+
+        def add(kind: str, arg: Any, method: str, *args: Any) -> None:
+            commands.append(_Command(kind, arg, method, args))
+
+        def script(kind: str, arg: Any, text: str, key: str, *args: Any) -> None:
+            # execute_command: redis-py's cluster pipeline blocks its ``evalsha`` method
+            # (not the command), and routes EVALSHA by its key like any other
+            add(kind, arg, "execute_command", "EVALSHA", SHA1[text], 1, key, *args)
+
         for bad in self._repairs:
-            pipe.eval(DELETE_IF_EQUAL, 1, p + bad.key, bad.field, bad.value)
-            reads.append(("write", bad.key))
+            script("write", bad.key, DELETE_IF_EQUAL, p + bad.key, bad.field, bad.value)
         ejections_key = p + "ejections"
         primary_key = p + "primary"
         replicas_key = p + "replicas"
         key_ttl_ms = round(out.key_ttl_s * 1000)
         if out.proposal is not None:
             q = out.proposal
-            pipe.eval(
+            script(
+                "proposal",
+                None,
                 SWITCH_PRIMARY,
-                1,
                 primary_key,
                 q.expected_epoch,
                 q.to_target,
@@ -168,61 +235,93 @@ class RedisStore:
                 f"{out.unix_s:.3f}",
                 key_ttl_ms,
             )
-            reads.append(("proposal", None))
         usage_ttl_ms = round(out.usage_ttl_s * 1000)
         for bucket, cells in out.usage.items():
             key = f"{p}usage:{bucket}"
             for name, (d_tokens, d_requests) in cells.items():
                 if d_tokens:
-                    pipe.hincrby(key, f"{name}|tok", d_tokens)
-                    reads.append(("add_usage", (bucket, name, 0, d_tokens)))
+                    add(
+                        "add_usage",
+                        (bucket, name, 0, d_tokens),
+                        "hincrby",
+                        key,
+                        f"{name}|tok",
+                        d_tokens,
+                    )
                 if d_requests:
-                    pipe.hincrby(key, f"{name}|req", d_requests)
-                    reads.append(("add_usage", (bucket, name, 1, d_requests)))
-            pipe.pexpire(key, usage_ttl_ms)
-            reads.append(("write", f"usage:{bucket}"))
+                    add(
+                        "add_usage",
+                        (bucket, name, 1, d_requests),
+                        "hincrby",
+                        key,
+                        f"{name}|req",
+                        d_requests,
+                    )
+            add("write", f"usage:{bucket}", "pexpire", key, usage_ttl_ms)
         for quarter, usd in out.spend.items():
             day = quarter // DAY_QUARTERS
             key = f"{p}spend:{day}"
-            pipe.hincrbyfloat(key, str(quarter), usd)
-            pipe.expire(key, 3 * 86_400)
-            reads.extend((("add_spend", (quarter, usd)), ("write", f"spend:{day}")))
+            add("add_spend", (quarter, usd), "hincrbyfloat", key, str(quarter), usd)
+            add("write", f"spend:{day}", "expire", key, 3 * 86_400)
         for claim in out.claims:
             ttl_ms = max(1, round((claim.until_unix - out.unix_s) * 1000))
-            pipe.eval(
-                CLAIM_EJECTION,
-                1,
-                ejections_key,
-                f"{claim.target}|{out.replica}",
-                encode_ejection(claim),
-                ttl_ms,
-            )
-            reads.append(("write", "ejections"))
+            field_name = f"{claim.target}|{out.replica}"
+            entry = encode_ejection(claim)
+            script("write", "ejections", CLAIM_EJECTION, ejections_key, field_name, entry, ttl_ms)
         gone = [f"{target}|{out.replica}" for target in out.released] + list(out.expired)
         if gone:
-            pipe.hdel(ejections_key, *gone)
-            reads.append(("write", "ejections"))
-        pipe.zadd(replicas_key, {out.replica: out.unix_s})
-        pipe.zremrangebyscore(replicas_key, "-inf", out.unix_s - out.key_ttl_s)
-        pipe.pexpire(replicas_key, key_ttl_ms)
-        pipe.eval(RENEW_PRIMARY, 1, primary_key, key_ttl_ms)
-        reads.extend((("write", "replicas"),) * 3)
-        reads.append(("write", "primary"))
+            add("write", "ejections", "hdel", ejections_key, *gone)
+        add("write", "replicas", "zadd", replicas_key, {out.replica: out.unix_s})
+        add(
+            "write",
+            "replicas",
+            "zremrangebyscore",
+            replicas_key,
+            "-inf",
+            out.unix_s - out.key_ttl_s,
+        )
+        add("write", "replicas", "pexpire", replicas_key, key_ttl_ms)
+        script("write", "primary", RENEW_PRIMARY, primary_key, key_ttl_ms)
         for bucket in out.read_buckets:
-            pipe.hgetall(f"{p}usage:{bucket}")
-            reads.append(("usage", bucket))
+            add("usage", bucket, "hgetall", f"{p}usage:{bucket}")
         for day in out.read_spend_days:
-            pipe.hgetall(f"{p}spend:{day}")
-            reads.append(("spend", day))
-        pipe.hgetall(ejections_key)
-        reads.append(("ejections", None))
-        pipe.hgetall(primary_key)
-        reads.append(("primary", None))
-        pipe.zcount(replicas_key, out.live_after_unix, "+inf")
-        reads.append(("replicas", None))
-        inbound = self._parse(reads, self.execute(pipe, replies=True), out)
+            add("spend", day, "hgetall", f"{p}spend:{day}")
+        add("ejections", None, "hgetall", ejections_key)
+        add("primary", None, "hgetall", primary_key)
+        add("replicas", None, "zcount", replicas_key, out.live_after_unix, "+inf")
+        results, sent = self._send(commands)
+        inbound = self._parse(commands, results, out)
+        inbound.commands = sent
         self._repairs = [b for b in inbound.undecodable if b.value is not None and b.field]
         return inbound
+
+    def _send(self, commands: list[_Command]) -> tuple[list[Any], int]:
+        """The replies to ``commands`` in one round trip - two when Redis had lost the
+        scripts (see the class docstring) - and the number of commands sent."""
+        results = self._run(commands)
+        lost = {i for i, value in enumerate(results) if isinstance(value, self._no_script)}
+        if lost:
+            self.load_scripts()
+            again = [i for i, c in enumerate(commands) if i in lost or c.kind in READS]
+            for i, value in zip(again, self._run([commands[i] for i in again]), strict=True):
+                results[i] = value
+            return results, len(commands) + len(again) + len(SCRIPTS)
+        return results, len(commands)
+
+    def _run(self, commands: list[_Command]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            getattr(pipe, command.method)(*command.args)
+        return self.execute(pipe, replies=True)
+
+    def load_scripts(self) -> None:
+        """``SCRIPT LOAD`` every script (a cluster client sends it to every primary)."""
+        try:
+            for text in SCRIPTS:
+                self.client.script_load(text)
+        except self._errors as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self.script_loads += 1
 
     def execute(self, pipe: Any, *, replies: bool = False) -> list[Any]:
         """Send a pipeline built on :attr:`client`; a connection error or a timeout becomes
@@ -235,12 +334,13 @@ class RedisStore:
         finally:
             pipe.reset()
 
-    def _parse(self, reads: list[tuple[str, Any]], results: list[Any], out: Outbound) -> Inbound:
+    def _parse(self, commands: list[_Command], results: list[Any], out: Outbound) -> Inbound:
         inbound = Inbound(commands=len(results))
         bad = inbound.undecodable
         if out.read_spend_days:
             inbound.spend = {}
-        for (kind, arg), value in zip(reads, results, strict=True):
+        for command, value in zip(commands, results, strict=True):
+            kind, arg = command.kind, command.arg
             if isinstance(value, Exception):
                 self._refused(kind, arg, value, inbound)
             elif kind == "usage":
@@ -302,4 +402,5 @@ class RedisStore:
         return (time.perf_counter() - start) * 1000.0
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()

@@ -3,7 +3,8 @@
 ``redis_url`` is one server for the session: the one ``.ci/run`` started
 (``MANGAROUTE_TEST_REDIS_URL``) or one started here. Each test gets its own deployment name, so
 tests never see each other's keys. ``redis_proc`` is a server of the test's own, which the
-test may kill and restart on the same port.
+test may kill and restart on the same port. ``redis_cluster`` is a real 3-node Redis Cluster
+(``--cluster-enabled yes``, joined by ``redis-cli --cluster create``) for the session.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 import redis
 
 REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
 
 
 def _free_port() -> int:
@@ -86,6 +88,72 @@ class RedisProcess:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+class RedisClusterProcesses:
+    """Three cluster-enabled redis-servers on loopback holding all 16,384 slots (no
+    replicas), each node in its own directory with its own cluster bus port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.nodes = []
+        for index in range(3):
+            node_dir = directory / f"node{index}"
+            node_dir.mkdir()
+            self.nodes.append(
+                RedisProcess(
+                    node_dir,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    str(_free_port()),
+                    "--cluster-node-timeout",
+                    "2000",
+                )
+            )
+
+    @property
+    def url(self) -> str:
+        """The first node, as a configuration endpoint would be given."""
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        assert REDIS_CLI is not None
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        create = ["--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+        subprocess.run(
+            [REDIS_CLI, *create],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        for node in self.nodes:
+            client = redis.Redis(port=node.port, decode_responses=True)
+            try:
+                while client.cluster("info").get("cluster_state") != "ok":
+                    assert time.monotonic() < deadline, "the cluster never reached state ok"
+                    time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    if REDIS_CLI is None:
+        pytest.skip("redis-cli not found: creating a Redis Cluster needs redis-cli --cluster")
+    cluster = RedisClusterProcesses(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,9 @@ def fleet_config() -> RouterConfig:
     return parse_config(FLEET_CONFIG, source="fleet.toml")
 
 
-def settings(url: str, deployment: str, replica: str, **overrides: float) -> SharedSettings:
+def settings(
+    url: str, deployment: str, replica: str, *, cluster: bool = False, **overrides: float
+) -> SharedSettings:
     values: dict[str, float] = {
         "sync_interval_ms": 250.0,
         "stale_after_ms": 1000.0,
@@ -125,6 +127,7 @@ def settings(url: str, deployment: str, replica: str, **overrides: float) -> Sha
         stale_after_ms=values["stale_after_ms"],
         timeout_ms=values["timeout_ms"],
         spend_every=int(values.get("spend_every", 1)),
+        cluster=cluster,
     )
 
 
@@ -137,6 +140,7 @@ def replica(
     store: Store | None = None,
     config: RouterConfig | None = None,
     seed: int = 1,
+    cluster: bool = False,
     **overrides: float,
 ) -> tuple[Router, SharedState]:
     """A router on the fleet config and the fake clock, with shared state that syncs only
@@ -148,7 +152,10 @@ def replica(
         wall_clock=lambda: WALL_START + (clock() - START_NS) / 1e9,
     )
     state = SharedState(
-        router, settings(url, deployment, name, **overrides), store=store, start=False
+        router,
+        settings(url, deployment, name, cluster=cluster, **overrides),
+        store=store,
+        start=False,
     )
     return router, state
 
