@@ -8,9 +8,16 @@ Quick use::
     decision = router.choose("simple", budget_ms=1500)
     ...                                       # call decision.target.model_id
     router.record(decision, "ok", latency_ms=640.0, input_tokens=512, output_tokens=280)
+
+Code that hands a boto3 client or session to a framework routes with one changed line::
+
+    bedrock = mangaroute.bedrock_runtime(router)       # instead of boto3.client(...)
+    session = mangaroute.routed_session(router)        # instead of boto3.Session()
+    with mangaroute.context(session_id="user-42", budget_ms=1500): ...
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from mangaroute.config import default_config_text, load_config, load_default_config, parse_config
 from mangaroute.core.breaker import BreakerPolicy, BreakerState
@@ -38,7 +45,23 @@ from mangaroute.core.targets import (
     Target,
 )
 
+if TYPE_CHECKING:
+    from mangaroute.dropin import bedrock_runtime, context, routed_session
+
 __version__ = "0.1.0"
+
+_DROPIN = frozenset({"bedrock_runtime", "context", "routed_session"})
+
+
+def __getattr__(name: str) -> Any:
+    """The drop-in names import boto3, which ``import mangaroute`` does not: load them on
+    first use."""
+    if name in _DROPIN:
+        from mangaroute import dropin  # noqa: PLC0415
+
+        return getattr(dropin, name)
+    raise AttributeError(f"module 'mangaroute' has no attribute {name!r}")
+
 
 logging.getLogger("mangaroute").addHandler(logging.NullHandler())
 
@@ -72,10 +95,13 @@ __all__ = [
     "UnknownTarget",
     "WindowSettings",
     "__version__",
+    "bedrock_runtime",
     "classify_exception",
+    "context",
     "default_config_text",
     "load_config",
     "load_default_config",
     "monotonic_clock",
     "parse_config",
+    "routed_session",
 ]

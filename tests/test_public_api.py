@@ -44,6 +44,9 @@ EXPECTED = {
     "parse_config",
     "BreakerEvent",
     "RouterEvent",
+    "bedrock_runtime",
+    "context",
+    "routed_session",
 }
 
 

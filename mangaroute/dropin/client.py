@@ -1,0 +1,261 @@
+"""A routed bedrock-runtime client that code written for boto3's accepts unchanged.
+
+``converse`` and ``converse_stream`` take boto3's keyword arguments and return boto3's
+shapes. A ``modelId`` that names a request class (``"simple"``), ``"<namespace>/<class>"``
+(``"mangaroute/simple"``) or an alias (``aliases={"mangaassist/simple": "simple"}``) is routed
+by a :class:`~mangaroute.invoke.RoutedClient` - its failover plan, deadlines, records and
+spans, nothing re-implemented here. Any other model id or ARN goes to a real boto3 client
+unchanged and is counted as unrouted. Every other attribute (``meta``, ``exceptions``,
+``invoke_model``, ``apply_guardrail``, ``count_tokens``, ...) is the real client's.
+See ``docs/dropin.md``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ParamValidationError
+
+from mangaroute.core.errors import InvalidRequest, echo
+from mangaroute.core.router import Router
+from mangaroute.dropin.errors import client_error
+from mangaroute.dropin.routing_context import RoutingContext, current_context, split_metadata
+from mangaroute.invoke.client import InvokeSettings, RoutedClient
+from mangaroute.invoke.result import RoutingResult
+from mangaroute.invoke.stream import RoutedStream
+from mangaroute.telemetry.tracing import RoutingTelemetry
+
+__all__ = ["RoutedBedrockRuntime", "RoutedStreamResponse", "bedrock_runtime"]
+
+SERVICE = "bedrock-runtime"
+DEFAULT_NAMESPACE = "mangaroute"
+
+
+class RoutedStreamResponse(dict[str, Any]):
+    """``converse_stream``'s answer, as boto3 shapes it (the events under ``"stream"``),
+    with ``routing``: who answered and every attempt."""
+
+    routing: RoutingResult
+
+    def __init__(self, stream: RoutedStream) -> None:
+        super().__init__(stream=_EventStream(stream), ResponseMetadata=_ROUTED_METADATA)
+        self.routing = stream.routing
+
+
+_ROUTED_METADATA: Mapping[str, Any] = {"HTTPStatusCode": 200, "HTTPHeaders": {}}
+
+
+class _EventStream:
+    """The routed stream behind boto3's ``EventStream`` interface (iterate, ``close``)."""
+
+    def __init__(self, stream: RoutedStream) -> None:
+        self._stream = stream
+        self.routing = stream.routing
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._stream)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class RoutedBedrockRuntime:
+    """boto3's bedrock-runtime client, with ``converse`` / ``converse_stream`` routed for
+    model ids that name a request class. Build it with :func:`bedrock_runtime`."""
+
+    def __init__(
+        self,
+        router: Router,
+        client: Any,
+        routed: RoutedClient,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        aliases: Mapping[str, str] | None = None,
+        close: tuple[Any, ...] = (),
+    ) -> None:
+        self.router = router
+        self.routed = routed
+        self._client = client
+        self._close = close
+        self._classes = routed_ids(router, namespace, aliases or {})
+        self._namespace = f"{namespace}/"
+        self._unrouted: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # -- boto3's interface ----------------------------------------------------------------
+
+    def converse(self, **kwargs: Any) -> Any:
+        """Bedrock ``Converse``: routed when ``modelId`` names a request class."""
+        request_class = self._request_class(kwargs, "Converse")
+        if request_class is None:
+            return self._client.converse(**kwargs)
+        request, ctx = self._routed_request(kwargs, "Converse")
+        try:
+            return self.routed.converse(
+                request_class=request_class,
+                session_id=ctx.session_id,
+                budget_ms=ctx.budget_ms,
+                **request,
+            )
+        except Exception as exc:
+            raise client_error(self._client, exc, "Converse") from exc
+
+    def converse_stream(self, **kwargs: Any) -> Any:
+        """Bedrock ``ConverseStream``: routed when ``modelId`` names a request class. Returns
+        once a target has sent its first token; the events are under ``"stream"``."""
+        request_class = self._request_class(kwargs, "ConverseStream")
+        if request_class is None:
+            return self._client.converse_stream(**kwargs)
+        request, ctx = self._routed_request(kwargs, "ConverseStream")
+        try:
+            stream = self.routed.converse_stream(
+                request_class=request_class,
+                session_id=ctx.session_id,
+                budget_ms=ctx.budget_ms,
+                **request,
+            )
+        except Exception as exc:
+            raise client_error(self._client, exc, "ConverseStream") from exc
+        return RoutedStreamResponse(stream)
+
+    @property
+    def exceptions(self) -> Any:
+        """The real client's exception classes: routed errors are raised as these."""
+        return self._client.exceptions
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._client, name)
+
+    # -- mangaroute's additions -----------------------------------------------------------
+
+    @property
+    def routed_model_ids(self) -> Mapping[str, str]:
+        """Every ``modelId`` that is routed, and the request class it routes to."""
+        return dict(self._classes)
+
+    def unrouted_calls(self) -> dict[str, int]:
+        """Calls passed straight through so far, by model id (model ids are not secret)."""
+        with self._lock:
+            return dict(self._unrouted)
+
+    def close(self) -> None:
+        """Close what this client made: its routed client's threads and boto3 clients,
+        and the pass-through client (unless you passed it in)."""
+        for made_here in self._close:
+            made_here.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _request_class(self, kwargs: Mapping[str, Any], operation: str) -> str | None:
+        model_id = kwargs.get("modelId")
+        request_class = self._classes.get(model_id) if isinstance(model_id, str) else None
+        if request_class is not None:
+            return request_class
+        if isinstance(model_id, str) and model_id.startswith(self._namespace):
+            unknown = InvalidRequest(
+                f"modelId {echo(model_id)} names no request class; routed model ids: "
+                f"{', '.join(sorted(self._classes))}"
+            )
+            raise client_error(self._client, unknown, operation) from unknown
+        with self._lock:
+            self._unrouted[str(model_id)] += 1
+        return None
+
+    def _routed_request(
+        self, kwargs: Mapping[str, Any], operation: str
+    ) -> tuple[dict[str, Any], RoutingContext]:
+        if "messages" not in kwargs:
+            raise ParamValidationError(report='Missing required parameter in input: "messages"')
+        request = {k: v for k, v in kwargs.items() if k != "modelId"}
+        try:
+            ctx, metadata = split_metadata(kwargs.get("requestMetadata"))
+        except InvalidRequest as exc:
+            raise client_error(self._client, exc, operation) from exc
+        if metadata is None:
+            request.pop("requestMetadata", None)
+        else:
+            request["requestMetadata"] = metadata
+        return request, ctx.over(current_context())
+
+
+def routed_ids(router: Router, namespace: str, aliases: Mapping[str, str]) -> dict[str, str]:
+    """``modelId`` -> request class: each class by name and as ``namespace/class``, and the
+    aliases (each must name a configured class)."""
+    classes = router.request_classes
+    ids = {name: name for name in classes}
+    ids.update({f"{namespace}/{name}": name for name in classes})
+    for alias, name in aliases.items():
+        if name not in classes:
+            raise InvalidRequest(
+                f"aliases[{echo(alias)}] = {echo(name)} is not a request class; configured "
+                f"classes: {', '.join(classes)}"
+            )
+        ids[alias] = name
+    return ids
+
+
+def bedrock_runtime(
+    router: Router,
+    *,
+    session: Any = None,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    config: Config | None = None,
+    client: Any = None,
+    routed: RoutedClient | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+    aliases: Mapping[str, str] | None = None,
+    settings: InvokeSettings | None = None,
+    telemetry: RoutingTelemetry | None = None,
+) -> RoutedBedrockRuntime:
+    """A bedrock-runtime client to hand to any code that takes boto3's.
+
+    ``session`` (default: a new ``boto3.session.Session()``), ``region_name``,
+    ``endpoint_url`` and ``config`` build the pass-through client as
+    ``session.client("bedrock-runtime", ...)`` would (the region defaults to the session's,
+    then to the first target's); pass ``client`` to use yours. Routed calls go through
+    ``routed`` - or a :class:`~mangaroute.invoke.RoutedClient` made here from the same
+    session, ``endpoint_url``, ``config``, ``settings`` and ``telemetry`` and closed with
+    this client. ``namespace`` and ``aliases`` name the routed model ids.
+    """
+    routed_ids(router, namespace, aliases or {})  # refuse a bad alias before making anything
+    session = session if session is not None else boto3.session.Session()
+    region = region_name or session.region_name or router.targets[0].region
+    made: list[Any] = []
+    if routed is None:
+        routed = RoutedClient(
+            router,
+            session=session,
+            endpoint_url=endpoint_url,
+            config=config,
+            settings=settings,
+            telemetry=telemetry,
+        )
+        made.append(routed)
+    if client is None:
+        client = session.client(
+            SERVICE, region_name=region, endpoint_url=endpoint_url, config=config
+        )
+        made.append(client)
+    return RoutedBedrockRuntime(
+        router, client, routed, namespace=namespace, aliases=aliases, close=tuple(made)
+    )

@@ -1,0 +1,224 @@
+"""The drop-in bedrock-runtime client through real boto3 against the local stand-in: what is
+routed, what passes through, the stream's shape, context, and errors as boto3 raises them."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+import mangaroute
+from mangaroute import InvalidRequest, Router
+from mangaroute.dropin import RoutedBedrockRuntime
+from mangaroute.testing import StandIn
+from tests.dropin.conftest import DropinFactory
+from tests.dropin.support import HAIKU, PROVISIONED, REGION, Decisions
+from tests.invoke.support import MESSAGES
+
+TOOLS = {
+    "tools": [
+        {
+            "toolSpec": {
+                "name": "volume_count",
+                "description": "How many volumes a manga series has",
+                "inputSchema": {"json": {"type": "object"}},
+            }
+        }
+    ]
+}
+
+
+def _calls(standin: StandIn, model_id: str) -> int:
+    return standin.target(model_id).stats().calls
+
+
+@pytest.mark.parametrize("model_id", ["chat", "mangaroute/chat"])
+def test_a_model_id_naming_a_class_is_routed(
+    bedrock: RoutedBedrockRuntime, standin: StandIn, model_id: str
+) -> None:
+    reply = bedrock.converse(modelId=model_id, messages=MESSAGES)
+    assert reply["stopReason"] == "end_turn"
+    assert reply["usage"]["outputTokens"] == 8
+    assert reply.routing.request_class == "chat"
+    assert reply.routing.target == "primary"
+    assert (_calls(standin, PROVISIONED), _calls(standin, HAIKU)) == (1, 0)
+    assert bedrock.unrouted_calls() == {}
+
+
+def test_aliases_and_a_namespace_name_routed_ids(
+    make_dropin: DropinFactory, router: Router, standin: StandIn
+) -> None:
+    bedrock = make_dropin(router, namespace="mangaassist", aliases={"fast-chat": "chat"})
+    for model_id in ("mangaassist/chat", "fast-chat", "solo"):
+        assert bedrock.converse(modelId=model_id, messages=MESSAGES).routing.target == "primary"
+    assert bedrock.routed_model_ids["mangaassist/split"] == "split"
+    assert "mangaroute/chat" not in bedrock.routed_model_ids
+
+
+def test_an_alias_to_no_class_is_refused_by_name(
+    make_dropin: DropinFactory, router: Router
+) -> None:
+    with pytest.raises(InvalidRequest, match=r"aliases\['fast'\] = 'nope' is not a request class"):
+        make_dropin(router, aliases={"fast": "nope"})
+
+
+def test_any_other_model_id_passes_through_and_is_counted(
+    bedrock: RoutedBedrockRuntime, standin: StandIn
+) -> None:
+    reply = bedrock.converse(modelId=HAIKU, messages=MESSAGES)
+    assert not hasattr(reply, "routing")
+    assert reply["output"]["message"]["role"] == "assistant"
+    response = bedrock.converse_stream(modelId=PROVISIONED, messages=MESSAGES)
+    with contextlib.closing(response["stream"]) as stream:
+        assert "messageStart" in next(iter(stream))
+    assert bedrock.unrouted_calls() == {HAIKU: 1, PROVISIONED: 1}
+    assert (_calls(standin, PROVISIONED), _calls(standin, HAIKU)) == (1, 1)
+
+
+def test_a_routed_stream_has_boto3s_shape(bedrock: RoutedBedrockRuntime) -> None:
+    direct = bedrock.converse_stream(modelId=PROVISIONED, messages=MESSAGES, toolConfig=TOOLS)
+    with contextlib.closing(direct["stream"]) as stream:
+        direct_events = list(stream)
+    routed = bedrock.converse_stream(modelId="chat", messages=MESSAGES, toolConfig=TOOLS)
+    with contextlib.closing(routed["stream"]) as stream:
+        routed_events = list(stream)
+    assert [list(e) for e in routed_events] == [list(e) for e in direct_events]
+    assert routed_events[1] == {
+        "contentBlockStart": {
+            "contentBlockIndex": 0,
+            "start": {"toolUse": {"toolUseId": routed_events[1]["contentBlockStart"]["start"]
+                                  ["toolUse"]["toolUseId"], "name": "volume_count"}},
+        }
+    }  # fmt: skip
+    assert routed_events[4] == {"messageStop": {"stopReason": "tool_use"}}
+    assert routed.routing.target == "primary"
+    assert routed["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_an_outage_of_the_primary_fails_over(
+    bedrock: RoutedBedrockRuntime, standin: StandIn
+) -> None:
+    standin.target(PROVISIONED).fail_with("ServiceUnavailableException")
+    reply = bedrock.converse(modelId="chat", messages=MESSAGES)
+    assert reply.routing.target == "haiku"
+    assert [(a.target, a.error_code) for a in reply.routing.attempts] == [
+        ("primary", "ServiceUnavailableException"),
+        ("haiku", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scripted", "raised", "status"),
+    [
+        ("ThrottlingException", "ThrottlingException", 429),
+        ("ServiceUnavailableException", "ServiceUnavailableException", 503),
+        ("InternalServerException", "InternalServerException", 500),
+        ("ModelTimeoutException", "ModelTimeoutException", 408),
+        ("ResourceNotFoundException", "ServiceUnavailableException", 503),
+    ],
+)
+def test_when_no_target_answers_boto3s_exception_is_raised(
+    bedrock: RoutedBedrockRuntime, standin: StandIn, scripted: str, raised: str, status: int
+) -> None:
+    standin.target(PROVISIONED).fail_with(scripted)
+    with pytest.raises(ClientError) as caught:
+        bedrock.converse(modelId="solo", messages=MESSAGES)
+    error = caught.value
+    assert type(error) is getattr(bedrock.exceptions, raised)
+    assert error.response["Error"]["Code"] == raised
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert error.operation_name == "Converse"
+    assert [(a.target, a.error_code) for a in error.routing.attempts] == [("primary", scripted)]
+    assert isinstance(error.__cause__, mangaroute.invoke.FailoverExhausted)
+
+
+def test_errors_are_the_pass_through_clients_classes_across_sessions(
+    make_dropin: DropinFactory, router: Router, standin: StandIn
+) -> None:
+    own = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x")
+    mine = own.client("bedrock-runtime", region_name=REGION, endpoint_url=standin.endpoint_url)
+    bedrock = make_dropin(router, client=mine)  # mangaroute's clients: another session
+    standin.target(PROVISIONED).fail_with("ThrottlingException")
+    with pytest.raises(mine.exceptions.ThrottlingException):
+        bedrock.converse_stream(modelId="solo", messages=MESSAGES)
+    standin.target(PROVISIONED).fail_with("ValidationException")  # raised unchanged ...
+    with pytest.raises(mine.exceptions.ValidationException):  # ... yet as the caller's class
+        bedrock.converse(modelId="solo", messages=MESSAGES)
+    mine.close()
+
+
+def test_an_unknown_class_in_the_namespace_is_a_validation_error(
+    bedrock: RoutedBedrockRuntime, standin: StandIn
+) -> None:
+    with pytest.raises(bedrock.exceptions.ValidationException) as caught:
+        bedrock.converse(modelId="mangaroute/nope", messages=MESSAGES)
+    message = caught.value.response["Error"]["Message"]
+    assert message.startswith("modelId 'mangaroute/nope' names no request class")
+    assert "mangaroute/chat" in message
+    assert not standin.unknown_calls()  # nothing was sent
+
+
+def test_missing_messages_is_botocores_param_validation_error(
+    bedrock: RoutedBedrockRuntime,
+) -> None:
+    with pytest.raises(ParamValidationError, match='"messages"'):
+        bedrock.converse(modelId="chat")
+
+
+def test_budget_and_session_come_from_request_metadata_or_the_context(
+    bedrock: RoutedBedrockRuntime, decisions: Decisions
+) -> None:
+    def budget(**kwargs: Any) -> float | None:
+        return bedrock.converse(modelId="chat", messages=MESSAGES, **kwargs).routing.budget_ms
+
+    assert budget() is None
+    assert budget(requestMetadata={"mangaroute.budget_ms": "1500"}) == 1500.0
+    with mangaroute.context(budget_ms=2500):
+        assert budget() == 2500.0
+        assert budget(requestMetadata={"mangaroute.budget_ms": "900", "team": "a"}) == 900.0
+        with mangaroute.context(session_id="user-1"):
+            assert budget() == 2500.0  # inherited from the outer block
+    assert budget() is None
+
+
+def test_a_session_id_makes_picks_sticky(
+    bedrock: RoutedBedrockRuntime, decisions: Decisions
+) -> None:
+    for session_id in ("user-1", "user-2", "user-3", "user-4"):
+        with mangaroute.context(session_id=session_id):
+            for _ in range(5):
+                bedrock.converse(modelId="split", messages=MESSAGES)
+        bedrock.converse(
+            modelId="split",
+            messages=MESSAGES,
+            requestMetadata={"mangaroute.session_id": session_id},
+        )
+    per_session = [decisions.targets[i : i + 6] for i in range(0, 24, 6)]
+    assert all(len(set(picks)) == 1 for picks in per_session), per_session
+    assert {picks[0] for picks in per_session} == {"primary", "haiku"}
+
+
+def test_a_bad_budget_in_metadata_is_a_validation_error(bedrock: RoutedBedrockRuntime) -> None:
+    with pytest.raises(bedrock.exceptions.ValidationException) as caught:
+        bedrock.converse(
+            modelId="chat", messages=MESSAGES, requestMetadata={"mangaroute.budget_ms": "soon"}
+        )
+    assert caught.value.response["Error"]["Message"] == (
+        "requestMetadata['mangaroute.budget_ms'] must be a positive number of milliseconds "
+        "(e.g. '1500'), got 'soon'"
+    )
+
+
+def test_everything_else_is_the_real_clients(bedrock: RoutedBedrockRuntime) -> None:
+    real = bedrock._client
+    assert bedrock.meta is real.meta
+    assert bedrock.meta.region_name == REGION
+    assert bedrock.exceptions is real.exceptions
+    assert bedrock.invoke_model == real.invoke_model
+    assert bedrock.apply_guardrail == real.apply_guardrail
+    assert bedrock.count_tokens == real.count_tokens
+    with pytest.raises(AttributeError):
+        bedrock.no_such_operation  # noqa: B018
