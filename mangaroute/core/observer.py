@@ -31,8 +31,11 @@ class Observer(Protocol):
         input_tokens: int,
         output_tokens: int,
         error_code: str | None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
-        """A call's outcome was recorded (already validated)."""
+        """A call's outcome was recorded (already validated). ``input_tokens`` are the
+        uncached ones; the prompt-cache reads and writes come apart."""
 
     def on_event(self, event: RouterEvent) -> None:
         """A primary switch or a breaker transition happened."""
@@ -59,10 +62,20 @@ class Observers:
         input_tokens: int,
         output_tokens: int,
         error_code: str | None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         for observer in self._observers:
             observer.on_outcome(
-                target, outcome, latency_ms, ttft_ms, input_tokens, output_tokens, error_code
+                target,
+                outcome,
+                latency_ms,
+                ttft_ms,
+                input_tokens,
+                output_tokens,
+                error_code,
+                cache_read_tokens,
+                cache_write_tokens,
             )
 
     def on_event(self, event: RouterEvent) -> None:

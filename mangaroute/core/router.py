@@ -93,6 +93,8 @@ class _TargetState:
 
     __slots__ = (
         "breaker",
+        "cache_read_total",
+        "cache_write_total",
         "dirty",
         "input_total",
         "latency_q",
@@ -109,6 +111,8 @@ class _TargetState:
         self.target = target
         self.input_total = 0  # tokens since the router started: the spend ledger's source
         self.output_total = 0
+        self.cache_read_total = 0
+        self.cache_write_total = 0
         self.requests_total = 0
         self.window = window
         self.breaker = breaker
@@ -301,13 +305,19 @@ class Router:
         input_tokens: int = 0,
         output_tokens: int = 0,
         error_code: str | None = None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         """Tell the router how a call went.
 
         ``decision`` is what ``choose()`` returned (or a target name, for calls the router did
         not choose). ``latency_ms`` is the total time; ``ttft_ms`` the time to the first token
-        of a streamed answer. Invalid input raises :class:`InvalidObservation` or
-        :class:`UnknownTarget` and changes nothing.
+        of a streamed answer. ``input_tokens`` are the uncached ones; ``cache_read_tokens`` /
+        ``cache_write_tokens`` are Converse's ``usage.cacheReadInputTokens`` /
+        ``cacheWriteInputTokens``: all are priced into spend, and capacity counts cache
+        writes but not cache reads, as Bedrock's token quotas do (``docs/policies.md``).
+        Invalid input raises :class:`InvalidObservation` or :class:`UnknownTarget` and
+        changes nothing.
         """
         decision_id = 0
         if type(decision) is Decision:
@@ -350,6 +360,16 @@ class Router:
                 f"token counts must be integers >= 0, got input_tokens={echo(input_tokens)}, "
                 f"output_tokens={echo(output_tokens)}"
             )
+        if (
+            type(cache_read_tokens) is not int
+            or type(cache_write_tokens) is not int
+            or (cache_read_tokens < 0 or cache_write_tokens < 0)
+        ):
+            raise InvalidObservation(
+                "cache token counts must be integers >= 0, got "
+                f"cache_read_tokens={echo(cache_read_tokens)}, "
+                f"cache_write_tokens={echo(cache_write_tokens)}"
+            )
         if error_code is not None and not isinstance(error_code, str):
             raise InvalidObservation(f"error_code must be a string, got {echo(error_code)}")
         now = self._clock()
@@ -359,10 +379,15 @@ class Router:
             counts_as_probe = pending is not None and pending.reason == "probe"
         changed = None
         with state.lock:
-            state.window.add(now, code, latency_ms, ttft_ms, input_tokens, output_tokens)
+            state.window.add(
+                now, code, latency_ms, ttft_ms, input_tokens + cache_write_tokens, output_tokens
+            )
             state.dirty = True
             state.input_total += input_tokens
             state.output_total += output_tokens
+            if cache_read_tokens or cache_write_tokens:
+                state.cache_read_total += cache_read_tokens
+                state.cache_write_total += cache_write_tokens
             state.requests_total += 1
             if code != THROTTLED and error_code not in CLIENT_FAULT_CODES:
                 breaker = state.breaker
@@ -381,6 +406,8 @@ class Router:
                 input_tokens,
                 output_tokens,
                 error_code,
+                cache_read_tokens,
+                cache_write_tokens,
             )
         if changed is not None:
             self._rebuild_soon()
@@ -606,7 +633,10 @@ class Router:
         proposal = self._proposal
         return LocalSample(
             unix_s=self.unix_time(now),
-            tokens={n: s.input_total + s.output_total for n, s in self._states.items()},
+            tokens={
+                n: s.input_total + s.cache_write_total + s.output_total
+                for n, s in self._states.items()
+            },
             requests={n: s.requests_total for n, s in self._states.items()},
             spend_usd=self._spend_usd(),
             breakers=tuple(breakers),
@@ -843,14 +873,15 @@ class Router:
         return PolicyContext(now, unix_s, self._ledger)
 
     def _spend_usd(self) -> float:
-        spend = 0.0
-        for state in self._states.values():
-            pricing = state.target.pricing
-            spend += (
-                state.input_total * pricing.input_per_million_usd
-                + state.output_total * pricing.output_per_million_usd
+        return sum(
+            state.target.pricing.token_cost_usd(
+                state.input_total,
+                state.output_total,
+                state.cache_read_total,
+                state.cache_write_total,
             )
-        return spend / 1_000_000
+            for state in self._states.values()
+        )
 
     def _view(
         self, state: _TargetState, now: int, in_flight: int, events: list[RouterEvent]

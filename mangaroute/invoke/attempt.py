@@ -93,12 +93,20 @@ class _Ejections:
                 self.names.discard(name)
 
 
-def usage_of(response: Mapping[str, Any]) -> tuple[int, int]:
+def usage_of(response: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """``(input, output, cache read, cache write)`` tokens of a Converse response (or a
+    stream's ``metadata`` event); a count that is missing or not an integer reads as 0."""
     usage = response.get("usage") or {}
     tokens_in, tokens_out = usage.get("inputTokens", 0), usage.get("outputTokens", 0)
     if type(tokens_in) is not int or type(tokens_out) is not int:
-        return 0, 0
-    return max(tokens_in, 0), max(tokens_out, 0)
+        tokens_in = tokens_out = 0
+    read, write = usage.get("cacheReadInputTokens", 0), usage.get("cacheWriteInputTokens", 0)
+    return (
+        max(tokens_in, 0),
+        max(tokens_out, 0),
+        max(read, 0) if type(read) is int else 0,
+        max(write, 0) if type(write) is int else 0,
+    )
 
 
 class AttemptRunner:
@@ -156,7 +164,7 @@ class AttemptRunner:
         span = NO_ATTEMPT
         try:
             client = self._client(launch, invoker, start)
-            span = attempt_span(route, launch, client, start, stream=False)
+            span = attempt_span(route, launch, client, start, stream=False, request=request)
             with current(span):
                 response = invoker.converse(client, target, request)
         except Exception as exc:
@@ -168,8 +176,10 @@ class AttemptRunner:
             cancelled(span)
             raise
         end = self.clock()
-        tokens_in, tokens_out = usage_of(response)
-        self.record(launch, decision, Outcome.OK, start, end, None, tokens_in, tokens_out, None)
+        tokens_in, tokens_out, read, write = usage_of(response)
+        self.record(
+            launch, decision, Outcome.OK, start, end, None, tokens_in, tokens_out, None, read, write
+        )
         lost = cancel is not None and cancel.is_set()
         span_succeeded(span, response.get("usage"), response.get("stopReason"), lost=lost)
         return AttemptDone(launch, start, end, response=response)
@@ -194,7 +204,7 @@ class AttemptRunner:
         span = NO_ATTEMPT
         try:
             client = self._client(launch, invoker, start)
-            span = attempt_span(route, launch, client, start, stream=True)
+            span = attempt_span(route, launch, client, start, stream=True, request=request)
             with current(span):
                 source = invoker.converse_stream(client, target, request)
                 events = iter(source)
@@ -262,6 +272,8 @@ class AttemptRunner:
         input_tokens: int,
         output_tokens: int,
         error_code: str | None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         target = launch.target
         latency_ms = max(0.0, (end_ns - start_ns) / NS_PER_MS)
@@ -276,6 +288,8 @@ class AttemptRunner:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             error_code=error_code,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
         )
         if outcome is Outcome.OK:
             self._ejections.forget(target.name)

@@ -385,7 +385,10 @@ class RoutedClient:
             hedge_budget=self._hedge_budget,
         )
         snapshot = self.router.current_snapshot  # the one choose() read; no rebuild
-        return plan, self.telemetry.route(decision, snapshot=snapshot, budget_ms=remaining)
+        route = self.telemetry.route(
+            decision, snapshot=snapshot, budget_ms=remaining, conversation_id=session_id
+        )
+        return plan, route
 
     def _converse_attempt(
         self, decision: Decision, request: dict[str, Any], route: RouteSpan

@@ -93,8 +93,11 @@ class RoutedStream:
     def _take(self, event: dict[str, Any]) -> dict[str, Any]:
         metadata = event.get("metadata")
         if metadata is not None:
-            tokens_in, tokens_out = usage_of(metadata)
+            tokens_in, tokens_out, read, write = usage_of(metadata)
             self.usage = {"inputTokens": tokens_in, "outputTokens": tokens_out}
+            if read or write:
+                self.usage["cacheReadInputTokens"] = read
+                self.usage["cacheWriteInputTokens"] = write
         else:
             stop = event.get("messageStop")
             if stop is not None:
@@ -118,6 +121,8 @@ class RoutedStream:
         self.latency_ms = (end_ns - self._opened.started_ns) / NS_PER_MS
         usage = self.usage or {}
         tokens_in, tokens_out = usage.get("inputTokens", 0), usage.get("outputTokens", 0)
+        read = usage.get("cacheReadInputTokens", 0)
+        write = usage.get("cacheWriteInputTokens", 0)
         runner.record(
             self._launch,
             self._decision,
@@ -128,6 +133,8 @@ class RoutedStream:
             tokens_in,
             tokens_out,
             None,
+            read,
+            write,
         )
         succeeded(self._opened.span, self.usage, self._stop_reason)
         self._route.finish(target=self.routing.target)

@@ -45,11 +45,19 @@ _UNTRACED: AbstractContextManager[object] = nullcontext()
 
 
 def attempt_span(
-    route: RouteSpan, launch: Launch, client: Any, start_ns: int, *, stream: bool
+    route: RouteSpan,
+    launch: Launch,
+    client: Any,
+    start_ns: int,
+    *,
+    stream: bool,
+    request: Mapping[str, Any] | None = None,
 ) -> AttemptSpan:
-    """Start the span of ``launch`` (about to call ``client``) under ``route``."""
+    """Start the span of ``launch`` (about to call ``client``) under ``route``; the Converse
+    ``request`` gives ``gen_ai.request.max_tokens`` / ``temperature`` when it sets them."""
     if type(route) is RouteSpan:
         return NO_ATTEMPT
+    max_tokens, temperature = _inference_config(request)
     budget_ms = None
     if launch.deadline_ns is not None:
         budget_ms = (launch.deadline_ns - start_ns) / NS_PER_MS
@@ -61,6 +69,21 @@ def attempt_span(
         budget_ms=budget_ms,
         endpoint_url=getattr(meta, "endpoint_url", None),
         stream=stream,
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
+
+
+def _inference_config(request: Mapping[str, Any] | None) -> tuple[int | None, float | None]:
+    config = request.get("inferenceConfig") if request is not None else None
+    if not isinstance(config, Mapping):
+        return None, None
+    max_tokens, temperature = config.get("maxTokens"), config.get("temperature")
+    return (
+        max_tokens if type(max_tokens) is int else None,
+        float(temperature)
+        if isinstance(temperature, int | float) and not isinstance(temperature, bool)
+        else None,
     )
 
 
@@ -84,7 +107,13 @@ def succeeded(
     if usage:
         tokens_in, tokens_out = usage.get("inputTokens"), usage.get("outputTokens")
         if type(tokens_in) is int and type(tokens_out) is int:
-            span.usage(tokens_in, tokens_out)
+            read, write = (
+                usage.get("cacheReadInputTokens", 0),
+                usage.get("cacheWriteInputTokens", 0),
+            )
+            if type(read) is not int or type(write) is not int:
+                read = write = 0
+            span.usage(tokens_in, tokens_out, read, write)
     if isinstance(stop_reason, str):
         span.response(finish_reasons=(stop_reason,))
     if lost:

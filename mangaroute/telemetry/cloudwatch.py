@@ -16,11 +16,18 @@ RoutingDecision      Target, Pattern, Reason / Target, Pattern  Count          s
 InferenceLatency     Target, Pattern                            Milliseconds   values/counts
 InferenceSuccess     Target, Pattern                            None (1 / 0)   values/counts
 InferenceCost        Target, Pattern / (none: the total)        None (USD)     statistic set
+CacheReadInputTokens Target, Pattern                            Count          statistic set
+CacheWriteInputTokens Target, Pattern                           Count          statistic set
 PatternSwitch        FromTarget, ToTarget, FromPattern,         Count          statistic set
                      ToPattern, Reason / (none: the total)
 BreakerState         Target, Pattern                            None (0/1/2)   statistic set
 DroppedDatapoints    (none)                                     Count          statistic set
 ===================  =========================================  =============  ==========
+
+``CacheReadInputTokens`` / ``CacheWriteInputTokens`` (named as Bedrock's own runtime metrics)
+are sent for a target in an interval where some call reported prompt-cache usage; their
+statistic set spans every call recorded for it then, so ``Sum`` is the tokens and
+``Average`` the tokens per call. ``InferenceCost`` prices them with the target's cache prices.
 
 **A deliberate difference from the seed**: its ``Pattern`` dimension carries target names
 (``provisioned-sonnet``). Here ``Target`` carries the target name and ``Pattern`` the
@@ -80,6 +87,8 @@ ROUTING_DECISION = "RoutingDecision"
 INFERENCE_LATENCY = "InferenceLatency"
 INFERENCE_SUCCESS = "InferenceSuccess"
 INFERENCE_COST = "InferenceCost"
+CACHE_READ_TOKENS = "CacheReadInputTokens"
+CACHE_WRITE_TOKENS = "CacheWriteInputTokens"
 PATTERN_SWITCH = "PatternSwitch"
 BREAKER_STATE = "BreakerState"
 DROPPED_DATAPOINTS = "DroppedDatapoints"
@@ -102,7 +111,7 @@ BREAKER_VALUES: dict[BreakerState, float] = {
 
 
 class _TargetTotals:
-    __slots__ = ("cost_max", "cost_min", "cost_sum", "failed", "latency", "ok")
+    __slots__ = ("cache", "cost_max", "cost_min", "cost_sum", "failed", "latency", "ok")
 
     def __init__(self) -> None:
         self.latency: dict[int, int] = {}
@@ -111,6 +120,8 @@ class _TargetTotals:
         self.cost_sum = 0.0
         self.cost_min = float("inf")
         self.cost_max = 0.0
+        self.cache: list[int] | None = None
+        """Calls that used the prompt cache, then sum, min and max of reads, then of writes."""
 
 
 class _Aggregate:
@@ -205,11 +216,15 @@ class CloudWatchMetrics:
         input_tokens: int,
         output_tokens: int,
         error_code: str | None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         if not 0.0 <= latency_ms < _INF:  # the router validated it; a direct caller may not
             return
         index = self._scale.index(latency_ms)
-        cost = target.pricing.token_cost_usd(input_tokens, output_tokens)
+        cost = target.pricing.token_cost_usd(
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+        )
         name = target.name
         if name not in self._targets:
             self._targets[name] = target
@@ -228,6 +243,8 @@ class CloudWatchMetrics:
             totals.cost_sum += cost
             totals.cost_min = min(totals.cost_min, cost)
             totals.cost_max = max(totals.cost_max, cost)
+            if cache_read_tokens or cache_write_tokens:
+                _count_cache(totals, cache_read_tokens, cache_write_tokens)
 
     def on_event(self, event: RouterEvent) -> None:
         if isinstance(event, BreakerEvent):
@@ -430,6 +447,11 @@ class CloudWatchMetrics:
             add(INFERENCE_SUCCESS, dims, "None", values=values, counts=tuple(c for _, c in pairs))
             n = t.ok + t.failed
             add(INFERENCE_COST, dims, "None", Statistics(n, t.cost_sum, t.cost_min, t.cost_max))
+            cache = t.cache
+            if cache is not None:
+                for metric, at in ((CACHE_READ_TOKENS, 1), (CACHE_WRITE_TOKENS, 4)):
+                    low = cache[at + 1] if cache[0] == n else 0  # calls without cache read 0
+                    add(metric, dims, "Count", Statistics(n, cache[at], low, cache[at + 2]))
             cost_n += n
             cost_sum += t.cost_sum
             cost_min, cost_max = min(cost_min, t.cost_min), max(cost_max, t.cost_max)
@@ -461,6 +483,20 @@ class CloudWatchMetrics:
     def _pattern(self, name: str) -> str:
         target = self._targets.get(name)
         return target.pattern.value if target is not None else "unknown"
+
+
+def _count_cache(totals: _TargetTotals, read: int, write: int) -> None:
+    cache = totals.cache
+    if cache is None:
+        totals.cache = [1, read, read, read, write, write, write]
+        return
+    cache[0] += 1
+    cache[1] += read
+    cache[2] = min(cache[2], read)
+    cache[3] = max(cache[3], read)
+    cache[4] += write
+    cache[5] = min(cache[5], write)
+    cache[6] = max(cache[6], write)
 
 
 def _value_chunks(

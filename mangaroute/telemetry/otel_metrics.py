@@ -15,7 +15,10 @@ Metrics (names in :mod:`.semconv`):
   ``gen_ai.client.operation.time_to_first_chunk`` (s, streamed calls only), each with the
   conventions' explicit bucket boundaries as an advisory;
 * mangaroute's - ``mangaroute.decisions`` (by target, pattern, reason, class, policy),
-  ``mangaroute.spend`` (USD: the target's token prices x the reported tokens),
+  ``mangaroute.spend`` (USD: the target's token prices x the reported tokens, prompt-cache
+  reads and writes at their own prices), ``mangaroute.cache.tokens`` ({token}, by
+  ``mangaroute.cache.kind`` ``read`` / ``write``: Converse's ``cacheReadInputTokens`` /
+  ``cacheWriteInputTokens``),
   ``mangaroute.switches``, ``mangaroute.breaker.transitions``, ``mangaroute.breaker.state``
   (an observable gauge: 1 for the state a target's breaker is in, 0 for the others).
 
@@ -103,6 +106,11 @@ class OTelObserver:
             unit="USD",
             description="Token cost of the recorded calls (target token prices x tokens).",
         )
+        self._cache_tokens = meter.create_counter(
+            sc.METRIC_CACHE_TOKENS,
+            unit="{token}",
+            description="Prompt-cache input tokens read (kind=read) and written (kind=write).",
+        )
         self._switches = meter.create_counter(
             sc.METRIC_SWITCHES, unit="{switch}", description="Primary target switches."
         )
@@ -159,6 +167,8 @@ class OTelObserver:
         input_tokens: int,
         output_tokens: int,
         error_code: str | None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         if len(self._buffer) < self._capacity:
             self._buffer.append(
@@ -171,6 +181,8 @@ class OTelObserver:
                     input_tokens,
                     output_tokens,
                     error_code,
+                    cache_read_tokens,
+                    cache_write_tokens,
                 )
             )
         else:
@@ -206,11 +218,12 @@ class OTelObserver:
         with self._drain_lock:
             decisions: dict[tuple[str, str, str, str], int] = {}
             spend: dict[str, float] = {}
+            cached: dict[tuple[str, str], int] = {}
             while buffer:
                 item = buffer.popleft()
                 kind = item[0]
                 if kind == _OUTCOME:
-                    self._replay_outcome(spend, *item[1:])
+                    self._replay_outcome(spend, cached, *item[1:])
                 elif kind == _DECISION:
                     self._count_decision(decisions, item[1])
                 else:
@@ -221,6 +234,9 @@ class OTelObserver:
             for name, cost in spend.items():
                 target = self._targets[name]
                 self._spend.add(cost, {sc.TARGET: name, sc.PATTERN: target.pattern.value})
+            for (name, cache_kind), tokens in cached.items():
+                labels = {**self._labels(self._targets[name]), sc.CACHE_KIND: cache_kind}
+                self._cache_tokens.add(tokens, labels)
         return done
 
     def force_flush(self) -> int:
@@ -296,6 +312,7 @@ class OTelObserver:
     def _replay_outcome(
         self,
         spend: dict[str, float],
+        cached: dict[tuple[str, str], int],
         target: Target,
         outcome: Outcome,
         latency_ms: float,
@@ -303,6 +320,8 @@ class OTelObserver:
         input_tokens: int,
         output_tokens: int,
         error_code: str | None,
+        cache_read_tokens: int,
+        cache_write_tokens: int,
     ) -> None:
         base = self._labels(target)
         error = self._error_type(outcome, error_code)
@@ -317,12 +336,21 @@ class OTelObserver:
         self._duration.record(latency_ms / 1000.0, labels)
         if ttft_ms is not None:
             self._first_chunk.record(ttft_ms / 1000.0, base)
-        if input_tokens or output_tokens:
-            self._tokens.record(input_tokens, self._token_label(target, sc.TOKEN_TYPE_INPUT))
+        prompt = input_tokens + cache_read_tokens + cache_write_tokens  # as the conventions count
+        if prompt or output_tokens:
+            self._tokens.record(prompt, self._token_label(target, sc.TOKEN_TYPE_INPUT))
             self._tokens.record(output_tokens, self._token_label(target, sc.TOKEN_TYPE_OUTPUT))
-            cost = target.pricing.token_cost_usd(input_tokens, output_tokens)
+            cost = target.pricing.token_cost_usd(
+                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+            )
             if cost > 0:
                 spend[target.name] = spend.get(target.name, 0.0) + cost
+        if cache_read_tokens:
+            key = (target.name, sc.CACHE_READ)
+            cached[key] = cached.get(key, 0) + cache_read_tokens
+        if cache_write_tokens:
+            key = (target.name, sc.CACHE_WRITE)
+            cached[key] = cached.get(key, 0) + cache_write_tokens
 
     def _token_label(self, target: Target, token_type: str) -> Attributes:
         key = (target.name, token_type)

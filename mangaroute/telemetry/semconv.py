@@ -19,12 +19,21 @@ GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
 GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+"""Prompt-cache tokens (Converse's ``cacheReadInputTokens`` / ``cacheWriteInputTokens``). The
+conventions that define them (semantic-conventions PR #3163) also make
+``gen_ai.usage.input_tokens`` include them, where Bedrock's ``inputTokens`` does not: spans
+add them in."""
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 
 # -- general semantic conventions (stable) ---------------------------------------------------
@@ -123,6 +132,11 @@ METRIC_BREAKER_STATE: Final = "mangaroute.breaker.state"
 METRIC_BREAKER_TRANSITIONS: Final = "mangaroute.breaker.transitions"
 METRIC_SWITCHES: Final = "mangaroute.switches"
 METRIC_SPEND: Final = "mangaroute.spend"
+METRIC_CACHE_TOKENS: Final = "mangaroute.cache.tokens"
+CACHE_KIND: Final = "mangaroute.cache.kind"
+"""``read`` or ``write``: which prompt-cache tokens ``mangaroute.cache.tokens`` counts."""
+CACHE_READ: Final = "read"
+CACHE_WRITE: Final = "write"
 METRIC_DROPPED: Final = "mangaroute.telemetry.dropped"
 
 INSTRUMENTATION_NAME: Final = "mangaroute"

@@ -47,7 +47,10 @@ from mangaroute.telemetry.naming import botocore_instrumented, provider_of, serv
 __all__ = ["AttemptSpan", "AttemptSpanKind", "RouteSpan", "RoutingTelemetry"]
 
 AttemptSpanKind = Literal["auto", "client", "internal"]
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.40.0"
+"""The semantic-conventions release whose names the spans and metrics use: 1.37 renamed
+``gen_ai.system`` to ``gen_ai.provider.name``; the prompt-cache usage attributes (and
+``gen_ai.usage.input_tokens`` counting cached tokens) came with 1.40."""
 
 
 class RoutingTelemetry:
@@ -106,19 +109,25 @@ class RoutingTelemetry:
         *,
         snapshot: Snapshot | None = None,
         budget_ms: float | None = None,
+        conversation_id: str | None = None,
     ) -> RouteSpan:
         """Start the ``route`` span of a routed call.
 
         ``snapshot`` is the router's current snapshot: its route table for the decision's
         request class gives the candidates considered and the excluded targets with their
         reasons. ``budget_ms`` is the latency budget left when the call starts.
+        ``conversation_id`` (the session id) becomes ``gen_ai.conversation.id`` on the route
+        and every attempt span.
         """
         if not self._enabled:
             return _NO_ROUTE
         span = self._tracer.start_span(sc.ROUTE_SPAN_NAME, kind=SpanKind.INTERNAL)
         if span.is_recording():
-            span.set_attributes(_decision_attributes(decision, snapshot, budget_ms))
-        return _LiveRouteSpan(self, span, decision)
+            attributes = _decision_attributes(decision, snapshot, budget_ms)
+            if conversation_id:
+                attributes[sc.GEN_AI_CONVERSATION_ID] = conversation_id
+            span.set_attributes(attributes)
+        return _LiveRouteSpan(self, span, decision, conversation_id or None)
 
     def _attempt_kind(self) -> SpanKind:
         if self._kind == "client":
@@ -186,8 +195,16 @@ class AttemptSpan:
     def span(self) -> Span:
         return trace.INVALID_SPAN
 
-    def usage(self, input_tokens: int, output_tokens: int) -> None:
-        """Token usage the response reported (``usage.inputTokens`` / ``outputTokens``)."""
+    def usage(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> None:
+        """Token usage the response reported (``usage.inputTokens`` / ``outputTokens``, and
+        ``cacheReadInputTokens`` / ``cacheWriteInputTokens`` with prompt caching).
+        ``gen_ai.usage.input_tokens`` is their sum, as the conventions define it."""
 
     def first_chunk(self, ttft_ms: float | None = None) -> None:
         """The first chunk of a streamed answer arrived (now, or ``ttft_ms`` after the
@@ -245,6 +262,8 @@ class RouteSpan:
         budget_ms: float | None = None,
         endpoint_url: str | None = None,
         stream: bool = False,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> AttemptSpan:
         """Start the span of one attempt, a child of this route span (whatever is current,
         so hedges started on other threads nest correctly).
@@ -253,7 +272,8 @@ class RouteSpan:
         ``kind`` is ``primary``, ``failover`` or ``hedge`` (failovers and hedges are counted
         in ``mangaroute.failovers``); ``budget_ms`` is the budget left at the start;
         ``endpoint_url`` the client's endpoint (``client.meta.endpoint_url``) for
-        ``server.address``; ``stream`` marks ConverseStream.
+        ``server.address``; ``stream`` marks ConverseStream; ``max_tokens`` and
+        ``temperature`` are the request's (``inferenceConfig``), when it gives them.
         """
         return _NO_ATTEMPT
 
@@ -273,6 +293,7 @@ class _LiveRouteSpan(RouteSpan):
         "_answered",
         "_attempts",
         "_context",
+        "_conversation",
         "_decision",
         "_done",
         "_failovers",
@@ -283,10 +304,17 @@ class _LiveRouteSpan(RouteSpan):
         "_token",
     )
 
-    def __init__(self, telemetry: RoutingTelemetry, span: Span, decision: Decision) -> None:
+    def __init__(
+        self,
+        telemetry: RoutingTelemetry,
+        span: Span,
+        decision: Decision,
+        conversation_id: str | None = None,
+    ) -> None:
         self._telemetry = telemetry
         self._span = span
         self._decision = decision
+        self._conversation = conversation_id
         self._context = trace.set_span_in_context(span)
         self._lock = threading.Lock()
         self._attempts = 0
@@ -324,6 +352,8 @@ class _LiveRouteSpan(RouteSpan):
         budget_ms: float | None = None,
         endpoint_url: str | None = None,
         stream: bool = False,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> AttemptSpan:
         telemetry = self._telemetry
         with self._lock:
@@ -360,6 +390,12 @@ class _LiveRouteSpan(RouteSpan):
         }
         if stream:
             attributes[sc.GEN_AI_REQUEST_STREAM] = True
+        if self._conversation is not None:
+            attributes[sc.GEN_AI_CONVERSATION_ID] = self._conversation
+        if max_tokens is not None:
+            attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+        if temperature is not None:
+            attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
         if budget_ms is not None:
             attributes[sc.BUDGET_MS] = float(budget_ms)
         span = telemetry._tracer.start_span(
@@ -466,9 +502,21 @@ class _LiveAttemptSpan(AttemptSpan):
     def span(self) -> Span:
         return self._span
 
-    def usage(self, input_tokens: int, output_tokens: int) -> None:
-        self._late[sc.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
-        self._late[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = int(output_tokens)
+    def usage(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> None:
+        late = self._late
+        late[sc.GEN_AI_USAGE_INPUT_TOKENS] = int(
+            input_tokens + cache_read_tokens + cache_write_tokens
+        )
+        late[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = int(output_tokens)
+        if cache_read_tokens or cache_write_tokens:
+            late[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int(cache_read_tokens)
+            late[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = int(cache_write_tokens)
 
     def first_chunk(self, ttft_ms: float | None = None) -> None:
         if self._first_chunk:

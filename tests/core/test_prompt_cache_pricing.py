@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mangaroute import ConfigError, parse_config
+from mangaroute import ConfigError, InvalidObservation, Router, parse_config
 from mangaroute.core.policy import CheapestWithinSlo, CostUnderSlo
 from mangaroute.core.targets import Pricing
 
@@ -96,3 +96,18 @@ def test_with_a_cached_prompt_the_cost_rankers_prefer_the_target_with_cheap_cach
     assert prices["discounted"] == pytest.approx((100 * 0.8 + 300 * 4.0 + 4000 * 0.08) / 1e6)
     under_slo = CostUnderSlo(avg_input_tokens=100, avg_cache_read_tokens=4000)
     assert [v.name for v in under_slo.rank(views)[0]] == ["discounted", "undiscounted"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("cache_read_tokens", -1), ("cache_write_tokens", 2.5)]
+)
+def test_bad_cache_counts_are_refused_by_name_and_the_router_keeps_serving(
+    field: str, value: object
+) -> None:
+    router = Router(parse_config(CONFIG + '\n[classes.chat]\ntargets = ["cached"]\n'))
+    with pytest.raises(InvalidObservation) as info:
+        router.record("cached", latency_ms=10.0, **{field: value})  # type: ignore[arg-type]
+    assert f"{field}={value}" in str(info.value)
+    router.record("cached", latency_ms=10.0, input_tokens=10, cache_read_tokens=90)
+    assert router.local_sample().spend_usd == pytest.approx((10 * 0.8 + 90 * 0.08) / 1e6)
+    assert router.choose("chat").target.name == "cached"

@@ -133,6 +133,8 @@ class Recorder:
         input_tokens: int,
         output_tokens: int,
         error_code: str | None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         with self.lock:
             self.outcomes.append((target.name, outcome, latency_ms, ttft_ms, error_code))
