@@ -175,7 +175,8 @@ class Bound:
     within_first_token_slo: int
     """No policy gets more first tokens within the first-token SLO."""
     token_usd: float
-    """No policy answering ``within_slo`` messages within the SLO pays less for tokens."""
+    """No policy answering ``within_slo`` messages within the SLO (on a streamed day:
+    getting ``within_first_token_slo`` first tokens within theirs) pays less for tokens."""
     fixed_usd: float
     """Hourly prices every policy pays (model units, minimum instances)."""
     feasible_slo: int
@@ -279,11 +280,12 @@ class BoundProblem:
         result = self._solve(-np.ones(n_vars), matrix, rhs)
         return float(-result.fun)
 
-    def min_token_usd(self, answers: float) -> float:
-        """The least token spend of ``answers`` answers within the SLO, exactly: one LP with
-        the coverage as a constraint (slow on a whole day: see :meth:`cost_at_most_answers`).
-        Raises ``ValueError`` above :meth:`max_answers`."""
-        matrix, rhs, price, n_vars = self._matrix(False)
+    def min_token_usd(self, answers: float, first_token: bool = False) -> float:
+        """The least token spend of ``answers`` answers within the SLO (``first_token``:
+        first tokens within theirs), exactly: one LP with the coverage as a constraint (slow
+        on a whole day: see :meth:`cost_at_most_answers`). Raises ``ValueError`` above
+        :meth:`max_answers`."""
+        matrix, rhs, price, n_vars = self._matrix(first_token)
         if answers <= 0:
             return 0.0
         if not n_vars:
@@ -293,7 +295,7 @@ class BoundProblem:
         result = self._solve(price, full, np.append(rhs, -need))
         return max(0.0, float(result.fun) * (1 - TOLERANCE))
 
-    def cost_at_most_answers(self, answers: float) -> float:
+    def cost_at_most_answers(self, answers: float, first_token: bool = False) -> float:
         """A lower bound of the token spend of ``answers`` answers within the SLO (at most
         :meth:`max_answers`; the bound asks it for the most answers a policy can have), by
         Lagrangian relaxation of the coverage constraint - one LP about as fast as the
@@ -302,14 +304,14 @@ class BoundProblem:
         ``mu`` = ``LAGRANGE`` / the dearest answer's price and divides it by 10 until the
         optimum keeps ``answers`` answers; then the bound is short of the exact constrained
         optimum by at most the optimum's surplus answers times ``1 / mu`` (under twice the
-        dearest answer's price when that surplus is the fractional part of the maximum)."""
-        _, _, price, n_vars = self._matrix(False)
+        dearest answer's price when that surplus is the fractional part of the maximum).
+        ``first_token``: answers are first tokens within their SLO (a streamed day)."""
+        matrix, rhs, price, n_vars = self._matrix(first_token)
         if answers <= 0 or not n_vars:
             return 0.0
         top = float(price.max())
         if top <= 0:
             return 0.0
-        matrix, rhs = self._matrix(False)[:2]
         mu = LAGRANGE / top
         value = 0.0
         for _ in range(8):
@@ -627,7 +629,12 @@ def solve(
     problem = BoundProblem(demand, lanes)
     answers = problem.max_answers()
     first = problem.max_answers(first_token=True)
-    token_usd = problem.cost_at_most_answers(_count(answers))
+    # A streamed day is answered at the first token: the cost is that of the most first
+    # tokens within their SLO; otherwise of the most whole answers within the SLO.
+    if limits.streaming:
+        token_usd = problem.cost_at_most_answers(_count(first), first_token=True)
+    else:
+        token_usd = problem.cost_at_most_answers(_count(answers))
     bound = Bound(
         messages=demand.messages,
         within_slo=_count(answers),

@@ -49,6 +49,8 @@ def to_dict(simulation: Simulation) -> dict[str, Any]:
                 "pre_ms": budget.pre_ms,
                 "post_ms": budget.post_ms,
                 "inference_cutoff_ms": budget.cutoff_ms,
+                "first_token_ms": budget.first_token_ms or budget.inference_ms,
+                "streaming": budget.streaming,
             },
         },
         "traffic": {
@@ -163,6 +165,8 @@ def _result(result: RunResult, bound: Bound | None) -> dict[str, Any]:
         "within_inference_slo_share": round(result.within_slo / messages, 6),
         "within_slo": result.within_slo,
         "within_first_token_slo": first_token_answers(result),
+        "within_first_token_slo_share": round(result.within_first_token_slo / messages, 6),
+        "answered_share": round(result.answered / messages, 6),
         "answered": result.answered,
         "failed": result.failed,
         "failed_by_class": dict(zip(result.classes, result.failed_by_class, strict=True)),
@@ -355,15 +359,28 @@ def dict_to_text(data: dict[str, Any]) -> str:
     lines.append("")
     rows = []
     bound = data.get("bound")
+    streaming = bool(budget.get("streaming"))
     for entry in data["policies"]:
         latency = entry["latency_ms"]
         cost = entry["cost"]
         versus = entry.get("regret")
+        if streaming:
+            shares = [
+                f"{entry['answered_share']:.3%}",
+                f"{entry['within_first_token_slo_share']:.2%}",
+                f"{entry['within_deadline_share']:.2%}",
+            ]
+            missed = versus["within_first_token_slo"] if versus else None
+        else:
+            shares = [
+                f"{entry['within_deadline_share']:.3%}",
+                f"{entry['within_inference_slo_share']:.2%}",
+            ]
+            missed = versus["within_slo"] if versus else None
         rows.append(
             [
                 entry.get("label", entry["name"]),
-                f"{entry['within_deadline_share']:.3%}",
-                f"{entry['within_inference_slo_share']:.2%}",
+                *shares,
                 entry["failed"],
                 _ms(latency["p50"]),
                 _ms(latency["p90"]),
@@ -373,7 +390,7 @@ def dict_to_text(data: dict[str, Any]) -> str:
                 entry["breaker_openings"],
                 f"{cost['usd_per_day']:,.0f}",
                 f"{cost['usd_per_1k_messages']:.3f}",
-                f"{versus['within_slo']:,}" if versus else "",
+                f"{missed:,}" if missed is not None else "",
                 f"{versus['cost_ratio'] - 1:+.1%}" if versus and versus["cost_ratio"] else "",
             ]
         )
@@ -383,7 +400,11 @@ def dict_to_text(data: dict[str, Any]) -> str:
             [
                 "bound",
                 "",
-                f"{bound['within_inference_slo_share']:.2%}",
+                *(
+                    [f"{bound['within_first_token_slo_share']:.2%}", ""]
+                    if streaming
+                    else [f"{bound['within_inference_slo_share']:.2%}"]
+                ),
                 f">={bound['failed_at_least']}",
                 *[""] * 6,
                 f"{cost['usd_per_day']:,.0f}",
@@ -392,10 +413,18 @@ def dict_to_text(data: dict[str, Any]) -> str:
                 "",
             ]
         )
+    within = "within 3 s" if budget["deadline_ms"] == 3000 else "within deadline"
+    if streaming:
+        columns = [
+            f"first token {within}",
+            f"first token <= {budget['first_token_ms'] / 1000:g} s",
+            f"whole answer {within}",
+        ]
+    else:
+        columns = [within, f"inference <= {budget['inference_ms'] / 1000:g} s"]
     headers = [
         "policy",
-        "within 3 s" if budget["deadline_ms"] == 3000 else "within deadline",
-        f"inference <= {budget['inference_ms'] / 1000:g} s",
+        *columns,
         "failed",
         "p50 ms",
         "p90 ms",
@@ -418,7 +447,9 @@ def dict_to_text(data: dict[str, Any]) -> str:
             "bound: no policy answers more messages within the SLO, or pays less at that "
             f"coverage ({bound['within_slo']:,} answers, "
             f"{bound['within_first_token_slo']:,} first tokens in time; {cpu_s:.1f} s of "
-            "CPU); SLO regret = its answers within the SLO less the policy's"
+            "CPU); SLO regret = its "
+            + ("first tokens" if streaming else "answers")
+            + " within the SLO less the policy's"
         )
     lines.append("")
     names = list(data["policies"][0]["cost"]["by_target"]) if data["policies"] else []

@@ -267,7 +267,7 @@ def test_other_scenario_mistakes() -> None:
         parse_scenario("[scenario\n", source="x.toml")
     with pytest.raises(
         ConfigError,
-        match=r"cannot be read.*shipped scenarios: bad-day, cross-region, default, published",
+        match=r"cannot be read.*shipped scenarios: bad-day, cross-region, default, seed",
     ):
         load_scenario("/no/such/file.toml")
 
@@ -355,8 +355,8 @@ def test_a_scenario_config_table_changes_the_router_config_and_names_its_mistake
         parse_scenario(bad, source="tiny.toml")
 
 
-def test_the_published_day_streams_because_only_first_tokens_fit_the_deadline() -> None:
-    scenario = load_scenario("published")
+def test_the_default_day_streams_because_only_first_tokens_fit_the_deadline() -> None:
+    scenario = load_scenario("default")
     assert scenario.model == "published" and scenario.budget.streaming
     config = contender_config(scenario, scenario.contenders[0])
     fleet = Fleet.build(config.targets, scenario.fleet, scenario.faults)
@@ -364,5 +364,10 @@ def test_the_published_day_streams_because_only_first_tokens_fit_the_deadline() 
     for sim in fleet.targets:  # a median message (500 in, 300 out) on an idle, warm target
         full, first = sim.earliest_answer(0, 0.5, 500, 300, horizon_ms=0) or (0.0, 0.0)
         assert first < cutoff / 2 < cutoff < full, sim.name
-    # so the bound counts a message answerable by its first token on this day only
-    assert limits_of(scenario).streaming and not limits_of(load_scenario()).streaming
+    # so the bound counts a message answerable by its first token there; the seed's day
+    # (whole-call profiles) is answered whole
+    assert limits_of(scenario).streaming and not limits_of(load_scenario("seed")).streaming
+    for name in ("bad-day", "cross-region"):
+        shipped = load_scenario(name)
+        assert shipped.model == "published" and shipped.budget.streaming, name
+    assert load_scenario("seed").model == "seed-profiles"
