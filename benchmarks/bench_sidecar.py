@@ -154,7 +154,8 @@ def idle_cpu(seconds: float) -> dict[str, float]:
     one core it uses over ``seconds`` with nobody calling it."""
     with tempfile.TemporaryDirectory(prefix="mr-idle-") as folder:
         socket_path = os.path.join(folder, "sidecar.sock")
-        command = [sys.executable, "-m", "mangaroute", "serve", "--listen", f"unix:{socket_path}"]
+        command = [sys.executable, "-m", "mangaroute", "serve", "--demo"]
+        command += ["--listen", f"unix:{socket_path}"]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

@@ -39,7 +39,7 @@ import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = "/mangaroute.v1.Router/"
-SERVE = (sys.executable, "-m", "mangaroute.sidecar")
+SERVE = (sys.executable, "-m", "mangaroute.sidecar", "--demo")
 # Bytes no protobuf parser accepts (a field tag whose varint never ends), and a ChooseRequest /
 # ReportRequest / ReleaseRequest whose field 1 (a string) is the invalid UTF-8 byte 0xff.
 CORRUPT = b"\xff\xff\xff\xff"
