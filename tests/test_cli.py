@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,61 @@ def test_walkthrough_text_is_readable() -> None:
     result = run("walkthrough")
     assert result.returncode == 0
     assert "primary outage" in result.stdout and "Events:" in result.stdout
+
+
+# -- MANGAROUTE_CONFIG: the config path when --config is absent ------------------------------
+
+
+def run_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "MANGAROUTE_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "mangaroute", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**base, **env},
+    )
+
+
+@pytest.mark.parametrize("command", ["targets", "snapshot", "route"])
+def test_mangaroute_config_names_the_config_when_config_is_absent(
+    tmp_path: Path, command: str
+) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_CONFIG)
+    result = run_with({"MANGAROUTE_CONFIG": str(path)}, command, "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"fast"' in result.stdout and "provisioned-sonnet" not in result.stdout
+
+
+def test_the_config_flag_wins_over_the_variable(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_CONFIG)
+    result = run_with({"MANGAROUTE_CONFIG": "/nonexistent.toml"}, "targets", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "fast" in result.stdout
+
+
+def test_an_unreadable_config_from_the_variable_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    result = run_with({"MANGAROUTE_CONFIG": str(missing)}, "targets")
+    assert result.returncode == 2
+    assert f"{missing} cannot be read" in result.stderr
+
+
+def test_an_empty_variable_means_the_shipped_config() -> None:
+    result = run_with({"MANGAROUTE_CONFIG": ""}, "targets", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "provisioned-sonnet" in result.stdout
+
+
+def test_shared_status_reads_the_variable_and_needs_a_config(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_CONFIG)
+    result = run_with({"MANGAROUTE_CONFIG": str(path)}, "shared", "status")
+    assert result.returncode == 2
+    assert f"{path} has no [shared] table" in result.stderr  # read the variable's file
+    result = run_with({}, "shared", "status")
+    assert result.returncode == 2
+    assert "shared status needs --config FILE (or MANGAROUTE_CONFIG=FILE)" in result.stderr

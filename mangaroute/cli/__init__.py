@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from mangaroute import __version__
+from mangaroute.cli.options import add_config_option, config_path
 from mangaroute.config import default_config_text, load_config, load_default_config
 from mangaroute.core.errors import MangarouteError
 from mangaroute.core.router import Router
@@ -47,7 +48,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _config(path: str | None) -> RouterConfig:
+def _config(flag: str | None) -> RouterConfig:
+    path = config_path(flag)
     return load_config(path) if path else load_default_config()
 
 
@@ -370,11 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=help_text, description=help_text
         )
         if config_flag:
-            sub.add_argument(
-                "--config",
-                metavar="FILE",
-                help="router config (TOML); default: the shipped MangaAssist config",
-            )
+            add_config_option(sub)
         if json_flag:
             sub.add_argument("--json", action="store_true", help="print JSON for machines")
         sub.set_defaults(handler=handler)

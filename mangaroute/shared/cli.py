@@ -32,6 +32,8 @@ table, the redis package missing, the password_env variable not set)."""
 
 
 def register(commands: Any) -> argparse.ArgumentParser:
+    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
+
     shared: argparse.ArgumentParser = commands.add_parser(
         "shared",
         help="inspect the state shared by a deployment's replicas (Redis)",
@@ -44,9 +46,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    status.add_argument(
-        "--config", metavar="FILE", required=True, help="router config with a [shared] table"
-    )
+    add_config_option(status, fallback="none: required", needs=" with a [shared] table")
     status.add_argument("--json", action="store_true", help="print JSON for machines")
     status.set_defaults(handler=cmd_status)
     return status
@@ -169,13 +169,17 @@ def _ejections(row: dict[str, str], bad: list[BadField]) -> list[Ejection]:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    from mangaroute.cli.options import CONFIG_ENV, ConfigNotGiven, config_path  # noqa: PLC0415
     from mangaroute.config import load_config  # noqa: PLC0415
     from mangaroute.core.errors import ConfigError  # noqa: PLC0415
     from mangaroute.shared.store import StoreUnavailable  # noqa: PLC0415
 
-    config = load_config(args.config)
+    path = config_path(args.config)
+    if path is None:
+        raise ConfigNotGiven(f"shared status needs --config FILE (or {CONFIG_ENV}=FILE)")
+    config = load_config(path)
     if config.shared is None:
-        raise ConfigError("has no [shared] table (see docs/shared.md)", source=args.config)
+        raise ConfigError("has no [shared] table (see docs/shared.md)", source=path)
     try:
         status = read_status(config)
     except StoreUnavailable as exc:

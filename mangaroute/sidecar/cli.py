@@ -40,9 +40,12 @@ or --allow-insecure-remote.
 
 EPILOG = """\
 examples:
-  mangaroute serve                                    # default Unix socket
-  mangaroute serve --listen unix:/run/mangaroute/sidecar.sock --config my.toml
+  mangaroute serve --demo                             # try it on the shipped example config
+  mangaroute serve --config my.toml                   # default Unix socket
+  export MANGAROUTE_CONFIG=my.toml                    # or once for what follows:
+  mangaroute serve --listen unix:/run/mangaroute/sidecar.sock
   mangaroute serve --listen 127.0.0.1:50051           # loopback TCP
+  mangaroute serve --metrics prometheus,emf           # scrape :9464/metrics, EMF on stdout
   mangaroute serve --listen 0.0.0.0:50051 --tls-cert srv.pem --tls-key srv.key \\
       --tls-client-ca clients-ca.pem                  # mutual TLS on every interface
   mangaroute serve --listen 10.0.3.7:50051 --allow-insecure-remote   # trusted network only
@@ -63,12 +66,15 @@ def _octal(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
     from mangaroute.sidecar.address import default_socket_path  # noqa: PLC0415 - light
 
+    add_config_option(parser, fallback="none: refused unless --demo")
     parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="router config (TOML); default: the shipped MangaAssist config",
+        "--demo",
+        action="store_true",
+        help="serve the shipped MangaAssist example config (its ARNs name the placeholder "
+        "account 123456789012: for trying the sidecar out, not for production)",
     )
     parser.add_argument(
         "--listen",
@@ -190,6 +196,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from mangaroute.sidecar import require_grpc  # noqa: PLC0415
 
     require_grpc()
+    from mangaroute.cli.options import PLACEHOLDER_ACCOUNT, serving_config_path  # noqa: PLC0415
     from mangaroute.config import load_config, load_default_config  # noqa: PLC0415
     from mangaroute.sidecar.address import SidecarError, parse_listen  # noqa: PLC0415
     from mangaroute.sidecar.metrics import (  # noqa: PLC0415
@@ -222,7 +229,14 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         prometheus_port=args.prometheus_port,
         emf_namespace=args.emf_namespace,
     )
-    config = load_config(args.config) if args.config else load_default_config()
+    path = serving_config_path(args.config, demo=args.demo)
+    config = load_config(path) if path else load_default_config()
+    if path is None:
+        logging.getLogger("mangaroute.sidecar").warning(
+            "--demo: serving the shipped MangaAssist example; its ARNs name the placeholder "
+            "account %s, so calls routed to them fail outside a test",
+            PLACEHOLDER_ACCOUNT,
+        )
     metrics = SidecarMetrics(metrics_settings, config.targets)
     try:
         clean = _serve(config, settings, metrics)

@@ -53,3 +53,17 @@ def test_node_client_is_locked() -> None:
     assert set(package["dependencies"]) == {"@grpc/grpc-js", "@grpc/proto-loader"}
     for name in package["dependencies"]:
         assert f"node_modules/{name}" in lock["packages"]
+
+
+def test_the_examples_serve_a_mounted_config_not_the_demo() -> None:
+    dockerfile = (SIDECAR / "Dockerfile").read_text()
+    task = json.loads((SIDECAR / "ecs" / "task-definition.json").read_text())
+    sidecar = task["containerDefinitions"][0]
+    image_env = re.search(r"MANGAROUTE_CONFIG=(\S+)", dockerfile)
+    assert image_env is not None
+    assert {"name": "MANGAROUTE_CONFIG", "value": image_env.group(1)} in sidecar["environment"]
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE)
+    assert cmd is not None
+    for command in (json.loads(cmd.group(1)), sidecar["command"]):
+        assert "--demo" not in command and "--config" not in command
+        assert _flag(command, "--metrics") == "emf"  # awslogs carries EMF to CloudWatch

@@ -16,7 +16,7 @@ from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
 from .conftest import ServeFactory, ServeProcess, connect, report
 
-SERVE = [sys.executable, "-m", "mangaroute", "serve"]
+SERVE = [sys.executable, "-m", "mangaroute", "serve", "--demo"]
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 

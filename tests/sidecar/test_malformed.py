@@ -31,7 +31,7 @@ CORRUPT = b"\xff\xff\xff\xff"  # a field tag whose varint never ends
 BAD_UTF8 = b"\x0a\x01\xff"  # field 1 (a string in these requests) = the byte 0xff
 VALID = report("ondemand-haiku").SerializeToString()
 SERVICE = "/mangaroute.v1.Router/"
-SERVE = [sys.executable, "-m", "mangaroute", "serve"]
+SERVE = [sys.executable, "-m", "mangaroute", "serve", "--demo"]
 
 
 def _malformed(name: str, size: int, reason: str) -> str:

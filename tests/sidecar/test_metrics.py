@@ -29,7 +29,7 @@ from mangaroute.telemetry import semconv as sc
 
 from .conftest import ServeProcess, connect, report, wait_for
 
-SERVE = [sys.executable, "-m", "mangaroute", "serve", "--listen", "127.0.0.1:0"]
+SERVE = [sys.executable, "-m", "mangaroute", "serve", "--listen", "127.0.0.1:0", "--demo"]
 HAIKU_COST_USD = (1000 * 0.25 + 200 * 1.25) / 1e6  # the shipped config's Haiku prices
 
 

@@ -39,9 +39,11 @@ def _serve_registered() -> bool:
 
 
 ENTRY_POINTS = [
-    pytest.param([sys.executable, "-m", "mangaroute.sidecar"], id="python -m mangaroute.sidecar"),
     pytest.param(
-        [sys.executable, "-m", "mangaroute", "serve"],
+        [sys.executable, "-m", "mangaroute.sidecar", "--demo"], id="python -m mangaroute.sidecar"
+    ),
+    pytest.param(
+        [sys.executable, "-m", "mangaroute", "serve", "--demo"],
         id="python -m mangaroute serve",
         marks=pytest.mark.skipif(
             not _serve_registered(),
@@ -90,7 +92,7 @@ def test_sigterm_drains_in_flight_calls_and_exits_0(
 
 
 def test_sigint_on_loopback_tcp_exits_0(spawn: type[ServeProcess]) -> None:
-    server = spawn([sys.executable, "-m", "mangaroute.sidecar", "--listen", "0"])
+    server = spawn([sys.executable, "-m", "mangaroute.sidecar", "--demo", "--listen", "0"])
     address = server.address()
     assert re.fullmatch(r"127\.0\.0\.1:\d+", address)
     with connect(address) as (_, stub):
@@ -120,7 +122,7 @@ def test_bad_config_exits_2_naming_the_file(
 
 
 def test_tls_flags_go_together(capsys: pytest.CaptureFixture[str]) -> None:
-    assert sidecar_main(["--tls-cert", "x.pem", "--listen", "0"]) == 2
+    assert sidecar_main(["--tls-cert", "x.pem", "--listen", "0", "--demo"]) == 2
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
 
 
@@ -225,7 +227,7 @@ def _serve_fails(*flags: str) -> str:
     """``mangaroute serve FLAGS`` as a process; asserts exit 2 and no traceback, returns
     stderr."""
     result = subprocess.run(
-        [sys.executable, "-m", "mangaroute", "serve", *flags],
+        [sys.executable, "-m", "mangaroute", "serve", "--demo", *flags],
         cwd=ROOT,
         capture_output=True,
         text=True,

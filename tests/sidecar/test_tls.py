@@ -193,7 +193,7 @@ def test_a_key_that_is_not_the_certificates_is_named(
 def test_serve_names_the_mismatched_key_and_exits_2(pki: Pki) -> None:
     tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.client_key)]
     result = subprocess.run(
-        [sys.executable, "-m", "mangaroute", "serve", "--listen", "0", *tls],
+        [sys.executable, "-m", "mangaroute", "serve", "--demo", "--listen", "0", *tls],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,0 +1,85 @@
+"""Options more than one command takes, defined once: the router config.
+
+Every command that reads a router config takes ``--config FILE``; without it the file named
+by ``MANGAROUTE_CONFIG`` is used, so a container or a shell session sets it once. What happens
+with neither depends on the command: the offline tools (``targets``, ``route``, ``plan`` ...)
+fall back to the shipped MangaAssist example, ``serve`` refuses (see
+:func:`serving_config_path`) because that example's ARNs name a placeholder account.
+
+This module imports nothing heavy: the sidecar's own entry point uses it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from mangaroute.core.errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "PLACEHOLDER_ACCOUNT",
+    "ConfigNotGiven",
+    "add_config_option",
+    "config_path",
+    "serving_config_path",
+]
+
+CONFIG_ENV = "MANGAROUTE_CONFIG"
+PLACEHOLDER_ACCOUNT = "123456789012"
+"""The account id in the shipped example's ARNs (the AWS documentation's placeholder)."""
+
+
+class ConfigNotGiven(ConfigError):
+    """A serving command was started with no config and without ``--demo``."""
+
+    def __init__(self, message: str) -> None:
+        self.source = "--config"
+        self.key = ""
+        Exception.__init__(self, message)
+
+
+def add_config_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    fallback: str = "the shipped MangaAssist config",
+    needs: str = "",
+) -> None:
+    """``--config FILE`` with the help text every command shares."""
+    what = f"router config (TOML){needs}"
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=f"{what}; default: ${CONFIG_ENV} when set, else {fallback}",
+    )
+
+
+def config_path(flag: str | None) -> str | None:
+    """The config file to read: ``--config``, else ``$MANGAROUTE_CONFIG``, else ``None``
+    (the command's own fallback). An empty variable counts as unset."""
+    if flag:
+        return flag
+    return os.environ.get(CONFIG_ENV, "").strip() or None
+
+
+def serving_config_path(flag: str | None, *, demo: bool) -> str | None:
+    """The config a serving command uses: ``--config`` or ``$MANGAROUTE_CONFIG``; ``None``
+    only with ``demo`` (the shipped example). Without either, :class:`ConfigNotGiven`, which
+    says what to do: serving the example by accident would send production traffic to ARNs
+    in a placeholder account."""
+    if demo and flag:
+        raise ConfigNotGiven(
+            "--demo serves the shipped example config and --config names your own; give one"
+        )
+    if demo:
+        return None
+    path = config_path(flag)
+    if path is None:
+        raise ConfigNotGiven(
+            f"no router config: pass --config FILE or set {CONFIG_ENV}=FILE "
+            "('mangaroute config show > router.toml' prints a starting point); "
+            "--demo serves the shipped MangaAssist example, whose ARNs name the placeholder "
+            f"account {PLACEHOLDER_ACCOUNT}"
+        )
+    return path
