@@ -32,7 +32,7 @@ from mangaroute.core.policy.rankers import (
     LowestLatency,
     WeightedScore,
 )
-from mangaroute.core.policy.schedule import JST_UTC_OFFSET_HOURS, Schedule
+from mangaroute.core.policy.schedule import Schedule
 from mangaroute.core.policy.spillover import Spillover
 from mangaroute.core.policy.switcher import SwitcherSettings
 from mangaroute.core.policy.tiers import TierOrder
@@ -485,7 +485,8 @@ PICKERS = ("best", "weighted", "primary", "spillover", "canary", "budget_guard")
 
 
 def _schedule(params: _Table, targets: list[str]) -> Schedule:
-    offset = params.number("utc_offset_hours", JST_UTC_OFFSET_HOURS)
+    offset = params.number("utc_offset_hours", None)
+    time_zone = params.text("time_zone", None)
     hours_table = params.table("hours")
     hours: dict[str, tuple[tuple[float, float], ...]] = {}
     for target in list(hours_table.data):
@@ -493,7 +494,9 @@ def _schedule(params: _Table, targets: list[str]) -> Schedule:
             raise hours_table.error(target, f"is not a known target (known: {', '.join(targets)})")
         hours[target] = _hour_windows(hours_table, target)
     hours_table.finish()
-    return params.build("", lambda: Schedule(hours=hours, utc_offset_hours=offset))
+    return params.build(
+        "", lambda: Schedule(hours=hours, utc_offset_hours=offset, time_zone=time_zone)
+    )
 
 
 def _hour_windows(table: _Table, name: str) -> tuple[tuple[float, float], ...]:
@@ -667,7 +670,8 @@ def _budget_guard(
             inner=inner,
             cheaper=cheaper,
             pace=tuple(float(v) for v in pace),
-            utc_offset_hours=params.number("utc_offset_hours", d.utc_offset_hours),
+            utc_offset_hours=params.number("utc_offset_hours", None),
+            time_zone=params.text("time_zone", None),
             tolerance=params.number("tolerance", d.tolerance),
             slack=params.number("slack", d.slack),
         ),

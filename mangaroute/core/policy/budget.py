@@ -23,7 +23,7 @@ from mangaroute.core.policy.base import Picker
 from mangaroute.core.policy.context import Contextual, PolicyContext
 from mangaroute.core.policy.cost import CostUnderSlo
 from mangaroute.core.policy.pickers import Best
-from mangaroute.core.policy.schedule import JST_UTC_OFFSET_HOURS
+from mangaroute.core.policy.zone import LocalZone, local_zone
 from mangaroute.core.snapshot import PickPlan, TargetView
 
 GUARD_REASON = "+spend_guard"
@@ -52,14 +52,20 @@ class BudgetGuard:
     inner: Picker = field(default_factory=Best)
     cheaper: CostUnderSlo = field(default_factory=CostUnderSlo)
     pace: tuple[float, ...] = ()
-    utc_offset_hours: float = JST_UTC_OFFSET_HOURS
+    utc_offset_hours: float | None = None
+    """A fixed offset east of UTC; JST (+9) when neither this nor ``time_zone`` is given."""
     tolerance: float = 0.05
     slack: float = 0.01
     ahead: float = 0.0
     name: str = "budget_guard"
+    time_zone: str | None = None
+    """An IANA zone whose midnight starts the budget's day; exclusive with
+    ``utc_offset_hours``."""
+    zone: LocalZone = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_fields(self, "budget_guard", ("daily_usd", "utc_offset_hours", "tolerance", "slack"))
+        object.__setattr__(self, "zone", local_zone(self.time_zone, self.utc_offset_hours))
         for weight in self.pace:
             check_value("budget_guard.pace", weight)
         if self.pace and (len(self.pace) != 24 or sum(self.pace) <= 0):
@@ -77,9 +83,9 @@ class BudgetGuard:
         return spent_usd / expected - 1.0 if expected > 0 else float("inf")
 
     def bind(self, context: PolicyContext) -> BudgetGuard:
-        offset = self.utc_offset_hours
-        spent = context.spend.since(context.local_midnight_unix(offset))
-        ahead = self.verdict(spent, context.local_seconds(offset))
+        local_s, midnight_unix = self.zone.at(context.unix_s)
+        spent = context.spend.since(midnight_unix)
+        ahead = self.verdict(spent, local_s)
         inner = self.inner.bind(context) if isinstance(self.inner, Contextual) else self.inner
         return dataclasses.replace(self, ahead=ahead, inner=inner)
 

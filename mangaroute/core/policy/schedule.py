@@ -6,7 +6,9 @@ local hours a class may use it - for example keep simple questions off provision
 the evening so that its paid capacity goes to the complex ones, or skip a target that only
 exists at the peak. The router's clock is monotonic; the hour comes from the rebuild's
 :class:`~mangaroute.core.policy.context.PolicyContext` (wall time, injected into the router),
-converted with a fixed UTC offset (Japan has no daylight saving time).
+converted in the schedule's ``time_zone`` (an IANA name such as ``"America/New_York"``, which
+follows daylight saving time) or at a fixed ``utc_offset_hours`` (JST, +9, when neither is
+given: Japan has no daylight saving time) - see :mod:`mangaroute.core.policy.zone`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from dataclasses import dataclass, field
 
 from mangaroute.core.limits import check_fields
 from mangaroute.core.policy.context import PolicyContext, clock_label
+from mangaroute.core.policy.zone import JST_UTC_OFFSET_HOURS, LocalZone, local_zone
 from mangaroute.core.snapshot import TargetView
 
-JST_UTC_OFFSET_HOURS = 9.0
+__all__ = ["JST_UTC_OFFSET_HOURS", "HourWindow", "Schedule", "in_window", "validate_window"]
 
 HourWindow = tuple[float, float]
 """``[start, end)`` in local hours, ``0 <= start, end <= 24``; ``start > end`` wraps past
@@ -49,19 +52,25 @@ class Schedule:
     (outside a router) it excludes nothing."""
 
     hours: Mapping[str, tuple[HourWindow, ...]] = field(default_factory=dict)
-    utc_offset_hours: float = JST_UTC_OFFSET_HOURS
+    utc_offset_hours: float | None = None
+    """A fixed offset east of UTC; JST (+9) when neither this nor ``time_zone`` is given."""
     local_s: float | None = None
-    """Seconds since local midnight at the rebuild this copy is bound to."""
+    """Seconds since midnight on the local wall clock at the rebuild this copy is bound to."""
     name: str = "schedule"
+    time_zone: str | None = None
+    """An IANA zone (``"Asia/Tokyo"``, ``"America/New_York"``); exclusive with
+    ``utc_offset_hours``."""
+    zone: LocalZone = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for windows in self.hours.values():
             for window in windows:
                 validate_window(window)
         check_fields(self, "schedule")
+        object.__setattr__(self, "zone", local_zone(self.time_zone, self.utc_offset_hours))
 
     def bind(self, context: PolicyContext) -> Schedule:
-        return dataclasses.replace(self, local_s=context.local_seconds(self.utc_offset_hours))
+        return dataclasses.replace(self, local_s=self.zone.at(context.unix_s)[0])
 
     def exclude(self, view: TargetView) -> str | None:
         windows = self.hours.get(view.name)
