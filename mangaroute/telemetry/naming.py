@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from mangaroute.core.targets import Pattern, Target
 from mangaroute.telemetry import semconv
 
-__all__ = ["botocore_instrumented", "provider_of", "reason_kind", "server_of"]
+__all__ = ["botocore_instrumented", "provider_of", "reason_kind", "server_of", "service_of"]
 
 _PROVIDERS: dict[Pattern, str] = {
     Pattern.BEDROCK_PROVISIONED: semconv.PROVIDER_AWS_BEDROCK,
@@ -28,6 +28,12 @@ _HOSTS: dict[str, str] = {
     semconv.PROVIDER_AWS_BEDROCK: "bedrock-runtime.{region}.amazonaws.com",
     semconv.PROVIDER_AWS_SAGEMAKER: "runtime.sagemaker.{region}.amazonaws.com",
     semconv.PROVIDER_AWS_LAMBDA: "lambda.{region}.amazonaws.com",
+}
+
+_SERVICES: dict[str, str] = {
+    semconv.PROVIDER_AWS_BEDROCK: "bedrock-runtime",
+    semconv.PROVIDER_AWS_SAGEMAKER: "sagemaker-runtime",
+    semconv.PROVIDER_AWS_LAMBDA: "lambda",
 }
 
 _DETAIL = re.compile(r"\([^)]*\)")
@@ -48,6 +54,12 @@ def server_of(target: Target, endpoint_url: str | None = None) -> tuple[str, int
     if endpoint_url:
         return _parse_endpoint(endpoint_url)
     return _HOSTS[provider_of(target)].format(region=target.region), 443
+
+
+def service_of(target: Target) -> str:
+    """The boto3 service a call to ``target`` goes through (``bedrock-runtime``, ...): the key
+    of an ``endpoint_url`` mapping, as :class:`~mangaroute.invoke.ClientCache` takes it."""
+    return _SERVICES[provider_of(target)]
 
 
 @lru_cache(maxsize=64)

@@ -23,13 +23,22 @@ Metrics (names in :mod:`.semconv`):
   (an observable gauge: 1 for the state a target's breaker is in, 0 for the others).
 
 Failovers are counted by the tracing API (``mangaroute.failovers``), which sees attempts.
+
+One series per call beside OpenTelemetry's botocore instrumentation: while it is active
+(:func:`~mangaroute.telemetry.naming.botocore_instrumented`, the test the spans use) it records
+``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` for every Bedrock
+``Converse`` / ``ConverseStream`` call itself, so this observer leaves those two out for
+Bedrock targets (SageMaker and Lambda calls, which it does not measure, keep them). Their
+``server.address`` is the endpoint the clients call: pass the clients' ``endpoint_url`` (a URL,
+or a mapping by service name, as :class:`~mangaroute.invoke.RoutedClient` takes it) so the
+metrics name the same server as the spans and the instrumentation.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -44,7 +53,13 @@ from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
 from mangaroute.telemetry import semconv as sc
 from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
-from mangaroute.telemetry.naming import provider_of, reason_kind, server_of
+from mangaroute.telemetry.naming import (
+    botocore_instrumented,
+    provider_of,
+    reason_kind,
+    server_of,
+    service_of,
+)
 from mangaroute.telemetry.tracing import SCHEMA_URL
 
 __all__ = ["OTelObserver"]
@@ -70,6 +85,7 @@ class OTelObserver:
         buffer_size: int = 65_536,
         drain_interval_s: float = 0.5,
         max_error_types: int = 64,
+        endpoint_url: str | Mapping[str, str] | None = None,
         start: bool = True,
     ) -> None:
         if buffer_size < 1:
@@ -137,6 +153,8 @@ class OTelObserver:
         self._drop_lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._max_error_types = max_error_types
+        self._endpoint_url = endpoint_url
+        self._botocore = False
         self._targets: dict[str, Target] = {t.name: t for t in targets}
         self._breakers: dict[str, BreakerState] = {}
         self._target_labels: dict[str, Attributes] = {}
@@ -216,6 +234,7 @@ class OTelObserver:
         buffer = self._buffer
         done = 0
         with self._drain_lock:
+            self._botocore = botocore_instrumented()
             decisions: dict[tuple[str, str, str, str], int] = {}
             spend: dict[str, float] = {}
             cached: dict[tuple[str, str], int] = {}
@@ -266,7 +285,10 @@ class OTelObserver:
         labels = self._target_labels.get(target.name)
         if labels is None:
             self._targets.setdefault(target.name, target)
-            address, port = server_of(target)
+            url = self._endpoint_url
+            if isinstance(url, Mapping):
+                url = url.get(service_of(target))
+            address, port = server_of(target, url)
             labels = {
                 sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
                 sc.GEN_AI_PROVIDER_NAME: provider_of(target),
@@ -333,13 +355,16 @@ class OTelObserver:
             if error is not None:
                 labels[sc.ERROR_TYPE] = error
             self._outcome_labels[key] = labels
-        self._duration.record(latency_ms / 1000.0, labels)
+        measured = self._botocore and labels[sc.GEN_AI_PROVIDER_NAME] == sc.PROVIDER_AWS_BEDROCK
+        if not measured:  # the botocore instrumentation records this call's series itself
+            self._duration.record(latency_ms / 1000.0, labels)
         if ttft_ms is not None:
             self._first_chunk.record(ttft_ms / 1000.0, base)
         prompt = input_tokens + cache_read_tokens + cache_write_tokens  # as the conventions count
         if prompt or output_tokens:
-            self._tokens.record(prompt, self._token_label(target, sc.TOKEN_TYPE_INPUT))
-            self._tokens.record(output_tokens, self._token_label(target, sc.TOKEN_TYPE_OUTPUT))
+            if not measured:
+                self._tokens.record(prompt, self._token_label(target, sc.TOKEN_TYPE_INPUT))
+                self._tokens.record(output_tokens, self._token_label(target, sc.TOKEN_TYPE_OUTPUT))
             cost = target.pricing.token_cost_usd(
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
             )
