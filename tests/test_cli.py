@@ -129,13 +129,15 @@ def run_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.mark.parametrize("command", ["targets", "snapshot", "route"])
+@pytest.mark.parametrize(
+    "command", [["targets"], ["snapshot"], ["route"], ["telemetry", "dashboard"]], ids=" ".join
+)
 def test_mangaroute_config_names_the_config_when_config_is_absent(
-    tmp_path: Path, command: str
+    tmp_path: Path, command: list[str]
 ) -> None:
     path = tmp_path / "small.toml"
     path.write_text(SMALL_CONFIG)
-    result = run_with({"MANGAROUTE_CONFIG": str(path)}, command, "--json")
+    result = run_with({"MANGAROUTE_CONFIG": str(path)}, *command, "--json")
     assert result.returncode == 0, result.stderr
     assert '"fast"' in result.stdout and "provisioned-sonnet" not in result.stdout
 

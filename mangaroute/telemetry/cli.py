@@ -31,7 +31,10 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, board.AlarmSettings]:
-    config = load_config(args.config) if args.config else load_default_config()
+    from mangaroute.cli.options import config_path  # noqa: PLC0415 - cli imports us
+
+    path = config_path(args.config)
+    config = load_config(path) if path else load_default_config()
     settings = board.settings_for(
         config,
         budget_ms=args.budget_ms,
@@ -141,7 +144,9 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="router config (default: MangaAssist)")
+    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
+
+    add_config_option(parser)
     parser.add_argument(
         "--namespace",
         default=cw.DEFAULT_NAMESPACE,
