@@ -20,10 +20,13 @@ model                          ``ModelErrorException`` (424)
 unavailable, missing, other    ``ServiceUnavailableException`` (503)
 =============================  ==============================================
 
-A Bedrock code of the right meaning is kept as it came (``ModelNotReadyException``,
-``InternalServerException``, ...). ``missing`` (a target's ``ResourceNotFoundException`` /
-``AccessDeniedException``) becomes ``ServiceUnavailableException``: the caller's model id - a
-request class - exists; one of the targets behind it is misconfigured.
+An error the failover rules raise unchanged (``ValidationException``) keeps its code; a
+SageMaker target's code becomes the Bedrock code of the same meaning (``ValidationError`` ->
+``ValidationException``). A Bedrock code of the right meaning is kept as it came
+(``ModelNotReadyException``, ``InternalServerException``, ...). ``missing`` (a target's
+``ResourceNotFoundException`` / ``AccessDeniedException``) becomes
+``ServiceUnavailableException``: the caller's model id - a request class - exists; one of the
+targets behind it is misconfigured.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mangaroute.core.errors import InvalidRequest
-from mangaroute.core.outcome import Fault, fault_of_code
+from mangaroute.core.outcome import Fault, endpoint_missing, fault_of_code
 from mangaroute.invoke.errors import DeadlineExceeded, InvocationError
 
 __all__ = ["client_error", "code_of_failure"]
@@ -56,9 +59,12 @@ def code_of_failure(error: InvocationError, modelled: frozenset[str]) -> str:
     fault = fault_of_code(last)
     if fault is None or fault is Fault.MISSING:
         return _UNAVAILABLE
-    if last in modelled:
-        return last
-    return _BY_FAULT.get(fault, _UNAVAILABLE)
+    return _same_meaning(last, fault, modelled)
+
+
+def _same_meaning(code: str, fault: Fault, modelled: frozenset[str]) -> str:
+    """``code`` if bedrock-runtime models it, else its Bedrock code of the same meaning."""
+    return code if code in modelled else _BY_FAULT.get(fault, _UNAVAILABLE)
 
 
 def client_error(client: Any, exc: BaseException, operation: str) -> BaseException:
@@ -66,16 +72,20 @@ def client_error(client: Any, exc: BaseException, operation: str) -> BaseExcepti
     ``exc`` itself when it is not an AWS error (``ParamValidationError``, a dropped
     connection after the first token, ...)."""
     unchanged = exc
+    modelled = frozenset(s.name for s in client.meta.service_model.error_shapes)
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        cls = client.exceptions.from_code(code)
-        if type(exc) is cls:
+        if code in modelled:
+            cls = client.exceptions.from_code(code)
+            return unchanged if type(exc) is cls else _raised(cls, exc.response, operation)
+        fault = fault_of_code(code, endpoint_missing=endpoint_missing(exc))
+        if fault is None or fault is Fault.MISSING:
             return unchanged
-        return _raised(cls, exc.response, operation)
-    model = client.meta.service_model
+        message = str(error.get("Message", ""))
+        return _make(client, _same_meaning(code, fault, modelled), message, operation)
     if isinstance(exc, InvocationError):
-        code = code_of_failure(exc, frozenset(s.name for s in model.error_shapes))
+        code = code_of_failure(exc, modelled)
         routed = _make(client, code, str(exc), operation)
         routed.routing = exc.routing  # type: ignore[attr-defined]
         return routed

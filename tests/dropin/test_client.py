@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 import mangaroute
 from mangaroute import InvalidRequest, Router
 from mangaroute.dropin import RoutedBedrockRuntime
+from mangaroute.dropin.errors import client_error
 from mangaroute.testing import StandIn
 from tests.dropin.conftest import DropinFactory
 from tests.dropin.support import HAIKU, PROVISIONED, REGION, Decisions
@@ -222,3 +223,24 @@ def test_everything_else_is_the_real_clients(bedrock: RoutedBedrockRuntime) -> N
     assert bedrock.count_tokens == real.count_tokens
     with pytest.raises(AttributeError):
         bedrock.no_such_operation  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("code", "raised"),
+    [
+        ("ValidationError", "ValidationException"),  # SageMaker's, same meaning
+        ("ModelError", "ModelErrorException"),
+        ("ServiceUnavailable", "ServiceUnavailableException"),
+        ("ValidationException", "ValidationException"),
+        ("UnrecognizedClientException", "ClientError"),  # no meaning given: as it came
+    ],
+)
+def test_an_error_the_rules_raise_unchanged_gets_bedrocks_code(
+    bedrock: RoutedBedrockRuntime, code: str, raised: str
+) -> None:
+    original = ClientError({"Error": {"Code": code, "Message": "scripted"}}, "InvokeEndpoint")
+    error = client_error(bedrock._client, original, "Converse")
+    assert type(error).__name__ == raised
+    assert isinstance(error, ClientError)
+    assert error.response["Error"] == {"Code": raised if raised != "ClientError" else code,
+                                       "Message": "scripted"}  # fmt: skip
