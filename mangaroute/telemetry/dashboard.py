@@ -230,6 +230,11 @@ def alarms(
                 "MetricName": cw.INFERENCE_LATENCY,
                 "Dimensions": dims,
                 "ExtendedStatistic": "p99",
+                # below 10 / (1 - 0.99) = 1,000 samples in a period CloudWatch calls a p99
+                # not significant; "ignore" keeps the state instead of flapping on a quiet
+                # night (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+                # percentiles-with-low-samples.html)
+                "EvaluateLowSampleCountPercentile": "ignore",
                 "Period": 60,
                 "EvaluationPeriods": 5,
                 "DatapointsToAlarm": 3,
