@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from mangaroute import Router, parse_config
 from mangaroute.core.observer import Observers
 from mangaroute.invoke import InvokeSettings, RoutedClient
+from mangaroute.invoke.attempt import usage_of
 from mangaroute.invoke.clients import ClientCache
 from mangaroute.telemetry import CloudWatchMetrics, EmfSink, OTelObserver, RoutingTelemetry
 from mangaroute.testing import StandIn, TargetScript
@@ -43,6 +46,7 @@ cache_write_per_million_usd = 1.0
 [classes.chat]
 targets = ["haiku"]
 """
+USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
 COST = (IN * 0.8 + OUT * 4.0 + READ * 0.08 + WRITE * 1.0) / 1e6
 
 
@@ -165,3 +169,34 @@ def test_a_cached_stream_is_priced_counted_and_reported(wired: Wired) -> None:
         "cacheWriteInputTokens": WRITE,
     }
     _check_counted(wired)
+
+
+_COUNT = st.one_of(
+    st.integers(-5, 10**9), st.floats(), st.text(max_size=3), st.none(), st.booleans()
+)
+
+
+@given(st.dictionaries(st.sampled_from(USAGE_KEYS), _COUNT))
+def test_usage_of_reads_any_usage_as_non_negative_integers(usage: dict[str, Any]) -> None:
+    counts = usage_of({"usage": usage})
+    assert all(type(n) is int and n >= 0 for n in counts)
+    tokens_in, tokens_out = usage.get("inputTokens", 0), usage.get("outputTokens", 0)
+    if type(tokens_in) is int and type(tokens_out) is int:
+        assert counts[:2] == (max(tokens_in, 0), max(tokens_out, 0))
+    else:
+        assert counts[:2] == (0, 0)
+    for key, n in zip(USAGE_KEYS[2:], counts[2:], strict=True):
+        value = usage.get(key)
+        assert n == (max(value, 0) if type(value) is int else 0)
+
+
+def test_usage_of_reads_a_cached_response_exactly() -> None:
+    usage = {
+        "inputTokens": IN,
+        "outputTokens": OUT,
+        "totalTokens": IN + OUT + READ + WRITE,
+        "cacheReadInputTokens": READ,
+        "cacheWriteInputTokens": WRITE,
+    }
+    assert usage_of({"usage": usage}) == (IN, OUT, READ, WRITE)
+    assert usage_of({}) == (0, 0, 0, 0)

@@ -17,7 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from mangaroute import Router, parse_config
+from mangaroute import Outcome, Router, parse_config
 from mangaroute.invoke import RoutedClient
 from mangaroute.telemetry import OTelObserver, RoutingTelemetry
 from mangaroute.telemetry.tracing import SCHEMA_URL
@@ -152,3 +152,16 @@ def test_a_call_without_them_sets_none_of_them(
             "gen_ai.request.max_tokens",
             "gen_ai.request.temperature",
         } & set(span.attributes)
+
+
+def test_sagemaker_calls_keep_mangaroutes_series_while_the_instrumentation_is_on(
+    instrumented: None, meter_provider: MeterProvider, metric_reader: InMemoryMetricReader
+) -> None:
+    config = parse_config(MANGA_CONFIG)
+    otel = OTelObserver(meter_provider, targets=config.targets, start=False)
+    otel.on_outcome(config.target("fast"), Outcome.OK, 120.0, None, 9, 6, None)
+    otel.on_outcome(config.target("manga"), Outcome.OK, 80.0, None, 9, 6, None)
+    otel.close()
+    durations = _calls(metric_reader, DURATION)
+    assert [p.attributes["mangaroute.target"] for p in durations] == ["manga"]
+    assert {p.attributes["mangaroute.target"] for p in _calls(metric_reader, TOKENS)} == {"manga"}
