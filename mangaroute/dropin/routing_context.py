@@ -48,6 +48,8 @@ class RoutingContext:
 
     def over(self, outer: RoutingContext) -> RoutingContext:
         """This context's values, with ``outer``'s where this one has none."""
+        if self is _EMPTY or outer is _EMPTY:  # the common case, on every routed call
+            return outer if self is _EMPTY else self
         return RoutingContext(
             self.session_id if self.session_id is not None else outer.session_id,
             self.budget_ms if self.budget_ms is not None else outer.budget_ms,
