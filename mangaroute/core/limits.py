@@ -250,6 +250,35 @@ def check_fields(settings: object, section: str, names: Iterable[str] | None = N
             raise RangeError(name, reason)
 
 
+DIMENSION_VALUE_MAX_CHARS = 1024
+
+
+def dimension_value_violation(value: str) -> str | None:
+    """Why CloudWatch cannot take ``value`` as a dimension value, or ``None`` when it can.
+
+    A target's name is the value of the ``Target``, ``FromTarget`` and ``ToTarget``
+    dimensions of every metric and alarm. CloudWatch's rule for a dimension value: ASCII
+    only, no ASCII control characters, at least one character that is not whitespace, 1 to
+    1,024 characters (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/
+    API_Dimension.html).
+    """
+    for char in value:
+        if not " " <= char <= "~":
+            kind = "a control character" if char.isascii() else "not ASCII"
+            return (
+                f"holds {char!r} (U+{ord(char):04X}, {kind}): CloudWatch dimension values "
+                "are printable ASCII only"
+            )
+    if not value.strip():
+        return "is blank: a CloudWatch dimension value needs a character that is not a space"
+    if len(value) > DIMENSION_VALUE_MAX_CHARS:
+        return (
+            f"is {len(value):,} characters long: a CloudWatch dimension value holds at most "
+            f"{DIMENSION_VALUE_MAX_CHARS:,}"
+        )
+    return None
+
+
 def check_value(key: str, value: object) -> None:
     """Raise :class:`RangeError` (naming the last part of ``key``) for a value out of range."""
     reason = violation(key, value)

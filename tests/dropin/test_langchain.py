@@ -3,6 +3,8 @@ plain, streamed, a tool call, and the primary going down mid-conversation."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 pytest.importorskip(
@@ -13,6 +15,7 @@ from langchain_aws import ChatBedrockConverse
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
+import mangaroute
 from mangaroute.dropin import RoutedBedrockRuntime
 from mangaroute.testing import StandIn
 from tests.dropin.support import HAIKU, PROVISIONED, Decisions
@@ -109,3 +112,22 @@ def test_the_primary_going_down_mid_conversation_is_invisible(
     assert primary.outcomes == {"ok": 2, "ServiceUnavailableException": 2}
     assert standin.target(HAIKU).stats().calls == 2  # turns 3 and 4 failed over
     assert decisions.targets == ["primary"] * 4
+
+
+def test_the_context_reaches_calls_langchain_runs_in_its_executor(
+    bedrock: RoutedBedrockRuntime, decisions: Decisions
+) -> None:
+    llm = ChatBedrockConverse(
+        client=bedrock, model="mangaroute/split", provider="anthropic", base_model_id=HAIKU
+    )
+
+    async def conversation(session_id: str) -> None:
+        with mangaroute.context(session_id=session_id):
+            for _ in range(3):
+                await llm.ainvoke(QUESTION)  # boto3 runs in langchain's executor thread
+
+    for session_id in ("user-1", "user-2", "user-3", "user-4"):
+        asyncio.run(conversation(session_id))
+    per_session = [decisions.targets[i : i + 3] for i in range(0, 12, 3)]
+    assert all(len(set(picks)) == 1 for picks in per_session), per_session
+    assert {picks[0] for picks in per_session} == {"primary", "haiku"}

@@ -111,3 +111,19 @@ def test_the_primary_going_down_mid_conversation_is_invisible(
     assert standin.target(PROVISIONED).stats().outcomes == {"ok": 2, "ThrottlingException": 2}
     assert standin.target(HAIKU).stats().calls == 2
     assert decisions.targets == ["primary"] * 4
+
+
+def test_the_context_reaches_calls_pydantic_ai_runs_in_worker_threads(
+    bedrock: RoutedBedrockRuntime, decisions: Decisions
+) -> None:
+    model = BedrockConverseModel(
+        "mangaroute/split", provider=BedrockProvider(bedrock_client=bedrock)
+    )
+    agent = Agent(model)
+    for session_id in ("user-1", "user-2", "user-3", "user-4"):
+        with mangaroute.context(session_id=session_id):
+            for _ in range(3):
+                agent.run_sync(QUESTION)  # boto3 runs in an anyio worker thread
+    per_session = [decisions.targets[i : i + 3] for i in range(0, 12, 3)]
+    assert all(len(set(picks)) == 1 for picks in per_session), per_session
+    assert {picks[0] for picks in per_session} == {"primary", "haiku"}
