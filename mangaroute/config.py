@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.fleet import SharedSettings, redact_url
-from mangaroute.core.limits import LIMITS, RangeError, section_names, violation
+from mangaroute.core.limits import (
+    LIMITS,
+    RangeError,
+    dimension_value_violation,
+    section_names,
+    violation,
+)
 from mangaroute.core.policy.base import Filter, Picker, Policy, Ranker
 from mangaroute.core.policy.budget import BudgetGuard
 from mangaroute.core.policy.canary import Canary
@@ -348,6 +354,9 @@ def _profiles(root: _Table) -> dict[str, LatencyProfile]:
 def _target(
     name: str, table: _Table, profiles: dict[str, LatencyProfile], default_region: str | None
 ) -> Target:
+    problem = dimension_value_violation(name)
+    if problem is not None:  # every metric and alarm carries it as the Target dimension
+        raise table.error("", f"the target name {name!r} {problem}; rename the target")
     pattern_name = table.text("pattern")
     try:
         pattern = Pattern(pattern_name)

@@ -16,7 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import boto3
 from botocore.config import Config
@@ -44,11 +44,9 @@ class RoutedStreamResponse(dict[str, Any]):
     routing: RoutingResult
 
     def __init__(self, stream: RoutedStream) -> None:
-        super().__init__(stream=_EventStream(stream), ResponseMetadata=_ROUTED_METADATA)
+        metadata = {"HTTPStatusCode": 200, "HTTPHeaders": {}}
+        super().__init__(stream=_EventStream(stream), ResponseMetadata=metadata)
         self.routing = stream.routing
-
-
-_ROUTED_METADATA: Mapping[str, Any] = {"HTTPStatusCode": 200, "HTTPHeaders": {}}
 
 
 class _EventStream:
@@ -104,7 +102,7 @@ class RoutedBedrockRuntime:
                 **request,
             )
         except Exception as exc:
-            raise client_error(self._client, exc, "Converse") from exc
+            self._raise_as_boto3(exc, "Converse")
 
     def converse_stream(self, **kwargs: Any) -> Any:
         """Bedrock ``ConverseStream``: routed when ``modelId`` names a request class. Returns
@@ -121,7 +119,7 @@ class RoutedBedrockRuntime:
                 **request,
             )
         except Exception as exc:
-            raise client_error(self._client, exc, "ConverseStream") from exc
+            self._raise_as_boto3(exc, "ConverseStream")
         return RoutedStreamResponse(stream)
 
     @property
@@ -165,6 +163,14 @@ class RoutedBedrockRuntime:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _raise_as_boto3(self, exc: Exception, operation: str) -> NoReturn:
+        """Raise ``exc`` as the pass-through client would (:func:`client_error`), with the
+        mangaroute error as its cause; an error boto3 raises as it is stays untouched."""
+        translated = client_error(self._client, exc, operation)
+        if translated is exc:
+            raise exc
+        raise translated from exc
+
     def _request_class(self, kwargs: Mapping[str, Any], operation: str) -> str | None:
         model_id = kwargs.get("modelId")
         request_class = self._classes.get(model_id) if isinstance(model_id, str) else None
@@ -189,7 +195,7 @@ class RoutedBedrockRuntime:
         try:
             ctx, metadata = split_metadata(kwargs.get("requestMetadata"))
         except InvalidRequest as exc:
-            raise client_error(self._client, exc, operation) from exc
+            self._raise_as_boto3(exc, operation)
         if metadata is None:
             request.pop("requestMetadata", None)
         else:

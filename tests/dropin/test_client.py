@@ -244,3 +244,18 @@ def test_an_error_the_rules_raise_unchanged_gets_bedrocks_code(
     assert isinstance(error, ClientError)
     assert error.response["Error"] == {"Code": raised if raised != "ClientError" else code,
                                        "Message": "scripted"}  # fmt: skip
+
+
+def test_botocores_own_errors_are_raised_as_they_are(bedrock: RoutedBedrockRuntime) -> None:
+    with pytest.raises(ParamValidationError, match="maxTokens") as caught:
+        bedrock.converse(modelId="chat", messages=MESSAGES, inferenceConfig={"maxTokens": 0})
+    assert caught.value.__cause__ is None
+
+
+def test_a_streams_response_metadata_is_its_own(bedrock: RoutedBedrockRuntime) -> None:
+    first = bedrock.converse_stream(modelId="chat", messages=MESSAGES)
+    second = bedrock.converse_stream(modelId="chat", messages=MESSAGES)
+    for response in (first, second):
+        list(response["stream"])
+    first["ResponseMetadata"]["HTTPHeaders"]["x-seen"] = "1"
+    assert second["ResponseMetadata"] == {"HTTPStatusCode": 200, "HTTPHeaders": {}}
