@@ -7,8 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mangaroute.cli import error_json
+from mangaroute.core.errors import ConfigError
 
 from .conftest import SMALL_CONFIG
 
@@ -172,3 +178,74 @@ def test_shared_status_reads_the_variable_and_needs_a_config(tmp_path: Path) -> 
     result = run_with({}, "shared", "status")
     assert result.returncode == 2
     assert "shared status needs --config FILE (or MANGAROUTE_CONFIG=FILE)" in result.stderr
+
+
+# -- --json failures: a JSON error object on stdout, the same exit code ----------------------
+
+
+def _json_failure(*args: str) -> dict[str, Any]:
+    result = run(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == ""
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_config_check_json_reports_a_bad_file_as_json(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(SMALL_CONFIG.replace("tokens_per_minute = 100000", "tokens_per_minute = 0"))
+    data = _json_failure("config", "check", str(path), "--json")
+    assert data["error"].startswith(
+        f"{path}: [targets.fast.tokens_per_minute] expected a number > 0, got 0"
+    )
+    assert data["field"] == "targets.fast.tokens_per_minute"
+    assert data["file"] == str(path) and data["type"] == "ConfigError"
+
+
+def test_config_check_json_reports_an_unreadable_file_as_json(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    data = _json_failure("config", "check", str(missing), "--json")
+    assert data["error"] == f"{missing} cannot be read: No such file or directory"
+    assert data["file"] == str(missing) and data["field"] is None
+
+
+def test_simulate_json_reports_a_bad_option_as_json() -> None:
+    data = _json_failure("simulate", "--json", "--faults", "provisioned-outage,bogus")
+    assert data["field"] == "--faults" and data["file"] is None
+    assert data["error"].startswith("--faults: unknown fault 'bogus' (known: provisioned-outage")
+
+
+def test_simulate_json_reports_a_rejected_argument_as_json() -> None:
+    assert _json_failure("simulate", "--json", "--replicas", "0") == {
+        "error": "argument --replicas: must be >= 1 (one router per replica), got 0",
+        "field": "--replicas",
+        "file": None,
+        "type": "UsageError",
+    }
+    data = _json_failure("simulate", "--json", "--hours", "20-18")
+    assert data["error"] == "--hours: START must be before END, got '20-18'"
+    assert data["field"] == "--hours"
+
+
+def test_without_json_errors_stay_text_on_stderr() -> None:
+    result = run("simulate", "--replicas", "0")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "mangaroute simulate: error: argument --replicas: must be >= 1" in result.stderr
+
+
+@given(
+    key=st.from_regex(r"[a-z_]{1,10}(\.[a-z_]{1,10}){0,3}", fullmatch=True),
+    source=st.from_regex(r"/[a-z]{1,8}\.toml", fullmatch=True),
+    message=st.text(min_size=1, max_size=40),
+)
+def test_error_json_names_the_file_and_key_of_any_config_error(
+    key: str, source: str, message: str
+) -> None:
+    data = error_json(ConfigError(message, source=source, key=key))
+    assert data == {
+        "error": f"{source}: [{key}] {message}",
+        "field": key,
+        "file": source,
+        "type": "ConfigError",
+    }
+    json.dumps(data)  # serialisable whatever the text

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from mangaroute import __version__
 from mangaroute.cli.options import add_config_option, config_path
 from mangaroute.config import default_config_text, load_config, load_default_config
-from mangaroute.core.errors import MangarouteError
+from mangaroute.core.errors import ConfigError, MangarouteError
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import Snapshot
@@ -53,12 +54,57 @@ def _config(flag: str | None) -> RouterConfig:
     return load_config(path) if path else load_default_config()
 
 
+def _write_json(data: Any, out: TextIO) -> None:
+    json.dump(data, out, indent=2, sort_keys=False)
+    out.write("\n")
+
+
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str], out: TextIO) -> None:
     if args.json:
-        json.dump(data, out, indent=2, sort_keys=False)
-        out.write("\n")
+        _write_json(data, out)
     else:
         out.write(text() + "\n")
+
+
+class UsageError(Exception):
+    """A command line argparse rejected, raised instead of printed so ``--json`` can report
+    it as JSON."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _JsonErrorParser(argparse.ArgumentParser):
+    """The parser :func:`main` builds when the command line asks for ``--json``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+_FLAG = re.compile(r"^(?:argument )?(--[a-z0-9][a-z0-9-]*)\b")
+
+
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """A failed command's error as a JSON object: the message, the input it is about
+    (``field``: a config key, a flag, a planning input; ``None`` when it names none), the
+    config file when there is one, and the error's type."""
+    message = str(exc)
+    field: str | None = getattr(exc, "field", None)
+    file: str | None = None
+    if isinstance(exc, ConfigError):
+        if exc.source == "<config>":  # not from a file: a flag or a value
+            message = message.removeprefix("<config> ")
+        else:
+            file = exc.source
+        field = field or exc.key or None
+    if isinstance(exc, UsageError):
+        message = exc.message
+    if field is None:
+        found = _FLAG.match(message)
+        field = found.group(1) if found else None
+    return {"error": message, "field": field, "file": file, "type": type(exc).__name__}
 
 
 def _targets_text(config: RouterConfig) -> str:
@@ -349,8 +395,11 @@ def cmd_walkthrough(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    """The ``mangaroute`` parser; ``json_errors``: usage errors raise (for :func:`main` to
+    report as JSON) instead of printing and exiting."""
+    parser_class = _JsonErrorParser if json_errors else argparse.ArgumentParser
+    parser = parser_class(
         prog="mangaroute",
         description="Route foundation-model calls across AWS deployment targets (Bedrock "
         "provisioned and on-demand, SageMaker) by latency, health, capacity and "
@@ -459,13 +508,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command. Under ``--json`` a failure is a JSON object on stdout
+    (:func:`error_json`) instead of text on stderr; the exit code is the same."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    json_errors = "--json" in words
     stream = out or sys.stdout
+    parser = build_parser(json_errors=json_errors)
+    try:
+        args = parser.parse_args(words)
+    except UsageError as exc:
+        _write_json(error_json(exc), stream)
+        return EXIT_USAGE
     try:
         code: int = args.handler(args, stream)
     except MangarouteError as exc:
-        print(f"mangaroute: error: {exc}", file=sys.stderr)
+        if json_errors:
+            _write_json(error_json(exc), stream)
+        else:
+            print(f"mangaroute: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # pragma: no cover - `mangaroute ... | head`
         return 0

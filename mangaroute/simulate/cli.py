@@ -271,8 +271,9 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _with_hours(scenario: Any, text: str) -> Any:
+    window = _hours(text)  # raises ConfigError naming --hours
     try:
-        traffic = dataclasses.replace(scenario.traffic, window=_hours(text))
+        traffic = dataclasses.replace(scenario.traffic, window=window)
     except ValueError as exc:
         raise ConfigError(f"--hours: {exc}") from None
     return dataclasses.replace(scenario, traffic=traffic)
