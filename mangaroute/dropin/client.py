@@ -21,7 +21,9 @@ from typing import Any, NoReturn, Self
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ParamValidationError
+from opentelemetry import metrics
 
+from mangaroute import __version__
 from mangaroute.core.errors import InvalidRequest, echo
 from mangaroute.core.router import Router
 from mangaroute.dropin.errors import client_error
@@ -29,12 +31,16 @@ from mangaroute.dropin.routing_context import RoutingContext, current_context, s
 from mangaroute.invoke.client import InvokeSettings, RoutedClient
 from mangaroute.invoke.result import RoutingResult
 from mangaroute.invoke.stream import RoutedStream
-from mangaroute.telemetry.tracing import RoutingTelemetry
+from mangaroute.telemetry import semconv as sc
+from mangaroute.telemetry.tracing import SCHEMA_URL, RoutingTelemetry
 
 __all__ = ["RoutedBedrockRuntime", "RoutedStreamResponse", "bedrock_runtime"]
 
 SERVICE = "bedrock-runtime"
 DEFAULT_NAMESPACE = "mangaroute"
+METRIC_UNROUTED = "mangaroute.dropin.unrouted"
+"""Counter of calls the drop-in client passed straight through, by ``gen_ai.request.model``
+(the model id) and ``gen_ai.operation.name`` (``chat``)."""
 
 
 class RoutedStreamResponse(dict[str, Any]):
@@ -76,6 +82,7 @@ class RoutedBedrockRuntime:
         namespace: str = DEFAULT_NAMESPACE,
         aliases: Mapping[str, str] | None = None,
         close: tuple[Any, ...] = (),
+        meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         self.router = router
         self.routed = routed
@@ -85,6 +92,18 @@ class RoutedBedrockRuntime:
         self._namespace = f"{namespace}/"
         self._unrouted: Counter[str] = Counter()
         self._lock = threading.Lock()
+        meter = metrics.get_meter(
+            sc.INSTRUMENTATION_NAME,
+            __version__,
+            meter_provider=meter_provider,
+            schema_url=SCHEMA_URL,
+        )
+        self._unrouted_metric = meter.create_counter(
+            METRIC_UNROUTED,
+            unit="{call}",
+            description="Converse / ConverseStream calls the drop-in client passed straight "
+            "through: their model id names no request class.",
+        )
 
     # -- boto3's interface ----------------------------------------------------------------
 
@@ -184,6 +203,9 @@ class RoutedBedrockRuntime:
             raise client_error(self._client, unknown, operation) from unknown
         with self._lock:
             self._unrouted[str(model_id)] += 1
+        self._unrouted_metric.add(
+            1, {sc.GEN_AI_REQUEST_MODEL: str(model_id), sc.GEN_AI_OPERATION_NAME: "chat"}
+        )
         return None
 
     def _routed_request(
@@ -232,6 +254,7 @@ def bedrock_runtime(
     aliases: Mapping[str, str] | None = None,
     settings: InvokeSettings | None = None,
     telemetry: RoutingTelemetry | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
 ) -> RoutedBedrockRuntime:
     """A bedrock-runtime client to hand to any code that takes boto3's.
 
@@ -241,7 +264,9 @@ def bedrock_runtime(
     then to the first target's); pass ``client`` to use yours. Routed calls go through
     ``routed`` - or a :class:`~mangaroute.invoke.RoutedClient` made here from the same
     session, ``endpoint_url``, ``config``, ``settings`` and ``telemetry`` and closed with
-    this client. ``namespace`` and ``aliases`` name the routed model ids.
+    this client. ``namespace`` and ``aliases`` name the routed model ids. Passed-through
+    calls are counted in :meth:`~RoutedBedrockRuntime.unrouted_calls` and in the
+    ``mangaroute.dropin.unrouted`` counter of ``meter_provider`` (default: the global one).
     """
     routed_ids(router, namespace, aliases or {})  # refuse a bad alias before making anything
     session = session if session is not None else boto3.session.Session()
@@ -263,5 +288,11 @@ def bedrock_runtime(
         )
         made.append(client)
     return RoutedBedrockRuntime(
-        router, client, routed, namespace=namespace, aliases=aliases, close=tuple(made)
+        router,
+        client,
+        routed,
+        namespace=namespace,
+        aliases=aliases,
+        close=tuple(made),
+        meter_provider=meter_provider,
     )

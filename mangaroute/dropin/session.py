@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import boto3
 from botocore.config import Config
+from opentelemetry import metrics
 
 from mangaroute.core.router import Router
 from mangaroute.dropin.client import DEFAULT_NAMESPACE, SERVICE, RoutedBedrockRuntime, routed_ids
@@ -42,6 +43,7 @@ class RoutedSession:
         aliases: Mapping[str, str] | None = None,
         settings: InvokeSettings | None = None,
         telemetry: RoutingTelemetry | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         routed_ids(router, namespace, aliases or {})  # a bad alias fails here, not per client
         self.router = router
@@ -52,6 +54,7 @@ class RoutedSession:
         self._aliases = dict(aliases or {})
         self._settings = settings
         self._telemetry = telemetry
+        self._meter_provider = meter_provider
         self._routed: RoutedClient | None = None
         self._lock = threading.Lock()
 
@@ -66,6 +69,7 @@ class RoutedSession:
             self.routed_client(),
             namespace=self._namespace,
             aliases=self._aliases,
+            meter_provider=self._meter_provider,
         )
 
     def routed_client(self) -> RoutedClient:
@@ -117,6 +121,7 @@ def routed_session(
     aliases: Mapping[str, str] | None = None,
     settings: InvokeSettings | None = None,
     telemetry: RoutingTelemetry | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
 ) -> RoutedSession:
     """Wrap ``session`` (default: a new ``boto3.session.Session()``) so its bedrock-runtime
     clients route. ``endpoint_url`` and ``config`` apply to mangaroute's own clients for the
@@ -130,4 +135,5 @@ def routed_session(
         aliases=aliases,
         settings=settings,
         telemetry=telemetry,
+        meter_provider=meter_provider,
     )
