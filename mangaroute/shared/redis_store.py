@@ -185,9 +185,18 @@ class RedisStore:
         self._factory = connect(settings) if client is None else lambda: client
         self._client: Any | None = None
         self.prefix = key_prefix(settings.deployment)
-        from redis.exceptions import NoScriptError, RedisError  # noqa: PLC0415 - optional
+        from redis.exceptions import (  # noqa: PLC0415 - optional dependency
+            NoScriptError,
+            RedisClusterException,
+            RedisError,
+        )
 
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+        # RedisClusterException (no node reachable, no slot map) is not a RedisError
+        self._errors: tuple[type[BaseException], ...] = (
+            RedisError,
+            RedisClusterException,
+            OSError,
+        )
         self._no_script = NoScriptError
         self._repairs: list[BadField] = []
         self.script_loads = 0

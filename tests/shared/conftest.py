@@ -129,6 +129,10 @@ class RedisClusterProcesses:
             stderr=subprocess.DEVNULL,
             timeout=60,
         )
+        self.wait_ok()
+
+    def wait_ok(self) -> None:
+        """Until every node reports ``cluster_state:ok`` (all slots served)."""
         deadline = time.monotonic() + 30
         for node in self.nodes:
             client = redis.Redis(port=node.port, decode_responses=True)

@@ -3,6 +3,10 @@ stay in its hash tag's slot, on whichever node owns it; the fleet behaves as on 
 
 from __future__ import annotations
 
+import socket
+import time
+from pathlib import Path
+
 import redis
 from redis.cluster import key_slot
 
@@ -11,7 +15,7 @@ from mangaroute.core.breaker import BreakerState
 from mangaroute.core.snapshot import SwitchEvent
 from mangaroute.shared.cli import read_status
 from mangaroute.shared.redis_store import RedisStore, key_prefix
-from tests.shared.conftest import RedisClusterProcesses
+from tests.shared.conftest import RedisClusterProcesses, RedisProcess
 from tests.shared.helpers import FLEET_CONFIG, PAID_TPM, START_NS, replica, settings
 
 
@@ -133,3 +137,66 @@ def test_shared_status_reads_a_cluster(
         assert status["undecodable"] == []
     finally:
         state.close()
+
+
+def test_a_replica_starts_while_its_cluster_is_unreachable(
+    redis_cluster: RedisClusterProcesses, deployment: str
+) -> None:
+    """The cluster client asks for the slot map when it is built: that happens at the first
+    sync, so a replica whose cluster is down starts, routes on its own view, and joins when
+    a sync can reach a node."""
+    closed = RedisProcess.__new__(RedisProcess)  # a port nothing listens on
+    closed.port = _closed_port()
+    clock = FakeClock(START_NS)
+    store = RedisStore(settings(closed.url, deployment, "a", cluster=True))
+    router, state = replica(clock, closed.url, deployment, "a", store=store)
+    try:
+        assert not state.sync_now()
+        status = state.status()
+        assert status.failures == 1 and "Connection refused" in (status.last_error or "")
+        assert router.fleet is None
+        assert router.choose("chat").target.name == "paid"  # routing on its own view
+    finally:
+        state.close()
+    joined = RedisStore(settings(redis_cluster.url, deployment, "a", cluster=True))
+    router, state = replica(clock, redis_cluster.url, deployment, "a", store=joined)
+    try:
+        assert state.sync_now()
+        assert router.fleet is not None and router.fleet.replicas == 1
+    finally:
+        state.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_node_that_dies_and_comes_back(tmp_path: Path, deployment: str) -> None:
+    """The node holding the deployment's slot is killed (SIGKILL) and restarted: syncs fail
+    meanwhile and the replica routes on its own; once the node is back they succeed again."""
+    cluster = RedisClusterProcesses(tmp_path)
+    try:
+        cluster.start()
+        owner = _owner(cluster, deployment)
+        url = cluster.nodes[(owner + 1) % 3].url  # enter through another node
+        clock = FakeClock(START_NS)
+        router, state = replica(clock, url, deployment, "a", cluster=True)
+        assert state.sync_now()
+        cluster.nodes[owner].kill()
+        clock.advance(seconds=1)
+        assert not state.sync_now()
+        assert router.choose("chat").target.name == "paid"
+        cluster.nodes[owner].start()
+        cluster.wait_ok()
+        synced = False
+        deadline = time.monotonic() + 30
+        while not synced and time.monotonic() < deadline:
+            clock.advance(seconds=1)
+            synced = state.sync_now()
+        assert synced, state.status()
+        assert router.fleet is not None and router.fleet.replicas == 1
+        state.close()
+    finally:
+        cluster.stop()
