@@ -11,7 +11,10 @@ no routed client open, blocks in a rotating order over rounds. Paths:
   ``with mangaroute.context(budget_ms=1500)`` - the call a framework makes.
 
 Target (issue 16): the drop-in client adds <= 100 us at p50 over direct boto3, as the routed
-client does; "drop-in over routed" is the translation layer's own cost.
+client does; "drop-in over routed" is the translation layer's own cost. Besides wall-clock
+percentiles each path reports this process's CPU time per call (``time.process_time`` over
+its blocks, background threads included): on a shared, loaded machine, where other processes
+stretch the wall clock of every path differently, the CPU added per call is the steadier figure.
 
     python benchmarks/bench_dropin.py            # 3000 calls per path
     python benchmarks/bench_dropin.py --smoke    # short; exit 1 only on a gross regression
@@ -23,6 +26,7 @@ import argparse
 import gc
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,17 +50,23 @@ class Bench:
         self.model_id = primary.model_id
         self.samples: dict[str, list[float]] = {DIRECT: [], ROUTED: [], DROPIN: []}
         self.block_p50: dict[str, list[float]] = {name: [] for name in self.samples}
+        self.cpu_us: dict[str, float] = dict.fromkeys(self.samples, 0.0)
 
     def block(self, path: str, calls: int, *, keep: bool = True) -> None:
         if path == DIRECT:
+            cpu = time.process_time()
             samples = timed_block(self._direct, calls)
+            cpu = time.process_time() - cpu
         else:
             with RoutedClient(self.router, clients=self.cache) as routed:
                 call = self._routed(routed) if path == ROUTED else self._dropin(routed)
                 call()  # the client's first call warms its lookups
                 with mangaroute.context(budget_ms=BUDGET_MS):
+                    cpu = time.process_time()
                     samples = timed_block(call, calls)
+                    cpu = time.process_time() - cpu
         if keep:
+            self.cpu_us[path] += cpu * 1e6
             self.samples[path] += samples
             self.block_p50[path].append(percentile(samples, 0.5))
 
@@ -96,8 +106,10 @@ def measure(calls: int, rounds: int) -> list[dict[str, Any]]:
         bench.run(calls, rounds)
         cache.close()
     p = {name: (percentile(s, 0.5), percentile(s, 0.99)) for name, s in bench.samples.items()}
+    cpu = {name: bench.cpu_us[name] / max(1, len(s)) for name, s in bench.samples.items()}
     rows: list[dict[str, Any]] = [
-        {"path": name, "p50_us": p50, "p99_us": p99} for name, (p50, p99) in p.items()
+        {"path": name, "p50_us": p50, "p99_us": p99, "cpu_us": cpu[name]}
+        for name, (p50, p99) in p.items()
     ]
     for label, path, base in (
         ("added: routed over direct", ROUTED, DIRECT),
@@ -111,6 +123,7 @@ def measure(calls: int, rounds: int) -> list[dict[str, Any]]:
                 "p50_us": p[path][0] - p[base][0],
                 "p99_us": p[path][1] - p[base][1],
                 "paired_p50_us": percentile(paired, 0.5),
+                "cpu_us": cpu[path] - cpu[base],
             }
         )
     return rows
@@ -134,10 +147,13 @@ def main() -> int:
             f"drop-in client vs RoutedClient vs direct boto3, stand-in in its own process, "
             f"{calls} calls per path in {args.rounds} blocks"
         )
-        print(f"{'':32}{'p50 us':>10}{'p99 us':>10}{'paired p50':>12}")
+        print(f"{'':32}{'p50 us':>10}{'p99 us':>10}{'CPU us/call':>13}{'paired p50':>12}")
         for row in rows:
             paired = f"{row['paired_p50_us']:>12.1f}" if "paired_p50_us" in row else ""
-            print(f"{row['path']:32}{row['p50_us']:>10.1f}{row['p99_us']:>10.1f}{paired}")
+            print(
+                f"{row['path']:32}{row['p50_us']:>10.1f}{row['p99_us']:>10.1f}"
+                f"{row['cpu_us']:>13.1f}{paired}"
+            )
         print("target: drop-in adds <= 100 us at p50 over direct boto3 (tracing off)")
     if args.smoke:
         added = next(r for r in rows if r["path"] == "added: drop-in over direct")
