@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mangaroute.cli import error_json
+from mangaroute.cli import build_parser, error_json
 from mangaroute.core.errors import ConfigError
+from mangaroute.sidecar.cli import add_arguments as add_serve_arguments
 
 from .conftest import SMALL_CONFIG
 
@@ -249,3 +253,49 @@ def test_error_json_names_the_file_and_key_of_any_config_error(
         "type": "ConfigError",
     }
     json.dumps(data)  # serialisable whatever the text
+
+
+# -- --help shows the user's words, not the code's -------------------------------------------
+
+_INTERNAL = re.compile(
+    r"__"  # a dunder or a flattened path (SET__TRAFFIC__DAILY_MESSAGES)
+    r"|\b[A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)+\b"  # an all-caps dotted path (SECTION.KEY)
+)
+
+
+def _parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    def walk(name: str, parser: argparse.ArgumentParser) -> Iterator[Any]:
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from walk(f"{name} {sub}", child)
+
+    yield from walk("mangaroute", build_parser())
+    sidecar = argparse.ArgumentParser(prog="python -m mangaroute.sidecar")
+    add_serve_arguments(sidecar)
+    yield "python -m mangaroute.sidecar", sidecar
+
+
+def test_no_help_shows_an_internal_name() -> None:
+    seen = 0
+    for name, parser in _parsers():
+        text = parser.format_help()
+        assert not _INTERNAL.findall(text), f"{name} --help: {_INTERNAL.findall(text)}"
+        for action in parser._actions:
+            long = [o for o in action.option_strings if o.startswith("--")]
+            if action.metavar is None and action.nargs != 0 and long:
+                # argparse would show the dest: only fine when the flag spells it
+                assert action.dest == long[0][2:].replace("-", "_"), (
+                    f"{name} {long[0]} shows {action.dest.upper()}"
+                )
+        seen += 1
+    assert seen > 20  # every command and sub-command was looked at
+
+
+def test_plan_help_shows_value_names() -> None:
+    result = run("plan", "tco", "--help")
+    assert result.returncode == 0
+    for shown in ("--daily-messages N", "--peak-hours HOURS", "--set KEY=VALUE"):
+        assert shown in result.stdout
+    assert "SET__" not in result.stdout

@@ -471,18 +471,28 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
         "--class",
         dest="request_class",
         default=None,
+        metavar="CLASS",
         help="request class (default: the config's default_class)",
     )
     route.add_argument(
-        "--budget-ms", type=float, default=None, help="remaining latency budget for the call, in ms"
+        "--budget-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="remaining latency budget for the call, in ms",
     )
-    route.add_argument("--session", default=None, help="session id (sticky pickers)")
-    route.add_argument("--input-tokens", type=int, default=500)
-    route.add_argument("--output-tokens", type=int, default=300)
+    route.add_argument("--session", default=None, metavar="ID", help="session id (sticky pickers)")
+    route.add_argument(
+        "--input-tokens", type=int, default=500, metavar="N", help="estimated input tokens (500)"
+    )
+    route.add_argument(
+        "--output-tokens", type=int, default=300, metavar="N", help="estimated output tokens (300)"
+    )
     route.add_argument(
         "--samples",
         type=int,
         default=1000,
+        metavar="N",
         help="decisions drawn to estimate the traffic share (default 1000)",
     )
     walk = add(
@@ -491,11 +501,12 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
         "quiet traffic, an outage of the primary, recovery, an evening peak",
         cmd_walkthrough,
     )
-    walk.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    walk.add_argument("--seed", type=int, default=7, metavar="N", help="random seed (default 7)")
     walk.add_argument(
         "--budget-ms",
         type=float,
         default=1500.0,
+        metavar="MS",
         help="inference budget per call (default 1500, the seed's figure)",
     )
     register_demo(commands)

@@ -44,24 +44,47 @@ class _Flag:
     type: Callable[[str], Any] | None
     help: str
     const: Any = None
+    metavar: str | None = None
 
     @property
     def dest(self) -> str:
         return "set__" + self.path.replace(".", "__")
 
+    @property
+    def shown(self) -> str:
+        """What ``--help`` shows for the value (never the internal ``dest``)."""
+        return self.metavar or _METAVARS.get(self.type, "VALUE")
+
+
+_METAVARS: dict[Any, str] = {int: "N", float: "X", str: "NAME"}
+
 
 _TRAFFIC = (
     _Flag("--daily-messages", "traffic.daily_messages", int, "messages per day"),
     _Flag("--peak-multiplier", "traffic.peak_multiplier", float, "peak req/s ÷ average (≥ 1)"),
-    _Flag("--peak-hours", "traffic.peak_hours", int, "hours of peak traffic per day"),
+    _Flag(
+        "--peak-hours", "traffic.peak_hours", int, "hours of peak traffic per day", metavar="HOURS"
+    ),
     _Flag("--burst-factor", "traffic.burst_factor", float, "burst req/s ÷ peak (≥ 1)"),
     _Flag("--input-tokens", "traffic.avg_input_tokens", int, "average input tokens"),
     _Flag("--output-tokens", "traffic.avg_output_tokens", int, "average output tokens"),
 )
 _RECOMMEND = (
-    _Flag("--max-p99-ms", "recommend.max_p99_ms", float, "latency target p99 (ms)"),
-    _Flag("--max-monthly-cost", "recommend.max_monthly_cost_usd", float, "budget (USD/month)"),
-    _Flag("--min-rps", "recommend.min_throughput_rps", float, "required req/s (default: peak)"),
+    _Flag("--max-p99-ms", "recommend.max_p99_ms", float, "latency target p99 (ms)", metavar="MS"),
+    _Flag(
+        "--max-monthly-cost",
+        "recommend.max_monthly_cost_usd",
+        float,
+        "budget (USD/month)",
+        metavar="USD",
+    ),
+    _Flag(
+        "--min-rps",
+        "recommend.min_throughput_rps",
+        float,
+        "required req/s (default: peak)",
+        metavar="RPS",
+    ),
     _Flag(
         "--needs-custom-model",
         "recommend.needs_custom_model",
@@ -78,8 +101,16 @@ _RECOMMEND = (
     ),
 )
 _TCO = (
-    _Flag("--engineer-rate", "prices.engineer_hourly", float, "USD per engineer-hour"),
-    _Flag("--off-peak-ratio", "tco.off_peak_ratio", float, "off-peak traffic ratio (0-1)"),
+    _Flag(
+        "--engineer-rate", "prices.engineer_hourly", float, "USD per engineer-hour", metavar="USD"
+    ),
+    _Flag(
+        "--off-peak-ratio",
+        "tco.off_peak_ratio",
+        float,
+        "off-peak traffic ratio (0-1)",
+        metavar="RATIO",
+    ),
     _Flag("--sonnet-mus", "tco.provisioned_sonnet_mus", int, "Sonnet MUs in the provisioned TCO"),
     _Flag("--sized-mus", "tco.use_sized_sonnet_mus", None, "use the sized Sonnet MU count", True),
 )
@@ -88,7 +119,7 @@ _AUTOSCALING = (
     _Flag("--variant", "autoscaling.variant_name", str, "production variant name"),
     _Flag("--min-instances", "autoscaling.min_instances", int, "minimum instance count"),
     _Flag("--max-instances", "autoscaling.max_instances", int, "maximum instance count"),
-    _Flag("--region", "autoscaling.region", str, "AWS region"),
+    _Flag("--region", "autoscaling.region", str, "AWS region", metavar="REGION"),
     _Flag("--utc-schedules", "autoscaling.schedule_timezone", None, "UTC crons (seed)", "Etc/UTC"),
 )
 
@@ -100,7 +131,7 @@ def _add_flags(parser: argparse.ArgumentParser, flags: Sequence[_Flag]) -> None:
                 f.flag, dest=f.dest, action="store_const", const=f.const, help=f.help
             )
         else:
-            parser.add_argument(f.flag, dest=f.dest, type=f.type, help=f.help)
+            parser.add_argument(f.flag, dest=f.dest, type=f.type, metavar=f.shown, help=f.help)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -110,8 +141,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         dest="assignments",
         action="append",
         default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override any profile key (repeatable)",
+        metavar="KEY=VALUE",
+        help="override any profile key, e.g. traffic.daily_messages=2000000 (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

@@ -102,16 +102,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--grace-s",
         type=float,
         default=10.0,
+        metavar="SECONDS",
         help="seconds in-flight calls get to finish on SIGTERM/SIGINT (default 10, at most "
         "3600); the process exits at most 0.5 s after that",
     )
     tuning.add_argument(
-        "--workers", type=int, default=16, help="threads for unary calls (default 16)"
+        "--workers", type=int, default=16, metavar="N", help="threads for unary calls (default 16)"
     )
     tuning.add_argument(
         "--max-streams",
         type=int,
         default=32,
+        metavar="N",
         help="open ReportStream/WatchSwitches calls at once; more get RESOURCE_EXHAUSTED "
         "(default 32)",
     )
@@ -119,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-message-bytes",
         type=int,
         default=64 * 1024,
+        metavar="BYTES",
         help="larger requests get RESOURCE_EXHAUSTED (default 65536, at most 2147483647)",
     )
     tuning.add_argument(
@@ -132,6 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refresh-ms",
         type=float,
         default=None,
+        metavar="MS",
         help="rebuild the router's snapshot in the background when it is due, at most this "
         "often, so no call pays for it; health follows each rebuild (default: the config's "
         "refresh_ms; 0: at most once a second, leaving the rest to the calls)",
