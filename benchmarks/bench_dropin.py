@@ -15,6 +15,8 @@ client does; "drop-in over routed" is the translation layer's own cost. Besides 
 percentiles each path reports this process's CPU time per call (``time.process_time`` over
 its blocks, background threads included): on a shared, loaded machine, where other processes
 stretch the wall clock of every path differently, the CPU added per call is the steadier figure.
+The last line times the translation layer alone (model id lookup, context, request rewrite)
+over a stub in place of the ``RoutedClient``, with no I/O at all.
 
     python benchmarks/bench_dropin.py            # 3000 calls per path
     python benchmarks/bench_dropin.py --smoke    # short; exit 1 only on a gross regression
@@ -98,12 +100,37 @@ class Bench:
                 self.block(paths[(i + k) % len(paths)], per_block)
 
 
+class _Stub:
+    """Stands in for the RoutedClient: returns at once."""
+
+    def converse(self, **request: Any) -> object:
+        return request
+
+
+def layer_alone_us(client: Any, router: Router, calls: int = 20_000) -> float:
+    """Median per-call time of the drop-in layer over a stub, in 20 blocks."""
+    bedrock = mangaroute.bedrock_runtime(router, client=client, routed=_Stub())  # type: ignore[arg-type]
+
+    def call() -> object:
+        return bedrock.converse(modelId="mangaroute/complex", messages=MESSAGES)
+
+    blocks = []
+    with mangaroute.context(budget_ms=BUDGET_MS):
+        for _ in range(20):
+            start = time.perf_counter_ns()
+            for _ in range(calls // 20):
+                call()
+            blocks.append((time.perf_counter_ns() - start) / 1000 / (calls // 20))
+    return percentile(blocks, 0.5)
+
+
 def measure(calls: int, rounds: int) -> list[dict[str, Any]]:
     with standin_process() as endpoint_url:
         session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x")
         cache = ClientCache(session, endpoint_url=endpoint_url)
         bench = Bench(Router.default(), cache)
         bench.run(calls, rounds)
+        layer_us = layer_alone_us(bench.client, bench.router)
         cache.close()
     p = {name: (percentile(s, 0.5), percentile(s, 0.99)) for name, s in bench.samples.items()}
     cpu = {name: bench.cpu_us[name] / max(1, len(s)) for name, s in bench.samples.items()}
@@ -126,6 +153,7 @@ def measure(calls: int, rounds: int) -> list[dict[str, Any]]:
                 "cpu_us": cpu[path] - cpu[base],
             }
         )
+    rows.append({"path": "drop-in layer alone (stub)", "p50_us": layer_us})
     return rows
 
 
@@ -149,6 +177,9 @@ def main() -> int:
         )
         print(f"{'':32}{'p50 us':>10}{'p99 us':>10}{'CPU us/call':>13}{'paired p50':>12}")
         for row in rows:
+            if "p99_us" not in row:
+                print(f"{row['path']:32}{row['p50_us']:>10.1f}")
+                continue
             paired = f"{row['paired_p50_us']:>12.1f}" if "paired_p50_us" in row else ""
             print(
                 f"{row['path']:32}{row['p50_us']:>10.1f}{row['p99_us']:>10.1f}"
