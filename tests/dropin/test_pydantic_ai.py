@@ -95,8 +95,17 @@ def test_a_tool_call_round_trip(bedrock: RoutedBedrockRuntime, standin: StandIn)
     assert _answered(standin) == (2, 0)
 
 
+async def _streamed_turn(
+    agent: Agent[None, str], prompt: str, history: list[ModelMessage]
+) -> tuple[str, list[ModelMessage]]:
+    async with agent.run_stream(prompt, message_history=history) as run:
+        output = await run.get_output()
+    return output, run.all_messages()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
 def test_the_primary_going_down_mid_conversation_is_invisible(
-    bedrock: RoutedBedrockRuntime, standin: StandIn, decisions: Decisions
+    bedrock: RoutedBedrockRuntime, standin: StandIn, decisions: Decisions, streamed: bool
 ) -> None:
     agent = _agent(bedrock)
     history: list[ModelMessage] = []
@@ -104,9 +113,14 @@ def test_the_primary_going_down_mid_conversation_is_invisible(
         for turn in range(4):
             if turn == 2:
                 standin.target(PROVISIONED).fail_with("ThrottlingException")
-            result = agent.run_sync(QUESTION if turn == 0 else "And then?", message_history=history)
-            assert len(result.output.split()) == 8
-            history = result.all_messages()
+            prompt = QUESTION if turn == 0 else "And then?"
+            if streamed:
+                text, history = asyncio.run(_streamed_turn(agent, prompt, history))
+            else:
+                result = agent.run_sync(prompt, message_history=history)
+                text = result.output
+                history = result.all_messages()
+            assert len(text.split()) == 8
     assert len(history) == 8
     assert standin.target(PROVISIONED).stats().outcomes == {"ok": 2, "ThrottlingException": 2}
     assert standin.target(HAIKU).stats().calls == 2
