@@ -263,7 +263,7 @@ def _serve(config: RouterConfig, settings: SidecarSettings, metrics: SidecarMetr
         from mangaroute.shared import SharedState  # noqa: PLC0415
         from mangaroute.shared.cli import redact  # noqa: PLC0415
 
-        shared = SharedState(router)
+        shared = SharedState(router, meter_provider=metrics.meter_provider)
         logging.getLogger("mangaroute.sidecar").info(
             "sharing routing state as replica %s of deployment %r at %s (sync every %g ms)",
             shared.replica,

@@ -104,6 +104,9 @@ class SidecarMetrics:
     ) -> None:
         self.settings = settings
         self.prometheus_url: str | None = None
+        self.meter_provider: MeterProvider | None = None
+        """The SDK provider behind ``otlp`` / ``prometheus`` (``None`` without them): other
+        parts of the sidecar (the shared-state link) record their metrics on it too."""
         self._closers: list[Any] = []
         observers: list[Observer] = []
         try:
@@ -166,6 +169,7 @@ class SidecarMetrics:
         provider = MeterProvider(metric_readers=readers, resource=resource)
         observer = OTelObserver(provider, targets=targets)
         self._closers.append(lambda: _shutdown(observer, provider))
+        self.meter_provider = provider
         return observer
 
     def _prometheus(self) -> Any:

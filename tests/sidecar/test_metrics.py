@@ -7,14 +7,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from mangaroute import load_default_config
+from mangaroute.config import default_config_text
 from mangaroute.sidecar import SidecarError
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 from mangaroute.sidecar.metrics import MetricsSettings, SidecarMetrics, parse_metrics
@@ -29,7 +33,8 @@ from mangaroute.telemetry import semconv as sc
 
 from .conftest import ServeProcess, connect, report, wait_for
 
-SERVE = [sys.executable, "-m", "mangaroute", "serve", "--listen", "127.0.0.1:0", "--demo"]
+SERVE_TCP = [sys.executable, "-m", "mangaroute", "serve", "--listen", "127.0.0.1:0"]
+SERVE = [*SERVE_TCP, "--demo"]
 HAIKU_COST_USD = (1000 * 0.25 + 200 * 1.25) / 1e6  # the shipped config's Haiku prices
 
 
@@ -308,3 +313,60 @@ def test_no_metrics_means_no_observer() -> None:
     metrics = SidecarMetrics(MetricsSettings(), load_default_config().targets)
     assert metrics.observer is None
     metrics.close()
+
+
+# -- the shared-state link's metrics go the same way ----------------------------------------
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A throw-away redis-server on a free loopback port (Debian's package, as in CI)."""
+    server_bin = shutil.which("redis-server")
+    if server_bin is None:
+        pytest.fail("redis-server not found (apt-get install redis-server; ./scripts/test does)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _answers(port))
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def test_the_shared_state_metrics_reach_the_scrape(
+    spawn: type[ServeProcess], tmp_path: Path, redis_url: str
+) -> None:
+    config = tmp_path / "router.toml"
+    config.write_text(
+        default_config_text()
+        + f'\n[shared]\nurl = "{redis_url}"\ndeployment = "metrics-test"\nsync_interval_ms = 50\n'
+    )
+    server = spawn(
+        [*SERVE_TCP, "--config", str(config), "--metrics", "prometheus", "--prometheus-port", "0"]
+    )
+    server.address()
+    found = re.search(r"(http://127\.0\.0\.1:\d+/metrics)", "".join(server.log))
+    assert found, "".join(server.log)
+
+    def connected() -> bool:
+        samples = _scrape(found.group(1)).get("mangaroute_shared_connected", [])
+        return _total(samples, deployment="metrics-test") == 1
+
+    wait_for(connected)
+    _stop(server)
