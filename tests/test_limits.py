@@ -43,6 +43,7 @@ from mangaroute.core.settings import RequestClass, WindowSettings
 from mangaroute.core.targets import Capacity, LatencyProfile, Pattern, Pricing, Target
 from mangaroute.invoke.client import InvokeSettings
 from mangaroute.invoke.hedging import HedgePolicy
+from mangaroute.invoke.retry import RetryPolicy
 from mangaroute.planning.errors import PlanningInputError
 from mangaroute.planning.profile import load_profile, parse_assignment
 from mangaroute.simulate.scenario import load_scenario
@@ -152,6 +153,7 @@ PLACES: dict[str, Placer | None] = {
     "budget_guard": _policy("picker", "budget_guard", daily_usd=10.0),
     "invoke": None,
     "hedge": None,
+    "retry": None,
 }
 
 
@@ -229,6 +231,7 @@ def constructor(key: str) -> Callable[[Any], object] | None:
         "budget_guard": lambda **kw: BudgetGuard(**{"daily_usd": 1.0, **kw}),
         "invoke": InvokeSettings,
         "hedge": HedgePolicy,
+        "retry": RetryPolicy,
     }
     factory = factories[section]
     if key == "budget_guard.pace":

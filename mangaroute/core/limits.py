@@ -214,6 +214,14 @@ LIMITS: Mapping[str, Range] = {
     "hedge.after_fraction": _fraction(low_open=True, high_open=True),
     "hedge.max_ratio": _fraction(),
     "hedge.window": _count(1, 1_000_000, "calls"),
+    "retry.max_per_call": _count(0, 10, "retries"),
+    "retry.max_ratio": _fraction(),
+    "retry.window": _count(1, 1_000_000, "calls"),
+    "retry.reserve": _count(0, 1_000_000, "retries"),
+    "retry.backoff_ms": _r(0, 60_000.0, "ms"),
+    "retry.fast_fraction": _fraction(low_open=True),
+    "retry.same_target_below": _fraction(),
+    "retry.evidence_calls": _count(0, 1_000_000, "calls"),
 }
 """Every numeric setting's range, keyed ``section.name`` (the TOML key, without the names of
 the target or policy it sits under)."""

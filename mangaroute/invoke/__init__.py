@@ -29,6 +29,7 @@ from mangaroute.invoke.errors import (
 from mangaroute.invoke.hedging import HedgeBudget, HedgePolicy
 from mangaroute.invoke.invokers import BedrockInvoker, EventSource, Invoker, ReplayedStream
 from mangaroute.invoke.result import Attempt, AttemptKind, ConverseResponse, RoutingResult
+from mangaroute.invoke.retry import RetryBudget, RetryPolicy
 from mangaroute.invoke.rules import Failure, Verdict, classify_failure
 from mangaroute.invoke.sagemaker import EndpointMapping, SageMakerInvoker, TgiMapping
 from mangaroute.invoke.stream import AsyncRoutedStream, RoutedStream
@@ -56,6 +57,8 @@ __all__ = [
     "Invoker",
     "MalformedResponse",
     "ReplayedStream",
+    "RetryBudget",
+    "RetryPolicy",
     "RoutedClient",
     "RoutedStream",
     "RoutingResult",

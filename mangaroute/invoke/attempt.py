@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,20 @@ class AttemptRunner:
             real_s = (deadline_ns - start_ns) / NS_PER_MS * self._to_real_s
         return self.clients.client(invoker.service, launch.target.region, real_s)
 
+    def _begin(self, launch: Launch, cancel: threading.Event | None) -> int:
+        """Wait out a retry's backoff (until ``launch.started_ns``; a cancelled call stops
+        waiting), then the attempt's start time."""
+        now = self.clock()
+        wait_ns = launch.started_ns - now
+        if wait_ns > 0:
+            real_s = wait_ns / NS_PER_MS * self._to_real_s
+            if cancel is not None:
+                cancel.wait(real_s)
+            else:
+                time.sleep(real_s)
+            now = self.clock()
+        return now
+
     def _late(self, launch: Launch, decision: Decision, start_ns: int) -> AttemptDone | None:
         """The deadline passed while the attempt waited for a thread: do not call at all."""
         if launch.deadline_ns is None or start_ns < launch.deadline_ns:
@@ -155,7 +170,7 @@ class AttemptRunner:
         route: RouteSpan = NO_ROUTE,
         cancel: threading.Event | None = None,
     ) -> AttemptDone:
-        start = self.clock()
+        start = self._begin(launch, cancel)
         late = self._late(launch, decision, start)
         if late is not None:
             return late
@@ -194,7 +209,7 @@ class AttemptRunner:
         cancel: threading.Event | None = None,
         route: RouteSpan = NO_ROUTE,
     ) -> AttemptDone:
-        start = self.clock()
+        start = self._begin(launch, cancel)
         late = self._late(launch, decision, start)
         if late is not None:
             return late

@@ -19,6 +19,7 @@ an SDK the OpenTelemetry API's no-op path still costs 10-60 us per routed call
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -44,6 +45,7 @@ from mangaroute.invoke.invokers import BedrockInvoker, Invoker
 from mangaroute.invoke.plan import FIT_PERCENTILES, FailoverPlan, Launch
 from mangaroute.invoke.refresher import SnapshotRefresher
 from mangaroute.invoke.result import ConverseResponse
+from mangaroute.invoke.retry import RetryBudget, RetryPolicy
 from mangaroute.invoke.sagemaker import SageMakerInvoker
 from mangaroute.invoke.stream import AsyncRoutedStream, RoutedStream
 from mangaroute.telemetry.tracing import RouteSpan, RoutingTelemetry
@@ -74,6 +76,9 @@ class InvokeSettings:
     """How long ResourceNotFound / AccessDenied keep a target's breaker open."""
     hedge: HedgePolicy | None = None
     """Hedging, off by default."""
+    retry: RetryPolicy | None = None
+    """Retries of fast failures within a retry budget, off by default
+    (:mod:`mangaroute.invoke.retry`)."""
     time_scale: float = 1.0
     """Real seconds per second of the router's clock: socket timeouts are the budget times
     this. Leave at 1; the demo and tests run the router in scaled time against the stand-in."""
@@ -147,8 +152,9 @@ class RoutedClient:
             time_scale=self.settings.time_scale,
             eject_cooldown_s=self.settings.eject_cooldown_s,
         )
-        hedge = self.settings.hedge
+        hedge, retry = self.settings.hedge, self.settings.retry
         self._hedge_budget = HedgeBudget(hedge) if hedge is not None else None
+        self._retry_budget = RetryBudget(retry) if retry is not None else None
         self._executor = executor
         self._own_executor: ThreadPoolExecutor | None = None
         self._max_workers = max_workers
@@ -383,6 +389,9 @@ class RoutedClient:
             streaming=streaming,
             hedge=self.settings.hedge,
             hedge_budget=self._hedge_budget,
+            retry=self.settings.retry,
+            retry_budget=self._retry_budget,
+            jitter=random.random,
         )
         snapshot = self.router.current_snapshot  # the one choose() read; no rebuild
         route = self.telemetry.route(

@@ -12,11 +12,10 @@ throttle. Calls without a budget are never hedged.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from dataclasses import dataclass
 
 from mangaroute.core.limits import check_fields
+from mangaroute.invoke.retry import ExtraAttempts
 
 __all__ = ["HedgeBudget", "HedgePolicy"]
 
@@ -36,50 +35,22 @@ class HedgePolicy:
         check_fields(self, "hedge")
 
 
-class HedgeBudget:
+class HedgeBudget(ExtraAttempts):
     """Hedges allowed over the last ``window`` events: at most ``max_ratio`` per call.
 
     Every routed call is counted with :meth:`count_call`; :meth:`try_spend` grants a hedge
     only if, with it, the hedges in the sliding window stay within ``max_ratio`` of the calls
     in it - so extra calls never exceed that share of the calls around them. O(1),
-    thread-safe.
+    thread-safe (the same budget as retries, :class:`~mangaroute.invoke.retry.RetryBudget`,
+    without a reserve).
     """
 
-    __slots__ = ("_hedges", "_lock", "_ratio", "_window")
+    __slots__ = ()
 
     def __init__(self, policy: HedgePolicy) -> None:
-        self._ratio = policy.max_ratio
-        self._window: deque[bool] = deque(maxlen=policy.window)
-        self._hedges = 0
-        self._lock = threading.Lock()
-
-    def count_call(self) -> None:
-        with self._lock:
-            self._push(hedge=False)
-
-    def try_spend(self) -> bool:
-        """Take one hedge from the budget; False when the window has none left."""
-        with self._lock:
-            calls = len(self._window) - self._hedges
-            if self._hedges + 1 > self._ratio * calls:
-                return False
-            self._push(hedge=True)
-            return True
-
-    def _push(self, *, hedge: bool) -> None:
-        window = self._window
-        if len(window) == window.maxlen and window[0]:
-            self._hedges -= 1
-        window.append(hedge)
-        if hedge:
-            self._hedges += 1
+        super().__init__(policy.max_ratio, policy.window)
 
     @property
     def hedges(self) -> int:
         """Hedges within the current window."""
-        return self._hedges
-
-    @property
-    def calls(self) -> int:
-        """Calls (not hedges) within the current window."""
-        return len(self._window) - self._hedges
+        return self.extras

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.clock import NS_PER_MS
 from mangaroute.core.decision import Decision
+from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import Snapshot
 from mangaroute.core.targets import Target
 from mangaroute.invoke.deadline import Deadline
 from mangaroute.invoke.errors import DeadlineExceeded, FailoverExhausted
 from mangaroute.invoke.hedging import HedgeBudget, HedgePolicy
 from mangaroute.invoke.result import Attempt, AttemptKind, RoutingResult
+from mangaroute.invoke.retry import RetryBudget, RetryPolicy
 from mangaroute.invoke.rules import Failure, Verdict
 
 __all__ = ["FIT_PERCENTILES", "FailoverPlan", "Launch"]
@@ -40,8 +42,11 @@ class Launch:
     target: Target
     kind: AttemptKind
     started_ns: int
-    """When the plan launched it; the attempt itself may start later (a busy executor)."""
+    """When the attempt may start: when the plan launched it, or after a retry's backoff
+    (the attempt itself may start later still: a busy executor)."""
     deadline_ns: int | None
+    nth: int = 0
+    """Earlier attempts of this call on the same target (a retry's is 1 or more)."""
 
 
 _Ended = tuple[str, str | None, int, int, float | None]
@@ -62,6 +67,13 @@ class FailoverPlan:
     * :meth:`succeeded` - the routing result, marking attempts still running as losers
       (:meth:`answered` does the same without building the result).
 
+    With a :class:`~mangaroute.invoke.retry.RetryPolicy` and its budget, a fast failure (an
+    error or a throttle within ``fast_fraction`` of the budget) may be retried: an error on
+    the same target first when the target's observed error rate is below
+    ``same_target_below`` (its errors look random), otherwise the next fallback first and the
+    same target only when no fallback fits; after a jittered backoff, when the target's
+    predicted latency still fits, and only while the retry budget has room.
+
     Fallbacks are tried in the decision's order, those whose breaker opened since the
     decision last; a fallback fits when its predicted latency (``fit`` percentile of the
     snapshot; time to first token for streams, once observed) is within the budget left.
@@ -79,10 +91,14 @@ class FailoverPlan:
         "_ended",
         "_fit",
         "_hedge_budget",
+        "_jitter",
         "_launches",
         "_live",
         "_model_errors",
         "_queue",
+        "_retries",
+        "_retry",
+        "_retry_budget",
         "_snapshot",
         "_start_ns",
         "_streaming",
@@ -101,6 +117,9 @@ class FailoverPlan:
         streaming: bool = False,
         hedge: HedgePolicy | None = None,
         hedge_budget: HedgeBudget | None = None,
+        retry: RetryPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
+        jitter: Callable[[], float] | None = None,
     ) -> None:
         if fit not in FIT_PERCENTILES:
             raise ValueError(f"fit must be one of {FIT_PERCENTILES}, got {fit!r}")
@@ -117,6 +136,10 @@ class FailoverPlan:
         self._live = 0
         self._model_errors = 0
         self._hedge_budget = hedge_budget
+        self._retry = retry if retry_budget is not None else None
+        self._retry_budget = retry_budget
+        self._jitter = jitter
+        self._retries = 0
         self.hedge_at_ns: int | None = None
         if hedge is not None and hedge_budget is not None and self._budget_ms is not None:
             self.hedge_at_ns = now_ns + round(hedge.after_fraction * self._budget_ms * NS_PER_MS)
@@ -130,6 +153,8 @@ class FailoverPlan:
             )
         if self._hedge_budget is not None:
             self._hedge_budget.count_call()
+        if self._retry_budget is not None:
+            self._retry_budget.count_call()
         return self._launch(self.decision.target, AttemptKind.PRIMARY, self._start_ns)
 
     def failed(
@@ -156,9 +181,18 @@ class FailoverPlan:
                 raise FailoverExhausted(why, self.result(now_ns=now_ns)) from error
         if self._live:
             return None
+        retry = self._retry
+        if retry is not None and failure.verdict is Verdict.FAILOVER:
+            same = self._retry_launch(retry, launch, failure, now_ns, last_resort=False)
+            if same is not None:
+                return same
         try:
             return self._next(now_ns)
         except FailoverExhausted as stop:
+            if retry is not None and failure.verdict is Verdict.FAILOVER:
+                same = self._retry_launch(retry, launch, failure, now_ns, last_resort=True)
+                if same is not None:
+                    return same
             raise stop from error
 
     def hedge(self, now_ns: int) -> Launch | None:
@@ -239,11 +273,11 @@ class FailoverPlan:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _launch(self, target: Target, kind: AttemptKind, now_ns: int) -> Launch:
+    def _launch(self, target: Target, kind: AttemptKind, now_ns: int, nth: int = 0) -> Launch:
         deadline = self._deadline
         launches = self._launches
         launch = Launch(
-            len(launches), target, kind, now_ns, None if deadline is None else deadline.at_ns
+            len(launches), target, kind, now_ns, None if deadline is None else deadline.at_ns, nth
         )
         launches.append(launch)
         self._ended.append(None)
@@ -319,6 +353,52 @@ class FailoverPlan:
                 fitting.append((is_open, order, target))
         return min(fitting, key=lambda item: item[:2])[2] if fitting else None
 
+    def _retry_launch(
+        self,
+        retry: RetryPolicy,
+        failed: Launch,
+        failure: Failure,
+        now_ns: int,
+        *,
+        last_resort: bool,
+    ) -> Launch | None:
+        """A retry of ``failed``'s target, if the policy, the budget left and the retry
+        budget allow one (see the class docstring)."""
+        outcome = failure.outcome
+        if outcome is not Outcome.ERROR and outcome is not Outcome.THROTTLED:
+            return None  # a timeout is not fast; anything else is not retried
+        if not last_resort and outcome is Outcome.THROTTLED:
+            return None  # a throttle is capacity, not chance: the next fallback first
+        if self._retries >= retry.retries_for(self.decision.request_class):
+            return None
+        budget_ms = self._budget_ms
+        elapsed_ms = (now_ns - self._start_ns) / NS_PER_MS
+        if budget_ms is not None and elapsed_ms > retry.fast_fraction * budget_ms:
+            return None
+        target = failed.target
+        snapshot = self._snapshot()
+        predicted, is_open = self._predicted_ms(snapshot, target)
+        if is_open:
+            return None
+        if not last_resort and _error_rate(snapshot, target, retry) >= retry.same_target_below:
+            return None
+        jitter = self._jitter() if self._jitter is not None else 0.5
+        backoff_ns = round(jitter * retry.backoff_bound_ms(self._retries + 1) * NS_PER_MS)
+        at_ns = now_ns + backoff_ns
+        if self._deadline is not None and predicted > self._deadline.remaining_ms(at_ns):
+            return None
+        assert self._retry_budget is not None
+        if not self._retry_budget.try_spend():
+            return None
+        self._retries += 1
+        nth = sum(1 for launch in self._launches if launch.target is target)
+        return self._launch(target, AttemptKind.RETRY, at_ns, nth)
+
+    @property
+    def retries(self) -> int:
+        """Retries this call has made."""
+        return self._retries
+
     def _next(self, now_ns: int) -> Launch:
         target = self._fitting_fallback(now_ns)
         if target is None:
@@ -338,3 +418,13 @@ class FailoverPlan:
             names = ", ".join(t.name for t in queue)
             why = f"{remaining:.0f} ms left fits no fallback's predicted {self._fit} ({names})"
         return DeadlineExceeded(why, self.result(now_ns=now_ns))
+
+
+def _error_rate(snapshot: Snapshot, target: Target, retry: RetryPolicy) -> float:
+    """The target's observed error rate: 0 (errors look random) for a target the snapshot
+    does not know or with fewer than ``retry.evidence_calls`` calls in its window."""
+    try:
+        view = snapshot.target(target.name)
+    except KeyError:
+        return 0.0
+    return view.error_rate if view.requests >= retry.evidence_calls else 0.0

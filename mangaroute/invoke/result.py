@@ -16,6 +16,8 @@ class AttemptKind(StrEnum):
     """A fallback started after an attempt failed."""
     HEDGE = "hedge"
     """A fallback started while the primary was still running (hedging)."""
+    RETRY = "retry"
+    """The same target again after a fast failure, within the retry budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,10 @@ class RoutingResult:
     def hedged(self) -> bool:
         return any(a.kind is AttemptKind.HEDGE for a in self.attempts)
 
+    @property
+    def retries(self) -> int:
+        return sum(1 for a in self.attempts if a.kind is AttemptKind.RETRY)
+
     def describe(self) -> str:
         return "; ".join(a.describe() for a in self.attempts) or "(none)"
 
@@ -95,6 +101,7 @@ class RoutingResult:
             "budget_ms": self.budget_ms,
             "failovers": self.failovers,
             "hedged": self.hedged,
+            "retries": self.retries,
             "attempts": [a.to_dict() for a in self.attempts],
         }
 

@@ -345,10 +345,10 @@ class Limits:
     first_token_ms: float
     cutoff_ms: float
     attempts: int = 1
-    """Attempts of one message on one target to allow for (``nth < attempts``): the
-    failover plan sends a call to each target at most once - a failover or a hedge goes to
-    another target - so the driver's every attempt is ``nth = 0``. An engine that retried a
-    target would need this raised."""
+    """Attempts of one message on one target to allow for (``nth < attempts``): without
+    retries the failover plan sends a call to each target at most once (a failover or a
+    hedge goes to another target); a contender with a retry policy may send it
+    ``1 + max_per_call`` times (:func:`mangaroute.simulate.run.limits_of`)."""
     streaming: bool = False
     """The day streams (``[budget] streaming``): a call is answered at its first token, so a
     message is answerable when a first token can come within the cutoff."""

@@ -30,6 +30,7 @@ anyone still waited for them).
 from __future__ import annotations
 
 import heapq
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ from mangaroute.invoke.errors import FailoverExhausted
 from mangaroute.invoke.hedging import HedgeBudget, HedgePolicy
 from mangaroute.invoke.plan import FailoverPlan, Launch
 from mangaroute.invoke.result import AttemptKind
+from mangaroute.invoke.retry import RetryBudget, RetryPolicy
 from mangaroute.invoke.rules import Failure, Verdict, classify_failure, failure_of_code
 from mangaroute.simulate.fleet import Fleet, SimTarget
 from mangaroute.simulate.traffic import Traffic
@@ -116,7 +118,9 @@ def invoke_settings(table: _Table) -> InvokeSettings:
     """A contender's ``[contenders.NAME.invoke]``: its routed calls' settings, as
     ``RoutedClient`` takes them (``InvokeSettings``) - ``fit``, ``eject_cooldown_s`` and a
     ``[...invoke.hedge]`` table (``after_fraction``, ``max_ratio``, ``window``; hedging is
-    off without one). The ranges are the settings' own (docs/limits.md)."""
+    off without one) and a ``[...invoke.retry]`` table (:class:`RetryPolicy`'s fields, with
+    ``[...retry.per_class]`` retries per request class; off without one). The ranges are the
+    settings' own (docs/limits.md)."""
     default = InvokeSettings()
     fit = table.text("fit", default.fit)
     eject = table.number(
@@ -128,8 +132,17 @@ def invoke_settings(table: _Table) -> InvokeSettings:
         values = hedging.numbers(HedgePolicy())
         hedging.finish()
         hedge = hedging.build("", lambda: HedgePolicy(**values))
+    retry: RetryPolicy | None = None
+    if "retry" in table.data:
+        retrying = table.table("retry", limits="retry")
+        counts = retrying.numbers(RetryPolicy())
+        per_class = retrying.table("per_class")
+        classes = {name: per_class.integer(name) for name in list(per_class.data)}
+        retrying.finish()
+        retry = retrying.build("", lambda: RetryPolicy(**counts, per_class=classes))
     settings = table.build(
-        "fit", lambda: InvokeSettings(fit=fit, eject_cooldown_s=eject, hedge=hedge)
+        "fit",
+        lambda: InvokeSettings(fit=fit, eject_cooldown_s=eject, hedge=hedge, retry=retry),
     )
     table.finish()
     return settings
@@ -201,6 +214,7 @@ class Orchestrator:
         start_ns: int,
         minutes: int,
         streaming: bool = False,
+        jitter_seed: int = 0,
     ) -> None:
         self.routers = routers
         self.owner = owner
@@ -213,6 +227,12 @@ class Orchestrator:
         self.budgets = [
             HedgeBudget(settings.hedge) if settings.hedge is not None else None for _ in routers
         ]
+        self.retry = settings.retry
+        self.retry_budgets = [
+            RetryBudget(settings.retry) if settings.retry is not None else None for _ in routers
+        ]
+        self.jitter = random.Random(jitter_seed).random
+        """Backoff jitter: its own seeded stream, so retries never shift the day's draws."""
         self.max_tokens = traffic.max_tokens
         self.cached_tokens = traffic.cached_tokens
         self.estimates = estimates
@@ -272,6 +292,9 @@ class Orchestrator:
             streaming=self.streaming,
             hedge=self.hedge,
             hedge_budget=self.budgets[r],
+            retry=self.retry,
+            retry_budget=self.retry_budgets[r],
+            jitter=self.jitter,
         )
         launch = plan.start()
         hedge_at = plan.hedge_at_ns
@@ -287,15 +310,16 @@ class Orchestrator:
         i = call.i
         tin = self.input_tokens[i]
         tout = self.output_tokens[i]
+        nth = launch.nth  # earlier attempts of this call on this target (a retry's > 0)
+        now = max(now, launch.started_ns)  # a retry starts after its backoff
         if sim.tok_rate:
             self.offered[sim.index][(now - self.start_ns) // MINUTE_NS] += tin + tout
-        # nth = 0: a plan never sends one call to the same target twice
         if self.plain:
-            code, latency, ttft, error = sim.attempt(now, self.draw[i], 0, tin, tout, True)
+            code, latency, ttft, error = sim.attempt(now, self.draw[i], nth, tin, tout, True)
         else:
             max_tokens, cached = self._extra(i)
             code, latency, ttft, error = sim.attempt(
-                now, self.draw[i], 0, tin, tout, True, max_tokens=max_tokens, cached_tokens=cached
+                now, self.draw[i], nth, tin, tout, True, max_tokens=max_tokens, cached_tokens=cached
             )
         admitted = code == OK
         end = now + int((ttft if admitted and self.streaming else latency) * NS_PER_MS)

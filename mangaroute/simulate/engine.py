@@ -304,7 +304,7 @@ def run_router(
 ) -> RunResult:
     """Replay ``traffic`` through ``replicas`` routers built on ``config`` (see the module
     docstring), with ``shared`` state between them when given. ``invoke`` are the routed
-    calls' settings (fit percentile, hedging, ejection cool-down) as ``RoutedClient`` takes
+    calls' settings (fit percentile, hedging, retries, ejection cool-down) as ``RoutedClient`` takes
     them; ``estimates`` the output tokens the router is told to expect per class (default
     :data:`~mangaroute.simulate.driver.DEFAULT_OUTPUT_ESTIMATE`); ``progress`` is told how
     many messages have arrived every :data:`~mangaroute.simulate.progress.EVERY`."""
@@ -392,6 +392,7 @@ def run_router(
         start_ns=start_ns,
         minutes=minutes,
         streaming=budget.streaming,
+        jitter_seed=seed,
     )
     heap = orchestrator.heap
     settle = orchestrator.settle

@@ -263,11 +263,29 @@ def bound_fleet(
 def limits_of(scenario: Scenario) -> lp.Limits:
     """The bound's SLOs from the scenario's budget: the full answer within ``inference_ms``,
     the first token within ``first_token_ms`` where the budget has one (else the same),
-    and the orchestrator's cutoff (for the first token when the day streams)."""
+    and the orchestrator's cutoff (for the first token when the day streams); as many
+    attempts on one target as the most retrying contender may make."""
     budget = scenario.budget
     first = getattr(budget, "first_token_ms", None) or budget.inference_ms
     streaming = bool(getattr(budget, "streaming", False))
-    return lp.Limits(budget.inference_ms, float(first), budget.cutoff_ms, streaming=streaming)
+    return lp.Limits(
+        budget.inference_ms,
+        float(first),
+        budget.cutoff_ms,
+        attempts=1 + max_retries(scenario),
+        streaming=streaming,
+    )
+
+
+def max_retries(scenario: Scenario) -> int:
+    """The most retries any contender's plan may make on one call (0 without retries): the
+    bound lets a message try a target that many more times."""
+    most = 0
+    for contender in scenario.contenders:
+        retry = contender.invoke.retry
+        if retry is not None:
+            most = max(most, retry.max_per_call, *retry.per_class.values())
+    return most
 
 
 def _hindsight(lo: int, hi: int) -> tuple[Any, Any, Any, float]:

@@ -27,6 +27,8 @@ EXPECTED = {
     "Invoker",
     "MalformedResponse",
     "ReplayedStream",
+    "RetryBudget",
+    "RetryPolicy",
     "RoutedClient",
     "RoutedStream",
     "RoutingResult",

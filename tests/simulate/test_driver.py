@@ -18,10 +18,12 @@ from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.invoke.client import InvokeSettings
 from mangaroute.invoke.hedging import HedgePolicy
+from mangaroute.invoke.retry import RetryPolicy
 from mangaroute.simulate import parse_scenario, simulate
 from mangaroute.simulate.driver import DEFAULT_OUTPUT_ESTIMATE, READ_TIMEOUT
 from mangaroute.simulate.engine import Budget, RunResult, run_router
 from mangaroute.simulate.fleet import Fleet, SimTarget
+from mangaroute.simulate.run import limits_of
 from mangaroute.simulate.traffic import Traffic
 from tests.simulate.test_engine import ROUTER, SCENARIO
 
@@ -376,3 +378,49 @@ def test_a_hedged_stream_cancels_the_loser_at_the_first_token() -> None:
     assert result.usage["b"].attempts == 0 and result.usage["b"].ok == 0
     assert result.usage["b"].token_usd == pytest.approx(10 * 500 / 1e6)
     assert result.usage["a"].ok == 10 and result.within_first_token_slo == 10
+
+
+RETRYING = """
+[contenders.retrying]
+description = "first, then second; a fast error retried on the same target"
+[contenders.retrying.invoke.retry]
+max_per_call = 1
+max_ratio = 0.5
+backoff_ms = 10
+[contenders.retrying.invoke.retry.per_class]
+simple = 1
+"""
+
+
+def test_a_contender_retries_fast_errors_with_the_production_plan(tmp_path: Path) -> None:
+    """The simulator runs ``mangaroute.invoke``'s retry rules: with 40 % of first's calls
+    failing fast at random, the retrying contender tries first again and pays second's ten
+    times higher price less often; the bound allows the second attempt on a target."""
+    (tmp_path / "router.toml").write_text(ROUTER)
+    text = SCENARIO.replace('contenders = ["ordered"]', 'contenders = ["ordered", "retrying"]')
+    errors = (
+        '[[faults]]\nkind = "fast_errors"\ntarget = "first"\nstart = "10:00"\nminutes = 60\n'
+        "probability = 0.4\n"
+    )
+    scenario = parse_scenario(text + RETRYING + errors, source="s.toml", base_dir=tmp_path)
+    plain, retrying = scenario.contenders
+    assert plain.invoke.retry is None
+    assert retrying.invoke.retry == RetryPolicy(
+        max_per_call=1, max_ratio=0.5, backoff_ms=10, per_class={"simple": 1}
+    )
+    assert limits_of(scenario).attempts == 2
+    scenario = dataclasses.replace(
+        scenario, traffic=dataclasses.replace(scenario.traffic, window=(36_000.0, 36_600.0))
+    )
+    simulation = simulate(scenario, jobs=1)
+    ordered, retried = simulation.results
+    n = ordered.messages
+    # ordered: every error goes to second; retrying: most errors get a second try on first
+    assert ordered.usage["second"].ok > 0.3 * n
+    assert retried.usage["first"].attempts > 1.2 * n
+    assert retried.usage["second"].ok < 0.5 * ordered.usage["second"].ok
+    assert retried.total_usd < ordered.total_usd
+    # retries within the budget: at most half the calls
+    assert retried.usage["first"].attempts <= 1.5 * n + 1
+    bound = simulation.bound
+    assert bound is not None and retried.within_slo <= bound.within_slo
