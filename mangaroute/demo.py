@@ -553,13 +553,15 @@ def render_otel(otel: dict[str, Any]) -> str:
 
 
 def handler(args: argparse.Namespace, out: TextIO) -> int:
+    from mangaroute.cli.options import config_path  # noqa: PLC0415 - cli imports us
+
     options = DemoOptions(
         requests=args.requests,
         concurrency=args.concurrency,
         seed=args.seed,
         budget_ms=args.budget_ms,
         time_scale=args.time_scale,
-        config=args.config,
+        config=config_path(args.config),
         otel=args.otel,
     )
     try:
@@ -589,14 +591,14 @@ def _positive(kind: type[int] | type[float]) -> Any:
 
 def register(subparsers: Any) -> None:
     """Add ``demo`` to a CLI's sub-parsers (``handler(args, out) -> int``)."""
+    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
+
     help_text = (
         "drive routed Converse calls through a local Bedrock/SageMaker stand-in (no AWS "
         "account): failover while the primary is down, then its return"
     )
     parser = subparsers.add_parser("demo", help=help_text, description=help_text)
-    parser.add_argument(
-        "--config", metavar="FILE", help="router config (TOML); default: MangaAssist"
-    )
+    add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
         "--otel",

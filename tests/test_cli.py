@@ -160,9 +160,14 @@ def test_the_config_flag_wins_over_the_variable(tmp_path: Path) -> None:
     assert "fast" in result.stdout
 
 
-def test_an_unreadable_config_from_the_variable_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command", [["targets"], ["demo"], ["telemetry", "alarms"], ["walkthrough"]], ids=" ".join
+)
+def test_an_unreadable_config_from_the_variable_is_named(
+    tmp_path: Path, command: list[str]
+) -> None:
     missing = tmp_path / "missing.toml"
-    result = run_with({"MANGAROUTE_CONFIG": str(missing)}, "targets")
+    result = run_with({"MANGAROUTE_CONFIG": str(missing)}, *command)
     assert result.returncode == 2
     assert f"{missing} cannot be read" in result.stderr
 
