@@ -208,6 +208,7 @@ class Router:
         budget_ms: float | None = None,
         input_tokens: int = 0,
         output_tokens: int = 0,
+        first_token: bool = False,
     ) -> Decision:
         """Decide where one call goes.
 
@@ -218,6 +219,9 @@ class Router:
         under sticky pickers. While a half-open target of the class has a free probe slot,
         the call becomes its probe (reason ``probe``) with the normal pick order as fallbacks.
         Every decision counts as in flight on its target until it is recorded or released.
+        ``first_token=True`` says the budget is for the first token only (a stream answered
+        as it arrives): deadline-aware policies then check each target's predicted time to
+        first token instead of the whole answer of ``output_tokens``.
         """
         now = self._clock()
         snapshot = self._snapshot
@@ -251,7 +255,7 @@ class Router:
         if budget_ms is not None:
             lines = route.deadline
             if lines is not None:
-                tokens = output_tokens or route.deadline_tokens
+                tokens = 0 if first_token else output_tokens or route.deadline_tokens
                 mask = 0
                 bit = 1
                 for a, b in lines:

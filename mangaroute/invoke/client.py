@@ -379,6 +379,7 @@ class RoutedClient:
             budget_ms=remaining,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            first_token=streaming,  # a stream's budget is for its first token
         )
         plan = FailoverPlan(
             decision,

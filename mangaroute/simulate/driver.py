@@ -281,6 +281,7 @@ class Orchestrator:
             budget_ms=self.budget_ms,
             input_tokens=self.input_tokens[i],
             output_tokens=expected,
+            first_token=self.streaming,
         )
         call = _Call(i, now, router, decision)
         plan = call.plan = FailoverPlan(

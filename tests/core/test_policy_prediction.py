@@ -163,6 +163,21 @@ def test_choose_drops_targets_whose_predicted_p99_misses_this_calls_budget() -> 
     assert router.choose("chat").reason == "best"  # no budget, no check
 
 
+def test_a_streams_budget_is_checked_against_the_first_token_only() -> None:
+    router = deadline_router()
+    # 300 tokens: steep 350 + 1,050 ms, fast 400 + 1,200 ms - neither answers whole in 800 ms
+    whole = router.choose("chat", budget_ms=800, output_tokens=300)
+    assert whole.reason == "best+over_budget"
+    # streamed, only the first token is due: steep (350) and fast (400) both fit
+    stream = router.choose("chat", budget_ms=800, output_tokens=300, first_token=True)
+    assert (stream.target.name, stream.reason) == ("steep", "best")
+    # 380 ms for the first token: only steep's TTFT fits
+    tight = router.choose("chat", budget_ms=380, output_tokens=300, first_token=True)
+    assert (tight.target.name, tight.reason) == ("steep", "best+budget")
+    assert [t.name for t in tight.fallbacks] == ["fast"]
+    assert router.choose("chat", budget_ms=340, first_token=True).reason == "best+over_budget"
+
+
 def test_a_target_that_cannot_make_the_deadline_becomes_a_last_resort() -> None:
     text = DEADLINE_CONFIG.replace(
         "prior = { p50_ms = 400, p90_ms = 600, p99_ms = 800 }",

@@ -147,3 +147,23 @@ def test_async_stream(standin: StandIn, router: Router, make_client: ClientFacto
     stream, events = asyncio.run(main())
     assert stream.routing.target == "haiku" and stream.ttft_ms is not None
     assert texts(events) and stream.latency_ms is not None
+
+
+def test_a_stream_asks_the_router_for_a_target_by_its_first_token(
+    router: Router, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget of a stream is for its first token, so choose() is told so (deadline-aware
+    policies then predict time to first token); a plain Converse call is answered whole."""
+    seen: list[bool] = []
+    choose = router.choose
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(bool(kwargs.get("first_token")))
+        return choose(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(router, "choose", spy)
+    client = make_client(router)
+    with client.converse_stream(messages=MESSAGES, budget_ms=ROOMY_MS, output_tokens=300) as s:
+        list(s)
+    client.converse(messages=MESSAGES, budget_ms=ROOMY_MS, output_tokens=300)
+    assert seen == [True, False]
