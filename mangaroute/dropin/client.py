@@ -29,6 +29,7 @@ from mangaroute.core.router import Router
 from mangaroute.dropin.errors import client_error
 from mangaroute.dropin.routing_context import RoutingContext, current_context, split_metadata
 from mangaroute.invoke.client import InvokeSettings, RoutedClient
+from mangaroute.invoke.deadline import Deadline
 from mangaroute.invoke.result import RoutingResult
 from mangaroute.invoke.stream import RoutedStream
 from mangaroute.telemetry import semconv as sc
@@ -118,6 +119,7 @@ class RoutedBedrockRuntime:
                 request_class=request_class,
                 session_id=ctx.session_id,
                 budget_ms=ctx.budget_ms,
+                deadline=ctx.deadline,
                 **request,
             )
         except Exception as exc:
@@ -135,11 +137,17 @@ class RoutedBedrockRuntime:
                 request_class=request_class,
                 session_id=ctx.session_id,
                 budget_ms=ctx.budget_ms,
+                deadline=ctx.deadline,
                 **request,
             )
         except Exception as exc:
             self._raise_as_boto3(exc, "ConverseStream")
         return RoutedStreamResponse(stream)
+
+    def deadline(self, budget_ms: float) -> Deadline:
+        """A deadline ``budget_ms`` from now on the router's clock, for
+        ``mangaroute.context(deadline=...)``: every call in the block shares it."""
+        return self.routed.deadline(budget_ms)
 
     @property
     def exceptions(self) -> Any:

@@ -5,8 +5,7 @@ Frameworks call ``converse(**kwargs)`` with boto3's arguments only, so the routi
 budget) reaches the drop-in client another way: from ``with mangaroute.context(...)`` around
 the framework call, or per call from ``requestMetadata`` keys the framework passes through
 (``mangaroute.session_id``, ``mangaroute.budget_ms``; both removed before the request is
-sent). A request's own keys win over the surrounding context. This module imports nothing
-from boto3, so ``mangaroute.context`` costs no import of the AWS SDK.
+sent). A request's own keys win over the surrounding context.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from mangaroute.core.errors import InvalidRequest, echo
+from mangaroute.invoke.deadline import Deadline
 
 __all__ = [
     "BUDGET_KEY",
@@ -37,22 +37,33 @@ BUDGET_KEY = "mangaroute.budget_ms"
 
 @dataclass(frozen=True, slots=True)
 class RoutingContext:
-    """What a routed call is chosen with besides its request class."""
+    """What a routed call is chosen with besides its request class.
+
+    Its time limit is ``budget_ms`` (each call gets that much) or ``deadline`` (an instant on
+    the router's clock that every call in the block shares - an agent's whole tool loop
+    within the 3 s of one chat request), never both.
+    """
 
     session_id: str | None = None
     budget_ms: float | None = None
+    deadline: Deadline | None = None
 
     def __post_init__(self) -> None:
         if self.budget_ms is not None:
             _check_budget(self.budget_ms, "budget_ms")
+            if self.deadline is not None:
+                raise InvalidRequest("pass budget_ms or deadline, not both")
 
     def over(self, outer: RoutingContext) -> RoutingContext:
-        """This context's values, with ``outer``'s where this one has none."""
+        """This context's values, with ``outer``'s where this one has none (the time limit -
+        budget or deadline - as one value)."""
         if self is _EMPTY or outer is _EMPTY:  # the common case, on every routed call
             return outer if self is _EMPTY else self
+        limit = self if self.budget_ms is not None or self.deadline is not None else outer
         return RoutingContext(
             self.session_id if self.session_id is not None else outer.session_id,
-            self.budget_ms if self.budget_ms is not None else outer.budget_ms,
+            limit.budget_ms,
+            limit.deadline,
         )
 
 
@@ -67,9 +78,14 @@ def current_context() -> RoutingContext:
 
 @contextmanager
 def context(
-    *, session_id: str | None = None, budget_ms: float | None = None
+    *,
+    session_id: str | None = None,
+    budget_ms: float | None = None,
+    deadline: Deadline | None = None,
 ) -> Iterator[RoutingContext]:
-    """Route drop-in calls made inside the block with this session id and budget.
+    """Route drop-in calls made inside the block with this session id and time limit: a
+    ``budget_ms`` for each call, or a ``deadline`` all of them share (make it with the drop-in
+    client's ``deadline(ms)``, on the router's clock).
 
     Blocks nest: an inner block's values replace the outer's, the rest are inherited. The
     value lives in a :class:`contextvars.ContextVar`, so it follows asyncio tasks and the
@@ -78,7 +94,12 @@ def context(
     """
     if session_id is not None and not isinstance(session_id, str):
         raise InvalidRequest(f"session_id must be a string, got {type(session_id).__name__}")
-    inner = replace(_EMPTY, session_id=session_id, budget_ms=budget_ms).over(_CURRENT.get())
+    if deadline is not None and not isinstance(deadline, Deadline):
+        raise InvalidRequest(
+            f"deadline must be a Deadline (bedrock.deadline(ms)), got {type(deadline).__name__}"
+        )
+    made = replace(_EMPTY, session_id=session_id, budget_ms=budget_ms, deadline=deadline)
+    inner = made.over(_CURRENT.get())
     token = _CURRENT.set(inner)
     try:
         yield inner

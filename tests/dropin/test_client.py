@@ -259,3 +259,29 @@ def test_a_streams_response_metadata_is_its_own(bedrock: RoutedBedrockRuntime) -
         list(response["stream"])
     first["ResponseMetadata"]["HTTPHeaders"]["x-seen"] = "1"
     assert second["ResponseMetadata"] == {"HTTPStatusCode": 200, "HTTPHeaders": {}}
+
+
+def test_a_deadline_in_the_context_is_shared_by_every_call(
+    bedrock: RoutedBedrockRuntime, standin: StandIn
+) -> None:
+    with mangaroute.context(deadline=bedrock.deadline(60_000)):
+        first = bedrock.converse(modelId="chat", messages=MESSAGES).routing.budget_ms
+        second = bedrock.converse(modelId="chat", messages=MESSAGES).routing.budget_ms
+        with mangaroute.context(budget_ms=1500):  # an inner budget replaces the deadline
+            inner = bedrock.converse(modelId="chat", messages=MESSAGES).routing.budget_ms
+    assert first is not None and second is not None
+    assert 60_000 >= first > second  # what is left of one deadline, not a fresh budget
+    assert inner == 1500.0
+
+
+def test_a_passed_deadline_is_a_model_timeout_and_calls_nothing(
+    bedrock: RoutedBedrockRuntime, standin: StandIn
+) -> None:
+    with (
+        mangaroute.context(deadline=bedrock.deadline(0)),
+        pytest.raises(bedrock.exceptions.ModelTimeoutException) as caught,
+    ):
+        bedrock.converse(modelId="chat", messages=MESSAGES)
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 408
+    assert isinstance(caught.value.__cause__, mangaroute.invoke.DeadlineExceeded)
+    assert (_calls(standin, PROVISIONED), _calls(standin, HAIKU)) == (0, 0)

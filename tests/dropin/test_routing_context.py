@@ -12,6 +12,7 @@ import mangaroute
 from mangaroute import InvalidRequest
 from mangaroute.dropin import RoutingContext, current_context
 from mangaroute.dropin.routing_context import parse_budget_ms, split_metadata
+from mangaroute.invoke import Deadline
 
 BUDGET = "mangaroute.budget_ms"
 SESSION = "mangaroute.session_id"
@@ -82,3 +83,16 @@ def test_context_blocks_nest_and_end() -> None:
 def test_a_bad_context_is_refused_by_name(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidRequest, match=f"^{message}$"), mangaroute.context(**kwargs):  # type: ignore[arg-type]
         pass
+
+
+def test_budget_and_deadline_are_one_time_limit() -> None:
+    deadline = Deadline(at_ns=10**15)
+    with pytest.raises(InvalidRequest, match=r"^pass budget_ms or deadline, not both$"):
+        RoutingContext(budget_ms=1500, deadline=deadline)
+    with mangaroute.context(budget_ms=1500), mangaroute.context(deadline=deadline):
+        assert current_context() == RoutingContext(None, None, deadline)
+    with mangaroute.context(deadline=deadline), mangaroute.context(session_id="s"):
+        assert current_context() == RoutingContext("s", None, deadline)
+    with pytest.raises(InvalidRequest, match="deadline must be a Deadline"):  # noqa: SIM117
+        with mangaroute.context(deadline=3000):  # type: ignore[arg-type]
+            pass
