@@ -200,19 +200,21 @@ class RoutedBedrockRuntime:
 
     def _request_class(self, kwargs: Mapping[str, Any], operation: str) -> str | None:
         model_id = kwargs.get("modelId")
-        request_class = self._classes.get(model_id) if isinstance(model_id, str) else None
+        if not isinstance(model_id, str):
+            return None  # boto3's own ParamValidationError, no call made: nothing to count
+        request_class = self._classes.get(model_id)
         if request_class is not None:
             return request_class
-        if isinstance(model_id, str) and model_id.startswith(self._namespace):
+        if model_id.startswith(self._namespace):
             unknown = InvalidRequest(
                 f"modelId {echo(model_id)} names no request class; routed model ids: "
                 f"{', '.join(sorted(self._classes))}"
             )
             raise client_error(self._client, unknown, operation) from unknown
         with self._lock:
-            self._unrouted[str(model_id)] += 1
+            self._unrouted[model_id] += 1
         self._unrouted_metric.add(
-            1, {sc.GEN_AI_REQUEST_MODEL: str(model_id), sc.GEN_AI_OPERATION_NAME: "chat"}
+            1, {sc.GEN_AI_REQUEST_MODEL: model_id, sc.GEN_AI_OPERATION_NAME: "chat"}
         )
         return None
 

@@ -285,3 +285,11 @@ def test_a_passed_deadline_is_a_model_timeout_and_calls_nothing(
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 408
     assert isinstance(caught.value.__cause__, mangaroute.invoke.DeadlineExceeded)
     assert (_calls(standin, PROVISIONED), _calls(standin, HAIKU)) == (0, 0)
+
+
+def test_a_missing_model_id_is_botocores_error_and_not_counted(
+    bedrock: RoutedBedrockRuntime,
+) -> None:
+    with pytest.raises(ParamValidationError, match='"modelId"'):
+        bedrock.converse(messages=MESSAGES)
+    assert bedrock.unrouted_calls() == {}
