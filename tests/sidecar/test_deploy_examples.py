@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,12 @@ def test_the_examples_serve_a_mounted_config_not_the_demo() -> None:
     image_env = re.search(r"MANGAROUTE_CONFIG=(\S+)", dockerfile)
     assert image_env is not None
     assert {"name": "MANGAROUTE_CONFIG", "value": image_env.group(1)} in sidecar["environment"]
+    assert "pip wheel --no-cache-dir --wheel-dir /wheels '.[sidecar]'" in dockerfile  # gRPC
+    copied = re.search(r"^COPY (.*) \./$", dockerfile, re.MULTILINE)
+    assert copied is not None
+    project = tomllib.loads((SIDECAR.parent / "pyproject.toml").read_text())["project"]
+    for needed in ("pyproject.toml", project["readme"], *project["license-files"]):
+        assert needed in copied.group(1).split()  # the wheel is built from these
     cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE)
     assert cmd is not None
     for command in (json.loads(cmd.group(1)), sidecar["command"]):
