@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mangaroute.core.observer import Observer, Observers
 from mangaroute.core.targets import Target
-from mangaroute.sidecar.address import SidecarError
+from mangaroute.sidecar.address import ListenAddress, SidecarError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -183,6 +183,13 @@ class SidecarMetrics:
                 "--metrics prometheus needs opentelemetry-exporter-prometheus: " + _INSTALL
             ) from None
         host, port = self.settings.prometheus_host, self.settings.prometheus_port
+        if not ListenAddress(host=host, port=port).is_loopback:
+            logger.warning(
+                "metrics: the Prometheus endpoint on %s has no authentication: anyone who can "
+                "reach it reads the routing metrics; restrict it with a firewall or security "
+                "group",
+                host,
+            )
         registry = CollectorRegistry(auto_describe=True)
         reader = PrometheusMetricReader(registry=registry)
         try:

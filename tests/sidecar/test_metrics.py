@@ -370,3 +370,29 @@ def test_the_shared_state_metrics_reach_the_scrape(
 
     wait_for(connected)
     _stop(server)
+
+
+def test_a_prometheus_host_beyond_loopback_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 192.0.2.1 (TEST-NET-1, RFC 5737) is on no interface here: the warning comes, then the
+    # bind fails; nothing listens beyond loopback
+    settings = MetricsSettings(("prometheus",), prometheus_host="192.0.2.1", prometheus_port=0)
+    refused = pytest.raises(SidecarError, match=r"--prometheus-host 192\.0\.2\.1 .*cannot listen")
+    with caplog.at_level("WARNING", logger="mangaroute.sidecar"), refused:
+        SidecarMetrics(settings, load_default_config().targets)
+    assert "the Prometheus endpoint on 192.0.2.1 has no authentication" in caplog.text
+
+
+def test_a_loopback_prometheus_host_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = MetricsSettings(("prometheus",), prometheus_port=0)
+    with caplog.at_level("WARNING", logger="mangaroute.sidecar"):
+        metrics = SidecarMetrics(settings, load_default_config().targets)
+    try:
+        assert metrics.prometheus_url is not None
+        assert metrics.prometheus_url.startswith("http://127.0.0.1:")
+        assert "no authentication" not in caplog.text
+    finally:
+        metrics.close()
