@@ -24,7 +24,6 @@ import threading
 import time
 import zlib
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -38,6 +37,7 @@ from mangaroute.core.errors import (
     UnknownTarget,
     echo,
 )
+from mangaroute.core.events import EventBus, EventListener
 from mangaroute.core.fleet import FleetSpend, FleetView, LocalBreaker, LocalSample
 from mangaroute.core.histogram import LogScale
 from mangaroute.core.inflight import DECISION_TTL, MAX_OUTSTANDING, InFlight
@@ -57,13 +57,12 @@ from mangaroute.core.policy.context import PolicyContext, SpendLedger
 from mangaroute.core.policy.switcher import PrimarySwitcher
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import (
-    BreakerEvent,
     Route,
     RouterEvent,
     Snapshot,
     SwitchEvent,
-    TargetView,
 )
+from mangaroute.core.stats import TargetStats
 from mangaroute.core.targets import Target
 from mangaroute.core.window import SlidingWindow
 
@@ -74,8 +73,6 @@ logger = logging.getLogger("mangaroute")
 
 _INF = math.inf
 _NUMBER = (int, float)
-_QUANTILES = (0.5, 0.9, 0.99)
-_NAN3 = (math.nan, math.nan, math.nan)
 _SWEEP_EVERY_NS = NS_PER_S
 _HASH_SCALE = 1.0 / 2**32
 _EJECT_COOLDOWN = LIMITS["invoke.eject_cooldown_s"]
@@ -84,43 +81,6 @@ IDLE_REBUILD_NS = NS_PER_S
 and the spend quarters read the rebuild's wall time, and a switcher's ``return_after_s``
 counts from rebuilds. One rebuild a second costs ~0.02 % of a core."""
 _new_tuple = tuple.__new__  # builds a Decision without NamedTuple's Python-level __new__
-
-EventListener = Callable[[RouterEvent], None]
-
-
-class _TargetState:
-    """Mutable per-target state, guarded by ``lock``."""
-
-    __slots__ = (
-        "breaker",
-        "cache_read_total",
-        "cache_write_total",
-        "dirty",
-        "input_total",
-        "latency_q",
-        "lock",
-        "output_total",
-        "requests_total",
-        "samples",
-        "target",
-        "ttft_q",
-        "window",
-    )
-
-    def __init__(self, target: Target, window: SlidingWindow, breaker: Breaker) -> None:
-        self.target = target
-        self.input_total = 0  # tokens since the router started: the spend ledger's source
-        self.output_total = 0
-        self.cache_read_total = 0
-        self.cache_write_total = 0
-        self.requests_total = 0
-        self.window = window
-        self.breaker = breaker
-        self.lock = threading.Lock()
-        self.dirty = True
-        self.latency_q: tuple[float, float, float] = _NAN3
-        self.ttft_q: tuple[float, float, float] = _NAN3
-        self.samples = 0
 
 
 class Router:
@@ -153,8 +113,8 @@ class Router:
         window = config.window
         self._scale = LogScale(window.relative_error)
         bucket_ns = round(window.bucket_s * NS_PER_S)
-        self._states: dict[str, _TargetState] = {
-            target.name: _TargetState(
+        self._states: dict[str, TargetStats] = {
+            target.name: TargetStats(
                 target,
                 SlidingWindow(self._scale, buckets=window.buckets, bucket_ns=bucket_ns, now_ns=now),
                 Breaker(config.breaker, now),
@@ -162,6 +122,7 @@ class Router:
             for target in config.targets
         }
         self._names = tuple(self._states)
+        self._min_samples = window.min_samples
         self._class_names = tuple(c.name for c in config.classes)
         self._default_class = config.default_class
         self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
@@ -180,8 +141,8 @@ class Router:
         self._rebuild_lock = threading.Lock()
         self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
         history = config.switcher.history if config.switcher else 100
-        self._history: deque[SwitchEvent] = deque(maxlen=history)
-        self._listeners: list[EventListener] = []
+        self._events = EventBus(observer, history)
+        self._history = self._events.history
         self._last_sweep_ns = now
         self._stale_at_ns = 0
         self._fleet: FleetView | None = None
@@ -398,7 +359,7 @@ class Router:
                 if breaker.state is not BreakerState.HALF_OPEN or counts_as_probe:
                     was = breaker.state
                     if breaker.on_result(now, code in (ERROR, TIMEOUT)):
-                        changed = self._breaker_event(state, was, now)
+                        changed = state.breaker_event(was, now, self._wall_offset)
         if self._quiet:
             self._stir()
         if self._observer is not None:
@@ -508,21 +469,10 @@ class Router:
         with state.lock:
             was = state.breaker.state
             changed = state.breaker.force_open(now, reason, cooldown_s)
-            event = self._breaker_event(state, was, now) if changed else None
+            event = state.breaker_event(was, now, self._wall_offset) if changed else None
         if event is not None:
             self._rebuild_soon()
             self._notify([event])
-
-    def _breaker_event(self, state: _TargetState, was: BreakerState, now: int) -> BreakerEvent:
-        breaker = state.breaker
-        return BreakerEvent(
-            state.target.name,
-            was,
-            breaker.state,
-            breaker.reason,
-            now,
-            self._wall_offset + now / NS_PER_S,
-        )
 
     # -- reading state ------------------------------------------------------------------
 
@@ -601,12 +551,7 @@ class Router:
         unsubscribe function.
         Listeners run on the thread that rebuilt the snapshot, outside every lock; an
         exception in one is logged and does not reach the router."""
-        self._listeners = [*self._listeners, listener]
-
-        def unsubscribe() -> None:
-            self._listeners = [item for item in self._listeners if item is not listener]
-
-        return unsubscribe
+        return self._events.subscribe(listener)
 
     # -- shared state -------------------------------------------------------------------
 
@@ -806,27 +751,7 @@ class Router:
         return due
 
     def _notify(self, events: list[RouterEvent]) -> None:
-        for event in events:
-            if isinstance(event, SwitchEvent):
-                logger.warning(
-                    "primary %s -> %s (%s)", event.from_target, event.to_target, event.reason
-                )
-            else:
-                log = logger.warning if event.to_state is BreakerState.OPEN else logger.info
-                log(
-                    "target %s breaker %s -> %s (%s)",
-                    event.target,
-                    event.from_state.value,
-                    event.to_state.value,
-                    event.reason,
-                )
-            if self._observer is not None:
-                self._observer.on_event(event)
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    logger.exception("event listener %r failed", listener)
+        self._events.publish(events)
 
     def _build(self, now: int) -> tuple[Snapshot, list[RouterEvent]]:
         if now - self._last_sweep_ns >= _SWEEP_EVERY_NS or self._in_flight.over_limit():
@@ -835,7 +760,15 @@ class Router:
         in_flight = self._in_flight.counts()
         events: list[RouterEvent] = []
         views = {
-            name: self._view(state, now, in_flight[name], events)
+            name: state.view(
+                now,
+                in_flight[name],
+                events,
+                self._min_samples,
+                self._scale,
+                self._fleet,
+                self._wall_offset,
+            )
             for name, state in self._states.items()
         }
         primary = None
@@ -885,89 +818,6 @@ class Router:
                 state.cache_write_total,
             )
             for state in self._states.values()
-        )
-
-    def _view(
-        self, state: _TargetState, now: int, in_flight: int, events: list[RouterEvent]
-    ) -> TargetView:
-        with state.lock:
-            window = state.window
-            rolled = window.advance(now)
-            breaker = state.breaker
-            was = breaker.state
-            if breaker.tick(now):
-                events.append(self._breaker_event(state, was, now))
-            totals = window.totals
-            latency = ttft = None
-            if state.dirty or rolled:
-                latency = dict(totals.latency)
-                ttft = dict(totals.ttft)
-                state.dirty = False
-            ok, throttled, errors, timeouts = totals.counts
-            tokens = totals.input_tokens + totals.output_tokens
-            output_tokens = totals.output_tokens
-            span_s = window.span_ns(now) / NS_PER_S
-            breaker_state, reason, ejections = breaker.state, breaker.reason, breaker.ejections
-        if latency is not None and ttft is not None:
-            q50, q90, q99 = self._scale.quantiles(latency, _QUANTILES)
-            state.latency_q = (q50, q90, q99)
-            q50, q90, q99 = self._scale.quantiles(ttft, _QUANTILES)
-            state.ttft_q = (q50, q90, q99)
-            state.samples = sum(latency.values())
-        target = state.target
-        samples = state.samples
-        if samples >= self.config.window.min_samples:
-            p50, p90, p99 = state.latency_q
-            source = "observed"
-        else:
-            prior = target.prior
-            p50, p90, p99 = prior.p50_ms, prior.p90_ms, prior.effective_p99_ms
-            source = "prior"
-        requests = ok + throttled + errors + timeouts
-        tpm = tokens / span_s * 60.0
-        rps = requests / span_s
-        fleet = self._fleet
-        if fleet is not None:
-            tpm += fleet.tokens_per_minute.get(target.name, 0.0)
-            rps += fleet.requests_per_second.get(target.name, 0.0)
-            if breaker_state is BreakerState.CLOSED:
-                ejection = fleet.ejected(target.name)
-                if ejection is not None:
-                    breaker_state = BreakerState.OPEN
-                    reason = f"fleet:{ejection.reason}"
-        capacity = target.capacity
-        utilization = 0.0
-        if capacity.tokens_per_minute:
-            utilization = tpm / capacity.tokens_per_minute
-        if capacity.requests_per_second:
-            utilization = max(utilization, rps / capacity.requests_per_second)
-        if capacity.concurrency:
-            utilization = max(utilization, in_flight / capacity.concurrency)
-        return TargetView(
-            target=target,
-            p50_ms=p50,
-            p90_ms=p90,
-            p99_ms=p99,
-            latency_source=source,
-            ttft_p50_ms=state.ttft_q[0],
-            ttft_p99_ms=state.ttft_q[2],
-            samples=samples,
-            requests=requests,
-            ok=ok,
-            throttled=throttled,
-            errors=errors,
-            timeouts=timeouts,
-            error_rate=(errors + timeouts) / requests if requests else 0.0,
-            throttle_rate=throttled / requests if requests else 0.0,
-            tokens_per_minute=tpm,
-            requests_per_second=rps,
-            utilization=utilization,
-            in_flight=in_flight,
-            breaker=breaker_state,
-            breaker_reason=reason,
-            ejections=ejections,
-            tokens_per_call=tokens / ok if ok else math.nan,
-            output_tokens_per_call=output_tokens / ok if ok else math.nan,
         )
 
     # -- the slow paths of choose() -----------------------------------------------------

@@ -308,7 +308,10 @@ def test_switch_events_reach_subscribers_and_history(clock: FakeClock) -> None:
     seen: list[Any] = []
     router.subscribe(seen.append)
 
+    broken_calls: list[Any] = []
+
     def broken(event: Any) -> None:
+        broken_calls.append(event)
         raise RuntimeError("a listener bug must not reach the router")
 
     unsubscribe = router.subscribe(broken)
@@ -321,8 +324,13 @@ def test_switch_events_reach_subscribers_and_history(clock: FakeClock) -> None:
     ]
     assert router.switch_history() == tuple(switches)
     assert router.primary == "ondemand-haiku"
+    heard = len(broken_calls)
+    assert heard >= 2  # the breaker opening and the switch
     unsubscribe()
-    assert broken not in router._listeners
+    router.eject("ondemand-haiku", "test")
+    router.choose("simple")
+    assert len(broken_calls) == heard  # unsubscribed: hears nothing more
+    assert len(seen) > heard  # while the other listener still does
 
 
 def test_default_config_routes_by_the_seeds_split() -> None:
