@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mangaroute.core.clock import NS_PER_MS, Clock
 from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.targets import Target
 
-if TYPE_CHECKING:
-    from mangaroute.core.router import Router
+
+class Recorder(Protocol):
+    """What a routed call needs of the router: record its outcome, or release it."""
+
+    def record(
+        self,
+        decision: Decision,
+        outcome: Outcome,
+        *,
+        latency_ms: float,
+        ttft_ms: float | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        error_code: str | None = None,
+    ) -> None: ...
+
+    def release(self, decision: Decision) -> None: ...
 
 
 class RoutedCall:
@@ -41,7 +56,7 @@ class RoutedCall:
 
     def __init__(
         self,
-        router: Router,
+        router: Recorder,
         decision: Decision,
         clock: Clock,
         classify: Callable[[BaseException], tuple[Outcome, str]],

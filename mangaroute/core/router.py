@@ -25,9 +25,9 @@ import time
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from mangaroute.core.breaker import Breaker, BreakerState
+from mangaroute.core.call import RoutedCall
 from mangaroute.core.clock import NS_PER_MS, NS_PER_S, Clock, monotonic_clock
 from mangaroute.core.decision import Decision
 from mangaroute.core.errors import (
@@ -65,9 +65,6 @@ from mangaroute.core.snapshot import (
 from mangaroute.core.stats import TargetStats
 from mangaroute.core.targets import Target
 from mangaroute.core.window import SlidingWindow
-
-if TYPE_CHECKING:
-    from mangaroute.core.call import RoutedCall
 
 logger = logging.getLogger("mangaroute")
 
@@ -431,7 +428,6 @@ class Router:
         (throttled / timeout / error, with its AWS error code) and recorded, then re-raised.
         Works with ``async with`` too.
         """
-        from mangaroute.core.call import RoutedCall  # noqa: PLC0415 - call imports router
 
         decision = self.choose(
             request_class,
