@@ -59,3 +59,9 @@ def test_close_stops_the_routed_clients_threads(router: Router, standin: StandIn
 def test_a_bad_alias_fails_when_the_session_is_made(router: Router) -> None:
     with pytest.raises(InvalidRequest, match=r"aliases\['x'\] = 'nope' is not a request class"):
         routed_session(router, aliases={"x": "nope"})
+
+
+def test_the_service_name_may_be_a_keyword(session: RoutedSession) -> None:
+    bedrock = session.client(service_name="bedrock-runtime", region_name=REGION)
+    assert isinstance(bedrock, RoutedBedrockRuntime)
+    assert bedrock.converse(modelId="chat", messages=MESSAGES).routing.target == "primary"
