@@ -282,6 +282,11 @@ def bedrock_runtime(
     session = session if session is not None else boto3.session.Session()
     region = region_name or session.region_name or router.targets[0].region
     made: list[Any] = []
+    if client is None:  # first: it can fail on bad arguments, and has no thread to stop
+        client = session.client(
+            SERVICE, region_name=region, endpoint_url=endpoint_url, config=config
+        )
+        made.append(client)
     if routed is None:
         routed = RoutedClient(
             router,
@@ -292,11 +297,6 @@ def bedrock_runtime(
             telemetry=telemetry,
         )
         made.append(routed)
-    if client is None:
-        client = session.client(
-            SERVICE, region_name=region, endpoint_url=endpoint_url, config=config
-        )
-        made.append(client)
     return RoutedBedrockRuntime(
         router,
         client,

@@ -293,3 +293,9 @@ def test_a_missing_model_id_is_botocores_error_and_not_counted(
     with pytest.raises(ParamValidationError, match='"modelId"'):
         bedrock.converse(messages=MESSAGES)
     assert bedrock.unrouted_calls() == {}
+
+
+def test_a_bad_endpoint_fails_before_any_thread_starts(router: Router) -> None:
+    with pytest.raises(ValueError, match="Invalid endpoint"):
+        mangaroute.bedrock_runtime(router, endpoint_url="not a url")
+    # the autouse fixture fails the test if a refresher thread was left running
