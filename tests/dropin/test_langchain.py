@@ -131,3 +131,23 @@ def test_the_context_reaches_calls_langchain_runs_in_its_executor(
     per_session = [decisions.targets[i : i + 3] for i in range(0, 12, 3)]
     assert all(len(set(picks)) == 1 for picks in per_session), per_session
     assert {picks[0] for picks in per_session} == {"primary", "haiku"}
+
+
+def test_when_no_target_answers_langchain_sees_boto3s_error(
+    bedrock: RoutedBedrockRuntime, standin: StandIn
+) -> None:
+    llm = ChatBedrockConverse(
+        client=bedrock, model="mangaroute/solo", provider="anthropic", base_model_id=HAIKU
+    )
+    standin.target(PROVISIONED).fail_with("ThrottlingException")
+    with pytest.raises(bedrock.exceptions.ThrottlingException) as caught:
+        llm.invoke(QUESTION)
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    retrying = llm.with_retry(
+        retry_if_exception_type=(bedrock.exceptions.ThrottlingException,),
+        stop_after_attempt=2,
+        wait_exponential_jitter=False,
+    )
+    with pytest.raises(bedrock.exceptions.ThrottlingException):
+        retrying.invoke(QUESTION)  # langchain's own retry recognises it and tries again
+    assert standin.target(PROVISIONED).stats().outcomes == {"ThrottlingException": 3}

@@ -13,6 +13,7 @@ pytest.importorskip(
 )
 
 from pydantic_ai import Agent
+from pydantic_ai.exceptions import ModelHTTPError, ModelRateLimitError, ModelUnavailableError
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.bedrock import BedrockConverseModel
 from pydantic_ai.providers.bedrock import BedrockProvider
@@ -141,3 +142,28 @@ def test_the_context_reaches_calls_pydantic_ai_runs_in_worker_threads(
     per_session = [decisions.targets[i : i + 3] for i in range(0, 12, 3)]
     assert all(len(set(picks)) == 1 for picks in per_session), per_session
     assert {picks[0] for picks in per_session} == {"primary", "haiku"}
+
+
+@pytest.mark.parametrize(
+    ("scripted", "category", "status"),
+    [
+        ("ThrottlingException", ModelRateLimitError, 429),
+        ("ServiceUnavailableException", ModelUnavailableError, 503),
+    ],
+)
+def test_when_no_target_answers_pydantic_ai_sees_bedrocks_error(
+    bedrock: RoutedBedrockRuntime,
+    standin: StandIn,
+    scripted: str,
+    category: type[Exception],
+    status: int,
+) -> None:
+    model = BedrockConverseModel(
+        "mangaroute/solo", provider=BedrockProvider(bedrock_client=bedrock)
+    )
+    standin.target(PROVISIONED).fail_with(scripted)
+    with pytest.raises(ModelHTTPError) as caught:
+        Agent(model).run_sync(QUESTION)
+    assert isinstance(caught.value, category)
+    assert caught.value.status_code == status
+    assert caught.value.body["Error"]["Code"] == scripted  # type: ignore[index]
