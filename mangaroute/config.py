@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.errors import ConfigError
@@ -30,11 +31,12 @@ from mangaroute.core.policy.budget import BudgetGuard
 from mangaroute.core.policy.canary import Canary
 from mangaroute.core.policy.cost import CostUnderSlo
 from mangaroute.core.policy.filters import Headroom, Healthy, LatencyCeiling
-from mangaroute.core.policy.pickers import Best, PrimaryShare, Weighted
+from mangaroute.core.policy.pickers import Best, PrimaryShare, Uniform, Weighted
 from mangaroute.core.policy.prediction import LatencyPredictor, PredictedLatency, Reliable
 from mangaroute.core.policy.rankers import (
     CheapestWithinSlo,
     ConfigOrder,
+    LiteLlmLatency,
     LowestLatency,
     WeightedScore,
 )
@@ -466,31 +468,89 @@ def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
     return settings
 
 
-def _filter(name: str, policy: _Table, targets: list[str]) -> Filter:
+@dataclass(frozen=True, slots=True)
+class PartContext:
+    """What building one policy part may read besides its own table: the policy's table
+    (for errors and nested parts), the config's target names, the policy's latency
+    predictor, the switcher's settings, and whether the part sits inside another."""
+
+    policy: _Table
+    targets: list[str]
+    predictor: LatencyPredictor
+    switcher: SwitcherSettings | None
+    nested: bool = False
+
+
+PartBuilder = Callable[[_Table, PartContext], Any]
+"""Builds one part from its table (``[policies.NAME.<part>]``) and the context."""
+
+_FILTERS: dict[str, PartBuilder] = {}
+_RANKERS: dict[str, PartBuilder] = {}
+_PICKERS: dict[str, PartBuilder] = {}
+_OUTER_ONLY = {"tier", "budget_guard"}
+"""Parts that wrap another part of their kind, so cannot be the inner one."""
+
+
+def _register(
+    registry: dict[str, PartBuilder], name: str, build: PartBuilder
+) -> Callable[[], None]:
+    if not name or not isinstance(name, str):
+        raise ValueError(f"a part needs a name, got {name!r}")
+    registry[name] = build
+
+    def unregister() -> None:
+        if registry.get(name) is build:
+            del registry[name]
+
+    return unregister
+
+
+def register_filter(name: str, build: PartBuilder) -> Callable[[], None]:
+    """Make ``filters = ["<name>"]`` build a filter with ``build(table, context)``; returns a
+    function that removes it again."""
+    return _register(_FILTERS, name, build)
+
+
+def register_ranker(name: str, build: PartBuilder) -> Callable[[], None]:
+    """Make ``ranker = "<name>"`` build a ranker with ``build(table, context)``; returns a
+    function that removes it again."""
+    return _register(_RANKERS, name, build)
+
+
+def register_picker(name: str, build: PartBuilder) -> Callable[[], None]:
+    """Make ``picker = "<name>"`` build a picker with ``build(table, context)``; returns a
+    function that removes it again."""
+    return _register(_PICKERS, name, build)
+
+
+def _part(
+    kind: str, registry: dict[str, PartBuilder], name: str, key: str, context: PartContext
+) -> Any:
+    """Build the part ``name`` of ``kind`` from the policy's ``[<name>]`` table."""
+    policy = context.policy
     params = policy.table(name, limits=name)
-    part: Filter
-    if name == "healthy":
-        part = Healthy()
-    elif name == "headroom":
-        part = Headroom(**params.numbers(Headroom()))
-    elif name == "latency_ceiling":
-        part = LatencyCeiling(**params.numbers(LatencyCeiling()))
-    elif name == "reliable":
-        part = Reliable(**params.numbers(Reliable()))
-    elif name == "schedule":
-        part = _schedule(params, targets)
-    else:
-        raise policy.error(
-            "filters",
-            f"names unknown filter {name!r} (known: {', '.join(FILTERS)})",
+    build = registry.get(name)
+    if build is None or (context.nested and name in _OUTER_ONLY):
+        known = [n for n in registry if not (context.nested and n in _OUTER_ONLY)]
+        raise (params if context.nested else policy).error(
+            key, f"names unknown {kind} {name!r} (known: {', '.join(known)})"
         )
+    part = build(params, context)
     params.finish()
     return part
 
 
-FILTERS = ("healthy", "headroom", "latency_ceiling", "reliable", "schedule")
-RANKERS = ("order", "score", "latency", "cost", "predicted", "cost_under_slo", "tier")
-PICKERS = ("best", "weighted", "primary", "spillover", "canary", "budget_guard")
+def _filter(name: str, context: PartContext) -> Filter:
+    return cast(Filter, _part("filter", _FILTERS, name, "filters", context))
+
+
+def _ranker(name: str, context: PartContext) -> Ranker:
+    key = "within" if context.nested else "ranker"
+    return cast(Ranker, _part("ranker", _RANKERS, name, key, context))
+
+
+def _picker(name: str, context: PartContext) -> Picker:
+    return cast(Picker, _part("picker", _PICKERS, name, "picker", context))
 
 
 def _schedule(params: _Table, targets: list[str]) -> Schedule:
@@ -546,110 +606,8 @@ def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo
     return CostUnderSlo(**params.numbers(defaults), predictor=predictor)
 
 
-def _ranker(
-    name: str, policy: _Table, predictor: LatencyPredictor, *, nested: bool = False
-) -> Ranker:
-    params = policy.table(name, limits=name)
-    part: Ranker
-    if name == "order":
-        part = ConfigOrder()
-    elif name == "score":
-        weights = params.table("weights", limits="score.weights")
-        score_weights = weights.build("", lambda: ScoreWeights(**weights.numbers(ScoreWeights())))
-        weights.finish()
-        part = WeightedScore(
-            **params.numbers(WeightedScore()),
-            weights=score_weights,
-            seed_exact_latency=params.flag("seed_exact_latency", False),
-        )
-    elif name == "latency":
-        percentile = params.text("percentile", "p99")
-        if percentile not in ("p50", "p99"):
-            raise params.error("percentile", f"expected 'p50' or 'p99', got {percentile!r}")
-        part = LowestLatency(percentile)
-    elif name == "cost":
-        part = CheapestWithinSlo(**params.numbers(CheapestWithinSlo()))
-    elif name == "predicted":
-        part = PredictedLatency(predictor)
-    elif name == "cost_under_slo":
-        part = _cost_under_slo(params, predictor)
-    elif name == "tier" and not nested:
-        order = params.names("order")
-        within = params.text("within", "order")
-        if within == "tier":
-            raise params.error("within", "cannot be 'tier' itself")
-        part = TierOrder(order, _ranker(within, policy, predictor, nested=True))
-    else:
-        known = [r for r in RANKERS if not (nested and r == "tier")]
-        raise (params if nested else policy).error(
-            "within" if nested else "ranker",
-            f"names unknown ranker {name!r} (known: {', '.join(known)})",
-        )
-    params.finish()
-    return part
-
-
-def _picker(
-    name: str,
-    policy: _Table,
-    switcher: SwitcherSettings | None,
-    targets: list[str],
-    predictor: LatencyPredictor,
-    *,
-    nested: bool = False,
-) -> Picker:
-    params = policy.table(name, limits=name)
-    part: Picker
-    if name == "best":
-        part = Best()
-    elif name == "weighted":
-        weights_table = params.table("weights", required=True)
-        weights = {}
-        for target in list(weights_table.data):
-            if target not in targets:
-                raise weights_table.error(target, "is not a known target")
-            weights[target] = weights_table.number(target, limit="weighted.weight")
-        weights_table.finish()
-        sticky = params.flag("sticky", False)
-        part = params.build("", lambda: Weighted(weights=weights, sticky=sticky))
-    elif name == "primary":
-        if switcher is None:
-            raise policy.error("picker", "'primary' needs a [switcher] table naming the primary")
-        part = PrimaryShare(
-            switcher.primary_weight, switcher.canary_weight, sticky=params.flag("sticky", False)
-        )
-    elif name == "spillover":
-        part = Spillover(
-            **params.numbers(Spillover()), throttle_backoff=params.flag("throttle_backoff", False)
-        )
-    elif name == "canary":
-        candidate = params.text("candidate")
-        if candidate not in targets:
-            raise params.error(
-                "candidate", f"names unknown target {candidate!r} (known: {', '.join(targets)})"
-            )
-        part = Canary(
-            candidate, **params.numbers(Canary(candidate)), sticky=params.flag("sticky", True)
-        )
-    elif name == "budget_guard" and not nested:
-        part = _budget_guard(params, policy, switcher, targets, predictor)
-    else:
-        known = [p for p in PICKERS if not (nested and p == "budget_guard")]
-        raise (params if nested else policy).error(
-            "picker",
-            f"names unknown picker {name!r} (known: {', '.join(known)})",
-        )
-    params.finish()
-    return part
-
-
-def _budget_guard(
-    params: _Table,
-    policy: _Table,
-    switcher: SwitcherSettings | None,
-    targets: list[str],
-    predictor: LatencyPredictor,
-) -> BudgetGuard:
+def _budget_guard(params: _Table, context: PartContext) -> BudgetGuard:
+    predictor = context.predictor
     d = BudgetGuard(daily_usd=1.0)
     pace = params._raw("pace", ())
     if pace != () and (
@@ -666,7 +624,7 @@ def _budget_guard(
     inner_name = params.text("picker", "best")
     if inner_name == "budget_guard":
         raise params.error("picker", "cannot be 'budget_guard' itself")
-    inner = _picker(inner_name, policy, switcher, targets, predictor, nested=True)
+    inner = _picker(inner_name, replace(context, nested=True))
     cheaper = CostUnderSlo(
         slo_p99_ms=params.number("slo_p99_ms", CostUnderSlo().slo_p99_ms),
         avg_output_tokens=predictor.avg_output_tokens,
@@ -687,16 +645,117 @@ def _budget_guard(
     )
 
 
+def _weighted(params: _Table, context: PartContext) -> Weighted:
+    weights_table = params.table("weights", required=True)
+    weights = {}
+    for target in list(weights_table.data):
+        if target not in context.targets:
+            raise weights_table.error(target, "is not a known target")
+        weights[target] = weights_table.number(target, limit="weighted.weight")
+    weights_table.finish()
+    sticky = params.flag("sticky", False)
+    return params.build("", lambda: Weighted(weights=weights, sticky=sticky))
+
+
+def _primary(params: _Table, context: PartContext) -> PrimaryShare:
+    switcher = context.switcher
+    if switcher is None:
+        raise context.policy.error(
+            "picker", "'primary' needs a [switcher] table naming the primary"
+        )
+    return PrimaryShare(
+        switcher.primary_weight, switcher.canary_weight, sticky=params.flag("sticky", False)
+    )
+
+
+def _canary(params: _Table, context: PartContext) -> Canary:
+    candidate = params.text("candidate")
+    if candidate not in context.targets:
+        raise params.error(
+            "candidate",
+            f"names unknown target {candidate!r} (known: {', '.join(context.targets)})",
+        )
+    return Canary(
+        candidate, **params.numbers(Canary(candidate)), sticky=params.flag("sticky", True)
+    )
+
+
+def _score(params: _Table, context: PartContext) -> WeightedScore:
+    weights = params.table("weights", limits="score.weights")
+    score_weights = weights.build("", lambda: ScoreWeights(**weights.numbers(ScoreWeights())))
+    weights.finish()
+    return WeightedScore(
+        **params.numbers(WeightedScore()),
+        weights=score_weights,
+        seed_exact_latency=params.flag("seed_exact_latency", False),
+    )
+
+
+def _latency(params: _Table, context: PartContext) -> LowestLatency:
+    percentile = params.text("percentile", "p99")
+    if percentile not in ("p50", "p99"):
+        raise params.error("percentile", f"expected 'p50' or 'p99', got {percentile!r}")
+    return LowestLatency(percentile)
+
+
+def _tier(params: _Table, context: PartContext) -> TierOrder:
+    order = params.names("order")
+    within = params.text("within", "order")
+    if within == "tier":
+        raise params.error("within", "cannot be 'tier' itself")
+    return TierOrder(order, _ranker(within, replace(context, nested=True)))
+
+
+register_filter("healthy", lambda params, context: Healthy())
+register_filter("headroom", lambda params, context: Headroom(**params.numbers(Headroom())))
+register_filter(
+    "latency_ceiling", lambda params, context: LatencyCeiling(**params.numbers(LatencyCeiling()))
+)
+register_filter("reliable", lambda params, context: Reliable(**params.numbers(Reliable())))
+register_filter("schedule", lambda params, context: _schedule(params, context.targets))
+register_ranker("order", lambda params, context: ConfigOrder())
+register_ranker("score", _score)
+register_ranker("latency", _latency)
+register_ranker(
+    "cost", lambda params, context: CheapestWithinSlo(**params.numbers(CheapestWithinSlo()))
+)
+register_ranker("predicted", lambda params, context: PredictedLatency(context.predictor))
+register_ranker(
+    "cost_under_slo", lambda params, context: _cost_under_slo(params, context.predictor)
+)
+register_ranker("tier", _tier)
+register_ranker("litellm_latency", lambda params, context: LiteLlmLatency())
+register_picker("best", lambda params, context: Best())
+register_picker("weighted", _weighted)
+register_picker("primary", _primary)
+register_picker(
+    "spillover",
+    lambda params, context: Spillover(
+        **params.numbers(Spillover()), throttle_backoff=params.flag("throttle_backoff", False)
+    ),
+)
+register_picker("canary", _canary)
+register_picker("random", lambda params, context: Uniform())
+register_picker("round_robin", lambda params, context: Uniform(rotate=True, name="round_robin"))
+register_picker("budget_guard", _budget_guard)
+
+FILTERS = tuple(_FILTERS)
+RANKERS = tuple(_RANKERS)
+PICKERS = tuple(_PICKERS)
+"""The part names the shipped registries know (plugins may add more)."""
+
+
 def _policies(root: _Table, switcher: SwitcherSettings | None) -> dict[str, Policy]:
     targets = [str(name) for name in root.data.get("targets", {})]
     policies: dict[str, Policy] = {}
     for name, table in root.tables("policies"):
-        predictor = _predictor(table)
+        context = PartContext(table, targets, _predictor(table), switcher)
+        predictor = context.predictor
         filters = tuple(
-            _filter(f, table, targets) for f in table.names("filters", ("healthy", "headroom"))
+            _filter(f, context) for f in table.names("filters", ("healthy", "headroom"))
         )
-        ranker = _ranker(table.text("ranker", "score"), table, predictor)
-        picker = _picker(table.text("picker", "best"), table, switcher, targets, predictor)
+        ranker = _ranker(table.text("ranker", "score"), context)
+        picker = _picker(table.text("picker", "best"), context)
         budget = table.flag("budget", True)
         deadline = predictor if table.flag("deadline", False) else None
         last_resort = table.flag("last_resort", False)

@@ -127,6 +127,7 @@ class Router:
         self._wakers: tuple[Callable[[], None], ...] = ()
         self._rebuilds = 0
         self._ids = itertools.count(1)
+        self._turns = itertools.count()  # round-robin pickers take slots in turn
         self._in_flight = InFlight(
             self._names,
             ttl_ns=round(window.decision_ttl_s * NS_PER_S),
@@ -230,6 +231,8 @@ class Router:
         else:
             if plan.sticky and session_id:
                 draw = zlib.crc32(session_id.encode()) * _HASH_SCALE
+            elif plan.rotate:
+                draw = (next(self._turns) % len(cumulative) + 0.5) / len(cumulative)
             else:
                 draw = self._random()
             slot = bisect_right(cumulative, draw * cumulative[-1])

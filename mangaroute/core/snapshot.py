@@ -123,6 +123,8 @@ class PickPlan:
     cumulative: tuple[float, ...] | None = None
     """Running sums of the weights; ``None`` always picks slot 0."""
     sticky: bool = False
+    rotate: bool = False
+    """Take the slots in turn (round robin) instead of drawing at random."""
 
     @property
     def total(self) -> float:

@@ -132,12 +132,12 @@ def test_defaults_for_the_simple_forms() -> None:
         (
             'ranker = "vibes"',
             "p.toml: [policies.p.ranker] names unknown ranker 'vibes' (known: order, score, "
-            "latency, cost, predicted, cost_under_slo, tier)",
+            "latency, cost, predicted, cost_under_slo, tier, litellm_latency)",
         ),
         (
             'picker = "dice"',
             "p.toml: [policies.p.picker] names unknown picker 'dice' (known: best, weighted, "
-            "primary, spillover, canary, budget_guard)",
+            "primary, spillover, canary, random, round_robin, budget_guard)",
         ),
         (
             'filters = ["schedule"]\n[policies.p.schedule.hours]\npt = [18, 25]',

@@ -70,6 +70,7 @@ def plan_in_order(
     weights: Sequence[float] | None = None,
     *,
     sticky: bool = False,
+    rotate: bool = False,
 ) -> PickPlan:
     """Build a plan whose every slot falls back to the other slots in their order."""
     ordered = tuple(targets)
@@ -82,7 +83,7 @@ def plan_in_order(
             running += weight
             sums.append(running)
         cumulative = tuple(sums)
-    return PickPlan(ordered, tuple(reasons), fallbacks, cumulative, sticky)
+    return PickPlan(ordered, tuple(reasons), fallbacks, cumulative, sticky, rotate)
 
 
 def panic_plan(eligible: Sequence[TargetView]) -> PickPlan:

@@ -22,6 +22,21 @@ class Best:
 
 
 @dataclass(frozen=True, slots=True)
+class Uniform:
+    """Every candidate equally likely, drawn at random (``random``: LiteLLM's default
+    "simple-shuffle" without weights) or taken in turn (``round_robin``); the rest are
+    fallbacks in rank order. A baseline: it ignores latency, cost and load."""
+
+    rotate: bool = False
+    name: str = "random"
+
+    def plan(self, ranked: Sequence[TargetView], primary: str | None) -> PickPlan:
+        targets = [view.target for view in ranked]
+        n = len(targets)
+        return plan_in_order(targets, [self.name] * n, [1.0] * n, rotate=self.rotate)
+
+
+@dataclass(frozen=True, slots=True)
 class Weighted:
     """A fixed weighted split (A/B, canary) over the targets named in ``weights``; targets
     without a weight are fallbacks only. With ``sticky`` a session always lands on the same

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -82,6 +83,36 @@ class LowestLatency:
         key = "p50_ms" if self.percentile == "p50" else "p99_ms"
         scores = {view.name: float(getattr(view, key)) for view in views}
         return sorted(views, key=lambda view: scores[view.name]), scores
+
+
+@dataclass(frozen=True, slots=True)
+class LiteLlmLatency:
+    """A baseline: LiteLLM's latency-based routing as its router strategy describes it
+    (``litellm/router_strategy/lowest_latency.py``: each deployment's recent latency per
+    output token - time to first token for streams - lowest first, with no buffer; a
+    deployment without data counts as 0, so untried deployments are tried first). Emulated
+    on the router's window: its median latency over its average answer length, or its median
+    time to first token once streams were observed, instead of the mean of the last 10
+    calls. Fast failures are not latency samples (as LiteLLM logs latency on success);
+    cool-downs after failures come from the breaker (LiteLLM's ``allowed_fails`` and
+    ``cooldown_time``)."""
+
+    name: str = "litellm_latency"
+
+    def rank(self, views: Sequence[TargetView]) -> tuple[list[TargetView], dict[str, float]]:
+        scores = {view.name: _per_token_ms(view) for view in views}
+        return sorted(views, key=lambda view: scores[view.name]), scores
+
+
+def _per_token_ms(view: TargetView) -> float:
+    if view.latency_source != "observed":
+        return 0.0
+    if not math.isnan(view.ttft_p50_ms):
+        return view.ttft_p50_ms
+    tokens = view.output_tokens_per_call
+    if math.isnan(tokens) or tokens <= 0:
+        return 0.0
+    return view.p50_ms / tokens
 
 
 @dataclass(frozen=True, slots=True)
