@@ -254,6 +254,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     default_region = router.text("region", None)
     window = router.build("", lambda: WindowSettings(**router.numbers(WindowSettings())))
     default_class_name = router.text("default_class", None)
+    streamed = router.flag("streamed", False)
     router.finish()
 
     breaker = _breaker(root.table("breaker", limits="breaker"))
@@ -266,7 +267,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
         raise root.error("targets", "must define at least one target ([targets.NAME])")
     names = [t.name for t in targets]
     switcher = _switcher(root, names)
-    policies = _policies(root, switcher)
+    policies = _policies(root, switcher, streamed=streamed)
     classes = _classes(root, names, policies)
     shared = _shared(root)
     root.finish()
@@ -594,9 +595,10 @@ def _is_hour_window(window: Any) -> bool:
     )
 
 
-def _predictor(policy: _Table) -> LatencyPredictor:
+def _predictor(policy: _Table, *, streamed: bool = False) -> LatencyPredictor:
     params = policy.table("prediction", limits="prediction")
-    predictor = LatencyPredictor(**params.numbers(LatencyPredictor()))
+    first_token = params.flag("first_token", streamed)
+    predictor = LatencyPredictor(**params.numbers(LatencyPredictor()), first_token=first_token)
     params.finish()
     return predictor
 
@@ -745,11 +747,13 @@ PICKERS = tuple(_PICKERS)
 """The part names the shipped registries know (plugins may add more)."""
 
 
-def _policies(root: _Table, switcher: SwitcherSettings | None) -> dict[str, Policy]:
+def _policies(
+    root: _Table, switcher: SwitcherSettings | None, *, streamed: bool = False
+) -> dict[str, Policy]:
     targets = [str(name) for name in root.data.get("targets", {})]
     policies: dict[str, Policy] = {}
     for name, table in root.tables("policies"):
-        context = PartContext(table, targets, _predictor(table), switcher)
+        context = PartContext(table, targets, _predictor(table, streamed=streamed), switcher)
         predictor = context.predictor
         filters = tuple(
             _filter(f, context) for f in table.names("filters", ("healthy", "headroom"))

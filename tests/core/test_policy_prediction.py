@@ -3,6 +3,8 @@ per-request check in ``choose()``."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 
 import pytest
@@ -191,3 +193,25 @@ def test_a_target_that_cannot_make_the_deadline_becomes_a_last_resort() -> None:
     assert [t.name for t in decision.fallbacks] == ["steep"]
     # a generous budget keeps the configured order
     assert router.choose("chat", budget_ms=5000, output_tokens=200).target.name == "steep"
+
+
+def test_streamed_calls_are_judged_by_their_first_token() -> None:
+    """``[router] streamed = true`` (or a policy's ``prediction.first_token``): the
+    rankers' latency is the predicted time to first token, whatever the answer length."""
+    streamed = parse_config(
+        DEADLINE_CONFIG.replace("[router]\n", "[router]\nstreamed = true\n"), source="s.toml"
+    )
+    whole = parse_config(DEADLINE_CONFIG, source="w.toml")
+    predictor = streamed.policies["deadline"].deadline
+    assert predictor is not None and predictor.first_token
+    assert whole.policies["deadline"].deadline == dataclasses.replace(predictor, first_token=False)
+    view = make_view("v", p99=800.0, latency_source="prior", ttft_p99_ms=math.nan)
+    # a prior split 50/50: TTFT 400 ms, then 4 ms a token over 100 tokens
+    assert predictor.p99_ms(view, 300) == pytest.approx(400.0)
+    assert whole.policies["deadline"].deadline.p99_ms(view, 300) == pytest.approx(1600.0)
+    # a policy may say otherwise
+    own = DEADLINE_CONFIG.replace("[router]\n", "[router]\nstreamed = true\n").replace(
+        "avg_output_tokens = 100\n", "avg_output_tokens = 100\nfirst_token = false\n"
+    )
+    mixed = parse_config(own, source="m.toml").policies["deadline"].deadline
+    assert mixed is not None and not mixed.first_token

@@ -52,6 +52,11 @@ class LatencyPredictor:
     load_knee: float = 0.7
     load_weight: float = 1.0
     max_error_rate: float = 0.95
+    first_token: bool = False
+    """The calls are streamed and answered at their first token: the rankers' and filters'
+    latency (:meth:`p99_ms`, :meth:`expected_ms`) is the predicted time to first token,
+    whatever the answer length (``[router] streamed`` or ``[policies.N.prediction]
+    first_token``). The per-call deadline check is told per call (``choose(first_token=)``)."""
 
     def __post_init__(self) -> None:
         check_fields(self, "prediction")
@@ -86,6 +91,8 @@ class LatencyPredictor:
     def p99_ms(self, view: TargetView, output_tokens: int | None = None) -> float:
         """Predicted p99 of one call answering ``output_tokens`` tokens."""
         a, b = self.line(view)
+        if self.first_token:
+            return a
         return a + b * (self.avg_output_tokens if output_tokens is None else output_tokens)
 
     def expected_ms(self, view: TargetView, output_tokens: int | None = None) -> float:
