@@ -29,6 +29,7 @@ from collections.abc import Callable
 from mangaroute.core.breaker import Breaker, BreakerState
 from mangaroute.core.call import RoutedCall
 from mangaroute.core.clock import NS_PER_MS, NS_PER_S, Clock, monotonic_clock
+from mangaroute.core.coordinator import FleetCoordinator
 from mangaroute.core.decision import Decision
 from mangaroute.core.errors import (
     InvalidObservation,
@@ -143,10 +144,9 @@ class Router:
         self._history = self._events.history
         self._last_sweep_ns = now
         self._stale_at_ns = 0
-        self._fleet: FleetView | None = None
-        self._fleet_epoch = 0
-        self._proposal: SwitchEvent | None = None
-        self._proposal_announced = False
+        self._coordinator = FleetCoordinator(
+            self._switcher, self._history, frozenset(self._states), clock, self.unix_time
+        )
         self._snapshot, _ = self._build(now)
         self._stale_at_ns = now + self._refresh_ns
 
@@ -558,7 +558,7 @@ class Router:
     def fleet(self) -> FleetView | None:
         """The other replicas' view merged into this router's snapshots (``None``: local
         only - no shared state attached, or it is unreachable or stale)."""
-        return self._fleet
+        return self._coordinator.view
 
     def unix_time(self, now_ns: int | None = None) -> float:
         """Wall-clock seconds at the router clock's reading ``now_ns`` (default: now)."""
@@ -578,7 +578,6 @@ class Router:
                 if current is BreakerState.HALF_OPEN:
                     wait_s = 0.0
                 breakers.append(LocalBreaker(name, current, reason, wait_s))
-        proposal = self._proposal
         return LocalSample(
             unix_s=self.unix_time(now),
             tokens={
@@ -589,10 +588,8 @@ class Router:
             spend_usd=self._spend_usd(),
             breakers=tuple(breakers),
             primary=self._switcher.current if self._switcher else None,
-            proposal=(
-                (proposal.from_target, proposal.to_target, proposal.reason) if proposal else None
-            ),
-            primary_epoch=self._fleet_epoch,
+            proposal=self._coordinator.proposed(),
+            primary_epoch=self._coordinator.epoch,
         )
 
     def apply_fleet(self, view: FleetView | None) -> None:
@@ -600,22 +597,7 @@ class Router:
         local view). Adopts the fleet's primary when no switch of this replica is waiting
         to be settled; an adopted switch is not announced (the replica that made it did)."""
         with self._rebuild_lock:
-            if view is None and self._proposal is not None:
-                # nobody will settle it: announce it locally, as a lone router would
-                event, self._proposal = self._proposal, None
-                self._history.append(event)
-                pending: list[RouterEvent] = [event]
-            else:
-                pending = []
-            self._fleet = view
-            if view is not None and self._proposal is None:
-                # the store's epoch, even when lower than ours: a store that lost its data
-                # (a replaced cache node) starts again from 0
-                self._fleet_epoch = view.primary_epoch
-                if view.primary is not None:
-                    self._adopt(view.primary, view.primary_reason)
-                else:
-                    self._publish_lone_switch()
+            pending, _ = self._coordinator.apply(view)
             self._rebuild_soon()
         if pending:
             self._notify(pending)
@@ -626,64 +608,11 @@ class Router:
         """The link's verdict on a proposed switch: announce it if this replica won the
         compare-and-set, else adopt the fleet's primary."""
         with self._rebuild_lock:
-            event = self._proposal
-            if event is None or (event.from_target, event.to_target, event.reason) != proposed:
-                return  # superseded by a newer proposal: the next sync settles that one
-            self._proposal = None
-            announced, self._proposal_announced = self._proposal_announced, False
-            self._fleet_epoch = epoch
-            if not won:
-                self._adopt(primary)
-                return
-            self._rebuild_soon()
-            if announced:
-                return
-            self._history.append(event)
-        self._notify([event])
-
-    def _publish_lone_switch(self) -> None:
-        """The fleet has no primary on record but this replica switched while it was alone
-        (before its first sync, or while the store was down): propose its primary, without
-        announcing the switch a second time."""
-        switcher = self._switcher
-        if switcher is None or switcher.current == switcher.settings.primary:
-            return
-        last = self._history[-1] if self._history else None
-        reason = last.reason if last is not None and last.to_target == switcher.current else ""
-        now = self._clock()
-        self._proposal = SwitchEvent(
-            switcher.settings.primary, switcher.current, reason or "local", now, self.unix_time(now)
-        )
-        self._proposal_announced = True
-
-    def _propose(self, event: SwitchEvent) -> None:
-        pending = self._proposal
-        self._proposal_announced = False
-        if pending is not None:
-            if pending.from_target == event.to_target:
-                self._proposal = None  # switched back before anyone heard of it
-                return
-            event = SwitchEvent(
-                pending.from_target, event.to_target, event.reason, event.at_ns, event.unix_time
-            )
-        self._proposal = event
-
-    def _adopt(self, primary: str | None, reason: str = "") -> None:
-        """Follow the fleet's primary: recorded in the switch history (reason
-        ``fleet(<the deciding replica's reason>)``), not announced to listeners."""
-        switcher = self._switcher
-        if (
-            switcher is not None
-            and primary is not None
-            and primary != switcher.current
-            and primary in self._states
-        ):
-            now = self._clock()
-            self._history.append(
-                SwitchEvent(switcher.current, primary, f"fleet({reason})", now, self.unix_time(now))
-            )
-            switcher.adopt(primary, now)
-            self._rebuild_soon()
+            events, rebuild = self._coordinator.settle(proposed, won, primary, epoch)
+            if rebuild:
+                self._rebuild_soon()
+        if events:
+            self._notify(events)
 
     # -- snapshot rebuilds --------------------------------------------------------------
 
@@ -765,7 +694,7 @@ class Router:
                 events,
                 self._min_samples,
                 self._scale,
-                self._fleet,
+                self._coordinator.view,
                 self._wall_offset,
             )
             for name, state in self._states.items()
@@ -779,11 +708,11 @@ class Router:
                 event = SwitchEvent(
                     previous, switched[0], switched[1], now, self._wall_offset + now / NS_PER_S
                 )
-                if self._fleet is None:
+                if self._coordinator.view is None:
                     self._history.append(event)
                     events.append(event)
                 else:
-                    self._propose(event)
+                    self._coordinator.propose(event)
         routes: dict[str, Route] = {}
         policies = self.config.policies
         context = self._context(now)
@@ -794,7 +723,12 @@ class Router:
                 request_class.name, eligible, primary, probes, context
             )
         snapshot = Snapshot(
-            now, tuple(views.values()), routes, primary, self.config.window.window_s, self._fleet
+            now,
+            tuple(views.values()),
+            routes,
+            primary,
+            self.config.window.window_s,
+            self._coordinator.view,
         )
         return snapshot, events
 
@@ -803,7 +737,7 @@ class Router:
         parts that need them."""
         unix_s = self._wall_offset + now / NS_PER_S
         self._ledger.observe(unix_s, self._spend_usd())
-        fleet = self._fleet
+        fleet = self._coordinator.view
         if fleet is not None and fleet.spend_by_quarter:
             return PolicyContext(now, unix_s, FleetSpend(self._ledger, fleet.spend_by_quarter))
         return PolicyContext(now, unix_s, self._ledger)
