@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mangaroute._text import text_table
 from mangaroute.config import load_config, load_default_config
 from mangaroute.core.clock import NS_PER_S, Clock
 from mangaroute.core.router import Router
@@ -462,20 +463,8 @@ def run_demo(options: DemoOptions, progress: TextIO) -> dict[str, Any]:
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], left: int = 1) -> str:
     """Columns aligned: the first ``left`` and the last to the left, the rest to the right."""
-    cells = [list(map(str, headers))] + [["-" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    last = len(headers) - 1
-
-    def line(row: list[str]) -> str:
-        parts = [
-            c.ljust(w) if i < left or i == last else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    lines = [line(row) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    cells = [["-" if v is None else str(v) for v in r] for r in rows]
+    return text_table(list(map(str, headers)), cells, range(left, len(headers) - 1))
 
 
 def _phase_row(name: str, p: dict[str, Any]) -> list[Any]:

@@ -33,6 +33,9 @@ ALLOWED: dict[str, set[str]] = {
 """What each layer may import (besides itself). A package's command-line module
 (``cli.py``, ``cli/``) may also import the shared CLI helpers (``mangaroute.cli``)."""
 
+UTILITIES = {"_text"}
+"""Modules below every layer (they import nothing of mangaroute): any layer may use them."""
+
 EXCEPTIONS = {
     ("core/router.py", "config"): "Router.default() loads the shipped config (a lazy import)",
 }
@@ -70,7 +73,7 @@ def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
     for path in _modules(layer):
         relative = path.relative_to(PACKAGE).as_posix()
         is_cli = path.stem == "cli" or "cli" in path.relative_to(PACKAGE).parts[:-1]
-        allowed = ALLOWED[layer] | {layer} | ({"cli"} if is_cli else set())
+        allowed = ALLOWED[layer] | {layer, *UTILITIES} | ({"cli"} if is_cli else set())
         for imported in sorted(_imports(path) - allowed):
             if (relative, imported) not in EXCEPTIONS:
                 wrong.append(f"{relative} imports mangaroute.{imported}")
@@ -81,6 +84,11 @@ def test_every_package_has_a_layer() -> None:
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     top = {"cli", "data"}  # the command line sits over everything; data holds no code
     assert packages - top <= set(ALLOWED), sorted(packages - top - set(ALLOWED))
+
+
+def test_the_utilities_import_nothing_of_mangaroute() -> None:
+    for name in UTILITIES:
+        assert _imports(PACKAGE / f"{name}.py") == set(), name
 
 
 def test_the_exceptions_are_still_needed() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
 from mangaroute import __version__
+from mangaroute._text import text_table
 from mangaroute.cli.options import add_config_option, config_path
 from mangaroute.config import default_config_text, load_config, load_default_config
 from mangaroute.core.errors import ConfigError, MangarouteError
@@ -30,19 +31,9 @@ EXIT_USAGE = 2
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """Align columns; numbers to the right."""
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [all(_is_number(r[i]) for r in rows) and rows for i in range(len(headers))]
-    lines = []
-    for index, row in enumerate(cells):
-        parts = [
-            cell.rjust(w) if numeric[i] else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    numeric = {i for i in range(len(headers)) if rows and all(_is_number(r[i]) for r in rows)}
+    return text_table([str(h) for h in headers], cells, numeric)
 
 
 def _is_number(value: Any) -> bool:

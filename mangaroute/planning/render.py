@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from mangaroute._text import text_table
 from mangaroute.planning.autoscaling import ApiCall
 from mangaroute.planning.recommend import Recommendation
 from mangaroute.planning.tco import TcoResult
@@ -40,19 +41,9 @@ def dumps(document: Any) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
-    """Aligned columns separated by two spaces, a rule under the headers (omitted when all
-    headers are empty); ``right`` lists right-aligned column indexes."""
-    widths = [max(len(r[i]) for r in (headers, *rows)) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        out = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(out).rstrip()
-
-    head = [line(headers), "  ".join("-" * w for w in widths)] if any(headers) else []
-    return "\n".join([*head, *(line(r) for r in rows)])
+    """Aligned columns (:func:`mangaroute._text.text_table`); ``right`` lists right-aligned
+    column indexes."""
+    return text_table(headers, rows, right)
 
 
 def _usd(x: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mangaroute._text import text_table
 from mangaroute.simulate.bound import Bound
 from mangaroute.simulate.engine import (
     BUCKET_S,
@@ -540,14 +541,5 @@ def _ms(value: float | None) -> str:
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """Aligned columns; all but the first right-aligned."""
-    cells = [[str(h) for h in headers], *[[str(v) for v in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    out = []
-    for index, row in enumerate(cells):
-        parts = [
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        ]
-        out.append("  ".join(parts).rstrip())
-        if index == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    cells = [[str(v) for v in row] for row in rows]
+    return text_table([str(h) for h in headers], cells, range(1, len(headers)))
