@@ -16,7 +16,7 @@ failover inside the deadline. See ``docs/invoke.md``.
 """
 
 from mangaroute.invoke.client import DEFAULT_INVOKERS, InvokeSettings, RoutedClient
-from mangaroute.invoke.clients import ClientCache, ClientProvider, FixedClients
+from mangaroute.invoke.client_cache import ClientCache, ClientProvider, FixedClients
 from mangaroute.invoke.deadline import Deadline
 from mangaroute.invoke.errors import (
     DeadlineExceeded,

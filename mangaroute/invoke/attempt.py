@@ -8,7 +8,7 @@ recorded when it lands. A stream attempt reads up to the first token; the rest b
 :class:`~mangaroute.invoke.stream.RoutedStream`.
 
 Each attempt that calls its target has a span under the call's ``route`` span
-(:mod:`mangaroute.invoke.tracing`), current while boto3 runs; ``cancel`` - set by the
+(:mod:`mangaroute.invoke.spans`), current while boto3 runs; ``cancel`` - set by the
 driver once the call no longer waits for this attempt - marks a losing answer
 ``cancelled``.
 """
@@ -27,14 +27,14 @@ from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.router import Router
 from mangaroute.core.targets import Pattern, Target
-from mangaroute.invoke.clients import ClientProvider
+from mangaroute.invoke.client_cache import ClientProvider
 from mangaroute.invoke.invokers import EventSource, Invoker
 from mangaroute.invoke.plan import Launch
 from mangaroute.invoke.result import AttemptKind
 from mangaroute.invoke.rules import Failure, Verdict, classify_failure
-from mangaroute.invoke.tracing import NO_ATTEMPT, NO_ROUTE, attempt_span, cancelled, current
-from mangaroute.invoke.tracing import failed as span_failed
-from mangaroute.invoke.tracing import succeeded as span_succeeded
+from mangaroute.invoke.spans import NO_ATTEMPT, NO_ROUTE, attempt_span, cancelled, current
+from mangaroute.invoke.spans import failed as span_failed
+from mangaroute.invoke.spans import succeeded as span_succeeded
 from mangaroute.telemetry.tracing import AttemptSpan, RouteSpan
 
 __all__ = ["AttemptDone", "AttemptRunner", "OpenStream"]

@@ -11,7 +11,7 @@ threads. Size it, and ``max_pool_connections`` in the botocore config, to the nu
 calls you run at once; a call waiting for a worker waits inside its own budget.
 
 With ``telemetry=RoutingTelemetry(...)`` every routed call is traced: a ``route`` span and
-a span per attempt (:mod:`mangaroute.invoke.tracing`). Tracing is off by default: without
+a span per attempt (:mod:`mangaroute.invoke.spans`). Tracing is off by default: without
 an SDK the OpenTelemetry API's no-op path still costs 10-60 us per routed call
 (``docs/invoke.md``, Overhead).
 """
@@ -36,18 +36,18 @@ from mangaroute.core.limits import check_fields
 from mangaroute.core.router import Router
 from mangaroute.core.targets import Pattern
 from mangaroute.invoke.attempt import AttemptDone, AttemptRunner
-from mangaroute.invoke.clients import ClientCache, ClientProvider, FixedClients
+from mangaroute.invoke.client_cache import ClientCache, ClientProvider, FixedClients
 from mangaroute.invoke.deadline import Deadline
 from mangaroute.invoke.drivers import Attempting, Won, run_async, run_inline, run_threads
 from mangaroute.invoke.errors import UnsupportedTarget
 from mangaroute.invoke.hedging import HedgeBudget, HedgePolicy
 from mangaroute.invoke.invokers import BedrockInvoker, Invoker
 from mangaroute.invoke.plan import FIT_PERCENTILES, FailoverPlan, Launch
-from mangaroute.invoke.refresher import SnapshotRefresher
 from mangaroute.invoke.result import ConverseResponse
 from mangaroute.invoke.retry import RetryBudget, RetryPolicy
 from mangaroute.invoke.sagemaker import SageMakerInvoker
 from mangaroute.invoke.stream import AsyncRoutedStream, RoutedStream
+from mangaroute.runtime.refresher import SnapshotRefresher
 from mangaroute.telemetry.tracing import RouteSpan, RoutingTelemetry
 
 __all__ = ["DEFAULT_INVOKERS", "InvokeSettings", "RoutedClient"]

@@ -23,7 +23,7 @@ from mangaroute.invoke.attempt import AttemptDone, AttemptRunner
 from mangaroute.invoke.errors import DeadlineExceeded
 from mangaroute.invoke.plan import FailoverPlan, Launch
 from mangaroute.invoke.result import RoutingResult
-from mangaroute.invoke.tracing import cancelled
+from mangaroute.invoke.spans import cancelled
 
 __all__ = ["Attempting", "Won", "run_async", "run_inline", "run_threads"]
 

@@ -25,7 +25,7 @@ from mangaroute.invoke.attempt import AttemptRunner, OpenStream, usage_of
 from mangaroute.invoke.plan import Launch
 from mangaroute.invoke.result import RoutingResult
 from mangaroute.invoke.rules import classify_failure
-from mangaroute.invoke.tracing import NO_ROUTE, cancelled, failed, succeeded
+from mangaroute.invoke.spans import NO_ROUTE, cancelled, failed, succeeded
 from mangaroute.telemetry.tracing import RouteSpan
 
 __all__ = ["AsyncRoutedStream", "RoutedStream"]

@@ -3,7 +3,7 @@
 SERVING while at least one target is routable (its breaker closed or half-open), NOT_SERVING
 when every breaker is open - then ``Choose`` still answers (panic routing), but an ECS or
 Kubernetes health check should know that the calls it routes are likely to fail. The status
-is published from each snapshot the :class:`~mangaroute.sidecar.refresh.Refresher` builds
+is published from each snapshot the :class:`~mangaroute.runtime.refresher.SnapshotRefresher` builds
 (every few milliseconds, and at once after a breaker event), never from a router thread.
 """
 

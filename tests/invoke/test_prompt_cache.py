@@ -22,7 +22,7 @@ from mangaroute import Router, parse_config
 from mangaroute.core.observer import Observers
 from mangaroute.invoke import InvokeSettings, RoutedClient
 from mangaroute.invoke.attempt import usage_of
-from mangaroute.invoke.clients import ClientCache
+from mangaroute.invoke.client_cache import ClientCache
 from mangaroute.telemetry import CloudWatchMetrics, EmfSink, OTelObserver, RoutingTelemetry
 from mangaroute.testing import StandIn, TargetScript
 from tests.invoke.support import HAIKU, MESSAGES, REGION, SCALE, scaled_clock, session
