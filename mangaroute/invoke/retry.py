@@ -75,9 +75,10 @@ class ExtraAttempts:
     ``max_ratio`` per call, plus ``reserve``.
 
     Every routed call is counted with :meth:`count_call`; :meth:`try_spend` grants an extra
-    attempt only if, with it, the extras in the sliding window stay within
-    ``reserve + max_ratio`` x the calls in it - so extra calls never exceed that share of the
-    calls around them. O(1), thread-safe.
+    attempt only if, with it, the extras of the calls in the sliding window stay within
+    ``reserve + max_ratio`` x those calls. An extra belongs to the newest call, and leaves the
+    window with it, so the bound holds at every moment, not only when an extra is granted.
+    O(1), thread-safe.
     """
 
     __slots__ = ("_extras", "_lock", "_ratio", "_reserve", "_window")
@@ -85,40 +86,38 @@ class ExtraAttempts:
     def __init__(self, max_ratio: float, window: int, reserve: int = 0) -> None:
         self._ratio = max_ratio
         self._reserve = reserve
-        self._window: deque[bool] = deque(maxlen=window)
+        self._window: deque[int] = deque(maxlen=window)
+        """Extras spent per call, oldest call first."""
         self._extras = 0
         self._lock = threading.Lock()
 
     def count_call(self) -> None:
         with self._lock:
-            self._push(extra=False)
+            window = self._window
+            if len(window) == window.maxlen:
+                self._extras -= window[0]
+            window.append(0)
 
     def try_spend(self) -> bool:
-        """Take one extra attempt from the budget; False when the window has none left."""
+        """Take one extra attempt from the budget; False when the window has none left (or
+        holds no call yet)."""
         with self._lock:
-            calls = len(self._window) - self._extras
-            if self._extras + 1 > self._reserve + self._ratio * calls:
+            window = self._window
+            if not window or self._extras + 1 > self._reserve + self._ratio * len(window):
                 return False
-            self._push(extra=True)
-            return True
-
-    def _push(self, *, extra: bool) -> None:
-        window = self._window
-        if len(window) == window.maxlen and window[0]:
-            self._extras -= 1
-        window.append(extra)
-        if extra:
+            window[-1] += 1
             self._extras += 1
+            return True
 
     @property
     def extras(self) -> int:
-        """Extra attempts within the current window."""
+        """Extra attempts of the calls within the current window."""
         return self._extras
 
     @property
     def calls(self) -> int:
-        """Calls (not extras) within the current window."""
-        return len(self._window) - self._extras
+        """Calls within the current window."""
+        return len(self._window)
 
 
 class RetryBudget(ExtraAttempts):

@@ -235,13 +235,14 @@ def test_extras_never_exceed_reserve_plus_ratio_of_the_calls_in_the_window(
     for retry in steps:
         if retry:
             granted = budget.try_spend()
-            calls = budget.calls
-            assert budget.retries <= reserve + ratio * calls + 1e-9
             if not granted:
-                assert budget.retries + 1 > reserve + ratio * calls
+                calls = budget.calls
+                assert calls == 0 or budget.retries + 1 > reserve + ratio * calls
         else:
             budget.count_call()
-        assert budget.calls + budget.retries <= window
+        # at every moment, not only when granted: evicting a call evicts its retries too
+        assert budget.retries <= reserve + ratio * budget.calls + 1e-9
+        assert budget.calls <= window
 
 
 def test_hedges_use_the_same_budget_without_a_reserve() -> None:
