@@ -220,7 +220,8 @@ def test_everything_else_is_the_real_clients(bedrock: RoutedBedrockRuntime) -> N
     assert bedrock.exceptions is real.exceptions
     assert bedrock.invoke_model == real.invoke_model
     assert bedrock.apply_guardrail == real.apply_guardrail
-    assert bedrock.count_tokens == real.count_tokens
+    if hasattr(real, "count_tokens"):  # newer than the boto3 floor (1.38)
+        assert bedrock.count_tokens == real.count_tokens
     with pytest.raises(AttributeError):
         bedrock.no_such_operation  # noqa: B018
 
