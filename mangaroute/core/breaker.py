@@ -92,6 +92,12 @@ class Breaker:
         self._probes: list[int] = []
         self._successes = 0
 
+    def set_policy(self, policy: BreakerPolicy) -> None:
+        """Judge from now on by ``policy`` (a config reload), keeping the state, the
+        ejection count and the current interval's counts."""
+        self._policy = policy
+        self._max_doublings = doublings_to_reach(policy.cooldown_s, policy.max_cooldown_s)
+
     def on_result(self, now_ns: int, failure: bool) -> bool:
         """Feed one non-throttled result; returns True when the state changed."""
         if self.state is BreakerState.CLOSED:

@@ -63,6 +63,11 @@ class FleetCoordinator:
         self.proposal: SwitchEvent | None = None
         """This replica's switch waiting for the fleet's verdict."""
 
+    def reconfigure(self, switcher: PrimarySwitcher | None, known: frozenset[str]) -> None:
+        """A config reload: the switcher and the targets are the new config's."""
+        self._switcher = switcher
+        self._known = known
+
     def apply(self, view: FleetView | None) -> tuple[list[RouterEvent], bool]:
         """Take a new fleet view: (events to announce, whether the primary changed)."""
         pending: list[RouterEvent] = []

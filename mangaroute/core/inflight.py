@@ -57,6 +57,18 @@ class InFlight:
         self._limit = limit
         self._dropped: dict[int, str] = {}
 
+    def track(self, names: Iterable[str]) -> None:
+        """Also count decisions on ``names`` (targets added by a config reload). The
+        counter tables are replaced, not changed in place, so readers never see them
+        resized; targets no longer configured keep their counters until their decisions
+        are settled or swept."""
+        new = [name for name in names if name not in self.opened]
+        if not new:
+            return
+        with self._read_lock:
+            self.opened = {**self.opened, **{n: itertools.count().__next__ for n in new}}
+            self._settled = {**self._settled, **{n: itertools.count().__next__ for n in new}}
+
     def open(self, decision: Decision) -> None:
         """Count ``decision`` as in flight on its target until it is settled."""
         self.opened[decision.target.name]()

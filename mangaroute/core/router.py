@@ -58,6 +58,7 @@ from mangaroute.core.policy.context import PolicyContext, SpendLedger
 from mangaroute.core.policy.switcher import PrimarySwitcher
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import (
+    Reconfigured,
     Route,
     RouterEvent,
     Snapshot,
@@ -288,8 +289,12 @@ class Router:
         if type(decision) is Decision:
             state = self._states.get(decision.target.name)
             if state is None or (
-                state.target is not decision.target and state.target != decision.target
+                state.target is not decision.target
+                and state.target != decision.target
+                and decision.decision_id not in self._outstanding  # not from before a reload
             ):
+                if state is None and self._in_flight.settle(decision.decision_id) is not None:
+                    return  # its target was removed by a reload while it was in flight
                 raise UnknownTarget(decision.target.name, self._names)
             decision_id = decision.decision_id
         elif isinstance(decision, str):
@@ -472,6 +477,77 @@ class Router:
         if event is not None:
             self._rebuild_soon()
             self._notify([event])
+
+    # -- reloading ----------------------------------------------------------------------
+
+    def reconfigure(self, config: RouterConfig) -> Reconfigured:
+        """Route by ``config`` from now on, keeping what the router knows.
+
+        Targets that are in both configs keep their window (latency and outcome history),
+        breaker (state and ejections) and in-flight decisions - their settings (prices,
+        capacity, prior, model id) are the new config's; added targets start fresh; removed
+        targets get no new calls, and their in-flight decisions are released when recorded.
+        A new ``[router]`` window shape (``window_s``, ``bucket_s``, ``relative_error``)
+        starts every window afresh (breakers are kept). The switcher keeps its current
+        primary while that target still exists. The new snapshot is built before this
+        returns; ``config`` must already be validated (:func:`mangaroute.load_config`): an
+        invalid file never gets here, and the old config keeps serving."""
+        now = self._clock()
+        with self._rebuild_lock:
+            before = self.config
+            window = config.window
+            fresh_windows = (window.window_s, window.bucket_s, window.relative_error) != (
+                before.window.window_s,
+                before.window.bucket_s,
+                before.window.relative_error,
+            )
+            scale = LogScale(window.relative_error) if fresh_windows else self._scale
+            bucket_ns = round(window.bucket_s * NS_PER_S)
+            states: dict[str, TargetStats] = {}
+            kept, added = [], []
+            for target in config.targets:
+                state = self._states.get(target.name)
+                if state is None:
+                    added.append(target.name)
+                    state = TargetStats(
+                        target,
+                        SlidingWindow(
+                            scale, buckets=window.buckets, bucket_ns=bucket_ns, now_ns=now
+                        ),
+                        Breaker(config.breaker, now),
+                    )
+                else:
+                    kept.append(target.name)
+                    with state.lock:
+                        state.target = target
+                        state.breaker.set_policy(config.breaker)
+                        if fresh_windows:
+                            state.window = SlidingWindow(
+                                scale, buckets=window.buckets, bucket_ns=bucket_ns, now_ns=now
+                            )
+                        state.dirty = True
+                states[target.name] = state
+            removed = [name for name in self._states if name not in states]
+            self._in_flight.track(states)
+            self._opened = self._in_flight.opened
+            self._scale = scale
+            self._states = states
+            self._names = tuple(states)
+            self._class_names = tuple(c.name for c in config.classes)
+            self._default_class = config.default_class
+            self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
+            self._min_samples = window.min_samples
+            if config.switcher != before.switcher:
+                current = self._switcher.current if self._switcher else None
+                self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
+                if self._switcher is not None and current in states and current is not None:
+                    self._switcher.adopt(current, now)
+            self._coordinator.reconfigure(self._switcher, frozenset(states))
+            self.config = config
+            self._rebuild_locked(now)
+        change = Reconfigured(config.source, tuple(added), tuple(removed), tuple(kept))
+        logger.warning("config reloaded from %s: %s", config.source, change.describe())
+        return change
 
     # -- reading state ------------------------------------------------------------------
 

@@ -290,6 +290,25 @@ RouterEvent = SwitchEvent | BreakerEvent
 
 
 @dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """What :meth:`Router.reconfigure` changed: the config's source and the targets added,
+    removed and kept (their windows, breakers and in-flight decisions carried over)."""
+
+    source: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    kept: tuple[str, ...]
+
+    def describe(self) -> str:
+        parts = [f"{len(self.kept)} targets kept"]
+        if self.added:
+            parts.append("added " + ", ".join(self.added))
+        if self.removed:
+            parts.append("removed " + ", ".join(self.removed))
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything ``choose()`` needs, and everything a dashboard shows."""
 

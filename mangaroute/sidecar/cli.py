@@ -243,7 +243,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         )
     metrics = SidecarMetrics(metrics_settings, config.targets)
     try:
-        clean = _serve(config, settings, metrics)
+        clean = _serve(config, settings, metrics, Path(path) if path else None)
     finally:
         metrics.close()
     if not clean:  # gRPC left call threads running; the interpreter would wait for them
@@ -252,8 +252,14 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _serve(config: RouterConfig, settings: SidecarSettings, metrics: SidecarMetrics) -> bool:
-    """Serve until a signal, drain; whether everything stopped cleanly."""
+def _serve(
+    config: RouterConfig,
+    settings: SidecarSettings,
+    metrics: SidecarMetrics,
+    path: Path | None = None,
+) -> bool:
+    """Serve until a signal, drain; whether everything stopped cleanly. With a config
+    ``path``, SIGHUP or a change of the file reloads it (:class:`_Reloader`)."""
     from mangaroute.core.router import Router  # noqa: PLC0415
     from mangaroute.sidecar.server import Sidecar  # noqa: PLC0415
 
@@ -272,7 +278,8 @@ def _serve(config: RouterConfig, settings: SidecarSettings, metrics: SidecarMetr
             config.shared.sync_interval_ms,
         )
     sidecar = Sidecar(router, settings)
-    signals = _Signals()
+    reloader = _Reloader(router, path) if path is not None else None
+    signals = _Signals(reloader)
     clean = True
     try:
         with signals:
@@ -308,13 +315,73 @@ def _drain(sidecar: Sidecar, signals: _Signals) -> bool:
     return all(result)
 
 
-class _Signals:
-    """SIGTERM and SIGINT set a flag the main thread waits on; counts repeats."""
+class _Reloader:
+    """Reload the served config in place (:meth:`Router.reconfigure`) on SIGHUP or when the
+    file changes (its modification time or size, looked at every :attr:`POLL_S`). A config
+    that does not load is logged with its reason and the running one keeps serving."""
 
-    def __init__(self) -> None:
+    POLL_S = 2.0
+
+    def __init__(self, router: Any, path: Path) -> None:
+        self.router = router
+        self.path = Path(path)
+        self.requested = False
+        self.reloads = 0
+        self.failures = 0
+        self._seen = self._stamp()
+        self._next_poll = time.monotonic() + self.POLL_S
+
+    def _stamp(self) -> tuple[float, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size)
+
+    def check(self) -> None:
+        """On the main thread: reload if asked to, or if the file changed."""
+        now = time.monotonic()
+        if not self.requested and now < self._next_poll:
+            return
+        self._next_poll = now + self.POLL_S
+        stamp = self._stamp()
+        if not self.requested and (stamp == self._seen or stamp is None):
+            return
+        why = "SIGHUP" if self.requested else "the file changed"
+        self.requested = False
+        self._seen = stamp
+        from mangaroute.config import load_config  # noqa: PLC0415
+        from mangaroute.core.errors import MangarouteError  # noqa: PLC0415
+
+        log = logging.getLogger("mangaroute.sidecar")
+        try:
+            config = load_config(self.path)
+        except (MangarouteError, OSError, ValueError) as exc:
+            self.failures += 1
+            log.error("config reload (%s) rejected, the running config keeps serving: %s", why, exc)
+            return
+        change = self.router.reconfigure(config)
+        self.reloads += 1
+        log.warning("config reloaded (%s) from %s: %s", why, self.path, change.describe())
+
+
+class _Signals:
+    """SIGTERM and SIGINT set a flag the main thread waits on; counts repeats. SIGHUP asks
+    the reloader, if any, to reload the config (the reload runs on the main thread)."""
+
+    def __init__(self, reloader: _Reloader | None = None) -> None:
         self.count = 0
         self._event = threading.Event()
         self._previous: dict[int, Any] = {}
+        self._reloader = reloader
+
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        if self._reloader is None:
+            logging.getLogger("mangaroute.sidecar").warning(
+                "SIGHUP received: nothing to reload (serving --demo)"
+            )
+            return
+        self._reloader.requested = True
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
@@ -326,12 +393,14 @@ class _Signals:
         self._event.set()
 
     def wait(self) -> None:
-        while not self._event.wait(0.5):
-            pass
+        while not self._event.wait(0.25):
+            if self._reloader is not None:
+                self._reloader.check()
 
     def __enter__(self) -> _Signals:
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
         return self
 
     def __exit__(self, *exc: object) -> None:

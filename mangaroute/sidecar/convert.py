@@ -132,18 +132,28 @@ class Wire:
     """Builds and reads ``mangaroute.v1`` messages for one router's targets."""
 
     def __init__(self, targets: Iterable[Target], ids: DecisionIds, decision_ttl_s: float) -> None:
-        self._targets = {target.name: target_message(target) for target in targets}
+        self._targets = {target.name: (target, target_message(target)) for target in targets}
         self.ids = ids
         self._ttl_s = decision_ttl_s
+
+    def _target(self, target: Target) -> pb.Target:
+        """The message of ``target``, built once per target object (a config reload brings
+        new ones; the table is replaced, never changed in place, for concurrent readers)."""
+        cached = self._targets.get(target.name)
+        if cached is not None and cached[0] is target:
+            return cached[1]
+        message = target_message(target)
+        self._targets = {**self._targets, target.name: (target, message)}
+        return message
 
     # -- Choose --------------------------------------------------------------------------
 
     def choose_response(self, decision: Decision) -> pb.ChooseResponse:
-        targets = self._targets
+        target = self._target
         return pb.ChooseResponse(
             decision_id=self.ids.encode(decision.decision_id),
-            target=targets[decision.target.name],
-            fallbacks=[targets[t.name] for t in decision.fallbacks],
+            target=target(decision.target),
+            fallbacks=[target(t) for t in decision.fallbacks],
             reason=decision.reason,
             request_class=decision.request_class,
             policy=decision.policy,
@@ -207,7 +217,7 @@ class Wire:
 
     def _target_stats(self, view: TargetView) -> pb.TargetStats:
         return pb.TargetStats(
-            target=self._targets[view.name],
+            target=self._target(view.target),
             latency_ms=_percentiles(view.p50_ms, view.p90_ms, view.p99_ms),
             latency_source=LATENCY_SOURCES.get(view.latency_source, pb.LATENCY_SOURCE_UNSPECIFIED),
             ttft_ms=_percentiles(view.ttft_p50_ms, math.nan, view.ttft_p99_ms),
