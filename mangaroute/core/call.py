@@ -25,6 +25,8 @@ class Recorder(Protocol):
         input_tokens: int = 0,
         output_tokens: int = 0,
         error_code: str | None = None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None: ...
 
     def release(self, decision: Decision) -> None: ...
@@ -41,6 +43,8 @@ class RoutedCall:
     """
 
     __slots__ = (
+        "_cache_read_tokens",
+        "_cache_write_tokens",
         "_classify",
         "_clock",
         "_done",
@@ -69,6 +73,8 @@ class RoutedCall:
         self._first_token_ns: int | None = None
         self._input_tokens = 0
         self._output_tokens = 0
+        self._cache_read_tokens = 0
+        self._cache_write_tokens = 0
         self._outcome: Outcome | None = None
         self._error_code: str | None = None
         self._done = False
@@ -82,10 +88,19 @@ class RoutedCall:
         if self._first_token_ns is None:
             self._first_token_ns = self._clock()
 
-    def tokens(self, input_tokens: int, output_tokens: int) -> None:
-        """Report the token usage of the answer (from the response's ``usage``)."""
+    def tokens(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> None:
+        """Report the token usage of the answer (from the response's ``usage``: input,
+        output, and Converse's ``cacheReadInputTokens`` / ``cacheWriteInputTokens``)."""
         self._input_tokens = input_tokens
         self._output_tokens = output_tokens
+        self._cache_read_tokens = cache_read_tokens
+        self._cache_write_tokens = cache_write_tokens
 
     def set_outcome(self, outcome: Outcome | str, error_code: str | None = None) -> None:
         """Override the outcome recorded on a normal exit (a call that returned an error
@@ -141,4 +156,6 @@ class RoutedCall:
             input_tokens=self._input_tokens,
             output_tokens=self._output_tokens,
             error_code=error_code,
+            cache_read_tokens=self._cache_read_tokens,
+            cache_write_tokens=self._cache_write_tokens,
         )

@@ -95,6 +95,8 @@ class ReportArgs(NamedTuple):
     input_tokens: int
     output_tokens: int
     error_code: str | None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class DecisionIds:
@@ -201,6 +203,8 @@ class Wire:
             request.input_tokens,
             request.output_tokens,
             request.error_code or None,
+            request.cache_read_input_tokens,
+            request.cache_write_input_tokens,
         )
 
     # -- GetSnapshot ---------------------------------------------------------------------

@@ -211,6 +211,8 @@ class RouterServicer:
             input_tokens=args.input_tokens,
             output_tokens=args.output_tokens,
             error_code=args.error_code,
+            cache_read_tokens=args.cache_read_tokens,
+            cache_write_tokens=args.cache_write_tokens,
         )
 
     def _open_stream(self, context: grpc.ServicerContext) -> None:

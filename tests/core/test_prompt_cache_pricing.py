@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mangaroute import ConfigError, InvalidObservation, Router, parse_config
+from mangaroute import ConfigError, FakeClock, InvalidObservation, Router, parse_config
 from mangaroute.core.policy import CheapestWithinSlo, CostUnderSlo
 from mangaroute.core.targets import Pricing
 
@@ -111,3 +111,11 @@ def test_bad_cache_counts_are_refused_by_name_and_the_router_keeps_serving(
     router.record("cached", latency_ms=10.0, input_tokens=10, cache_read_tokens=90)
     assert router.local_sample().spend_usd == pytest.approx((10 * 0.8 + 90 * 0.08) / 1e6)
     assert router.choose("chat").target.name == "cached"
+
+
+def test_a_routed_call_reports_cache_tokens_too() -> None:
+    router = Router(parse_config(CONFIG, source="cache.toml"), clock=FakeClock(10**12))
+    with router.call() as call:
+        call.tokens(10, 5, cache_read_tokens=90, cache_write_tokens=20)
+    pricing = router.config.target("cached").pricing
+    assert router.local_sample().spend_usd == pytest.approx(pricing.token_cost_usd(10, 5, 90, 20))

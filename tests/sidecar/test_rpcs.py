@@ -231,3 +231,28 @@ def test_socket_mode_can_let_the_group_in(
     with serve(router, "unix", socket_mode=0o660):
         mode = stat.S_IMODE(os.stat(os.path.join(socket_dir, "sidecar.sock")).st_mode)
         assert mode == 0o660
+
+
+def test_a_report_carries_prompt_cache_tokens_into_spend_and_capacity(
+    serve: ServeFactory, router: Router
+) -> None:
+    """Non-Python callers report Converse's cache usage too: cache reads priced at the
+    target's cache-read price (its input price when none is set) and left out of capacity,
+    cache writes priced and counted."""
+    haiku = router.config.target("ondemand-haiku").pricing
+    with serve(router) as sidecar, connect(sidecar.address) as (_, stub):
+        stub.Report(
+            report(
+                "ondemand-haiku",
+                input_tokens=100,
+                output_tokens=50,
+                cache_read_input_tokens=900,
+                cache_write_input_tokens=200,
+            ),
+            timeout=10,
+        )
+    want = haiku.token_cost_usd(100, 50, 900, 200)
+    assert want > haiku.token_cost_usd(100, 50)
+    sample = router.local_sample()
+    assert sample.spend_usd == pytest.approx(want)
+    assert sample.tokens["ondemand-haiku"] == 100 + 200 + 50  # cache reads not counted

@@ -112,7 +112,7 @@ class ChooseResponse(_message.Message):
     def __init__(self, decision_id: _Optional[str] = ..., target: _Optional[_Union[Target, _Mapping]] = ..., fallbacks: _Optional[_Iterable[_Union[Target, _Mapping]]] = ..., reason: _Optional[str] = ..., request_class: _Optional[str] = ..., policy: _Optional[str] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
-    __slots__ = ("decision_id", "target_name", "outcome", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "error_code")
+    __slots__ = ("decision_id", "target_name", "outcome", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "error_code", "cache_read_input_tokens", "cache_write_input_tokens")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_NAME_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,8 @@ class ReportRequest(_message.Message):
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     target_name: str
     outcome: Outcome
@@ -129,7 +131,9 @@ class ReportRequest(_message.Message):
     input_tokens: int
     output_tokens: int
     error_code: str
-    def __init__(self, decision_id: _Optional[str] = ..., target_name: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., error_code: _Optional[str] = ...) -> None: ...
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+    def __init__(self, decision_id: _Optional[str] = ..., target_name: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., error_code: _Optional[str] = ..., cache_read_input_tokens: _Optional[int] = ..., cache_write_input_tokens: _Optional[int] = ...) -> None: ...
 
 class ReportResponse(_message.Message):
     __slots__ = ()
