@@ -120,6 +120,7 @@ class RoutedBedrockRuntime:
                 session_id=ctx.session_id,
                 budget_ms=ctx.budget_ms,
                 deadline=ctx.deadline,
+                output_tokens=_max_tokens(request),
                 **request,
             )
         except Exception as exc:
@@ -138,6 +139,7 @@ class RoutedBedrockRuntime:
                 session_id=ctx.session_id,
                 budget_ms=ctx.budget_ms,
                 deadline=ctx.deadline,
+                output_tokens=_max_tokens(request),
                 **request,
             )
         except Exception as exc:
@@ -306,3 +308,11 @@ def bedrock_runtime(
         close=tuple(made),
         meter_provider=meter_provider,
     )
+
+
+def _max_tokens(request: dict[str, Any]) -> int:
+    """``inferenceConfig.maxTokens`` when the request sets it (what production knows of the
+    answer's length, for deadline-aware policies), else 0 (the policy's typical length)."""
+    config = request.get("inferenceConfig")
+    value = config.get("maxTokens") if isinstance(config, dict) else None
+    return value if type(value) is int and value > 0 else 0

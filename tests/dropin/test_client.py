@@ -300,3 +300,25 @@ def test_a_bad_endpoint_fails_before_any_thread_starts(router: Router) -> None:
     with pytest.raises(ValueError, match="Invalid endpoint"):
         mangaroute.bedrock_runtime(router, endpoint_url="not a url")
     # the autouse fixture fails the test if a refresher thread was left running
+
+
+def test_max_tokens_tells_the_router_how_long_the_answer_may_be(
+    bedrock: RoutedBedrockRuntime, router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frameworks set ``inferenceConfig.maxTokens``: deadline-aware policies get it as the
+    call's answer length (0 - the policy's typical length - when it is not set)."""
+    seen: list[int] = []
+    choose = router.choose
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("output_tokens", 0))
+        return choose(*args, **kwargs)
+
+    monkeypatch.setattr(router, "choose", spy)
+    bedrock.converse(modelId="chat", messages=MESSAGES, inferenceConfig={"maxTokens": 256})
+    bedrock.converse(modelId="chat", messages=MESSAGES)
+    streamed = bedrock.converse_stream(
+        modelId="chat", messages=MESSAGES, inferenceConfig={"maxTokens": 64}
+    )
+    list(streamed["stream"])
+    assert seen == [256, 0, 64]
