@@ -540,13 +540,13 @@ class Router:
             if config.switcher != before.switcher:
                 current = self._switcher.current if self._switcher else None
                 self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
-                if self._switcher is not None and current in states and current is not None:
-                    self._switcher.adopt(current, now)
+                if self._switcher is not None and current is not None and current in states:
+                    self._switcher.current = current  # the primary in use stays primary
             self._coordinator.reconfigure(self._switcher, frozenset(states))
             self.config = config
             self._rebuild_locked(now)
         change = Reconfigured(config.source, tuple(added), tuple(removed), tuple(kept))
-        logger.warning("config reloaded from %s: %s", config.source, change.describe())
+        logger.info("config reloaded from %s: %s", config.source, change.describe())
         return change
 
     # -- reading state ------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+from importlib import resources
 
 import pytest
 
@@ -141,3 +142,19 @@ def test_callers_keep_routing_while_configs_are_swapped(make_router: RouterFacto
             thread.join()
     assert errors == []
     assert router.snapshot().target("fast").in_flight == 0
+
+
+def test_the_primary_in_use_stays_primary_when_the_switcher_settings_change(
+    clock: FakeClock,
+) -> None:
+    shipped = resources.files("mangaroute").joinpath("data", "mangaassist.toml").read_text()
+    router = Router(parse_config(shipped), clock=clock, rng=random.Random(1))
+    router.eject("provisioned-sonnet", "test")
+    router.choose("simple")
+    assert router.primary == "ondemand-haiku"
+    switches = router.switch_history()
+    change = reload(router, shipped.replace("return_after_s = 120", "return_after_s = 300"))
+    assert change.removed == ()  # type: ignore[attr-defined]
+    assert router.primary == "ondemand-haiku"
+    assert router.switch_history() == switches  # kept, not switched away and back
+    assert router.config.switcher is not None and router.config.switcher.return_after_s == 300
