@@ -69,6 +69,7 @@ def baseline(scenario: Scenario, traffic: Traffic, policy: str) -> dict[str, Any
     names = traffic.classes
     sessions = [f"s{k}" for k in range(max(traffic.session, default=0) + 1)]
     choose, record, ok = router.choose, router.record, Outcome.OK
+    streamed = scenario.budget.streaming  # the policies' runs tell choose() so: so does this
     started = time.process_time()
     for t, k, tin, tout, s in zip(
         traffic.time_ns,
@@ -81,7 +82,7 @@ def baseline(scenario: Scenario, traffic: Traffic, policy: str) -> dict[str, Any
         clock.now = t
         decision = choose(
             names[k], session_id=sessions[s], budget_ms=2500.0, input_tokens=tin,
-            output_tokens=estimates[k],
+            output_tokens=estimates[k], first_token=streamed,
         )  # fmt: skip
         p50 = decision.target.prior.p50_ms
         record(decision, ok, latency_ms=p50, input_tokens=tin, output_tokens=tout)
