@@ -6,7 +6,8 @@ with neither depends on the command: the offline tools (``targets``, ``route``, 
 fall back to the shipped MangaAssist example, ``serve`` refuses (see
 :func:`serving_config_path`) because that example's ARNs name a placeholder account.
 
-This module imports nothing heavy: the sidecar's own entry point uses it too.
+This module imports nothing heavy (no gRPC, no AWS SDK): the sidecar's own entry point uses
+it too.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from __future__ import annotations
 import argparse
 import os
 
+from mangaroute.config import load_config, load_default_config
 from mangaroute.core.errors import ConfigError
+from mangaroute.core.settings import RouterConfig
 
 __all__ = [
     "CONFIG_ENV",
     "PLACEHOLDER_ACCOUNT",
     "ConfigNotGiven",
     "add_config_option",
+    "add_json_option",
     "config_path",
+    "router_config",
     "serving_config_path",
 ]
 
@@ -53,6 +58,21 @@ def add_config_option(
         default=None,
         help=f"{what}; default: ${CONFIG_ENV} when set, else {fallback}",
     )
+
+
+def add_json_option(
+    parser: argparse.ArgumentParser, help_text: str = "print JSON for machines"
+) -> None:
+    """``--json``: the command prints JSON, and fails with a JSON error object
+    (:func:`mangaroute.cli.output.error_json`)."""
+    parser.add_argument("--json", action="store_true", help=help_text)
+
+
+def router_config(flag: str | None) -> RouterConfig:
+    """The router config an offline command reads: :func:`config_path`'s file, else the
+    shipped MangaAssist example."""
+    path = config_path(flag)
+    return load_config(path) if path else load_default_config()
 
 
 def config_path(flag: str | None) -> str | None:
