@@ -137,16 +137,20 @@ _FLAG = re.compile(r"^(?:argument )?(--[a-z0-9][a-z0-9-]*)\b")
 def error_json(exc: BaseException) -> dict[str, Any]:
     """A failed command's error as a JSON object: the message, the input it is about
     (``field``: a config key, a flag, a planning input; ``None`` when it names none), the
-    config file when there is one, and the error's type."""
+    file it is in when there is one (a config file, a planning profile), and the error's
+    type."""
     message = str(exc)
     field: str | None = getattr(exc, "field", None)
+    source = getattr(exc, "source", None)  # a config file, a planning profile, a flag
     file: str | None = None
     if isinstance(exc, ConfigError):
-        if exc.source == "<config>":  # not from a file: a flag or a value
-            message = message.removeprefix("<config> ")
-        else:
-            file = exc.source
         field = field or exc.key or None
+    if source == "<config>":  # not from a file: a flag or a value
+        message = message.removeprefix("<config> ")
+    elif isinstance(source, str) and source.startswith("--"):
+        field = field or source
+    elif isinstance(source, str):
+        file = source
     if isinstance(exc, UsageError):
         message = exc.message
     if field is None:

@@ -4,20 +4,21 @@
 ``handler(args, out) -> int`` (the exit code), the main CLI's convention. :func:`run` is the
 same tree behind its own parser, for tests and scripts: ``run(["plan", "tco", "--json"])``.
 Invalid inputs exit with 2 and a message that names the field (and the profile file); failed
-AWS calls exit with 1.
+AWS calls exit with 1 (:mod:`mangaroute.cli.output`: the same codes, and JSON errors under
+``--json``, as every command).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from mangaroute.cli.options import add_json_option
+from mangaroute.cli.output import CommandFailed, Handler, emit, guarded, print_usage, run_alone
 from mangaroute.planning import render
 from mangaroute.planning.autoscaling import ScalingConfig, plan_to_json, removal_plan, scaling_plan
-from mangaroute.planning.errors import PlanningInputError
 from mangaroute.planning.profile import (
     Override,
     Profile,
@@ -31,8 +32,6 @@ from mangaroute.planning.tco import compare_tco
 from mangaroute.planning.traffic import compute_load, size_capacity
 
 __all__ = ["register", "run"]
-
-Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override any profile key, e.g. traffic.daily_messages=2000000 (repeatable)",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_json_option(parser, "print JSON instead of tables")
 
 
 def _overrides(args: argparse.Namespace, flags: Sequence[_Flag]) -> list[Override]:
@@ -166,18 +165,12 @@ def _profile(args: argparse.Namespace, flags: Sequence[_Flag], sections: Sequenc
     return load_profile(args.profile, overrides=_overrides(args, flags), required=sections)
 
 
-def _emit(
-    args: argparse.Namespace, out: TextIO, document: Callable[[], Any], text: Callable[[], str]
-) -> None:
-    print(render.dumps(document()) if args.json else text(), file=out)
-
-
 def _throughput(args: argparse.Namespace, out: TextIO) -> int:
     p = _profile(args, _TRAFFIC, ("traffic", "capacity", "prices"))
     plan = size_capacity(
         need(p.traffic, "traffic", p), need(p.capacity, "capacity", p), need(p.prices, "prices", p)
     )
-    _emit(args, out, lambda: render.capacity_json(plan), lambda: render.capacity_text(plan))
+    emit(args, render.capacity_json(plan), lambda: render.capacity_text(plan), out)
     return 0
 
 
@@ -196,9 +189,7 @@ def _recommend(args: argparse.Namespace, out: TextIO) -> int:
         profiles=settings.observed,
         seed_exact_latency_score=settings.seed_exact_latency_score,
     )
-    _emit(
-        args, out, lambda: render.recommendation_json(rec), lambda: render.recommendation_text(rec)
-    )
+    emit(args, render.recommendation_json(rec), lambda: render.recommendation_text(rec), out)
     return 0
 
 
@@ -209,7 +200,7 @@ def _tco(args: argparse.Namespace, out: TextIO) -> int:
         traffic, need(p.prices, "prices", p), assumptions, need(p.capacity, "capacity", p)
     )
     monthly = traffic.daily_messages * assumptions.days_per_month
-    _emit(args, out, lambda: render.tco_json(results), lambda: render.tco_text(results, monthly))
+    emit(args, render.tco_json(results), lambda: render.tco_text(results, monthly), out)
     return 0
 
 
@@ -252,33 +243,16 @@ def _run_against_aws(args: argparse.Namespace, cfg: ScalingConfig, plan: Any, ou
     try:
         if args.status:
             status = scaling_status(cfg, clients)
-            _emit(args, out, lambda: asdict(status), lambda: render.status_text(status))
+            emit(args, asdict(status), lambda: render.status_text(status), out)
         else:
             outcomes = apply_plan(plan, clients)
-            _emit(
-                args,
-                out,
-                lambda: [asdict(o) for o in outcomes],
-                lambda: render.outcomes_text(outcomes),
-            )
+            emit(args, [asdict(o) for o in outcomes], lambda: render.outcomes_text(outcomes), out)
     except (ClientError, BotoCoreError) as exc:
-        print(f"mangaroute plan autoscaling: AWS call failed: {exc}", file=sys.stderr)
-        return 1
+        raise CommandFailed(f"AWS call failed: {exc}") from exc
     finally:
         for client in clients.values():
             client.close()
     return 0
-
-
-def _guarded(name: str, handler: Handler) -> Handler:
-    def run_handler(args: argparse.Namespace, out: TextIO) -> int:
-        try:
-            return handler(args, out)
-        except PlanningInputError as exc:
-            print(f"mangaroute plan {name}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run_handler
 
 
 def _leaf(
@@ -291,7 +265,7 @@ def _leaf(
     parser = sub.add_parser(name, help=help_text, description=help_text)
     _add_common(parser)
     _add_flags(parser, flags)
-    parser.set_defaults(handler=_guarded(name, handler))
+    parser.set_defaults(handler=guarded(handler, f"mangaroute plan {name}"))
     return parser
 
 
@@ -302,12 +276,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="capacity, recommendation, cost and auto-scaling planning",
         description="Planning toolkit; every sub-command defaults to the MangaAssist profile.",
     )
-
-    def usage(_: argparse.Namespace, __: TextIO) -> int:
-        plan.print_help(sys.stderr)
-        return 2
-
-    plan.set_defaults(handler=usage)
+    plan.set_defaults(handler=print_usage(plan))
     sub = plan.add_subparsers(dest="plan_command", metavar="COMMAND")
     _leaf(
         sub,
@@ -355,14 +324,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(argv: Sequence[str], out: TextIO | None = None) -> int:
     """Parse ``argv`` (starting with ``plan``), run it writing to ``out`` (default stdout),
     and return the exit code."""
-    parser = argparse.ArgumentParser(prog="mangaroute")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
-        return 2
-    return handler(args, out or sys.stdout)
+    return run_alone(register, argv, out)
