@@ -166,17 +166,34 @@ class Breaker:
         if self._probes:
             self._probes.pop(0)
 
-    def force_open(self, now_ns: int, reason: str, cooldown_s: float | None = None) -> bool:
+    def force_open(
+        self, now_ns: int, reason: str, cooldown_s: float | None = None, *, exact: bool = False
+    ) -> bool:
         """Eject now (for example after AccessDenied: the target cannot work until someone
-        fixes its configuration). Returns True when the state changed."""
+        fixes its configuration). Returns True when the state changed. An already open
+        breaker keeps the later of its cool-down end and ``cooldown_s`` from now; with
+        ``exact`` (an operator's eject, whose time limit is what the operator said) it ends
+        exactly ``cooldown_s`` from now."""
         if self.state is BreakerState.OPEN:
             # already ejected (say, a probe just failed): lengthen the cool-down if asked,
             # but this is the same ejection, not a new one
             if cooldown_s is not None:
-                self.reopen_ns = max(self.reopen_ns, now_ns + round(cooldown_s * NS_PER_S))
+                end = now_ns + round(cooldown_s * NS_PER_S)
+                self.reopen_ns = end if exact else max(self.reopen_ns, end)
                 self.reason = reason
             return False
         self._open(now_ns, reason, cooldown_s)
+        return True
+
+    def force_close(self, now_ns: int, reason: str) -> bool:
+        """Restore now (an operator knows the target is fine): close the breaker whatever
+        its state, with fresh failure counts; the ejection count is kept, so a target that
+        fails again soon gets the longer cool-down. Returns True when the state changed."""
+        if self.state is BreakerState.CLOSED:
+            return False
+        self._close(now_ns)
+        self.reason = reason
+        self._probes.clear()
         return True
 
     def _open(self, now_ns: int, reason: str, cooldown_s: float | None = None) -> None:

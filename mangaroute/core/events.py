@@ -2,9 +2,10 @@
 bounded history of primary switches.
 
 A rebuild (or a ``record()`` that moved a breaker) collects its events and hands them to
-:meth:`EventBus.publish` outside every lock: each event is logged (a switch or a breaker
-opening at WARNING, other breaker moves at INFO), given to the observer, then to every
-listener; a listener that raises is logged and skipped, never propagated into the router.
+:meth:`EventBus.publish` outside every lock: each event is logged (a switch, a breaker
+opening or an operator's action at WARNING, other breaker moves at INFO), given to the
+observer, then to every listener; a listener that raises is logged and skipped, never
+propagated into the router.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.observer import Observer
-from mangaroute.core.snapshot import RouterEvent, SwitchEvent
+from mangaroute.core.snapshot import AdminEvent, RouterEvent, SwitchEvent
 
 __all__ = ["EventBus", "EventListener"]
 
@@ -51,6 +52,8 @@ class EventBus:
                 logger.warning(
                     "primary %s -> %s (%s)", event.from_target, event.to_target, event.reason
                 )
+            elif isinstance(event, AdminEvent):
+                logger.warning("admin: %s", event.describe())
             else:
                 log = logger.warning if event.to_state is BreakerState.OPEN else logger.info
                 log(

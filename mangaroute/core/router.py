@@ -24,7 +24,8 @@ import threading
 import time
 import zlib
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from mangaroute.core.breaker import Breaker, BreakerState
 from mangaroute.core.call import RoutedCall
@@ -58,11 +59,15 @@ from mangaroute.core.policy.context import PolicyContext, SpendLedger
 from mangaroute.core.policy.switcher import PrimarySwitcher
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import (
+    AdminEvent,
+    Pin,
     Reconfigured,
     Route,
     RouterEvent,
     Snapshot,
     SwitchEvent,
+    TargetView,
+    operator_reason,
 )
 from mangaroute.core.stats import TargetStats
 from mangaroute.core.targets import Target
@@ -75,6 +80,8 @@ _NUMBER = (int, float)
 _SWEEP_EVERY_NS = NS_PER_S
 _HASH_SCALE = 1.0 / 2**32
 _EJECT_COOLDOWN = LIMITS["invoke.eject_cooldown_s"]
+ADMIN_TEXT_CHARS = 200
+"""The longest reason or ``by`` an admin action takes (they go into logs and snapshots)."""
 IDLE_REBUILD_NS = NS_PER_S
 """The longest a router goes without a rebuild while nothing changes: time-of-day schedules
 and the spend quarters read the rebuild's wall time, and a switcher's ``return_after_s``
@@ -448,35 +455,148 @@ class Router:
 
     # -- health control -----------------------------------------------------------------
 
-    def eject(self, target: str, reason: str, cooldown_s: float | None = None) -> None:
+    def eject(
+        self,
+        target: str,
+        reason: str,
+        cooldown_s: float | None = None,
+        *,
+        by: str | None = None,
+    ) -> None:
         """Open a target's breaker now (for example after ``AccessDeniedException``).
 
         ``cooldown_s``: how long it stays open, from 0.001 s to 604,800 s (a week, the
         range of ``InvokeSettings.eject_cooldown_s``); ``None`` takes the breaker's own
-        doubling cool-down. Bad arguments raise :class:`InvalidRequest` or
-        :class:`UnknownTarget` and change nothing."""
+        doubling cool-down. Then the breaker half-opens and probes decide, as after any
+        ejection.
+
+        ``by`` makes it an *operator's* eject (who asked: a name, ``uid 1000``, a
+        certificate subject): ``reason`` must then be non-empty and ``cooldown_s`` given
+        (its time limit, exactly - an open breaker's longer cool-down is cut to it), the
+        breaker's reason reads ``operator(<by>): <reason>``, the snapshot shows until when,
+        and an :class:`AdminEvent` is published and logged at WARNING. Without ``by`` (the
+        failover rules) it is the router's own judgement. Bad arguments raise
+        :class:`InvalidRequest` or :class:`UnknownTarget` and change nothing."""
+        if by is not None:
+            reason = _admin_text("reason", reason)
+            by = _admin_text("by", by)
+            if cooldown_s is None:
+                raise InvalidRequest(
+                    f"an operator's eject needs a time limit: cooldown_s must be "
+                    f"{_EJECT_COOLDOWN.describe()}"
+                )
         if cooldown_s is not None:
-            problem = _EJECT_COOLDOWN.violation(cooldown_s)
-            if problem is not None:
-                if type(cooldown_s) not in _NUMBER:  # the range's message quotes it whole
-                    problem = (
-                        f"expected a number, got {echo(cooldown_s)}: "
-                        f"must be {_EJECT_COOLDOWN.describe()}"
-                    )
-                raise InvalidRequest(f"cooldown_s {problem}")
+            _check_duration("cooldown_s", cooldown_s)
         if not isinstance(reason, str):
             raise InvalidRequest(f"reason must be a string, got {echo(reason)}")
-        state = self._states.get(target) if isinstance(target, str) else None
-        if state is None:
-            raise UnknownTarget(target, self._names)
+        state = self._state(target)
+        now = self._clock()
+        breaker_reason = reason if by is None else operator_reason(by, reason)
+        with state.lock:
+            was = state.breaker.state
+            changed = state.breaker.force_open(
+                now, breaker_reason, cooldown_s, exact=by is not None
+            )
+            event = state.breaker_event(was, now, self._wall_offset) if changed else None
+        if by is None:
+            if event is not None:
+                self._rebuild_soon()
+                self._notify([event])
+            return
+        assert cooldown_s is not None  # checked above
+        admin = self._admin_event("eject", target, reason, by, now, cooldown_s, changed=True)
+        self._rebuild_now(now, [admin] if event is None else [admin, event])
+
+    def restore(self, target: str, reason: str, *, by: str = "operator") -> bool:
+        """An operator's restore: close ``target``'s breaker now (open or half-open: its
+        cool-down and probes are skipped), so it takes traffic again at once. Its ejection
+        count is kept (a target that fails again soon is ejected for longer). Returns
+        whether the breaker moved (``False``: it was closed already; the action is still
+        logged and published). With shared state, ejections other replicas hold stay
+        until they end there. Publishes an :class:`AdminEvent` (and the breaker's move)."""
+        reason = _admin_text("reason", reason)
+        by = _admin_text("by", by)
+        state = self._state(target)
         now = self._clock()
         with state.lock:
             was = state.breaker.state
-            changed = state.breaker.force_open(now, reason, cooldown_s)
+            changed = state.breaker.force_close(now, operator_reason(by, reason))
             event = state.breaker_event(was, now, self._wall_offset) if changed else None
-        if event is not None:
-            self._rebuild_soon()
-            self._notify([event])
+        admin = self._admin_event("restore", target, reason, by, now, None, changed=changed)
+        self._rebuild_now(now, [admin] if event is None else [admin, event])
+        return changed
+
+    def pin_primary(
+        self, target: str, reason: str, duration_s: float, *, by: str = "operator"
+    ) -> None:
+        """An operator's pin: make ``target`` the primary now and hold it there for
+        ``duration_s`` (0.001 s to a week): no automatic switch away while the pin holds,
+        however the target degrades (its breaker still opens, and calls still fail over to
+        the fallbacks). At its time limit the pin lapses (an ``AdminEvent`` with action
+        ``pin_lapsed``) and the switcher judges again. A new pin replaces the old one.
+        The snapshot shows the pin (``Snapshot.pin``). Needs a ``[switcher]`` in the config
+        (:class:`InvalidRequest` otherwise)."""
+        reason = _admin_text("reason", reason)
+        by = _admin_text("by", by)
+        _check_duration("duration_s", duration_s)
+        self._state(target)
+        now = self._clock()
+        with self._rebuild_lock:
+            switcher = self._pinnable()
+            until_ns = now + round(duration_s * NS_PER_S)
+            switcher.pin(Pin(target, reason, by, until_ns, self.unix_time(until_ns)))
+            admin = self._admin_event("pin", target, reason, by, now, duration_s, changed=True)
+            self._rebuild_locked(now, [admin])
+
+    def unpin_primary(self, reason: str, *, by: str = "operator") -> bool:
+        """End an operator's pin now; the primary stays where it is until the switcher
+        judges otherwise. Returns whether there was a pin."""
+        reason = _admin_text("reason", reason)
+        by = _admin_text("by", by)
+        now = self._clock()
+        with self._rebuild_lock:
+            switcher = self._pinnable()
+            ended = switcher.unpin()
+            target = ended.target if ended is not None else switcher.current
+            admin = self._admin_event(
+                "unpin", target, reason, by, now, None, changed=ended is not None
+            )
+            self._rebuild_locked(now, [admin])
+        return ended is not None
+
+    def _state(self, target: str) -> TargetStats:
+        state = self._states.get(target) if isinstance(target, str) else None
+        if state is None:
+            raise UnknownTarget(target, self._names)
+        return state
+
+    def _pinnable(self) -> PrimarySwitcher:
+        if self._switcher is None:
+            raise InvalidRequest(
+                f"{self.config.source} has no [switcher]: there is no primary to pin or unpin"
+            )
+        return self._switcher
+
+    def _admin_event(
+        self,
+        action: str,
+        target: str,
+        reason: str,
+        by: str,
+        now: int,
+        duration_s: float | None,
+        *,
+        changed: bool,
+    ) -> AdminEvent:
+        unix = self.unix_time(now)
+        until = None if duration_s is None else unix + duration_s
+        return AdminEvent(action, target, reason, by, until, changed, now, unix)
+
+    def _rebuild_now(self, now: int, first: Sequence[RouterEvent]) -> None:
+        """Rebuild at once (an admin action: the caller sees its effect when it returns),
+        publishing ``first`` before the rebuild's own events."""
+        with self._rebuild_lock:
+            self._rebuild_locked(max(now, self._clock()), first)
 
     # -- reloading ----------------------------------------------------------------------
 
@@ -539,9 +659,12 @@ class Router:
             self._min_samples = window.min_samples
             if config.switcher != before.switcher:
                 current = self._switcher.current if self._switcher else None
+                pinned = self._switcher.pinned if self._switcher else None
                 self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
                 if self._switcher is not None and current is not None and current in states:
                     self._switcher.current = current  # the primary in use stays primary
+                if self._switcher is not None and pinned is not None and pinned.target in states:
+                    self._switcher.pin(pinned)  # an operator's pin outlives a reload
             self._coordinator.reconfigure(self._switcher, frozenset(states))
             self.config = config
             self._rebuild_locked(now)
@@ -700,9 +823,11 @@ class Router:
         finally:
             self._rebuild_lock.release()
 
-    def _rebuild_locked(self, now: int) -> Snapshot:
+    def _rebuild_locked(self, now: int, first: Sequence[RouterEvent] = ()) -> Snapshot:
         self._quiet = True  # a change from here on is seen below, or by _stir after
         snapshot, events = self._build(now)
+        if first:
+            events[:0] = first
         self._snapshot = snapshot
         self._rebuilds += 1
         soon = now + self._refresh_ns
@@ -737,6 +862,9 @@ class Router:
         window = self.config.window
         bucket_ns = round(window.bucket_s * NS_PER_S)
         due = now + IDLE_REBUILD_NS
+        pin = self._switcher.pinned if self._switcher is not None else None
+        if pin is not None and pin.until_ns < due:
+            due = pin.until_ns
         boundary = (now // bucket_ns + 1) * bucket_ns
         for state in self._states.values():
             breaker = state.breaker
@@ -775,15 +903,36 @@ class Router:
             )
             for name, state in self._states.items()
         }
+        for name, state in self._states.items():
+            view = views[name]
+            if view.breaker is BreakerState.OPEN and state.breaker.state is BreakerState.OPEN:
+                views[name] = _until(view, self._wall_offset + state.breaker.reopen_ns / NS_PER_S)
         primary = None
+        pin = None
         if self._switcher is not None:
+            lapsed = self._switcher.lapse(now)
+            if lapsed is not None:
+                events.append(
+                    self._admin_event(
+                        "pin_lapsed",
+                        lapsed.target,
+                        lapsed.reason,
+                        lapsed.by,
+                        now,
+                        None,
+                        changed=True,
+                    )
+                )
+            pin = self._switcher.pinned
             previous = self._switcher.current
             switched = self._switcher.evaluate(views, now)
             primary = self._switcher.current
             if switched is not None:
-                event = SwitchEvent(
-                    previous, switched[0], switched[1], now, self._wall_offset + now / NS_PER_S
-                )
+                why = switched[1]
+                if pin is not None:
+                    why = f"pinned by {pin.by}: {pin.reason}"
+                unix = self._wall_offset + now / NS_PER_S
+                event = SwitchEvent(previous, switched[0], why, now, unix)
                 if self._coordinator.view is None:
                     self._history.append(event)
                     events.append(event)
@@ -805,6 +954,7 @@ class Router:
             primary,
             self.config.window.window_s,
             self._coordinator.view,
+            pin,
         )
         return snapshot, events
 
@@ -853,3 +1003,30 @@ class Router:
                     self._observer.on_decision(decision)
                 return decision
         return None
+
+
+def _until(view: TargetView, unix: float) -> TargetView:
+    """``view`` with its open breaker's cool-down end (epoch seconds)."""
+    return replace(view, breaker_until=unix)
+
+
+def _admin_text(name: str, value: object) -> str:
+    """An admin action's ``reason`` or ``by``: a non-empty string of at most
+    :data:`ADMIN_TEXT_CHARS` characters, stripped."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{name} must be a non-empty string, got {echo(value)}")
+    text = value.strip()
+    if len(text) > ADMIN_TEXT_CHARS:
+        raise InvalidRequest(
+            f"{name} must be at most {ADMIN_TEXT_CHARS} characters, got {len(text)}"
+        )
+    return text
+
+
+def _check_duration(name: str, value: object) -> None:
+    """A time limit in seconds within :data:`_EJECT_COOLDOWN`'s range (0.001 s to a week)."""
+    problem = _EJECT_COOLDOWN.violation(value)
+    if problem is not None:
+        if type(value) not in _NUMBER:  # the range's message quotes it whole
+            problem = f"expected a number, got {echo(value)}: must be {_EJECT_COOLDOWN.describe()}"
+        raise InvalidRequest(f"{name} {problem}")

@@ -56,6 +56,9 @@ class TargetView:
     output_tokens_per_call: float = math.nan
     """Average output tokens of the window's successful calls (NaN with none): the answer
     length the observed latency percentiles describe."""
+    breaker_until: float | None = None
+    """While the breaker is open: the wall-clock time (epoch seconds) its cool-down ends and
+    probing starts; ``None`` otherwise."""
 
     @property
     def name(self) -> str:
@@ -100,6 +103,7 @@ class TargetView:
                 "state": self.breaker.value,
                 "reason": self.breaker_reason,
                 "ejections": self.ejections,
+                "until": None if self.breaker_until is None else round(self.breaker_until, 3),
             },
         }
 
@@ -286,7 +290,79 @@ class BreakerEvent:
         }
 
 
-RouterEvent = SwitchEvent | BreakerEvent
+OPERATOR_PREFIX = "operator"
+"""A breaker reason that starts with this was set by an operator's eject
+(``operator(<who>): <why>``), not by the router's own judgement."""
+
+
+def operator_reason(by: str, reason: str) -> str:
+    """The breaker reason of an operator's eject: ``operator(<by>): <reason>``."""
+    return f"{OPERATOR_PREFIX}({by}): {reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """An operator's hold on the primary: the switcher keeps ``target`` as primary and does
+    not switch away from it until ``until_ns`` on the router clock."""
+
+    target: str
+    reason: str
+    by: str
+    until_ns: int
+    until_unix: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "reason": self.reason,
+            "by": self.by,
+            "until": round(self.until_unix, 3),
+        }
+
+
+ADMIN_ACTIONS = ("eject", "restore", "pin", "unpin", "pin_lapsed")
+"""What an :class:`AdminEvent` says happened (``pin_lapsed``: a pin reached its time limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminEvent:
+    """An operator acted on the router (or an operator's pin lapsed)."""
+
+    kind = "admin"
+
+    action: str
+    """One of :data:`ADMIN_ACTIONS`."""
+    target: str
+    reason: str
+    by: str
+    """Who acted: the Python caller's ``by=``, or the sidecar's caller (``uid 1000 over
+    unix:/path``, ``mTLS CN=ops``)."""
+    until_unix: float | None
+    """For eject and pin: when it lapses (epoch seconds)."""
+    changed: bool
+    """False when the action found nothing to change (restoring a closed breaker)."""
+    at_ns: int
+    unix_time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            "reason": self.reason,
+            "by": self.by,
+            "until": None if self.until_unix is None else round(self.until_unix, 3),
+            "changed": self.changed,
+            "at_ns": self.at_ns,
+            "unix_time": round(self.unix_time, 6),
+        }
+
+    def describe(self) -> str:
+        until = "" if self.until_unix is None else f" until unix {self.until_unix:.0f}"
+        done = "" if self.changed else " (nothing to change)"
+        return f"{self.action} {self.target} by {self.by}{until}{done}: {self.reason}"
+
+
+RouterEvent = SwitchEvent | BreakerEvent | AdminEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +395,8 @@ class Snapshot:
     window_s: float
     fleet: FleetView | None = None
     """The other replicas' share merged into this snapshot (shared state), or ``None``."""
+    pin: Pin | None = None
+    """An operator's pin on the primary while it holds (:meth:`Router.pin_primary`)."""
 
     def target(self, name: str) -> TargetView:
         for view in self.targets:
@@ -334,4 +412,5 @@ class Snapshot:
             "targets": [view.to_dict() for view in self.targets],
             "routes": {name: route.to_dict() for name, route in self.routes.items()},
             "fleet": self.fleet.to_dict() if self.fleet is not None else None,
+            "pin": self.pin.to_dict() if self.pin is not None else None,
         }

@@ -58,7 +58,7 @@ from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.histogram import LogScale
 from mangaroute.core.outcome import Outcome
-from mangaroute.core.snapshot import BreakerEvent, RouterEvent
+from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
 from mangaroute.runtime import RateLimitedLog
 from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
@@ -250,6 +250,8 @@ class CloudWatchMetrics:
         if isinstance(event, BreakerEvent):
             self._breakers[event.target] = event.to_state
             return
+        if not isinstance(event, SwitchEvent):
+            return  # an operator's action: logged by the router, not a metric
         key = (event.from_target, event.to_target, reason_kind(event.reason))
         with self._lock:
             switches = self._agg.switches

@@ -395,7 +395,7 @@ class OTelObserver:
                     sc.REASON: reason_kind(event.reason),
                 },
             )
-        else:
+        elif isinstance(event, BreakerEvent):
             self._transitions.add(
                 1,
                 {

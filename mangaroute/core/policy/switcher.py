@@ -9,6 +9,12 @@ a slower target; here a slow candidate is skipped. The seed also never switches 
 preferred primary (the configured one) is restored once it has stayed healthy for
 ``return_after_s`` - hysteresis that stops flapping while still returning to the target that is
 already paid for.
+
+An operator may *pin* the primary (:meth:`PrimarySwitcher.pin`): while the pin holds, the
+pinned target is the primary whatever its health, and nothing switches away from it; at its
+time limit the pin lapses and the rules above apply again (a degraded pinned primary is then
+left at the next evaluation; a healthy one is kept until the configured primary has been
+healthy for ``return_after_s``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 
 from mangaroute.core.clock import NS_PER_S
 from mangaroute.core.limits import check_fields
-from mangaroute.core.snapshot import TargetView
+from mangaroute.core.snapshot import Pin, TargetView
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +56,41 @@ class SwitcherSettings:
 class PrimarySwitcher:
     """Holds the current primary and decides switches from snapshot views."""
 
-    __slots__ = ("_healthy_since_ns", "_held_until_ns", "current", "settings")
+    __slots__ = ("_healthy_since_ns", "_held_until_ns", "current", "pinned", "settings")
 
     def __init__(self, settings: SwitcherSettings) -> None:
         self.settings = settings
         self.current = settings.primary
+        self.pinned: Pin | None = None
+        """An operator's pin while it holds (it is cleared by :meth:`lapse` or
+        :meth:`unpin`)."""
         self._healthy_since_ns: int | None = None
         self._held_until_ns = 0
 
+    def pin(self, pin: Pin) -> None:
+        """Hold ``pin.target`` as primary until ``pin.until_ns``; the next :meth:`evaluate`
+        makes it the primary (a switch with reason ``pinned``)."""
+        self.pinned = pin
+        self._healthy_since_ns = None
+
+    def unpin(self) -> Pin | None:
+        """End the pin now (the primary stays where it is); returns the pin it ended."""
+        pin, self.pinned = self.pinned, None
+        self._healthy_since_ns = None
+        return pin
+
+    def lapse(self, now_ns: int) -> Pin | None:
+        """End the pin if its time is up; returns the pin that lapsed."""
+        pin = self.pinned
+        if pin is None or now_ns < pin.until_ns:
+            return None
+        return self.unpin()
+
     def adopt(self, name: str, now_ns: int) -> None:
         """Make ``name`` the primary because the fleet chose it (shared state), and hold it
-        for ``fleet_hold_s`` against this replica's own latency and error judgement."""
+        for ``fleet_hold_s`` against this replica's own latency and error judgement. An
+        operator's pin on this replica outranks the fleet: the next evaluation returns to
+        the pinned target."""
         self.current = name
         self._healthy_since_ns = None
         self._held_until_ns = now_ns + round(self.settings.fleet_hold_s * NS_PER_S)
@@ -81,7 +111,14 @@ class PrimarySwitcher:
         return ", ".join(reasons) or None
 
     def evaluate(self, views: Mapping[str, TargetView], now_ns: int) -> tuple[str, str] | None:
-        """Switch if needed; returns ``(new primary, reason)`` when the primary changed."""
+        """Switch if needed; returns ``(new primary, reason)`` when the primary changed.
+        While pinned, the pinned target is the primary and nothing else is judged."""
+        pin = self.pinned
+        if pin is not None:
+            if self.current == pin.target:
+                return None
+            self.current = pin.target
+            return pin.target, "pinned"
         s = self.settings
         preferred = views.get(s.primary)
         if self.current != s.primary and preferred is not None:
