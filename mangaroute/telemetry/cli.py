@@ -9,32 +9,32 @@ sub-parsers; every leaf sets ``handler(args, out) -> int``, the main CLI's conve
     mangaroute telemetry dashboard --apply      # make it (boto3; --endpoint-url for moto)
     mangaroute telemetry alarms [--dry-run | --apply] [--alarm-action ARN ...]
 
-Exit codes: 0 done, 1 an AWS call failed, 2 bad input.
+Exit codes: 0 done, 1 an AWS call failed, 2 bad input (:mod:`mangaroute.cli.output`, as for
+every command; under ``--json`` a failure is a JSON error object).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
-from mangaroute.config import load_config, load_default_config
-from mangaroute.core.errors import MangarouteError
+from mangaroute.cli.options import add_config_option, add_json_option, router_config
+from mangaroute.cli.output import CommandFailed, emit, guarded, print_usage, run_alone, write_json
 from mangaroute.telemetry import cloudwatch as cw
 from mangaroute.telemetry import dashboard as board
 
 __all__ = ["register", "run"]
 
-Handler = Callable[[argparse.Namespace, TextIO], int]
+PROG = "mangaroute telemetry"
+_BAD_SETTINGS = (ValueError,)
+"""Also input errors here: :class:`~mangaroute.telemetry.dashboard.AlarmSettings` rejects a
+bad ``--budget-ms`` or ``--max-switches`` with a ``ValueError``."""
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, board.AlarmSettings]:
-    from mangaroute.cli.options import config_path  # noqa: PLC0415 - cli imports us
-
-    path = config_path(args.config)
-    config = load_config(path) if path else load_default_config()
+    config = router_config(args.config)
     settings = board.settings_for(
         config,
         budget_ms=args.budget_ms,
@@ -59,9 +59,9 @@ def _dashboard(args: argparse.Namespace, out: TextIO) -> int:
     if args.apply:
         return _apply(args, [call], region, out)
     if args.dry_run:
-        _dump([call.to_dict()], out)
+        write_json([call.to_dict()], out)
     elif args.json:
-        _dump(json.loads(call.params["DashboardBody"]), out)
+        write_json(json.loads(call.params["DashboardBody"]), out)
     else:
         body = json.loads(call.params["DashboardBody"])
         print(f"dashboard {args.name} in {region}, namespace {args.namespace}:", file=out)
@@ -78,9 +78,9 @@ def _alarms(args: argparse.Namespace, out: TextIO) -> int:
     if args.apply:
         return _apply(args, calls, _region(args, config), out)
     if args.dry_run:
-        _dump([call.to_dict() for call in calls], out)
+        write_json([call.to_dict() for call in calls], out)
     elif args.json:
-        _dump([call.params for call in calls], out)
+        write_json([call.params for call in calls], out)
     else:
         for call in calls:
             p = call.params
@@ -99,11 +99,6 @@ def _nothing_called(out: TextIO) -> None:
     print("\nNothing was called: --dry-run prints the calls as JSON, --apply makes them.", file=out)
 
 
-def _dump(data: Any, out: TextIO) -> None:
-    json.dump(data, out, indent=2, ensure_ascii=False)
-    out.write("\n")
-
-
 def _apply(
     args: argparse.Namespace, calls: Sequence[board.CloudWatchCall], region: str, out: TextIO
 ) -> int:
@@ -120,32 +115,19 @@ def _apply(
     try:
         done = board.apply(calls, client)
     except (ClientError, BotoCoreError) as exc:
-        print(f"mangaroute telemetry: AWS call failed: {exc}", file=sys.stderr)
-        return 1
+        raise CommandFailed(f"AWS call failed: {exc}") from exc
     finally:
         client.close()
-    if args.json:
-        _dump(done, out)
-    else:
-        for item in done:
-            print(f"{item['operation']} {item['name']}: HTTP {item['status']}", file=out)
+    emit(
+        args,
+        done,
+        lambda: "\n".join(f"{i['operation']} {i['name']}: HTTP {i['status']}" for i in done),
+        out,
+    )
     return 0
 
 
-def _guarded(handler: Handler) -> Handler:
-    def run_handler(args: argparse.Namespace, out: TextIO) -> int:
-        try:
-            return handler(args, out)
-        except (MangarouteError, ValueError) as exc:
-            print(f"mangaroute telemetry: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run_handler
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
-    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
-
     add_config_option(parser)
     parser.add_argument(
         "--namespace",
@@ -161,7 +143,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="daily spend budget (default: the config's monthly ceiling / 30, else 2000)",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    add_json_option(parser)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print the API calls as JSON")
     mode.add_argument("--apply", action="store_true", help="make the calls (idempotent)")
@@ -177,18 +159,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="CloudWatch dashboard and alarms for the configured targets",
         description="CloudWatch dashboard and alarms as code; nothing is called without --apply.",
     )
-
-    def usage(_: argparse.Namespace, __: TextIO) -> int:
-        group.print_help(sys.stderr)
-        return 2
-
-    group.set_defaults(handler=usage)
+    group.set_defaults(handler=print_usage(group))
     sub = group.add_subparsers(dest="telemetry_command", metavar="COMMAND")
     text = "the dashboard: decisions, p99 latency, success, cost, switches, breakers"
     dash = sub.add_parser("dashboard", help=text, description=text)
     _common(dash)
     dash.add_argument("--name", default="MangaAssist-Deployment", help="dashboard name")
-    dash.set_defaults(handler=_guarded(_dashboard))
+    dash.set_defaults(handler=guarded(_dashboard, PROG, _BAD_SETTINGS))
     text = "the alarms: p99 over budget, error rate, switch storms, spend pace"
     alarm = sub.add_parser("alarms", help=text, description=text)
     _common(alarm)
@@ -203,19 +180,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ARN",
         help="notify this ARN (e.g. an SNS topic) when an alarm fires (repeatable)",
     )
-    alarm.set_defaults(handler=_guarded(_alarms))
+    alarm.set_defaults(handler=guarded(_alarms, PROG, _BAD_SETTINGS))
 
 
 def run(argv: Sequence[str], out: TextIO | None = None) -> int:
     """Parse ``argv`` (starting with ``telemetry``), run it, return the exit code."""
-    parser = argparse.ArgumentParser(prog="mangaroute")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
-        return 2
-    return handler(args, out or sys.stdout)
+    return run_alone(register, argv, out)
