@@ -17,7 +17,10 @@ benchmark timed the baseline with a routed client open beside it, whose refreshe
 
 Besides the pooled percentiles, each routed path reports the median over rounds of its
 block's p50 minus the direct block's p50 of the same round: on a loaded machine, whose speed
-drifts between blocks, that paired figure is the steadier one.
+drifts between blocks, that paired figure is the steadier one. ``CPU us/call`` is this
+process's CPU time (every thread's: the refresher's rebuilds count) per call of the path, and
+for an ``added`` row the routed path's minus the direct one's: the work the router costs the
+host, which a loaded machine disturbs far less than it disturbs wall-clock percentiles.
 
 Back-to-back calls are this process's peak load; the last lines report the snapshot
 rebuilds per routed call in the routed blocks and what they cost (rebuilds per call x the
@@ -120,6 +123,7 @@ class Bench:
         self.samples: dict[str, list[float]] = {DIRECT: []}
         self.samples.update({name: [] for name in self.telemetry})
         self.block_p50: dict[str, list[float]] = {name: [] for name in self.samples}
+        self.cpu_us: dict[str, float] = dict.fromkeys(self.samples, 0.0)
         self.routed_calls = 0
         self.rebuilds = 0
 
@@ -128,7 +132,9 @@ class Bench:
 
     def block(self, path: str, calls: int, *, keep: bool = True) -> None:
         if path == DIRECT:
+            cpu = time.process_time()
             samples = timed_block(self.direct, calls)
+            cpu = time.process_time() - cpu
         else:
             with RoutedClient(
                 self.router, clients=self.cache, telemetry=self.telemetry[path]
@@ -141,11 +147,14 @@ class Bench:
 
                 call()  # the client's first call warms its lookups
                 before = self.router.rebuilds
+                cpu = time.process_time()  # every thread's: the refresher's rebuilds count
                 samples = timed_block(call, calls)
+                cpu = time.process_time() - cpu
                 if keep:
                     self.rebuilds += self.router.rebuilds - before
                     self.routed_calls += calls
         if keep:
+            self.cpu_us[path] += cpu * 1e6
             self.samples[path] += samples
             self.block_p50[path].append(percentile(samples, 0.5))
 
@@ -178,11 +187,19 @@ def measure(calls: int, rounds: int) -> tuple[list[dict[str, Any]], dict[str, fl
     rows = []
     base = bench.samples[DIRECT]
     base_p50, base_p99 = percentile(base, 0.5), percentile(base, 0.99)
-    rows.append({"path": DIRECT, "p50_us": base_p50, "p99_us": base_p99})
+    cpu = {name: bench.cpu_us[name] / max(1, len(s)) for name, s in bench.samples.items()}
+    rows.append({"path": DIRECT, "p50_us": base_p50, "p99_us": base_p99, "cpu_us": cpu[DIRECT]})
     for name in bench.telemetry:
         p50, p99 = percentile(bench.samples[name], 0.5), percentile(bench.samples[name], 0.99)
-        rows.append({"path": f"routed, {name}", "p50_us": p50, "p99_us": p99})
-        rows.append({"path": f"added ({name})", "p50_us": p50 - base_p50, "p99_us": p99 - base_p99})
+        rows.append({"path": f"routed, {name}", "p50_us": p50, "p99_us": p99, "cpu_us": cpu[name]})
+        rows.append(
+            {
+                "path": f"added ({name})",
+                "p50_us": p50 - base_p50,
+                "p99_us": p99 - base_p99,
+                "cpu_us": cpu[name] - cpu[DIRECT],
+            }
+        )
         paired = [
             r - d for r, d in zip(bench.block_p50[name], bench.block_p50[DIRECT], strict=True)
         ]
@@ -218,10 +235,11 @@ def main() -> int:
             f"routed Converse vs direct boto3, stand-in in its own process, {calls} calls "
             f"per path in {args.rounds} blocks"
         )
-        print(f"{'':44}{'p50 us':>10}{'p99 us':>10}")
+        print(f"{'':44}{'p50 us':>10}{'p99 us':>10}{'CPU us/call':>13}")
         for row in rows:
             p99 = f"{row['p99_us']:>10.1f}" if "p99_us" in row else ""
-            print(f"{row['path']:44}{row['p50_us']:>10.1f}{p99}")
+            cpu = f"{row['cpu_us']:>13.1f}" if "cpu_us" in row else ""
+            print(f"{row['path']:44}{row['p50_us']:>10.1f}{p99}{cpu}")
         print("target: added <= 100 us at p50, <= 300 us at p99 (tracing off, default refresh)")
         print(
             f"snapshot rebuilds at peak: {work['rebuilds']} in {work['routed_calls']} routed "
