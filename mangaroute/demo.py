@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import math
 import random
 import sys
@@ -32,9 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mangaroute._text import text_table
+from mangaroute.cli.options import add_config_option, add_json_option, config_path
+from mangaroute.cli.output import EXIT_FAILED, EXIT_OK, emit, guarded, run_alone, table
 from mangaroute.config import load_config, load_default_config
 from mangaroute.core.clock import NS_PER_S, Clock
+from mangaroute.core.errors import MangarouteError
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import RouterEvent
@@ -323,7 +324,7 @@ async def _drive(demo: _Demo, progress: TextIO) -> None:
     display.tick(final=True)
 
 
-class OtelSdkMissing(RuntimeError):
+class OtelSdkMissing(MangarouteError, RuntimeError):
     """``--otel`` was asked for without the OpenTelemetry SDK installed."""
 
 
@@ -461,10 +462,10 @@ def run_demo(options: DemoOptions, progress: TextIO) -> dict[str, Any]:
     return summary
 
 
-def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], left: int = 1) -> str:
-    """Columns aligned: the first ``left`` and the last to the left, the rest to the right."""
-    cells = [["-" if v is None else str(v) for v in r] for r in rows]
-    return text_table(list(map(str, headers)), cells, range(left, len(headers) - 1))
+def _counts_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A :func:`~mangaroute.cli.output.table` with names in the first and last columns (to
+    the left) and counts between them (to the right); a missing value shows as ``-``."""
+    return table(rows, headers, right=range(1, len(headers) - 1), blank="-")
 
 
 def _phase_row(name: str, p: dict[str, Any]) -> list[Any]:
@@ -497,11 +498,11 @@ def render(summary: dict[str, Any]) -> str:
     budget = f"{options['budget_ms'] / 1000:g} s"
     phases = [("all", summary), *summary["phases"].items()]
     headers = ["phase", "requests", "answered", f"within {budget}", "failed", "failovers"]
-    totals = _table(
+    totals = _counts_table(
         [_phase_row(name, p) for name, p in phases],
         [*headers, "p50 ms", "p99 ms", "answered by"],
     )
-    targets = _table(
+    targets = _counts_table(
         [
             [name, t["answered"], f"{t['share']:.1%}", t["input_tokens"], t["output_tokens"], cost]
             for name, t in summary["targets"].items()
@@ -530,11 +531,11 @@ def render(summary: dict[str, Any]) -> str:
 
 def render_otel(otel: dict[str, Any]) -> str:
     """What ``--otel`` recorded, for people: spans by name, GenAI metrics (counts only)."""
-    spans = _table(
+    spans = _counts_table(
         [[s["kind"], s["count"], s["errors"], name] for name, s in otel["spans"].items()],
         ["kind", "count", "errors", "span"],
     )
-    metrics = _table(
+    metrics = _counts_table(
         [[name, m["series"], m["measurements"], m["unit"]] for name, m in otel["metrics"].items()],
         ["GenAI metric", "series", "measurements", "unit"],
     )
@@ -542,8 +543,6 @@ def render_otel(otel: dict[str, Any]) -> str:
 
 
 def handler(args: argparse.Namespace, out: TextIO) -> int:
-    from mangaroute.cli.options import config_path  # noqa: PLC0415 - cli imports us
-
     options = DemoOptions(
         requests=args.requests,
         concurrency=args.concurrency,
@@ -553,19 +552,14 @@ def handler(args: argparse.Namespace, out: TextIO) -> int:
         config=config_path(args.config),
         otel=args.otel,
     )
-    try:
-        summary = run_demo(options, sys.stderr if args.json else out)
-    except OtelSdkMissing as exc:
-        print(f"mangaroute demo: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        json.dump(summary, out, indent=2)
-        out.write("\n")
-    else:
-        out.write("\n" + render(summary) + "\n")
-        if "otel" in summary:
-            out.write("\n" + render_otel(summary["otel"]) + "\n")
-    return 1 if summary["avoidable_failures"] else 0
+    summary = run_demo(options, sys.stderr if args.json else out)
+    emit(args, summary, lambda: _text(summary), out)
+    return EXIT_FAILED if summary["avoidable_failures"] else EXIT_OK
+
+
+def _text(summary: dict[str, Any]) -> str:
+    otel = f"\n\n{render_otel(summary['otel'])}" if "otel" in summary else ""
+    return f"\n{render(summary)}{otel}"
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
@@ -580,15 +574,13 @@ def _positive(kind: type[int] | type[float]) -> Any:
 
 def register(subparsers: Any) -> None:
     """Add ``demo`` to a CLI's sub-parsers (``handler(args, out) -> int``)."""
-    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
-
     help_text = (
         "drive routed Converse calls through a local Bedrock/SageMaker stand-in (no AWS "
         "account): failover while the primary is down, then its return"
     )
     parser = subparsers.add_parser("demo", help=help_text, description=help_text)
     add_config_option(parser)
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_option(parser, "print the summary as JSON")
     parser.add_argument(
         "--otel",
         action="store_true",
@@ -610,13 +602,9 @@ def register(subparsers: Any) -> None:
         default=0.2,
         help="real seconds per virtual second (default 0.2)",
     )
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=guarded(handler, "mangaroute demo"))
 
 
 def run(argv: Sequence[str], out: TextIO | None = None) -> int:
     """``mangaroute demo`` on its own parser: ``run(["demo", "--json"])``."""
-    parser = argparse.ArgumentParser(prog="mangaroute")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.handler(args, out or sys.stdout)
-    return code
+    return run_alone(register, argv, out)
