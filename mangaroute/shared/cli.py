@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any, TextIO
 
+from mangaroute.cli.options import (
+    CONFIG_ENV,
+    ConfigNotGiven,
+    add_config_option,
+    add_json_option,
+    config_path,
+)
+from mangaroute.cli.output import CommandFailed, emit
+from mangaroute.config import load_config
+from mangaroute.core.errors import ConfigError
 from mangaroute.core.fleet import redact_url
 from mangaroute.shared.store import (
     DAY_QUARTERS,
     QUARTER_S,
     BadField,
     Ejection,
+    StoreUnavailable,
     decode_count,
     parse_ejection,
     spend_quarters,
@@ -28,12 +38,12 @@ the shared primary, the ejections in force, the fleet's usage of each target ove
 window against its capacity, and today's pay-per-use spend (UTC day). Needs a config with a
 [shared] table (see docs/shared.md) and the redis extra: pip install 'mangaroute[redis]'.
 Exit 0 when Redis answered, 1 when it did not, 2 when it cannot be asked (no [shared]
-table, the redis package missing, the password_env variable not set)."""
+table, the redis package missing, the password_env variable not set); with --json a failure
+is a JSON error object on stdout."""
 
 
 def register(commands: Any) -> argparse.ArgumentParser:
-    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
-
+    """Add ``shared status`` to the main CLI's sub-parsers."""
     shared: argparse.ArgumentParser = commands.add_parser(
         "shared",
         help="inspect the state shared by a deployment's replicas (Redis)",
@@ -47,7 +57,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_option(status, fallback="none: required", needs=" with a [shared] table")
-    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    add_json_option(status)
     status.set_defaults(handler=cmd_status)
     return status
 
@@ -169,11 +179,6 @@ def _ejections(row: dict[str, str], bad: list[BadField]) -> list[Ejection]:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from mangaroute.cli.options import CONFIG_ENV, ConfigNotGiven, config_path  # noqa: PLC0415
-    from mangaroute.config import load_config  # noqa: PLC0415
-    from mangaroute.core.errors import ConfigError  # noqa: PLC0415
-    from mangaroute.shared.store import StoreUnavailable  # noqa: PLC0415
-
     path = config_path(args.config)
     if path is None:
         raise ConfigNotGiven(f"shared status needs --config FILE (or {CONFIG_ENV}=FILE)")
@@ -183,49 +188,49 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     try:
         status = read_status(config)
     except StoreUnavailable as exc:
-        url = redact(config.shared.url)
-        out.write(f"shared state at {url} is unreachable: {exc}\n")
-        return 1
-    if args.json:
-        out.write(json.dumps(status, indent=2) + "\n")
-        return 0
+        raise CommandFailed(
+            f"shared state at {redact(config.shared.url)} is unreachable: {exc}"
+        ) from exc
+    emit(args, status, lambda: _status_text(status), out)
+    return 0
+
+
+def _status_text(status: dict[str, Any]) -> str:
     live = [r for r in status["replicas"] if r["live"]]
     silent = len(status["replicas"]) - len(live)
-    out.write(
+    lines = [
         f"deployment {status['deployment']} at {status['url']} "
-        f"(round trip {status['round_trip_ms']:.2f} ms)\n"
-        f"replicas: {len(live)} live{f', {silent} silent' if silent else ''}\n"
-    )
+        f"(round trip {status['round_trip_ms']:.2f} ms)",
+        f"replicas: {len(live)} live{f', {silent} silent' if silent else ''}",
+    ]
     for row in status["replicas"]:
-        out.write(f"  {row['replica']:<32} last sync {row['last_sync_s_ago']:.1f} s ago\n")
+        lines.append(f"  {row['replica']:<32} last sync {row['last_sync_s_ago']:.1f} s ago")
     primary = status["primary"]
     if primary:
         epoch = "unreadable" if primary["epoch"] is None else primary["epoch"]
-        out.write(
-            f"primary: {primary['target']} (epoch {epoch}, by {primary['by']}: "
-            f"{primary['reason']})\n"
+        lines.append(
+            f"primary: {primary['target']} (epoch {epoch}, by {primary['by']}: {primary['reason']})"
         )
     else:
-        out.write("primary: none switched yet (each replica uses the configured primary)\n")
-    out.write(f"ejections: {len(status['ejections'])}\n")
+        lines.append("primary: none switched yet (each replica uses the configured primary)")
+    lines.append(f"ejections: {len(status['ejections'])}")
     for e in status["ejections"]:
-        out.write(
+        lines.append(
             f"  {e['target']:<20} {e['state']:<9} by {e['replica']} ({e['reason']}), "
-            f"expires in {e['expires_in_s']:.0f} s unless renewed\n"
+            f"expires in {e['expires_in_s']:.0f} s unless renewed"
         )
-    out.write("fleet usage over the last window:\n")
+    lines.append("fleet usage over the last window:")
     for name, row in status["usage"].items():
         util = f"{row['utilization']:.0%} of capacity" if row["utilization"] is not None else ""
-        out.write(
+        lines.append(
             f"  {name:<20} {row['tokens_per_minute']:>12,.0f} tokens/min "
-            f"{row['requests_per_second']:>8.2f} req/s  {util}\n"
+            f"{row['requests_per_second']:>8.2f} req/s  {util}"
         )
-    out.write(f"pay-per-use spend today (UTC): ${status['spend_today_usd']:,.2f}\n")
+    lines.append(f"pay-per-use spend today (UTC): ${status['spend_today_usd']:,.2f}")
     if status["undecodable"]:
-        out.write(
-            f"undecodable (left out above; the next sync of a replica deletes them): "
-            f"{len(status['undecodable'])}\n"
+        lines.append(
+            "undecodable (left out above; the next sync of a replica deletes them): "
+            f"{len(status['undecodable'])}"
         )
-        for line in status["undecodable"]:
-            out.write(f"  {line}\n")
-    return 0
+        lines += [f"  {line}" for line in status["undecodable"]]
+    return "\n".join(lines)

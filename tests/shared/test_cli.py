@@ -64,13 +64,25 @@ def test_status_shows_replicas_primary_ejections_usage_and_spend(
 
 
 def test_status_of_an_unreachable_redis_exits_1_and_says_why(
-    tmp_path: Path, deployment: str
+    tmp_path: Path, deployment: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _config(tmp_path, "redis://app:hunter2@127.0.0.1:1/0", deployment, timeout_ms="100")
     out = io.StringIO()
     assert main(["shared", "status", "--config", str(path)], out=out) == 1
-    assert "redis://app:***@127.0.0.1:1/0 is unreachable" in out.getvalue()
-    assert "hunter2" not in out.getvalue()
+    assert out.getvalue() == ""  # a failure is said on stderr, like every command's
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "mangaroute: shared state at redis://app:***@127.0.0.1:1/0 is unreachable"
+    )
+    assert "hunter2" not in err
+    out = io.StringIO()
+    assert main(["shared", "status", "--config", str(path), "--json"], out=out) == 1
+    failure = json.loads(out.getvalue())
+    assert failure["type"] == "CommandFailed" and failure["field"] is None
+    assert failure["error"].startswith(
+        "shared state at redis://app:***@127.0.0.1:1/0 is unreachable"
+    )
+    assert "hunter2" not in out.getvalue() + capsys.readouterr().err
 
 
 def test_status_needs_a_shared_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
