@@ -3,19 +3,20 @@
 :func:`register` adds the sub-command to the main CLI's sub-parsers; its handler follows the
 main CLI's convention ``handler(args, out) -> int``. Bad scenario files and options raise
 :class:`~mangaroute.core.errors.ConfigError`, which the main CLI prints (naming the file and
-the field) with exit code 2.
+the field) with exit code 2 (a JSON error object under ``--json``: :mod:`mangaroute.cli.output`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
 from typing import Any, TextIO
 
+from mangaroute.cli.options import add_json_option
+from mangaroute.cli.output import emit
 from mangaroute.config import parse_config
 from mangaroute.core.errors import ConfigError
 from mangaroute.simulate.report import to_dict, to_text
@@ -154,7 +155,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
         "(default: 250, as in production; replicas' syncs are evenly staggered)",
     )
     _add_trace_options(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    add_json_option(parser)
     parser.add_argument(
         "--quiet",
         action="store_true",
@@ -250,23 +251,19 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
             written = [str(path) for path in plot(simulation, args.plot)]
         except PlottingUnavailable as exc:
             note = f"plots skipped: {exc}"
-    if args.json:
-        data = to_dict(simulation)
-        if trace is not None:
-            data["trace"] = trace
-        data["plots"] = written
-        if note:
-            data["plots_skipped"] = note
-        json.dump(data, out, indent=2)
-        out.write("\n")
-    else:
-        if trace is not None:
-            out.write(_trace_line(trace) + "\n")
-        out.write(to_text(simulation) + "\n")
-        for path in written:
-            out.write(f"wrote {path}\n")
-        if note:
-            out.write(note + "\n")
+    data = to_dict(simulation)
+    if trace is not None:
+        data["trace"] = trace
+    data["plots"] = written
+    if note:
+        data["plots_skipped"] = note
+
+    def text() -> str:
+        lines = [_trace_line(trace)] if trace is not None else []
+        lines += [to_text(simulation), *(f"wrote {path}" for path in written)]
+        return "\n".join([*lines, note] if note else lines)
+
+    emit(args, data, text, out)
     return 0
 
 
