@@ -33,6 +33,7 @@ from mangaroute.core.policy.cost import CostUnderSlo
 from mangaroute.core.policy.filters import Headroom, Healthy, LatencyCeiling
 from mangaroute.core.policy.pickers import Best, PrimaryShare, Uniform, Weighted
 from mangaroute.core.policy.prediction import LatencyPredictor, PredictedLatency, Reliable
+from mangaroute.core.policy.quality import floor_problem, quality_problem
 from mangaroute.core.policy.rankers import (
     CheapestWithinSlo,
     ConfigOrder,
@@ -255,6 +256,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     window = router.build("", lambda: WindowSettings(**router.numbers(WindowSettings())))
     default_class_name = router.text("default_class", None)
     streamed = router.flag("streamed", False)
+    quality = router.names("quality", ())
     router.finish()
 
     breaker = _breaker(root.table("breaker", limits="breaker"))
@@ -266,9 +268,12 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     if not targets:
         raise root.error("targets", "must define at least one target ([targets.NAME])")
     names = [t.name for t in targets]
+    problem = quality_problem(quality, [t.tier for t in targets])
+    if problem is not None:
+        raise router.error("quality", problem)
     switcher = _switcher(root, names)
     policies = _policies(root, switcher, streamed=streamed)
-    classes = _classes(root, names, policies)
+    classes = _classes(root, targets, policies, quality)
     shared = _shared(root)
     root.finish()
     default_class = default_class_name or classes[0].name
@@ -284,6 +289,7 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
             switcher=switcher,
             source=source,
             shared=shared,
+            quality=quality,
         ),
     )
 
@@ -705,7 +711,14 @@ def _tier(params: _Table, context: PartContext) -> TierOrder:
     within = params.text("within", "order")
     if within == "tier":
         raise params.error("within", "cannot be 'tier' itself")
-    return TierOrder(order, _ranker(within, replace(context, nested=True)))
+    inner = _ranker(within, replace(context, nested=True))
+    slo = params.number("slo_p99_ms", None, limit="cost_under_slo.slo_p99_ms")
+    if slo is None and not isinstance(inner, CostUnderSlo):
+        return TierOrder(order, inner)
+    judge = inner if isinstance(inner, CostUnderSlo) else CostUnderSlo(predictor=context.predictor)
+    if slo is not None:
+        judge = replace(judge, slo_p99_ms=slo)
+    return TierOrder(order, inner, judge.fits)
 
 
 register_filter("healthy", lambda params, context: Healthy())
@@ -771,8 +784,13 @@ def _policies(
 
 
 def _classes(
-    root: _Table, targets: list[str], policies: dict[str, Policy]
+    root: _Table,
+    defined: tuple[Target, ...],
+    policies: dict[str, Policy],
+    quality: tuple[str, ...] = (),
 ) -> tuple[RequestClass, ...]:
+    targets = [target.name for target in defined]
+    tier = {target.name: target.tier for target in defined}
     classes = []
     for name, table in root.tables("classes"):
         members = table.names("targets")
@@ -794,7 +812,12 @@ def _classes(
             raise table.error(
                 "policy", f"names unknown policy {policy!r} (known: {', '.join(policies)})"
             )
-        classes.append(RequestClass(name, members, policy))
+        floor = table.text("quality_floor", None)
+        if floor is not None:
+            problem = floor_problem(floor, quality, [tier[member] for member in members])
+            if problem is not None:
+                raise table.error("quality_floor", problem)
+        classes.append(RequestClass(name, members, policy, floor))
         table.finish()
     if not classes:
         classes.append(RequestClass("default", tuple(targets), next(iter(policies))))

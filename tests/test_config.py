@@ -187,3 +187,91 @@ def test_a_bad_shared_url_is_named_without_its_password() -> None:
         "s.toml: [shared.url] expected a redis://, rediss:// or unix:// URL, got "
         "'http://app:***@redis:6379'"
     )
+
+
+FLOORED = SMALL_CONFIG.replace(
+    'default_class = "chat"', 'default_class = "chat"\nquality = ["haiku", "sonnet"]'
+).replace(
+    'policy = "ordered"\n\n[classes.pinned]',
+    'policy = "ordered"\nquality_floor = "sonnet"\n\n[classes.pinned]',
+)
+
+
+def test_a_quality_floor_hands_its_policy_the_tiers_that_meet_it() -> None:
+    config = parse_config(FLOORED, source="test.toml")
+    assert config.quality == ("haiku", "sonnet")
+    assert [c.quality_floor for c in config.classes] == ["sonnet", None]
+    assert config.policies["ordered"].floors == (("chat", frozenset({"sonnet"})),)
+    unfloored = parse_config(SMALL_CONFIG, source="test.toml")
+    assert unfloored.quality == () and unfloored.policies["ordered"].floors == ()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            ('quality_floor = "sonnet"', 'quality_floor = "sonet"'),
+            "test.toml: [classes.chat.quality_floor] = 'sonet' is not a tier of [router] quality "
+            "(known: haiku, sonnet)",
+        ),
+        (
+            ('quality = ["haiku", "sonnet"]\n', ""),
+            "test.toml: [classes.chat.quality_floor] = 'sonnet' needs a quality ladder: [router] "
+            'quality = the tiers from lowest to highest quality, e.g. ["haiku", "sonnet"]',
+        ),
+        (
+            ('quality = ["haiku", "sonnet"]', 'quality = ["sonnet"]'),
+            "test.toml: [router.quality] does not rank tier 'haiku', which a target has (rank "
+            "every target's tier: haiku, sonnet)",
+        ),
+        (
+            ('quality = ["haiku", "sonnet"]', 'quality = ["haiku", "sonnet", "opus"]'),
+            "test.toml: [router.quality] names tier 'opus', which no target has (targets' tiers: "
+            "haiku, sonnet)",
+        ),
+        (
+            ('quality = ["haiku", "sonnet"]', 'quality = ["haiku", "sonnet", "haiku"]'),
+            "test.toml: [router.quality] names tier 'haiku' twice (each tier once, lowest quality "
+            "first)",
+        ),
+        (
+            ('quality = ["haiku", "sonnet"]', 'quality = "haiku"'),
+            "test.toml: [router.quality] expected a list of names, got 'haiku'",
+        ),
+        (
+            ('targets = ["fast", "slow", "steady"]', 'targets = ["fast"]'),
+            "test.toml: [classes.chat.quality_floor] = 'sonnet': none of the class's targets "
+            "meets it (their tiers: haiku), so every call would be below the floor",
+        ),
+        (
+            ('quality_floor = "sonnet"', "quality_floor = 2"),
+            "test.toml: [classes.chat.quality_floor] expected a non-empty string, got 2",
+        ),
+    ],
+)
+def test_quality_floor_errors_name_the_key_and_the_known_tiers(
+    edit: tuple[str, str], message: str
+) -> None:
+    old, new = edit
+    assert old in FLOORED
+    with pytest.raises(ConfigError) as info:
+        parse_config(FLOORED.replace(old, new, 1), source="test.toml")
+    assert str(info.value) == message
+
+
+def test_a_tier_ranker_over_cost_under_slo_yields_past_its_slo() -> None:
+    """``within = "cost_under_slo"`` lends the tier ranker its SLO; ``slo_p99_ms`` sets one."""
+    base = SMALL_CONFIG.replace('ranker = "order"', 'ranker = "tier"')
+
+    def ranker(extra: str) -> object:
+        text = base + '[policies.ordered.tier]\norder = ["sonnet", "haiku"]\n' + extra
+        return parse_config(text, source="test.toml").policies["ordered"].ranker
+
+    assert getattr(ranker(""), "fits", "absent") is None  # the preference insists, as before
+    lent = ranker('within = "cost_under_slo"\n').fits  # type: ignore[attr-defined]
+    assert lent.__self__.slo_p99_ms == 1500
+    explicit = ranker("slo_p99_ms = 2500\n").fits  # type: ignore[attr-defined]
+    assert explicit.__self__.slo_p99_ms == 2500
+    with pytest.raises(ConfigError) as info:
+        ranker("slo_p99_ms = -1\n")
+    assert str(info.value).startswith("test.toml: [policies.ordered.tier.slo_p99_ms] ")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.fleet import SharedSettings
 from mangaroute.core.limits import MAX_WINDOW_BUCKETS, RangeError, check_fields
 from mangaroute.core.policy.base import Policy
+from mangaroute.core.policy.quality import floor_problem, floor_tiers, quality_problem
 from mangaroute.core.policy.switcher import SwitcherSettings
 from mangaroute.core.targets import Target
 
@@ -53,6 +54,9 @@ class RequestClass:
     name: str
     targets: tuple[str, ...]
     policy: str
+    quality_floor: str | None = None
+    """The lowest tier (on :attr:`RouterConfig.quality`) whose answers are good enough for
+    this class; targets below it are fallbacks only (``None``: every tier is)."""
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -79,6 +83,9 @@ class RouterConfig:
     source: str = "<memory>"
     shared: SharedSettings | None = None
     """Shared state across replicas (``[shared]``), or ``None`` for a lone router."""
+    quality: tuple[str, ...] = ()
+    """The targets' tiers from lowest to highest answer quality (``[router] quality``): the
+    ladder the classes' quality floors are read on. Empty: no class has a floor."""
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.targets]
@@ -109,6 +116,32 @@ class RouterConfig:
             for name in self.switcher.order:
                 if name not in known:
                     raise ValueError(f"switcher order names unknown target {name!r}")
+        self._apply_quality_floors()
+
+    def _apply_quality_floors(self) -> None:
+        """Hand each policy the tiers that meet the floor of every class it serves (checked
+        here too, for configs built in code rather than read from TOML)."""
+        problem = quality_problem(self.quality, [t.tier for t in self.targets])
+        if problem is not None:
+            raise ValueError(f"quality {problem}")
+        floors: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        for request_class in self.classes:
+            floor = request_class.quality_floor
+            if floor is None:
+                continue
+            tiers = [self.target(name).tier for name in request_class.targets]
+            problem = floor_problem(floor, self.quality, tiers)
+            if problem is not None:
+                raise ValueError(f"request class {request_class.name!r} quality_floor {problem}")
+            floors.setdefault(request_class.policy, []).append(
+                (request_class.name, floor_tiers(self.quality, floor))
+            )
+        if floors or any(policy.floors for policy in self.policies.values()):
+            policies = {
+                name: replace(policy, floors=tuple(floors.get(name, ())))
+                for name, policy in self.policies.items()
+            }
+            object.__setattr__(self, "policies", policies)
 
     def target(self, name: str) -> Target:
         for target in self.targets:

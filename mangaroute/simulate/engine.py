@@ -139,6 +139,8 @@ class RunResult:
     failed_by_class: list[int] = field(default_factory=list)
     answers_by_class: list[int] = field(default_factory=list)
     """Answers per (class, target): index ``class * targets + target``."""
+    target_tiers: tuple[str, ...] = ()
+    """Each target's tier (its quality level), in ``target_names`` order."""
     latency_hist: list[int] = field(default_factory=list)
     """End-to-end latency of answered messages, 1 ms bins (the last one open-ended)."""
     failovers: int = 0
@@ -325,6 +327,7 @@ def run_router(
     ]
     targets = tuple(t.name for t in config.targets)
     result = RunResult.empty(name, description, traffic.classes, targets)
+    result.target_tiers = tuple(t.tier for t in config.targets)
     result.start_s, result.end_s = start_s, end_s
     switch_events: list[tuple[int, str, str]] = []
     for r, router in enumerate(routers):

@@ -198,6 +198,7 @@ def _result(result: RunResult, bound: Bound | None) -> dict[str, Any]:
             }
             for k, klass in enumerate(result.classes)
         },
+        "tier_share_by_class": tier_shares(result),
         "reasons": dict(result.reasons.most_common()),
         "capacity": capacity(result),
         "spend": spend(result),
@@ -208,6 +209,24 @@ def _result(result: RunResult, bound: Bound | None) -> dict[str, Any]:
     if bound is not None:
         data["regret"] = regret(result, bound)
     return data
+
+
+def tier_shares(result: RunResult) -> dict[str, dict[str, float]]:
+    """Per request class, the share of its answers each tier (quality level) served, tiers in
+    the order the targets first name them: what a cheaper policy traded away. A class with no
+    answers has no shares."""
+    n = len(result.target_names)
+    tiers = result.target_tiers or result.target_names
+    shares: dict[str, dict[str, float]] = {}
+    for k, klass in enumerate(result.classes):
+        counts: dict[str, int] = {}
+        for j, tier in enumerate(tiers):
+            counts[tier] = counts.get(tier, 0) + result.answers_by_class[k * n + j]
+        answered = sum(counts.values())
+        shares[klass] = {
+            tier: round(count / answered, 6) for tier, count in counts.items() if count
+        }
+    return shares
 
 
 def label(result: RunResult) -> str:
@@ -465,6 +484,7 @@ def dict_to_text(data: dict[str, Any]) -> str:
     lines.append("cost per day by target, $ (share of answers):")
     lines.append(table(cost_rows, ["policy", *names, "hourly", "tokens"]))
     lines.append("")
+    lines.extend(_tier_lines(data))
     if run.get("replicas", 1) > 1 or run.get("shared", "off") != "off":
         lines.extend(_replica_lines(data))
         lines.append("")
@@ -477,6 +497,31 @@ def dict_to_text(data: dict[str, Any]) -> str:
         + f" (day generated in {run['generate_s']:.1f} s)"
     )
     return "\n".join(lines)
+
+
+def _tier_lines(data: dict[str, Any]) -> list[str]:
+    """The answers of each class by tier, per policy (empty without tier shares)."""
+    entries = [entry for entry in data["policies"] if entry.get("tier_share_by_class")]
+    if not entries:
+        return []
+    classes = list(entries[0]["tier_share_by_class"])
+    rows = [
+        [entry.get("label", entry["name"])]
+        + [
+            " ".join(
+                f"{tier} {share:.1%}"
+                for tier, share in entry["tier_share_by_class"].get(klass, {}).items()
+            )
+            or "-"
+            for klass in classes
+        ]
+        for entry in entries
+    ]
+    return [
+        "answers by tier, per class (share of the class's answers):",
+        table(rows, ["policy", *classes]),
+        "",
+    ]
 
 
 def _replica_lines(data: dict[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar, cast
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.policy.context import Contextual, PolicyContext
 from mangaroute.core.policy.prediction import LatencyPredictor
+from mangaroute.core.policy.quality import BELOW_FLOOR, QualityFloor, append_fallbacks
 from mangaroute.core.snapshot import PickPlan, Route, TargetView
 from mangaroute.core.targets import Target
 
@@ -86,11 +87,16 @@ def plan_in_order(
     return PickPlan(ordered, tuple(reasons), fallbacks, cumulative, sticky, rotate)
 
 
-def panic_plan(eligible: Sequence[TargetView]) -> PickPlan:
-    """Every eligible target, closed breakers first, then half-open, then open."""
+def panic_plan(eligible: Sequence[TargetView], floor: frozenset[str] | None = None) -> PickPlan:
+    """Every eligible target, closed breakers first, then half-open, then open; with a
+    quality ``floor`` (the tiers that meet it), those targets first within each state."""
     rank = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
-    ordered = sorted(eligible, key=lambda view: rank[view.breaker])
-    return plan_in_order([view.target for view in ordered], ["panic"] * len(ordered))
+    if floor is None:
+        ordered = sorted(eligible, key=lambda view: rank[view.breaker])
+        return plan_in_order([view.target for view in ordered], ["panic"] * len(ordered))
+    ordered = sorted(eligible, key=lambda view: (rank[view.breaker], view.target.tier not in floor))
+    reasons = ["panic" if v.target.tier in floor else "panic" + BELOW_FLOOR for v in ordered]
+    return plan_in_order([view.target for view in ordered], reasons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,10 @@ class Policy:
     target a worse choice, not a forbidden one, and once the preferred targets have failed or
     throttled, even an ejected target (a fast failure at worst) beats a certain one. Ejected
     targets still get no first attempts."""
+    floors: tuple[tuple[str, frozenset[str]], ...] = ()
+    """Per request class, the tiers that meet its quality floor (classes without a floor are
+    not listed); set from the classes by :class:`~mangaroute.core.settings.RouterConfig`.
+    See :mod:`mangaroute.core.policy.quality`."""
     contextual: tuple[bool, ...] = field(default=(), init=False, compare=False, repr=False)
     """Which parts (filters, then ranker, then picker) need binding to a context; empty when
     none does (worked out once: a runtime protocol check is slow)."""
@@ -139,6 +149,12 @@ class Policy:
             )
             ranker = _bind(ranker, context) if flags[-2] else ranker
             picker = _bind(picker, context) if flags[-1] else picker
+        floor = None
+        for name, tiers in self.floors:
+            if name == request_class:
+                floor = tiers
+                picker = QualityFloor(picker, tiers)
+                break
         kept: list[TargetView] = []
         excluded: list[tuple[str, str]] = []
         for view in eligible:
@@ -156,16 +172,16 @@ class Policy:
             spare: tuple[Target, ...] = ()
             if self.last_resort and excluded:
                 names = {name for name, _ in excluded}
-                spare = panic_plan([v for v in eligible if v.name in names]).targets
+                spare = panic_plan([v for v in eligible if v.name in names], floor).targets
             plan = picker.plan(kept, primary)
             if spare:
-                plan = _with_slow(plan, spare)
+                plan = append_fallbacks(plan, spare)
             if self.budget and self.deadline is not None:
                 deadline = _deadline_route(self.deadline, kept, primary, plan, picker, spare)
             elif self.budget:
                 steps, budget_plans = _budget_plans(picker, kept, primary, plan, spare)
         else:
-            plan = panic_plan(eligible)
+            plan = panic_plan(eligible, floor)
         return Route(
             request_class=request_class,
             policy=self.name,
@@ -199,17 +215,6 @@ def _exclusion(filters: Sequence[Filter], view: TargetView) -> str | None:
     return None
 
 
-def _with_slow(plan: PickPlan, slow: tuple[Target, ...]) -> PickPlan:
-    """``plan`` with ``slow`` appended to every fallback chain (last resorts)."""
-    return PickPlan(
-        plan.targets,
-        plan.reasons,
-        tuple(chain + slow for chain in plan.fallbacks),
-        plan.cumulative,
-        plan.sticky,
-    )
-
-
 def _budget_plans(
     picker: Picker,
     ranked: list[TargetView],
@@ -230,7 +235,7 @@ def _budget_plans(
     for ceiling in steps[:-1]:
         fitting = [view for view in ranked if view.p99_ms <= ceiling]
         slow = tuple(view.target for view in ranked if view.p99_ms > ceiling)
-        plans.append((_with_slow(picker.plan(fitting, primary), slow + spare), "+budget"))
+        plans.append((append_fallbacks(picker.plan(fitting, primary), slow + spare), "+budget"))
     return steps, tuple(plans)
 
 
@@ -265,7 +270,7 @@ def _deadline_route(
         fitting = [view for i, view in enumerate(checked) if mask >> i & 1]
         fitting += ranked[MAX_DEADLINE_CANDIDATES:]
         slow = tuple(view.target for i, view in enumerate(checked) if not mask >> i & 1)
-        return _with_slow(picker.plan(fitting, primary), slow + spare), "+budget"
+        return append_fallbacks(picker.plan(fitting, primary), slow + spare), "+budget"
 
     table: list[tuple[PickPlan, str] | None] = [None] * (full_mask + 1)
     table[full_mask] = (full, "")
