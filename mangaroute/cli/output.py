@@ -1,7 +1,8 @@
 """What every ``mangaroute`` command shares: its tables, its ``--json`` output, how it fails
-and with which exit code. Each front door (``mangaroute.cli.commands``, ``planning.cli``,
-``telemetry.cli``, ``simulate.cli``, ``shared.cli``, ``demo``) registers its sub-commands with
-a ``register(subparsers)`` function and formats and fails through this module.
+and with which exit code. Each front door (``cli.routing``, ``planning.cli``,
+``telemetry.cli``, ``simulate.cli``, ``shared.cli``, ``demo``; ``sidecar.cli`` registers
+``serve`` but keeps its own error line for now) registers its sub-commands with a
+``register(subparsers)`` function and formats and fails through this module.
 
 Exit codes, the same for every command:
 
@@ -13,13 +14,17 @@ Exit codes, the same for every command:
 
 How a failure reads: without ``--json``, one line on stderr, ``<command>: error: <message>``
 for wrong input and ``<command>: <what failed>`` for a failure; with ``--json``, the JSON
-object of :func:`error_json` on stdout (nothing on stderr), with the same exit code.
+object of :func:`error_json` on stdout (nothing on stderr), with the same exit code and the
+same message. ``<command>`` is ``mangaroute`` for the top-level commands, ``simulate`` and
+``shared``, and names the command for ``plan <command>``, ``telemetry`` and ``demo``.
 
 Where the front doors used to disagree, one rule now holds (and the ones that differed
 changed): ``--json`` failures are JSON in ``plan``, ``telemetry``, ``demo`` and ``shared
 status`` too, not only in the top-level commands; ``shared status`` says an unreachable
 Redis on stderr (it used stdout); the demo's missing OpenTelemetry SDK reads ``mangaroute
-demo: error: ...`` like every input error; JSON keeps non-ASCII text readable (UTF-8, as
+demo: error: ...`` like every input error, and so does a bad config given to the demo (it
+read ``mangaroute: error: ...``); a message about a flag no longer starts with ``<config>``
+on stderr (the JSON object never showed it); JSON keeps non-ASCII text readable (UTF-8, as
 ``plan`` and ``telemetry`` printed it) instead of ``\\u`` escapes.
 """
 
@@ -160,12 +165,12 @@ def error_json(exc: BaseException) -> dict[str, Any]:
 
 
 def _report(exc: BaseException, prog: str, as_json: bool, out: TextIO) -> int:
+    found = error_json(exc)
     if as_json:
-        write_json(error_json(exc), out)
-    elif isinstance(exc, CommandFailed):
-        print(f"{prog}: {exc}", file=sys.stderr)
+        write_json(found, out)
     else:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        kind = "" if isinstance(exc, CommandFailed) else "error: "
+        print(f"{prog}: {kind}{found['error']}", file=sys.stderr)
     return exit_code(exc)
 
 
