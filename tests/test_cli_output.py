@@ -9,7 +9,7 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given
@@ -52,38 +52,52 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {"bad": str(bad), "fleet": str(fleet)}
 
 
-# (argv with {bad}/{fleet} placeholders, exit code, the JSON object without "error", how the
-# message starts (after the file path for config errors), the text line's prefix)
-CASES: list[tuple[list[str], int, dict[str, Any], str, str]] = [
-    (
-        ["config", "check", "{bad}"],
-        EXIT_USAGE,
-        {"field": "router.nope", "file": "{bad}", "type": "ConfigError"},
-        "{bad}: [router.nope] is not a known key",
-        "mangaroute: error: ",
-    ),
-    (
+class Case(NamedTuple):
+    """A real bad input: ``argv`` (``{bad}``, ``{fleet}``: the fixture's files), the exit code,
+    the JSON object's keys but ``error``, how the message starts, the stderr line's prefix."""
+
+    argv: list[str]
+    code: int
+    keys: dict[str, Any]
+    starts: str
+    prefix: str
+
+    def fill(self, text: Any, files: dict[str, str]) -> Any:
+        return text.format(**files) if isinstance(text, str) else text
+
+
+def _bad_config(argv: list[str], prefix: str = "mangaroute: error: ") -> Case:
+    keys = {"field": "router.nope", "file": "{bad}", "type": "ConfigError"}
+    return Case(argv, EXIT_USAGE, keys, "{bad}: [router.nope] is not a known key", prefix)
+
+
+def _failed(argv: list[str], starts: str, prefix: str) -> Case:
+    keys = {"field": None, "file": None, "type": "CommandFailed"}
+    return Case(argv, EXIT_FAILED, keys, starts, prefix)
+
+
+AWS_FAILED = "AWS call failed: Could not connect to the endpoint URL"
+CASES = [
+    _bad_config(["config", "check", "{bad}"]),
+    _bad_config(["walkthrough", "--config", "{bad}"]),
+    _bad_config(["telemetry", "dashboard", "--config", "{bad}"], "mangaroute telemetry: error: "),
+    _bad_config(["demo", "--config", "{bad}"], "mangaroute demo: error: "),
+    _bad_config(["shared", "status", "--config", "{bad}"]),
+    Case(
         ["route", "--class", "poetry"],
         EXIT_USAGE,
         {"field": None, "file": None, "type": "UnknownRequestClass"},
         "unknown request class 'poetry'; configured classes: simple, complex, manga",
         "mangaroute: error: ",
     ),
-    (
-        ["walkthrough", "--config", "{bad}"],
-        EXIT_USAGE,
-        {"field": "router.nope", "file": "{bad}", "type": "ConfigError"},
-        "{bad}: [router.nope] is not a known key",
-        "mangaroute: error: ",
-    ),
-    (
+    Case(
         ["plan", "recommend", "--observed", "lambda_on_demand=1/2"],
         EXIT_USAGE,
         {"field": "--observed", "file": None, "type": "PlanningInputError"},
         "--observed: expected PATTERN=P50/P90/P99, got 'lambda_on_demand=1/2'",
         "mangaroute plan recommend: error: ",
     ),
-    (
+    Case(
         ["plan", "throughput", "--daily-messages", "0"],
         EXIT_USAGE,
         {
@@ -94,112 +108,69 @@ CASES: list[tuple[list[str], int, dict[str, Any], str, str]] = [
         "mangaassist.toml (shipped MangaAssist profile): [traffic] daily_messages: must be > 0",
         "mangaroute plan throughput: error: ",
     ),
-    (
-        ["plan", "autoscaling", "--apply", *UNREACHABLE_AWS],
-        EXIT_FAILED,
-        {"field": None, "file": None, "type": "CommandFailed"},
-        "AWS call failed: Could not connect to the endpoint URL",
-        "mangaroute plan autoscaling: ",
-    ),
-    (
-        ["telemetry", "dashboard", "--config", "{bad}"],
-        EXIT_USAGE,
-        {"field": "router.nope", "file": "{bad}", "type": "ConfigError"},
-        "{bad}: [router.nope] is not a known key",
-        "mangaroute telemetry: error: ",
-    ),
-    (
+    Case(
         ["telemetry", "alarms", "--budget-ms", "-5"],
         EXIT_USAGE,
         {"field": None, "file": None, "type": "ValueError"},
         "need budget_ms > 0 and 0 < error_rate < 1",
         "mangaroute telemetry: error: ",
     ),
-    (
-        ["cloudwatch", "dashboard", "--apply", "--region", "us-east-1", *UNREACHABLE_AWS],
-        EXIT_FAILED,
-        {"field": None, "file": None, "type": "CommandFailed"},
-        "AWS call failed: Could not connect to the endpoint URL",
-        "mangaroute telemetry: ",
-    ),
-    (
-        ["demo", "--config", "{bad}"],
-        EXIT_USAGE,
-        {"field": "router.nope", "file": "{bad}", "type": "ConfigError"},
-        "{bad}: [router.nope] is not a known key",
-        "mangaroute demo: error: ",
-    ),
-    (
+    Case(
         ["simulate", "--faults", "provisioned-outage,meteor"],
         EXIT_USAGE,
         {"field": "--faults", "file": None, "type": "ConfigError"},
         "--faults: unknown fault 'meteor' (known: provisioned-outage",
         "mangaroute: error: ",
     ),
-    (
-        ["shared", "status", "--config", "{bad}"],
-        EXIT_USAGE,
-        {"field": "router.nope", "file": "{bad}", "type": "ConfigError"},
-        "{bad}: [router.nope] is not a known key",
-        "mangaroute: error: ",
-    ),
-    (
+    Case(
         ["shared", "status"],
         EXIT_USAGE,
         {"field": "--config", "file": None, "type": "ConfigNotGiven"},
         "shared status needs --config FILE (or MANGAROUTE_CONFIG=FILE)",
         "mangaroute: error: ",
     ),
-    (
+    _failed(
+        ["plan", "autoscaling", "--apply", *UNREACHABLE_AWS],
+        AWS_FAILED,
+        "mangaroute plan autoscaling: ",
+    ),
+    _failed(
+        ["cloudwatch", "dashboard", "--apply", "--region", "us-east-1", *UNREACHABLE_AWS],
+        AWS_FAILED,
+        "mangaroute telemetry: ",
+    ),
+    _failed(
         ["shared", "status", "--config", "{fleet}"],
-        EXIT_FAILED,
-        {"field": None, "file": None, "type": "CommandFailed"},
         "shared state at redis://app:***@127.0.0.1:1/0 is unreachable",
         "mangaroute: ",
     ),
 ]
-IDS = [" ".join(case[0]).replace("{", "").replace("}", "") for case in CASES]
+IDS = [" ".join(case.argv).replace("{", "").replace("}", "") for case in CASES]
 
 
-def _fill(text: Any, files: dict[str, str]) -> Any:
-    return text.format(**files) if isinstance(text, str) else text
-
-
-@pytest.mark.parametrize(("argv", "code", "keys", "starts", "prefix"), CASES, ids=IDS)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_a_failure_under_json_is_one_error_object_on_stdout(
-    argv: list[str],
-    code: int,
-    keys: dict[str, Any],
-    starts: str,
-    prefix: str,
-    files: dict[str, str],
-    capsys: pytest.CaptureFixture[str],
+    case: Case, files: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = io.StringIO()
-    assert main([_fill(word, files) for word in argv] + ["--json"], out=out) == code
+    assert main([case.fill(word, files) for word in case.argv] + ["--json"], out=out) == case.code
     data = json.loads(out.getvalue())
     assert list(data) == ["error", "field", "file", "type"]
-    assert {k: data[k] for k in keys} == {k: _fill(v, files) for k, v in keys.items()}
-    assert data["error"].startswith(_fill(starts, files))
+    assert {k: data[k] for k in case.keys} == {k: case.fill(v, files) for k, v in case.keys.items()}
+    assert data["error"].startswith(case.fill(case.starts, files))
     assert "hunter2" not in out.getvalue()
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize(("argv", "code", "keys", "starts", "prefix"), CASES, ids=IDS)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_a_failure_without_json_is_one_line_on_stderr_naming_the_command(
-    argv: list[str],
-    code: int,
-    keys: dict[str, Any],
-    starts: str,
-    prefix: str,
-    files: dict[str, str],
-    capsys: pytest.CaptureFixture[str],
+    case: Case, files: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = io.StringIO()
-    assert main([_fill(word, files) for word in argv], out=out) == code
+    assert main([case.fill(word, files) for word in case.argv], out=out) == case.code
     assert out.getvalue() == ""
     err = capsys.readouterr().err
-    assert err.startswith(prefix + _fill(starts, files)), err
+    assert err.startswith(case.prefix + case.fill(case.starts, files)), err
     assert err.count("\n") == 1 and "Traceback" not in err and "hunter2" not in err
 
 
