@@ -462,7 +462,7 @@ class Router:
         cooldown_s: float | None = None,
         *,
         by: str | None = None,
-    ) -> None:
+    ) -> AdminEvent | None:
         """Open a target's breaker now (for example after ``AccessDeniedException``).
 
         ``cooldown_s``: how long it stays open, from 0.001 s to 604,800 s (a week, the
@@ -474,8 +474,8 @@ class Router:
         certificate subject): ``reason`` must then be non-empty and ``cooldown_s`` given
         (its time limit, exactly - an open breaker's longer cool-down is cut to it), the
         breaker's reason reads ``operator(<by>): <reason>``, the snapshot shows until when,
-        and an :class:`AdminEvent` is published and logged at WARNING. Without ``by`` (the
-        failover rules) it is the router's own judgement. Bad arguments raise
+        and an :class:`AdminEvent` is published, logged at WARNING and returned. Without
+        ``by`` (the failover rules) it is the router's own judgement. Bad arguments raise
         :class:`InvalidRequest` or :class:`UnknownTarget` and change nothing."""
         if by is not None:
             reason = _admin_text("reason", reason)
@@ -502,17 +502,18 @@ class Router:
             if event is not None:
                 self._rebuild_soon()
                 self._notify([event])
-            return
+            return None
         assert cooldown_s is not None  # checked above
         admin = self._admin_event("eject", target, reason, by, now, cooldown_s, changed=True)
         self._rebuild_now(now, [admin] if event is None else [admin, event])
+        return admin
 
-    def restore(self, target: str, reason: str, *, by: str = "operator") -> bool:
+    def restore(self, target: str, reason: str, *, by: str = "operator") -> AdminEvent:
         """An operator's restore: close ``target``'s breaker now (open or half-open: its
         cool-down and probes are skipped), so it takes traffic again at once. Its ejection
-        count is kept (a target that fails again soon is ejected for longer). Returns
-        whether the breaker moved (``False``: it was closed already; the action is still
-        logged and published). With shared state, ejections other replicas hold stay
+        count is kept (a target that fails again soon is ejected for longer). Returns the
+        published :class:`AdminEvent`; its ``changed`` is ``False`` when the breaker was
+        closed already. With shared state, ejections other replicas hold stay
         until they end there. Publishes an :class:`AdminEvent` (and the breaker's move)."""
         reason = _admin_text("reason", reason)
         by = _admin_text("by", by)
@@ -524,18 +525,19 @@ class Router:
             event = state.breaker_event(was, now, self._wall_offset) if changed else None
         admin = self._admin_event("restore", target, reason, by, now, None, changed=changed)
         self._rebuild_now(now, [admin] if event is None else [admin, event])
-        return changed
+        return admin
 
     def pin_primary(
         self, target: str, reason: str, duration_s: float, *, by: str = "operator"
-    ) -> None:
+    ) -> AdminEvent:
         """An operator's pin: make ``target`` the primary now and hold it there for
         ``duration_s`` (0.001 s to a week): no automatic switch away while the pin holds,
         however the target degrades (its breaker still opens, and calls still fail over to
         the fallbacks). At its time limit the pin lapses (an ``AdminEvent`` with action
         ``pin_lapsed``) and the switcher judges again. A new pin replaces the old one.
-        The snapshot shows the pin (``Snapshot.pin``). Needs a ``[switcher]`` in the config
-        (:class:`InvalidRequest` otherwise)."""
+        The snapshot shows the pin (``Snapshot.pin``). Returns the published
+        :class:`AdminEvent`. Needs a ``[switcher]`` in the config (:class:`InvalidRequest`
+        otherwise)."""
         reason = _admin_text("reason", reason)
         by = _admin_text("by", by)
         _check_duration("duration_s", duration_s)
@@ -547,10 +549,12 @@ class Router:
             switcher.pin(Pin(target, reason, by, until_ns, self.unix_time(until_ns)))
             admin = self._admin_event("pin", target, reason, by, now, duration_s, changed=True)
             self._rebuild_locked(now, [admin])
+        return admin
 
-    def unpin_primary(self, reason: str, *, by: str = "operator") -> bool:
+    def unpin_primary(self, reason: str, *, by: str = "operator") -> AdminEvent:
         """End an operator's pin now; the primary stays where it is until the switcher
-        judges otherwise. Returns whether there was a pin."""
+        judges otherwise. Returns the published :class:`AdminEvent`; its ``changed`` is
+        ``False`` when nothing was pinned."""
         reason = _admin_text("reason", reason)
         by = _admin_text("by", by)
         now = self._clock()
@@ -562,7 +566,7 @@ class Router:
                 "unpin", target, reason, by, now, None, changed=ended is not None
             )
             self._rebuild_locked(now, [admin])
-        return ended is not None
+        return admin
 
     def _state(self, target: str) -> TargetStats:
         state = self._states.get(target) if isinstance(target, str) else None

@@ -49,6 +49,8 @@ examples:
   mangaroute serve --listen 0.0.0.0:50051 --tls-cert srv.pem --tls-key srv.key \\
       --tls-client-ca clients-ca.pem                  # mutual TLS on every interface
   mangaroute serve --listen 10.0.3.7:50051 --allow-insecure-remote   # trusted network only
+  mangaroute serve --listen 0.0.0.0:50051 --tls-cert srv.pem --tls-key srv.key \
+      --tls-client-ca ca.pem --admin-subject 'CN=ops-admin'   # who may use `mangaroute admin`
   grpcurl -plaintext -unix /tmp/mangaroute-$UID/sidecar.sock list
 
 With a [shared] table in the config, the sidecar shares usage, ejections, spend and the
@@ -90,6 +92,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PEM",
         help="require client certificates signed by this CA (mutual TLS)",
+    )
+    tls.add_argument(
+        "--admin-subject",
+        action="append",
+        default=[],
+        metavar="SUBJECT",
+        help="a client certificate subject (e.g. 'CN=ops-admin', as the refusal message "
+        "quotes it) allowed to call the admin RPCs over mutual TLS; repeat for more. The "
+        "owner-only Unix socket is always allowed",
     )
     tls.add_argument(
         "--allow-insecure-remote",
@@ -183,7 +194,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``serve`` to the ``mangaroute`` command's sub-parsers."""
+    """Add ``serve`` (and ``admin``, its operator's counterpart,
+    :mod:`mangaroute.sidecar.admin_cli`) to the ``mangaroute`` command's sub-parsers."""
+    from mangaroute.sidecar.admin_cli import register as register_admin  # noqa: PLC0415
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run the gRPC sidecar (mangaroute.v1.Router, health, reflection)",
@@ -193,6 +207,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_arguments(parser)
     parser.set_defaults(handler=cmd_serve)
+    register_admin(subparsers)
     return parser
 
 
@@ -226,6 +241,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         refresh_ms=args.refresh_ms,
         socket_mode=args.socket_mode,
         allow_insecure_remote=args.allow_insecure_remote,
+        admin_subjects=tuple(args.admin_subject),
     )
     metrics_settings = MetricsSettings(
         exporters=parse_metrics(args.metrics),

@@ -29,7 +29,7 @@ from mangaroute.core.decision import Decision
 from mangaroute.core.errors import InvalidObservation, InvalidRequest, echo
 from mangaroute.core.fleet import FleetView
 from mangaroute.core.outcome import Outcome
-from mangaroute.core.snapshot import Route, Snapshot, SwitchEvent, TargetView
+from mangaroute.core.snapshot import AdminEvent, Pin, Route, Snapshot, SwitchEvent, TargetView
 from mangaroute.core.targets import Pattern, Target
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
@@ -217,6 +217,7 @@ class Wire:
             window_s=snapshot.window_s,
             serving=is_serving(snapshot),
             fleet=_fleet(snapshot.fleet) if snapshot.fleet is not None else None,
+            pin=_pin(snapshot.pin) if snapshot.pin is not None else None,
         )
 
     def _target_stats(self, view: TargetView) -> pb.TargetStats:
@@ -240,21 +241,45 @@ class Wire:
                 state=BREAKER_STATES[view.breaker],
                 reason=view.breaker_reason,
                 ejections=view.ejections,
+                until=timestamp(view.breaker_until) if view.breaker_until is not None else None,
             ),
         )
 
 
-def switch_event(event: SwitchEvent) -> pb.SwitchEvent:
+def timestamp(unix_time: float) -> Timestamp:
+    """Epoch seconds as a protobuf ``Timestamp``."""
     time = Timestamp()
-    seconds = math.floor(event.unix_time)
+    seconds = math.floor(unix_time)
     time.seconds = seconds
-    time.nanos = min(999_999_999, round((event.unix_time - seconds) * 1e9))
+    time.nanos = min(999_999_999, round((unix_time - seconds) * 1e9))
+    return time
+
+
+def switch_event(event: SwitchEvent) -> pb.SwitchEvent:
     return pb.SwitchEvent(
         from_target=event.from_target,
         to_target=event.to_target,
         reason=event.reason,
-        time=time,
+        time=timestamp(event.unix_time),
         router_clock_ns=event.at_ns,
+    )
+
+
+def admin_action(event: AdminEvent) -> pb.AdminAction:
+    return pb.AdminAction(
+        action=event.action,
+        target=event.target,
+        reason=event.reason,
+        by=event.by,
+        until=timestamp(event.until_unix) if event.until_unix is not None else None,
+        changed=event.changed,
+        time=timestamp(event.unix_time),
+    )
+
+
+def _pin(pin: Pin) -> pb.PrimaryPin:
+    return pb.PrimaryPin(
+        target=pin.target, reason=pin.reason, by=pin.by, until=timestamp(pin.until_unix)
     )
 
 

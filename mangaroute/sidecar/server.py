@@ -50,6 +50,7 @@ from mangaroute.sidecar.address import (
     remove_socket,
     socket_inode,
 )
+from mangaroute.sidecar.admin import AdminGate
 from mangaroute.sidecar.health import HealthPublisher
 from mangaroute.sidecar.servicer import RouterServicer, method_handlers
 from mangaroute.sidecar.watch import StreamSlots
@@ -160,6 +161,21 @@ class SidecarSettings:
     allow_insecure_remote: bool = False
     """Allow a non-loopback TCP address without TLS (anyone who reaches it can steer
     routing); refused otherwise."""
+    admin_subjects: tuple[str, ...] = ()
+    """Client certificate subjects (``CN=ops,O=Example``, as gRPC reports them) allowed to
+    call the admin RPCs over mutual TLS; the owner-only Unix socket is always allowed
+    (:mod:`mangaroute.sidecar.admin`)."""
+
+    def admin_gate(self) -> AdminGate:
+        """Who may call the admin RPCs on a sidecar served with these settings."""
+        unix = self.listen.unix_path
+        owner_only = unix is not None and not self.socket_mode & 0o077
+        return AdminGate(
+            unix_socket=unix if owner_only else None,
+            group_socket=unix is not None and not owner_only,
+            subjects=frozenset(self.admin_subjects),
+            mutual_tls=self.tls is not None and self.tls.client_ca is not None,
+        )
 
     def __post_init__(self) -> None:
         if not (self.listen.is_loopback or self.tls or self.allow_insecure_remote):
@@ -182,6 +198,11 @@ class SidecarSettings:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= most:
                 raise SidecarError(f"{name} must be a number within 0-{most:g}, got {value}")
+        if self.admin_subjects and (self.tls is None or self.tls.client_ca is None):
+            raise SidecarError(
+                "--admin-subject names mutual-TLS clients: it needs --tls-cert, --tls-key and "
+                "--tls-client-ca (the owner-only Unix socket needs no allow-list)"
+            )
         if not 0 <= self.socket_mode <= 0o777:
             raise SidecarError(f"socket_mode must be within 0o000-0o777, got {self.socket_mode:o}")
 
@@ -217,7 +238,10 @@ class Sidecar:
         self._handlers = tuple(handlers)
         self.streams = StreamSlots(self.settings.max_streams)
         self.servicer = RouterServicer(
-            router, streams=self.streams, watch_capacity=self.settings.watch_capacity
+            router,
+            streams=self.streams,
+            watch_capacity=self.settings.watch_capacity,
+            admin=self.settings.admin_gate(),
         )
         self.health_servicer = health.HealthServicer()
         self.health = HealthPublisher(self.health_servicer, (health.OVERALL_HEALTH, SERVICE_NAME))

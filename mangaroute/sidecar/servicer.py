@@ -13,6 +13,10 @@ the call impossible to drain (issue 13); parsed here, a malformed request is ans
 Malformed requests are logged through :class:`~mangaroute.sidecar.malformed.MalformedLog`,
 at most one line per 10 s.
 
+The admin RPCs (``Eject``, ``Restore``, ``PinPrimary``, ``UnpinPrimary``) first ask the
+:class:`~mangaroute.sidecar.admin.AdminGate` who the caller is; a caller it does not trust
+gets ``PERMISSION_DENIED`` before its request is even parsed.
+
 Long-lived streams (``ReportStream``, ``WatchSwitches``) hold a server worker thread each; at
 most ``StreamSlots.limit`` run at once so they can never starve the unary calls, and the next
 one is refused with ``RESOURCE_EXHAUSTED``.
@@ -21,7 +25,7 @@ one is refused with ``RESOURCE_EXHAUSTED``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -34,8 +38,10 @@ from mangaroute.core.errors import (
     UnknownTarget,
 )
 from mangaroute.core.router import Router
+from mangaroute.core.snapshot import AdminEvent
 from mangaroute.sidecar import convert
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
+from mangaroute.sidecar.admin import AdminGate, AdminRefused
 from mangaroute.sidecar.malformed import MalformedLog
 from mangaroute.sidecar.watch import FeedOverflow, StreamSlots, SwitchFeed
 
@@ -43,8 +49,11 @@ logger = logging.getLogger("mangaroute.sidecar")
 
 BAD_INPUT = (InvalidObservation, InvalidRequest, UnknownRequestClass, UnknownTarget)
 MAX_REJECTIONS = 16
+MAX_OPERATOR_CHARS = 64
+"""The longest ``operator`` an admin request may name."""
 _REPORTED = pb.ReportResponse()
 _M = TypeVar("_M", bound=Message)
+_A = TypeVar("_A", pb.EjectRequest, pb.RestoreRequest, pb.PinPrimaryRequest, pb.UnpinPrimaryRequest)
 
 
 def bad_input_message(exc: Exception) -> str:
@@ -60,6 +69,11 @@ def _reject(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, bad_input_message(exc))
 
 
+def _admin_message(exc: Exception) -> str:
+    """:func:`bad_input_message` in the admin requests' words (``duration_s``)."""
+    return bad_input_message(exc).replace("cooldown_s ", "duration_s ", 1)
+
+
 class RouterServicer:
     """Serves one :class:`~mangaroute.core.router.Router`; each method takes the request's
     bytes."""
@@ -72,8 +86,10 @@ class RouterServicer:
         ids: convert.DecisionIds | None = None,
         watch_capacity: int = 256,
         malformed: MalformedLog | None = None,
+        admin: AdminGate | None = None,
     ) -> None:
         self._router = router
+        self._admin = admin or AdminGate()
         self.malformed = malformed or MalformedLog()
         self._wire = convert.Wire(
             router.targets, ids or convert.DecisionIds(), router.config.window.decision_ttl_s
@@ -185,6 +201,82 @@ class RouterServicer:
             self._streams.release()
             self._streams.discard_feed(feed)
 
+    # -- admin ----------------------------------------------------------------------------
+
+    def Eject(  # noqa: N802 - the proto's method name
+        self, data: bytes, context: grpc.ServicerContext
+    ) -> pb.EjectResponse:
+        def act(request: pb.EjectRequest, by: str) -> AdminEvent | None:
+            return self._router.eject(
+                request.target_name, request.reason, request.duration_s, by=by
+            )
+
+        return pb.EjectResponse(action=self._act(pb.EjectRequest, data, context, act))
+
+    def Restore(  # noqa: N802 - the proto's method name
+        self, data: bytes, context: grpc.ServicerContext
+    ) -> pb.RestoreResponse:
+        def act(request: pb.RestoreRequest, by: str) -> AdminEvent:
+            return self._router.restore(request.target_name, request.reason, by=by)
+
+        return pb.RestoreResponse(action=self._act(pb.RestoreRequest, data, context, act))
+
+    def PinPrimary(  # noqa: N802 - the proto's method name
+        self, data: bytes, context: grpc.ServicerContext
+    ) -> pb.PinPrimaryResponse:
+        def act(request: pb.PinPrimaryRequest, by: str) -> AdminEvent:
+            return self._router.pin_primary(
+                request.target_name, request.reason, request.duration_s, by=by
+            )
+
+        return pb.PinPrimaryResponse(
+            action=self._act(pb.PinPrimaryRequest, data, context, act, switcher=True)
+        )
+
+    def UnpinPrimary(  # noqa: N802 - the proto's method name
+        self, data: bytes, context: grpc.ServicerContext
+    ) -> pb.UnpinPrimaryResponse:
+        def act(request: pb.UnpinPrimaryRequest, by: str) -> AdminEvent:
+            return self._router.unpin_primary(request.reason, by=by)
+
+        return pb.UnpinPrimaryResponse(
+            action=self._act(pb.UnpinPrimaryRequest, data, context, act, switcher=True)
+        )
+
+    def _act(
+        self,
+        message_type: type[_A],
+        data: bytes,
+        context: grpc.ServicerContext,
+        act: Callable[[_A, str], AdminEvent | None],
+        *,
+        switcher: bool = False,
+    ) -> pb.AdminAction:
+        """Check the caller, parse, act; the action as the router published it."""
+        try:
+            identity = self._admin.identity(context)
+        except AdminRefused as exc:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        if switcher and self._router.config.switcher is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{self._router.config.source} has no [switcher]: there is no primary to pin "
+                "or unpin",
+            )
+        try:
+            request = self._parse(message_type, data, context)
+            operator = getattr(request, "operator", "").strip()
+            if len(operator) > MAX_OPERATOR_CHARS:
+                raise InvalidRequest(
+                    f"operator must be at most {MAX_OPERATOR_CHARS} characters, got {len(operator)}"
+                )
+            by = f"{operator} ({identity})" if operator else identity
+            event = act(request, by)
+        except BAD_INPUT as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _admin_message(exc))
+        assert event is not None  # an operator's eject always returns its event
+        return convert.admin_action(event)
+
     # -- helpers --------------------------------------------------------------------------
 
     def _parse(self, message_type: type[_M], data: bytes, context: grpc.ServicerContext) -> _M:
@@ -231,6 +323,10 @@ _METHODS = (
     ("Release", grpc.unary_unary_rpc_method_handler, pb.ReleaseResponse),
     ("GetSnapshot", grpc.unary_unary_rpc_method_handler, pb.GetSnapshotResponse),
     ("WatchSwitches", grpc.unary_stream_rpc_method_handler, pb.SwitchEvent),
+    ("Eject", grpc.unary_unary_rpc_method_handler, pb.EjectResponse),
+    ("Restore", grpc.unary_unary_rpc_method_handler, pb.RestoreResponse),
+    ("PinPrimary", grpc.unary_unary_rpc_method_handler, pb.PinPrimaryResponse),
+    ("UnpinPrimary", grpc.unary_unary_rpc_method_handler, pb.UnpinPrimaryResponse),
 )
 
 

@@ -59,13 +59,14 @@ def test_an_operators_eject_is_told_apart_and_lapses_at_its_time_limit(
     router: Router, clock: FakeClock, events: list[RouterEvent], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="mangaroute"):
-        router.eject(SAGEMAKER, "endpoint redeploy", 90.0, by="alice")
+        returned = router.eject(SAGEMAKER, "endpoint redeploy", 90.0, by="alice")
     view = router.current_snapshot.target(SAGEMAKER)
     assert view.breaker is BreakerState.OPEN
     assert view.breaker_reason == "operator(alice): endpoint redeploy"
     assert view.breaker_until == pytest.approx(WALL_START + 90.0)
     assert view.to_dict()["breaker"]["until"] == pytest.approx(WALL_START + 90.0)
     (admin,) = _admin(events)
+    assert returned is admin
     assert (admin.action, admin.target, admin.by, admin.reason) == (
         "eject",
         SAGEMAKER,
@@ -85,7 +86,7 @@ def test_an_operators_eject_is_told_apart_and_lapses_at_its_time_limit(
 
 
 def test_an_automatic_eject_keeps_its_own_reason(router: Router) -> None:
-    router.eject(SAGEMAKER, "AccessDeniedException", 60.0)
+    assert router.eject(SAGEMAKER, "AccessDeniedException", 60.0) is None
     view = router.snapshot().target(SAGEMAKER)
     assert view.breaker_reason == "AccessDeniedException"
     assert not view.breaker_reason.startswith("operator")
@@ -119,7 +120,7 @@ def test_restore_closes_an_open_breaker_now(
     _fail(router, SAGEMAKER)
     assert router.snapshot().target(SAGEMAKER).breaker is BreakerState.OPEN
     clock.advance(seconds=1)
-    assert router.restore(SAGEMAKER, "false alarm: upstream blip", by="carol") is True
+    assert router.restore(SAGEMAKER, "false alarm: upstream blip", by="carol").changed
     view = router.current_snapshot.target(SAGEMAKER)
     assert view.breaker is BreakerState.CLOSED
     assert view.breaker_reason == "operator(carol): false alarm: upstream blip"
@@ -133,8 +134,9 @@ def test_restore_closes_an_open_breaker_now(
 def test_restore_of_a_closed_breaker_changes_nothing_and_says_so(
     router: Router, events: list[RouterEvent]
 ) -> None:
-    assert router.restore(SAGEMAKER, "just in case") is False
+    returned = router.restore(SAGEMAKER, "just in case")
     (admin,) = _admin(events)
+    assert returned is admin
     assert admin.changed is False and admin.by == "operator"
     assert "(nothing to change)" in admin.describe()
 
@@ -143,7 +145,7 @@ def test_restore_works_on_a_half_open_breaker(router: Router, clock: FakeClock) 
     router.eject(SAGEMAKER, "deploy", 10.0, by="alice")
     clock.advance(seconds=10)
     assert router.snapshot().target(SAGEMAKER).breaker is BreakerState.HALF_OPEN
-    assert router.restore(SAGEMAKER, "deploy done")
+    assert router.restore(SAGEMAKER, "deploy done").changed
     assert router.current_snapshot.target(SAGEMAKER).breaker is BreakerState.CLOSED
 
 
@@ -201,9 +203,9 @@ def test_the_pin_lapses_at_its_time_limit_and_the_switcher_judges_again(
 def test_unpin_ends_the_pin_and_keeps_the_primary(
     router: Router, events: list[RouterEvent]
 ) -> None:
-    assert router.unpin_primary("nothing pinned") is False
+    assert not router.unpin_primary("nothing pinned").changed
     router.pin_primary(NEXT, "test", 60.0)
-    assert router.unpin_primary("done", by="frank") is True
+    assert router.unpin_primary("done", by="frank").changed
     assert router.current_snapshot.pin is None
     assert router.current_snapshot.primary == NEXT  # returns after return_after_s of health
     assert [(e.action, e.changed) for e in _admin(events)] == [

@@ -68,6 +68,10 @@ def test_the_proto_names_the_package_and_service() -> None:
         "Release": (False, False),
         "GetSnapshot": (False, False),
         "WatchSwitches": (False, True),
+        "Eject": (False, False),
+        "Restore": (False, False),
+        "PinPrimary": (False, False),
+        "UnpinPrimary": (False, False),
     }
 
 

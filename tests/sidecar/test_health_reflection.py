@@ -101,6 +101,10 @@ def test_reflection_lists_and_describes_the_services(
             "Release",
             "GetSnapshot",
             "WatchSwitches",
+            "Eject",
+            "Restore",
+            "PinPrimary",
+            "UnpinPrimary",
         ]
         assert "google/protobuf/timestamp.proto" in router_file.dependency
         database.FindFileByName("google/protobuf/timestamp.proto")  # served too

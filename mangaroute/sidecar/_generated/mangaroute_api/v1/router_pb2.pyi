@@ -174,20 +174,34 @@ class GetSnapshotRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetSnapshotResponse(_message.Message):
-    __slots__ = ("primary", "targets", "routes", "window_s", "serving", "fleet")
+    __slots__ = ("primary", "targets", "routes", "window_s", "serving", "fleet", "pin")
     PRIMARY_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_S_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
     FLEET_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
     primary: str
     targets: _containers.RepeatedCompositeFieldContainer[TargetStats]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     window_s: float
     serving: bool
     fleet: FleetView
-    def __init__(self, primary: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetStats, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., window_s: _Optional[float] = ..., serving: _Optional[bool] = ..., fleet: _Optional[_Union[FleetView, _Mapping]] = ...) -> None: ...
+    pin: PrimaryPin
+    def __init__(self, primary: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetStats, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., window_s: _Optional[float] = ..., serving: _Optional[bool] = ..., fleet: _Optional[_Union[FleetView, _Mapping]] = ..., pin: _Optional[_Union[PrimaryPin, _Mapping]] = ...) -> None: ...
+
+class PrimaryPin(_message.Message):
+    __slots__ = ("target", "reason", "by", "until")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    reason: str
+    by: str
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, target: _Optional[str] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FleetView(_message.Message):
     __slots__ = ("unix_time", "replicas", "primary", "primary_epoch", "ejections", "others_tokens_per_minute", "others_requests_per_second", "others_spend_usd")
@@ -246,14 +260,16 @@ class Percentiles(_message.Message):
     def __init__(self, p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ...) -> None: ...
 
 class Breaker(_message.Message):
-    __slots__ = ("state", "reason", "ejections")
+    __slots__ = ("state", "reason", "ejections", "until")
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     EJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     state: BreakerState
     reason: str
     ejections: int
-    def __init__(self, state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., ejections: _Optional[int] = ...) -> None: ...
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., ejections: _Optional[int] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OutcomeCounts(_message.Message):
     __slots__ = ("ok", "throttled", "error", "timeout")
@@ -340,3 +356,87 @@ class SwitchEvent(_message.Message):
     time: _timestamp_pb2.Timestamp
     router_clock_ns: int
     def __init__(self, from_target: _Optional[str] = ..., to_target: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
+
+class EjectRequest(_message.Message):
+    __slots__ = ("target_name", "reason", "duration_s", "operator")
+    TARGET_NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    target_name: str
+    reason: str
+    duration_s: float
+    operator: str
+    def __init__(self, target_name: _Optional[str] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., operator: _Optional[str] = ...) -> None: ...
+
+class EjectResponse(_message.Message):
+    __slots__ = ("action",)
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    action: AdminAction
+    def __init__(self, action: _Optional[_Union[AdminAction, _Mapping]] = ...) -> None: ...
+
+class RestoreRequest(_message.Message):
+    __slots__ = ("target_name", "reason", "operator")
+    TARGET_NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    target_name: str
+    reason: str
+    operator: str
+    def __init__(self, target_name: _Optional[str] = ..., reason: _Optional[str] = ..., operator: _Optional[str] = ...) -> None: ...
+
+class RestoreResponse(_message.Message):
+    __slots__ = ("action",)
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    action: AdminAction
+    def __init__(self, action: _Optional[_Union[AdminAction, _Mapping]] = ...) -> None: ...
+
+class PinPrimaryRequest(_message.Message):
+    __slots__ = ("target_name", "reason", "duration_s", "operator")
+    TARGET_NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    target_name: str
+    reason: str
+    duration_s: float
+    operator: str
+    def __init__(self, target_name: _Optional[str] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., operator: _Optional[str] = ...) -> None: ...
+
+class PinPrimaryResponse(_message.Message):
+    __slots__ = ("action",)
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    action: AdminAction
+    def __init__(self, action: _Optional[_Union[AdminAction, _Mapping]] = ...) -> None: ...
+
+class UnpinPrimaryRequest(_message.Message):
+    __slots__ = ("reason", "operator")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    operator: str
+    def __init__(self, reason: _Optional[str] = ..., operator: _Optional[str] = ...) -> None: ...
+
+class UnpinPrimaryResponse(_message.Message):
+    __slots__ = ("action",)
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    action: AdminAction
+    def __init__(self, action: _Optional[_Union[AdminAction, _Mapping]] = ...) -> None: ...
+
+class AdminAction(_message.Message):
+    __slots__ = ("action", "target", "reason", "by", "until", "changed", "time")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    target: str
+    reason: str
+    by: str
+    until: _timestamp_pb2.Timestamp
+    changed: bool
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, action: _Optional[str] = ..., target: _Optional[str] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed: _Optional[bool] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

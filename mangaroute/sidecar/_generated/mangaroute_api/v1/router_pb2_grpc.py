@@ -65,6 +65,26 @@ class RouterStub:
                 request_serializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.SerializeToString,
                 response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.FromString,
                 _registered_method=True)
+        self.Eject = channel.unary_unary(
+                '/mangaroute.v1.Router/Eject',
+                request_serializer=mangaroute__api_dot_v1_dot_router__pb2.EjectRequest.SerializeToString,
+                response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.EjectResponse.FromString,
+                _registered_method=True)
+        self.Restore = channel.unary_unary(
+                '/mangaroute.v1.Router/Restore',
+                request_serializer=mangaroute__api_dot_v1_dot_router__pb2.RestoreRequest.SerializeToString,
+                response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.RestoreResponse.FromString,
+                _registered_method=True)
+        self.PinPrimary = channel.unary_unary(
+                '/mangaroute.v1.Router/PinPrimary',
+                request_serializer=mangaroute__api_dot_v1_dot_router__pb2.PinPrimaryRequest.SerializeToString,
+                response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.PinPrimaryResponse.FromString,
+                _registered_method=True)
+        self.UnpinPrimary = channel.unary_unary(
+                '/mangaroute.v1.Router/UnpinPrimary',
+                request_serializer=mangaroute__api_dot_v1_dot_router__pb2.UnpinPrimaryRequest.SerializeToString,
+                response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.UnpinPrimaryResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServicer:
@@ -122,6 +142,46 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Eject(self, request, context):
+        """Admin. The four RPCs below change routing for everyone, so they are allowed only over
+        the sidecar's owner-only Unix socket (socket mode 600, the default) or to mutual-TLS
+        clients whose certificate subject is in the allow-list given to `mangaroute serve
+        --admin-subject`; any other caller gets PERMISSION_DENIED with a message saying how to
+        get access. Each takes a reason (required, at most 200 characters), is logged at WARNING
+        with who asked (the `operator` the client names, and the channel's identity), and shows in
+        GetSnapshot. Bad input is INVALID_ARGUMENT and changes nothing.
+
+        Eject a target now for `duration_s` (0.001 s to 604800 s): no calls go to it until then;
+        then its breaker half-opens and probe calls decide, as after any ejection. Its breaker
+        reason reads "operator(<who>): <reason>".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Restore(self, request, context):
+        """Close a target's breaker now (open or half-open): it takes traffic again at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinPrimary(self, request, context):
+        """Make a target the primary now and hold it there for `duration_s`: no automatic switch
+        away while the pin holds. At its time limit the pin lapses and the switcher judges again.
+        FAILED_PRECONDITION when the config has no [switcher].
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnpinPrimary(self, request, context):
+        """End the pin now (the primary stays where it is until the switcher judges otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +214,26 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.WatchSwitches,
                     request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.FromString,
                     response_serializer=mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.SerializeToString,
+            ),
+            'Eject': grpc.unary_unary_rpc_method_handler(
+                    servicer.Eject,
+                    request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.EjectRequest.FromString,
+                    response_serializer=mangaroute__api_dot_v1_dot_router__pb2.EjectResponse.SerializeToString,
+            ),
+            'Restore': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restore,
+                    request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.RestoreRequest.FromString,
+                    response_serializer=mangaroute__api_dot_v1_dot_router__pb2.RestoreResponse.SerializeToString,
+            ),
+            'PinPrimary': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinPrimary,
+                    request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.PinPrimaryRequest.FromString,
+                    response_serializer=mangaroute__api_dot_v1_dot_router__pb2.PinPrimaryResponse.SerializeToString,
+            ),
+            'UnpinPrimary': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpinPrimary,
+                    request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.UnpinPrimaryRequest.FromString,
+                    response_serializer=mangaroute__api_dot_v1_dot_router__pb2.UnpinPrimaryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -319,6 +399,114 @@ class Router:
             '/mangaroute.v1.Router/WatchSwitches',
             mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.SerializeToString,
             mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Eject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mangaroute.v1.Router/Eject',
+            mangaroute__api_dot_v1_dot_router__pb2.EjectRequest.SerializeToString,
+            mangaroute__api_dot_v1_dot_router__pb2.EjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mangaroute.v1.Router/Restore',
+            mangaroute__api_dot_v1_dot_router__pb2.RestoreRequest.SerializeToString,
+            mangaroute__api_dot_v1_dot_router__pb2.RestoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinPrimary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mangaroute.v1.Router/PinPrimary',
+            mangaroute__api_dot_v1_dot_router__pb2.PinPrimaryRequest.SerializeToString,
+            mangaroute__api_dot_v1_dot_router__pb2.PinPrimaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnpinPrimary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mangaroute.v1.Router/UnpinPrimary',
+            mangaroute__api_dot_v1_dot_router__pb2.UnpinPrimaryRequest.SerializeToString,
+            mangaroute__api_dot_v1_dot_router__pb2.UnpinPrimaryResponse.FromString,
             options,
             channel_credentials,
             insecure,
