@@ -6,7 +6,6 @@ can round as they quote.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,6 @@ if TYPE_CHECKING:  # the applier imports botocore; rendering must not
 __all__ = [
     "capacity_json",
     "capacity_text",
-    "dumps",
     "outcomes_text",
     "plan_text",
     "recommendation_json",
@@ -33,11 +31,6 @@ __all__ = [
     "tco_json",
     "tco_text",
 ]
-
-
-def dumps(document: Any) -> str:
-    """Indented JSON, UTF-8 kept readable."""
-    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
