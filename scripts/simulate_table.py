@@ -9,6 +9,8 @@ worst policy, which is what tells whether a scenario discriminates at all.
     python scripts/simulate_table.py --messages 1000000 --hours 0-24 --rows default,bad-day
     python scripts/simulate_table.py --by-policy --rows default   # scenario x policy rows
     python scripts/simulate_table.py --seeds 7,8,9           # one row per seed
+    python scripts/simulate_table.py --by-policy --rows sagemaker-slow \
+        --policies mangaroute,cost-slo --no-bound             # a few contenders, tier shares
 
 A row is a shipped scenario (``default``, ``bad-day``, ...) or a fault preset, which runs on
 the ``default`` scenario with that preset added (``--faults``). Output is Markdown.
@@ -34,6 +36,10 @@ def run(row: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     ]  # fmt: skip
     if args.hours != "0-24":
         command += ["--hours", args.hours]
+    if args.policies != "all":
+        command += ["--policies", args.policies]
+    if args.no_bound:
+        command.append("--no-bound")
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[1:])} failed:\n{done.stdout}{done.stderr}")
@@ -110,9 +116,19 @@ def policy_rows(row: str, seed: int, data: dict[str, Any]) -> list[list[str]]:
                 f"{entry['cost']['usd_per_1k_messages']:.3f}",
                 "" if missed is None else f"{missed:,}",
                 "" if not ratio else f"{ratio - 1:+.1%}",
+                tier_cell(entry),
             ]
         )
     return rows
+
+
+def tier_cell(entry: dict[str, Any]) -> str:
+    """Each class's answers by tier: ``simple: haiku 71% sonnet 29%; complex: sonnet 100%``."""
+    shares = entry.get("tier_share_by_class") or {}
+    return "; ".join(
+        f"{klass}: " + " ".join(f"{tier} {share:.0%}" for tier, share in tiers.items())
+        for klass, tiers in shares.items()
+    )
 
 
 POLICY_HEADERS = [
@@ -125,6 +141,7 @@ POLICY_HEADERS = [
     "$/1k messages",
     "SLO regret",
     "cost vs bound",
+    "answers by tier",
 ]
 
 
@@ -145,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="7", metavar="LIST", help="comma-separated seeds")
     parser.add_argument("--jobs", type=int, default=2, metavar="N")
     parser.add_argument("--by-policy", action="store_true", help="one row per policy")
+    parser.add_argument(
+        "--policies", default="all", metavar="LIST", help="contenders to run (default: all)"
+    )
+    parser.add_argument("--no-bound", action="store_true", help="skip the bound (faster)")
     args = parser.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in every]

@@ -275,3 +275,13 @@ def test_a_tier_ranker_over_cost_under_slo_yields_past_its_slo() -> None:
     with pytest.raises(ConfigError) as info:
         ranker("slo_p99_ms = -1\n")
     assert str(info.value).startswith("test.toml: [policies.ordered.tier.slo_p99_ms] ")
+
+
+def test_the_shipped_default_keeps_complex_and_manga_questions_at_sonnet_or_better() -> None:
+    """The seed's hybrid: complex queries on Sonnet (quality-first), manga ones on the
+    fine-tuned model (best accuracy); simple ones may use Haiku."""
+    config = load_default_config()
+    assert config.quality == ("haiku", "sonnet", "custom")
+    floors = {c.name: c.quality_floor for c in config.classes}
+    assert floors == {"simple": None, "complex": "sonnet", "manga": "sonnet"}
+    assert config.policies["switcher"].floors == (("complex", frozenset({"sonnet", "custom"})),)
