@@ -285,3 +285,37 @@ def test_the_shipped_default_keeps_complex_and_manga_questions_at_sonnet_or_bett
     floors = {c.name: c.quality_floor for c in config.classes}
     assert floors == {"simple": None, "complex": "sonnet", "manga": "sonnet"}
     assert config.policies["switcher"].floors == (("complex", frozenset({"sonnet", "custom"})),)
+
+
+_TIER_NAMES = st.sampled_from(["haiku", "sonnet", "custom", "opus", "", "Sonnet"])
+
+
+@given(
+    st.lists(_TIER_NAMES, max_size=5),
+    st.one_of(st.none(), _TIER_NAMES, st.integers(), st.lists(_TIER_NAMES, max_size=2)),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_quality_ladder_and_floor_either_load_or_fail_with_a_config_error(
+    ladder: list[str], floor: object
+) -> None:
+    """Whatever the ladder and the floor, the config loads with the floor's tiers handed to
+    the policy, or fails with a ConfigError naming the file and the key."""
+    text = FLOORED.replace('quality = ["haiku", "sonnet"]', f"quality = {json.dumps(ladder)}")
+    text = text.replace(
+        'quality_floor = "sonnet"\n',
+        "" if floor is None else f"quality_floor = {json.dumps(floor)}\n",
+    )
+    try:
+        config = parse_config(text, source="fuzz.toml")
+    except ConfigError as exc:
+        assert str(exc).startswith(
+            ("fuzz.toml: [router.quality] ", "fuzz.toml: [classes.chat.quality_floor] ")
+        )
+        return
+    assert config.quality == tuple(ladder)
+    if floor is None:
+        assert config.policies["ordered"].floors == ()
+    else:
+        assert isinstance(floor, str) and floor in ladder
+        meets = frozenset(ladder[ladder.index(floor) :])
+        assert config.policies["ordered"].floors == (("chat", meets),)
