@@ -161,6 +161,9 @@ class Target:
     region: str
     prior: LatencyProfile
     tier: str = "custom"
+    """The model class behind the target (``"haiku"``, ``"sonnet"``, ``"custom"`` for a
+    fine-tuned model): what the ``tier`` ranker prefers and, ranked by ``[router] quality``,
+    the answer quality a class's ``quality_floor`` asks for."""
     pricing: Pricing = field(default_factory=Pricing)
     capacity: Capacity = field(default_factory=Capacity)
     ops_score: float = -1.0

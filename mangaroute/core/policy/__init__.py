@@ -8,6 +8,7 @@ from mangaroute.core.policy.cost import CostUnderSlo
 from mangaroute.core.policy.filters import Headroom, Healthy, LatencyCeiling
 from mangaroute.core.policy.pickers import Best, PrimaryShare, Weighted
 from mangaroute.core.policy.prediction import LatencyPredictor, PredictedLatency, Reliable
+from mangaroute.core.policy.quality import BELOW_FLOOR, QualityFloor
 from mangaroute.core.policy.rankers import (
     CheapestWithinSlo,
     ConfigOrder,
@@ -20,6 +21,7 @@ from mangaroute.core.policy.switcher import PrimarySwitcher, SwitcherSettings
 from mangaroute.core.policy.tiers import TierOrder
 
 __all__ = [
+    "BELOW_FLOOR",
     "Best",
     "BudgetGuard",
     "Canary",
@@ -39,6 +41,7 @@ __all__ = [
     "PredictedLatency",
     "PrimaryShare",
     "PrimarySwitcher",
+    "QualityFloor",
     "Ranker",
     "Reliable",
     "Schedule",
