@@ -174,7 +174,7 @@ def fleets(draw: st.DrawFn) -> tuple[str, dict[str, str], set[str], list[float]]
         tiers[draw(st.integers(0, count - 1))] = "sonnet"
     deadline = draw(st.booleans())
     ranker = draw(st.sampled_from(["cost_under_slo", "cost", "order", "predicted"]))
-    picker = draw(st.sampled_from(["best", "random"]))
+    picker = draw(st.sampled_from(["best", "random", "round_robin", "spillover"]))
     blocks = []
     for index, tier in enumerate(tiers):
         p99 = draw(st.integers(300, 4000))
