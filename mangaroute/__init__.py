@@ -35,7 +35,16 @@ from mangaroute.core.errors import (
 from mangaroute.core.outcome import Outcome, classify_exception
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
-from mangaroute.core.snapshot import BreakerEvent, RouterEvent, Snapshot, SwitchEvent, TargetView
+from mangaroute.core.snapshot import (
+    AdminEvent,
+    BreakerEvent,
+    Pin,
+    ReloadEvent,
+    RouterEvent,
+    Snapshot,
+    SwitchEvent,
+    TargetView,
+)
 from mangaroute.core.targets import (
     SEED_PROFILES,
     Capacity,
@@ -67,6 +76,7 @@ logging.getLogger("mangaroute").addHandler(logging.NullHandler())
 
 __all__ = [
     "SEED_PROFILES",
+    "AdminEvent",
     "BreakerEvent",
     "BreakerPolicy",
     "BreakerState",
@@ -81,7 +91,9 @@ __all__ = [
     "MangarouteError",
     "Outcome",
     "Pattern",
+    "Pin",
     "Pricing",
+    "ReloadEvent",
     "RequestClass",
     "RoutedCall",
     "Router",

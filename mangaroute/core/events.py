@@ -3,9 +3,9 @@ bounded history of primary switches.
 
 A rebuild (or a ``record()`` that moved a breaker) collects its events and hands them to
 :meth:`EventBus.publish` outside every lock: each event is logged (a switch, a breaker
-opening or an operator's action at WARNING, other breaker moves at INFO), given to the
-observer, then to every listener; a listener that raises is logged and skipped, never
-propagated into the router.
+opening or an operator's action at WARNING, other breaker moves at INFO; a reload is
+logged where it happens), given to the observer, then to every listener; a listener that
+raises is logged and skipped, never propagated into the router.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.observer import Observer
-from mangaroute.core.snapshot import AdminEvent, RouterEvent, SwitchEvent
+from mangaroute.core.snapshot import AdminEvent, ReloadEvent, RouterEvent, SwitchEvent
 
 __all__ = ["EventBus", "EventListener"]
 
@@ -54,6 +54,8 @@ class EventBus:
                 )
             elif isinstance(event, AdminEvent):
                 logger.warning("admin: %s", event.describe())
+            elif isinstance(event, ReloadEvent):
+                pass  # logged where the reload happens (Router.reconfigure, the reloader)
             else:
                 log = logger.warning if event.to_state is BreakerState.OPEN else logger.info
                 log(

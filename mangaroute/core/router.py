@@ -62,6 +62,7 @@ from mangaroute.core.snapshot import (
     AdminEvent,
     Pin,
     Reconfigured,
+    ReloadEvent,
     Route,
     RouterEvent,
     Snapshot,
@@ -674,7 +675,21 @@ class Router:
             self._rebuild_locked(now)
         change = Reconfigured(config.source, tuple(added), tuple(removed), tuple(kept))
         logger.info("config reloaded from %s: %s", config.source, change.describe())
+        self._notify(
+            [ReloadEvent(config.source, True, change.describe(), now, self.unix_time(now))]
+        )
         return change
+
+    def reject_reload(self, source: str, reason: str) -> ReloadEvent:
+        """Announce that a new config from ``source`` was refused (it did not load or
+        validate, so it never reached :meth:`reconfigure`) and the running one keeps
+        serving: a :class:`ReloadEvent` with ``accepted=False`` for the listeners and the
+        observer (a reload metric, a watch stream). The caller logs the reason; nothing
+        else changes."""
+        now = self._clock()
+        event = ReloadEvent(str(source), False, str(reason), now, self.unix_time(now))
+        self._notify([event])
+        return event
 
     # -- reading state ------------------------------------------------------------------
 
@@ -749,7 +764,8 @@ class Router:
 
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
         """Call ``listener`` with every future event - primary switches
-        (:class:`SwitchEvent`) and breaker transitions (:class:`BreakerEvent`); returns an
+        (:class:`SwitchEvent`), breaker transitions (:class:`BreakerEvent`), operators'
+        actions (:class:`AdminEvent`) and config reloads (:class:`ReloadEvent`); returns an
         unsubscribe function.
         Listeners run on the thread that rebuilt the snapshot, outside every lock; an
         exception in one is logged and does not reach the router."""
@@ -932,11 +948,8 @@ class Router:
             switched = self._switcher.evaluate(views, now)
             primary = self._switcher.current
             if switched is not None:
-                why = switched[1]
-                if pin is not None:
-                    why = f"pinned by {pin.by}: {pin.reason}"
                 unix = self._wall_offset + now / NS_PER_S
-                event = SwitchEvent(previous, switched[0], why, now, unix)
+                event = SwitchEvent(previous, switched[0], switched[1], now, unix)
                 if self._coordinator.view is None:
                     self._history.append(event)
                     events.append(event)

@@ -362,7 +362,33 @@ class AdminEvent:
         return f"{self.action} {self.target} by {self.by}{until}{done}: {self.reason}"
 
 
-RouterEvent = SwitchEvent | BreakerEvent | AdminEvent
+@dataclass(frozen=True, slots=True)
+class ReloadEvent:
+    """A config reload: the router now routes by a new config (``accepted``), or a new
+    config was refused before it reached the router (:meth:`Router.reject_reload`) and the
+    running one keeps serving."""
+
+    kind = "reload"
+
+    source: str
+    """The config file (or ``<string>``) that was loaded or refused."""
+    accepted: bool
+    detail: str
+    """What changed (``4 targets kept; added spare-haiku``), or why it was refused."""
+    at_ns: int
+    unix_time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "accepted": self.accepted,
+            "detail": self.detail,
+            "at_ns": self.at_ns,
+            "unix_time": round(self.unix_time, 6),
+        }
+
+
+RouterEvent = SwitchEvent | BreakerEvent | AdminEvent | ReloadEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,8 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=32,
         metavar="N",
-        help="open ReportStream/WatchSwitches calls at once; more get RESOURCE_EXHAUSTED "
-        "(default 32)",
+        help="open ReportStream/WatchSwitches/WatchEvents calls at once; more get "
+        "RESOURCE_EXHAUSTED (default 32)",
     )
     tuning.add_argument(
         "--max-message-bytes",
@@ -334,7 +334,10 @@ def _drain(sidecar: Sidecar, signals: _Signals) -> bool:
 class _Reloader:
     """Reload the served config in place (:meth:`Router.reconfigure`) on SIGHUP or when the
     file changes (its modification time or size, looked at every :attr:`POLL_S`). A config
-    that does not load is logged with its reason and the running one keeps serving."""
+    that does not load is logged with its reason and the running one keeps serving. Either
+    way the router publishes a :class:`~mangaroute.core.snapshot.ReloadEvent`, which the
+    ``--metrics`` observers count (``mangaroute.config.reloads``, ``ConfigReload``) and
+    ``WatchEvents`` streams."""
 
     POLL_S = 2.0
 
@@ -375,6 +378,7 @@ class _Reloader:
         except (MangarouteError, OSError, ValueError) as exc:
             self.failures += 1
             log.error("config reload (%s) rejected, the running config keeps serving: %s", why, exc)
+            self.router.reject_reload(str(self.path), str(exc))
             return
         change = self.router.reconfigure(config)
         self.reloads += 1

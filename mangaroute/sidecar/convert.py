@@ -29,7 +29,16 @@ from mangaroute.core.decision import Decision
 from mangaroute.core.errors import InvalidObservation, InvalidRequest, echo
 from mangaroute.core.fleet import FleetView
 from mangaroute.core.outcome import Outcome
-from mangaroute.core.snapshot import AdminEvent, Pin, Route, Snapshot, SwitchEvent, TargetView
+from mangaroute.core.snapshot import (
+    AdminEvent,
+    Pin,
+    ReloadEvent,
+    Route,
+    RouterEvent,
+    Snapshot,
+    SwitchEvent,
+    TargetView,
+)
 from mangaroute.core.targets import Pattern, Target
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
@@ -263,6 +272,32 @@ def switch_event(event: SwitchEvent) -> pb.SwitchEvent:
         time=timestamp(event.unix_time),
         router_clock_ns=event.at_ns,
     )
+
+
+def watch_event(event: RouterEvent) -> pb.WatchEventsResponse:
+    """One ``WatchEvents`` message."""
+    if isinstance(event, SwitchEvent):
+        return pb.WatchEventsResponse(primary_switch=switch_event(event))
+    if isinstance(event, AdminEvent):
+        return pb.WatchEventsResponse(admin=admin_action(event))
+    if isinstance(event, ReloadEvent):
+        reload = pb.ConfigReload(
+            source=event.source,
+            accepted=event.accepted,
+            detail=event.detail,
+            time=timestamp(event.unix_time),
+            router_clock_ns=event.at_ns,
+        )
+        return pb.WatchEventsResponse(reload=reload)
+    breaker = pb.BreakerEvent(
+        target=event.target,
+        from_state=BREAKER_STATES[event.from_state],
+        to_state=BREAKER_STATES[event.to_state],
+        reason=event.reason,
+        time=timestamp(event.unix_time),
+        router_clock_ns=event.at_ns,
+    )
+    return pb.WatchEventsResponse(breaker=breaker)
 
 
 def admin_action(event: AdminEvent) -> pb.AdminAction:

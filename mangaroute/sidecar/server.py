@@ -147,7 +147,8 @@ class SidecarSettings:
     workers: int = 16
     """Threads for unary calls."""
     max_streams: int = 32
-    """Open ``ReportStream`` + ``WatchSwitches`` calls at once; each holds a thread."""
+    """Open ``ReportStream``, ``WatchSwitches`` and ``WatchEvents`` calls at once; each holds
+    a thread."""
     max_message_bytes: int = 64 * 1024
     """Larger requests are refused with ``RESOURCE_EXHAUSTED``."""
     grace_s: float = 10.0

@@ -25,7 +25,7 @@ one is refused with ``RESOURCE_EXHAUSTED``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -38,12 +38,12 @@ from mangaroute.core.errors import (
     UnknownTarget,
 )
 from mangaroute.core.router import Router
-from mangaroute.core.snapshot import AdminEvent
+from mangaroute.core.snapshot import AdminEvent, RouterEvent, SwitchEvent
 from mangaroute.sidecar import convert
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 from mangaroute.sidecar.admin import AdminGate, AdminRefused
 from mangaroute.sidecar.malformed import MalformedLog
-from mangaroute.sidecar.watch import FeedOverflow, StreamSlots, SwitchFeed
+from mangaroute.sidecar.watch import ALL_EVENTS, FeedOverflow, StreamSlots, SwitchFeed
 
 logger = logging.getLogger("mangaroute.sidecar")
 
@@ -179,21 +179,42 @@ class RouterServicer:
             request = self._parse(pb.WatchSwitchesRequest, data, context)
         except BAD_INPUT as exc:
             _reject(context, exc)
+        history = self._router.switch_history if request.include_history else tuple
+        for event in self._watch(context, SwitchFeed(self._watch_capacity), history):
+            assert isinstance(event, SwitchEvent)
+            yield convert.switch_event(event)
+
+    def WatchEvents(  # noqa: N802 - the proto's method name
+        self, data: bytes, context: grpc.ServicerContext
+    ) -> Iterator[pb.WatchEventsResponse]:
+        try:
+            self._parse(pb.WatchEventsRequest, data, context)
+        except BAD_INPUT as exc:
+            _reject(context, exc)
+        for event in self._watch(context, SwitchFeed(self._watch_capacity, ALL_EVENTS), tuple):
+            yield convert.watch_event(event)
+
+    def _watch(
+        self,
+        context: grpc.ServicerContext,
+        feed: SwitchFeed,
+        history: Callable[[], Sequence[RouterEvent]],
+    ) -> Iterator[RouterEvent]:
+        """Stream ``history()`` then what ``feed`` takes in, until the call or the sidecar
+        ends; holds a stream slot meanwhile."""
         self._open_stream(context)
-        feed = SwitchFeed(self._watch_capacity)
         unsubscribe = self._router.subscribe(feed.offer)
         self._streams.add_feed(feed)
         try:
             if not context.add_callback(feed.close):  # wakes us on cancel, deadline, drop
                 return  # the call has already ended
             context.send_initial_metadata(())  # the client knows it is subscribed
-            history = self._router.switch_history() if request.include_history else ()
-            for event in history:
-                yield convert.switch_event(event)
-            replayed = {id(event) for event in history}  # `history` keeps the ids alive
+            replay = history()
+            yield from replay
+            replayed = {id(event) for event in replay}  # `replay` keeps the ids alive
             while (fresh := feed.take()) is not None:
                 if id(fresh) not in replayed:  # queued while the history was replayed
-                    yield convert.switch_event(fresh)
+                    yield fresh
         except FeedOverflow as exc:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; reconnect")
         finally:
@@ -323,6 +344,7 @@ _METHODS = (
     ("Release", grpc.unary_unary_rpc_method_handler, pb.ReleaseResponse),
     ("GetSnapshot", grpc.unary_unary_rpc_method_handler, pb.GetSnapshotResponse),
     ("WatchSwitches", grpc.unary_stream_rpc_method_handler, pb.SwitchEvent),
+    ("WatchEvents", grpc.unary_stream_rpc_method_handler, pb.WatchEventsResponse),
     ("Eject", grpc.unary_unary_rpc_method_handler, pb.EjectResponse),
     ("Restore", grpc.unary_unary_rpc_method_handler, pb.RestoreResponse),
     ("PinPrimary", grpc.unary_unary_rpc_method_handler, pb.PinPrimaryResponse),

@@ -2,7 +2,8 @@
 
 Router listeners run on whichever thread rebuilt the snapshot, inside ``choose()`` or
 ``record()`` of some caller. A :class:`SwitchFeed` is one watcher's bounded queue: the listener
-only appends (``offer`` never waits), the stream's own thread takes. A watcher that falls
+only appends (``offer`` never waits), the stream's own thread takes. It keeps the kinds of
+event its stream sends (``WatchSwitches``: switches; ``WatchEvents``: all). A watcher that falls
 ``capacity`` events behind is cut off rather than buffered without bound.
 """
 
@@ -11,8 +12,12 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from typing import cast
 
 from mangaroute.core.snapshot import RouterEvent, SwitchEvent
+
+ALL_EVENTS: tuple[type, ...] = RouterEvent.__args__
+"""Every kind of router event (``WatchEvents`` sends them all)."""
 
 _CLOSED = object()
 
@@ -22,17 +27,19 @@ class FeedOverflow(Exception):
 
 
 class SwitchFeed:
-    """One watcher's queue of :class:`SwitchEvent` objects."""
+    """One watcher's queue of router events of the ``kinds`` it keeps (switches only by
+    default)."""
 
-    def __init__(self, capacity: int = 256) -> None:
+    def __init__(self, capacity: int = 256, kinds: tuple[type, ...] = (SwitchEvent,)) -> None:
         self.capacity = capacity
+        self._kinds = kinds
         self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._closed = False
         self._overflowed = False
 
     def offer(self, event: RouterEvent) -> None:
-        """The router listener: keep switches, drop breaker events; never blocks."""
-        if isinstance(event, SwitchEvent) and not self._closed:
+        """The router listener: keep the feed's kinds, drop the others; never blocks."""
+        if isinstance(event, self._kinds) and not self._closed:
             try:
                 self._queue.put_nowait(event)
             except queue.Full:
@@ -44,7 +51,7 @@ class SwitchFeed:
         with contextlib.suppress(queue.Full):  # full: the reader is not waiting, sees the flag
             self._queue.put_nowait(_CLOSED)
 
-    def take(self) -> SwitchEvent | None:
+    def take(self) -> RouterEvent | None:
         """The next event, waiting for one; ``None`` once the feed is closed."""
         while True:
             if self._overflowed:
@@ -52,8 +59,8 @@ class SwitchFeed:
             if self._closed:
                 return None
             item = self._queue.get()
-            if isinstance(item, SwitchEvent):
-                return item
+            if isinstance(item, self._kinds):
+                return cast(RouterEvent, item)
 
 
 class StreamSlots:

@@ -21,6 +21,7 @@ CacheWriteInputTokens Target, Pattern                           Count          s
 PatternSwitch        FromTarget, ToTarget, FromPattern,         Count          statistic set
                      ToPattern, Reason / (none: the total)
 BreakerState         Target, Pattern                            None (0/1/2)   statistic set
+ConfigReload         Result (accepted / rejected)               Count          statistic set
 DroppedDatapoints    (none)                                     Count          statistic set
 ===================  =========================================  =============  ==========
 
@@ -58,7 +59,7 @@ from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.histogram import LogScale
 from mangaroute.core.outcome import Outcome
-from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
+from mangaroute.core.snapshot import BreakerEvent, ReloadEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
 from mangaroute.runtime import RateLimitedLog
 from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
@@ -90,6 +91,8 @@ INFERENCE_COST = "InferenceCost"
 CACHE_READ_TOKENS = "CacheReadInputTokens"
 CACHE_WRITE_TOKENS = "CacheWriteInputTokens"
 PATTERN_SWITCH = "PatternSwitch"
+CONFIG_RELOAD = "ConfigReload"
+RESULT = "Result"
 BREAKER_STATE = "BreakerState"
 DROPPED_DATAPOINTS = "DroppedDatapoints"
 _INF = float("inf")
@@ -125,12 +128,14 @@ class _TargetTotals:
 
 
 class _Aggregate:
-    __slots__ = ("decisions", "series", "switches", "targets")
+    __slots__ = ("decisions", "reloads", "series", "switches", "targets")
 
     def __init__(self) -> None:
         self.decisions: dict[tuple[str, str], int] = {}
         self.targets: dict[str, _TargetTotals] = {}
         self.switches: dict[tuple[str, str, str], int] = {}
+        self.reloads: dict[str, int] = {}
+        """Config reloads by result (``accepted``, ``rejected``)."""
         self.series = 0
 
 
@@ -249,6 +254,15 @@ class CloudWatchMetrics:
     def on_event(self, event: RouterEvent) -> None:
         if isinstance(event, BreakerEvent):
             self._breakers[event.target] = event.to_state
+            return
+        if isinstance(event, ReloadEvent):
+            result = "accepted" if event.accepted else "rejected"
+            with self._lock:
+                reloads = self._agg.reloads
+                if result in reloads:
+                    reloads[result] += 1
+                elif self._room():
+                    reloads[result] = 1
             return
         if not isinstance(event, SwitchEvent):
             return  # an operator's action: logged by the router, not a metric
@@ -472,6 +486,8 @@ class CloudWatchMetrics:
             switches += n
         if switches:
             add(PATTERN_SWITCH, (), "Count", Statistics(switches, switches, 1, 1))
+        for result, n in agg.reloads.items():
+            add(CONFIG_RELOAD, ((RESULT, result),), "Count", Statistics(n, n, 1, 1))
         for name in list(self._targets):
             state = BREAKER_VALUES[self._breakers.get(name, BreakerState.CLOSED)]
             dims = ((TARGET, name), (PATTERN, self._pattern(name)))

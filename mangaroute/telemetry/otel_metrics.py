@@ -20,7 +20,8 @@ Metrics (names in :mod:`.semconv`):
   ``mangaroute.cache.kind`` ``read`` / ``write``: Converse's ``cacheReadInputTokens`` /
   ``cacheWriteInputTokens``),
   ``mangaroute.switches``, ``mangaroute.breaker.transitions``, ``mangaroute.breaker.state``
-  (an observable gauge: 1 for the state a target's breaker is in, 0 for the others).
+  (an observable gauge: 1 for the state a target's breaker is in, 0 for the others),
+  ``mangaroute.config.reloads`` (by ``mangaroute.reload.result``: accepted / rejected).
 
 Failovers are counted by the tracing API (``mangaroute.failovers``), which sees attempts.
 
@@ -49,7 +50,7 @@ from mangaroute import __version__
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import Outcome
-from mangaroute.core.snapshot import BreakerEvent, RouterEvent, SwitchEvent
+from mangaroute.core.snapshot import BreakerEvent, ReloadEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
 from mangaroute.telemetry import semconv as sc
 from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
@@ -129,6 +130,11 @@ class OTelObserver:
         )
         self._switches = meter.create_counter(
             sc.METRIC_SWITCHES, unit="{switch}", description="Primary target switches."
+        )
+        self._reloads = meter.create_counter(
+            sc.METRIC_RELOADS,
+            unit="{reload}",
+            description="Config reloads, by result (accepted, or rejected: the old one serves).",
         )
         self._transitions = meter.create_counter(
             sc.METRIC_BREAKER_TRANSITIONS,
@@ -395,6 +401,9 @@ class OTelObserver:
                     sc.REASON: reason_kind(event.reason),
                 },
             )
+        elif isinstance(event, ReloadEvent):
+            result = "accepted" if event.accepted else "rejected"
+            self._reloads.add(1, {sc.RELOAD_RESULT: result})
         elif isinstance(event, BreakerEvent):
             self._transitions.add(
                 1,

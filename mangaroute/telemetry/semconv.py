@@ -138,5 +138,8 @@ CACHE_KIND: Final = "mangaroute.cache.kind"
 CACHE_READ: Final = "read"
 CACHE_WRITE: Final = "write"
 METRIC_DROPPED: Final = "mangaroute.telemetry.dropped"
+METRIC_RELOADS: Final = "mangaroute.config.reloads"
+RELOAD_RESULT: Final = "mangaroute.reload.result"
+"""``accepted`` or ``rejected``: how a config reload ended (``mangaroute.config.reloads``)."""
 
 INSTRUMENTATION_NAME: Final = "mangaroute"

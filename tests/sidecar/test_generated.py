@@ -68,6 +68,7 @@ def test_the_proto_names_the_package_and_service() -> None:
         "Release": (False, False),
         "GetSnapshot": (False, False),
         "WatchSwitches": (False, True),
+        "WatchEvents": (False, True),
         "Eject": (False, False),
         "Restore": (False, False),
         "PinPrimary": (False, False),

@@ -101,6 +101,7 @@ def test_reflection_lists_and_describes_the_services(
             "Release",
             "GetSnapshot",
             "WatchSwitches",
+            "WatchEvents",
             "Eject",
             "Restore",
             "PinPrimary",

@@ -306,3 +306,23 @@ def test_high_resolution_datapoints(sink: ListSink) -> None:
     metrics.on_event(SwitchEvent("a", "b", "r", 0, NOW))
     assert {d.storage_resolution for d in metrics.collect()} == {1}
     metrics.close()
+
+
+def test_config_reloads_by_result_and_admin_actions_are_not_metrics(
+    router: Router, metrics: CloudWatchMetrics
+) -> None:
+    router.reconfigure(parse_config(MANGA_CONFIG))
+    router.reject_reload("router.toml", "bad")
+    router.reject_reload("router.toml", "still bad")
+    router.eject("slow", "deploy", 60.0, by="ops")  # an AdminEvent: no datum of its own
+    data = index(metrics.collect())
+    assert data[(cw.CONFIG_RELOAD, (("Result", "accepted"),))][0].statistics == cw.Statistics(
+        1, 1, 1, 1
+    )
+    assert data[(cw.CONFIG_RELOAD, (("Result", "rejected"),))][0].statistics == cw.Statistics(
+        2, 2, 1, 1
+    )
+    assert {name for name, _ in data} == {
+        cw.CONFIG_RELOAD,
+        cw.BREAKER_STATE,
+    }

@@ -180,3 +180,18 @@ def test_the_background_thread_drains_and_close_is_idempotent(
     observer.close()
     with pytest.raises(ValueError, match="buffer_size"):
         OTelObserver(meter_provider, buffer_size=0, start=False)
+
+
+def test_config_reloads_are_counted_by_result(
+    router: Router, observer: OTelObserver, metric_reader: InMemoryMetricReader
+) -> None:
+    router.reconfigure(parse_config(MANGA_CONFIG))
+    router.reconfigure(parse_config(MANGA_CONFIG))
+    router.reject_reload("/etc/mangaroute/router.toml", "[targets.x] unknown key 'foo'")
+    router.eject("slow", "deploy", 60.0, by="ops")  # an AdminEvent: not a reload
+    observer.drain()
+    reloads = {
+        p.attributes[semconv.RELOAD_RESULT]: p.value
+        for p in points(metric_reader)[semconv.METRIC_RELOADS]
+    }
+    assert reloads == {"accepted": 2, "rejected": 1}

@@ -440,3 +440,49 @@ class AdminAction(_message.Message):
     changed: bool
     time: _timestamp_pb2.Timestamp
     def __init__(self, action: _Optional[str] = ..., target: _Optional[str] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed: _Optional[bool] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchEventsResponse(_message.Message):
+    __slots__ = ("primary_switch", "breaker", "admin", "reload")
+    PRIMARY_SWITCH_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    RELOAD_FIELD_NUMBER: _ClassVar[int]
+    primary_switch: SwitchEvent
+    breaker: BreakerEvent
+    admin: AdminAction
+    reload: ConfigReload
+    def __init__(self, primary_switch: _Optional[_Union[SwitchEvent, _Mapping]] = ..., breaker: _Optional[_Union[BreakerEvent, _Mapping]] = ..., admin: _Optional[_Union[AdminAction, _Mapping]] = ..., reload: _Optional[_Union[ConfigReload, _Mapping]] = ...) -> None: ...
+
+class BreakerEvent(_message.Message):
+    __slots__ = ("target", "from_state", "to_state", "reason", "time", "router_clock_ns")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATE_FIELD_NUMBER: _ClassVar[int]
+    TO_STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_CLOCK_NS_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    from_state: BreakerState
+    to_state: BreakerState
+    reason: str
+    time: _timestamp_pb2.Timestamp
+    router_clock_ns: int
+    def __init__(self, target: _Optional[str] = ..., from_state: _Optional[_Union[BreakerState, str]] = ..., to_state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
+
+class ConfigReload(_message.Message):
+    __slots__ = ("source", "accepted", "detail", "time", "router_clock_ns")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_CLOCK_NS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    accepted: bool
+    detail: str
+    time: _timestamp_pb2.Timestamp
+    router_clock_ns: int
+    def __init__(self, source: _Optional[str] = ..., accepted: _Optional[bool] = ..., detail: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...

@@ -65,6 +65,11 @@ class RouterStub:
                 request_serializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.SerializeToString,
                 response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/mangaroute.v1.Router/WatchEvents',
+                request_serializer=mangaroute__api_dot_v1_dot_router__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
         self.Eject = channel.unary_unary(
                 '/mangaroute.v1.Router/Eject',
                 request_serializer=mangaroute__api_dot_v1_dot_router__pb2.EjectRequest.SerializeToString,
@@ -142,6 +147,15 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """Everything the router announces, as it happens (server stream): primary switches,
+        breaker moves, operators' actions and config reloads (accepted or rejected). Same
+        lifetime and limits as WatchSwitches; it starts with the events that follow the call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Eject(self, request, context):
         """Admin. The four RPCs below change routing for everyone, so they are allowed only over
         the sidecar's owner-only Unix socket (socket mode 600, the default) or to mutual-TLS
@@ -214,6 +228,11 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.WatchSwitches,
                     request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.FromString,
                     response_serializer=mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.WatchEventsRequest.FromString,
+                    response_serializer=mangaroute__api_dot_v1_dot_router__pb2.WatchEventsResponse.SerializeToString,
             ),
             'Eject': grpc.unary_unary_rpc_method_handler(
                     servicer.Eject,
@@ -399,6 +418,33 @@ class Router:
             '/mangaroute.v1.Router/WatchSwitches',
             mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.SerializeToString,
             mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mangaroute.v1.Router/WatchEvents',
+            mangaroute__api_dot_v1_dot_router__pb2.WatchEventsRequest.SerializeToString,
+            mangaroute__api_dot_v1_dot_router__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
