@@ -125,6 +125,8 @@ def test_the_router_keeps_complex_questions_on_sonnet_until_sonnet_cannot_answer
     tight = router.choose("complex", budget_ms=1000)  # Sonnet's 1,400 ms p99 misses it
     assert (tight.target.name, tight.reason) == ("haiku", "best+below_floor+budget")
     assert names(tight.fallbacks) == ["sonnet"]
+    hopeless = router.choose("complex", budget_ms=100)  # nothing fits: the floor still leads
+    assert (hopeless.target.name, hopeless.reason) == ("sonnet", "best+over_budget")
     router.eject("sonnet", "test", cooldown_s=30)
     clock.advance(ms=10)
     ejected = router.choose("complex", budget_ms=2500)
