@@ -21,7 +21,10 @@ class WindowSettings:
     bucket_s: float = 5.0
     relative_error: float = 0.01
     min_samples: int = 20
-    refresh_ms: float = 5.0
+    refresh_ms: float = 50.0
+    """After a change (a call recorded or handed out), the snapshot is rebuilt at most this
+    often; a breaker move, an ejection or a fleet change rebuilds at once. 50 ms: see
+    docs/architecture.md, *Rebuild on change*, for why not 5."""
     decision_ttl_s: float = 300.0
     """A decision that is never recorded stops counting as in flight after this long."""
     max_outstanding: int = 10_000
