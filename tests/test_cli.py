@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mangaroute import FakeClock, Router
 from mangaroute.cli import build_parser, error_json
+from mangaroute.cli.routing import _snapshot_text
 from mangaroute.core.errors import ConfigError
 from mangaroute.sidecar.cli import add_arguments as add_serve_arguments
 
@@ -304,3 +307,26 @@ def test_plan_help_shows_value_names() -> None:
     for shown in ("--daily-messages N", "--peak-hours HOURS", "--set KEY=VALUE"):
         assert shown in result.stdout
     assert "SET__" not in result.stdout
+
+
+# -- the snapshot's text view ---------------------------------------------------------------
+
+
+def test_snapshot_text_shows_an_operators_pin_and_when_an_open_breaker_ends() -> None:
+    clock = FakeClock(1_000_000_000_000)
+    router = Router.default(clock=clock)
+    started = router.unix_time()
+    router.pin_primary("provisioned-sonnet", "quota cut upstream", 600.0, by="alice")
+    router.eject("ondemand-haiku", "bad deploy", 90.0, by="bob")
+    text = _snapshot_text(router.snapshot())
+    pin_ends = time.strftime("%H:%M:%S UTC", time.gmtime(started + 600.0))
+    eject_ends = time.strftime("%H:%M:%S UTC", time.gmtime(started + 90.0))
+    assert text.splitlines()[0] == (
+        f"primary: provisioned-sonnet (pinned by alice until {pin_ends}: quota cut upstream)"
+    )
+    haiku = next(line for line in text.splitlines() if line.startswith("ondemand-haiku"))
+    assert f"open until {eject_ends}" in haiku
+    sonnet = next(line for line in text.splitlines() if line.startswith("provisioned-sonnet"))
+    assert "until" not in sonnet  # a closed breaker has no end to show
+    router.unpin_primary("quota back", by="alice")
+    assert _snapshot_text(router.snapshot()).splitlines()[0] == "primary: provisioned-sonnet"

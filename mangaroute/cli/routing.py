@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections import Counter
 from typing import Any, TextIO
 
@@ -158,7 +159,9 @@ def _snapshot_text(snapshot: Snapshot) -> str:
         rows.append(
             [
                 v.name,
-                v.breaker.value,
+                v.breaker.value
+                if v.breaker_until is None
+                else f"{v.breaker.value} until {_clock_time(v.breaker_until)}",
                 v.latency_source,
                 round(v.p50_ms),
                 round(v.p90_ms),
@@ -202,8 +205,16 @@ def _snapshot_text(snapshot: Snapshot) -> str:
         ],
         ["class", "policy", "candidates, best first", "excluded"],
     )
-    primary = f"primary: {snapshot.primary}\n\n" if snapshot.primary else ""
-    return f"{primary}{stats}\n\n{routes}"
+    primary = f"primary: {snapshot.primary}" if snapshot.primary else ""
+    pin = snapshot.pin
+    if primary and pin is not None:
+        primary += f" (pinned by {pin.by} until {_clock_time(pin.until_unix)}: {pin.reason})"
+    return f"{primary}\n\n{stats}\n\n{routes}" if primary else f"{stats}\n\n{routes}"
+
+
+def _clock_time(unix_s: float) -> str:
+    """An instant of the snapshot (epoch seconds) as the UTC time of day an operator reads."""
+    return time.strftime("%H:%M:%S UTC", time.gmtime(unix_s))
 
 
 def cmd_snapshot(args: argparse.Namespace, out: TextIO) -> int:
