@@ -44,6 +44,7 @@ from mangaroute.core.policy.rankers import (
 from mangaroute.core.policy.schedule import Schedule
 from mangaroute.core.policy.spillover import Spillover
 from mangaroute.core.policy.switcher import SwitcherSettings
+from mangaroute.core.policy.throttle import ThrottleBet
 from mangaroute.core.policy.tiers import TierOrder
 from mangaroute.core.scoring import ScoreWeights
 from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
@@ -614,6 +615,26 @@ def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo
     return CostUnderSlo(**params.numbers(defaults), predictor=predictor)
 
 
+def _headroom(params: _Table, context: PartContext) -> Headroom | ThrottleBet:
+    """``headroom``; with ``throttle_round_trip_ms`` its throttle cut becomes the throttle bet
+    (judged within ``slo_p99_ms``, default cost_under_slo's)."""
+    headroom = Headroom(**params.numbers(Headroom()))
+    round_trip = params._raw("throttle_round_trip_ms", None)
+    slo = params.number("slo_p99_ms", None, limit="cost_under_slo.slo_p99_ms")
+    if round_trip is None:
+        if slo is not None:
+            raise params.error(
+                "slo_p99_ms",
+                "only applies with throttle_round_trip_ms (the throttle bet's latency budget)",
+            )
+        return headroom
+    predictor = context.predictor
+    judge = CostUnderSlo(avg_output_tokens=predictor.avg_output_tokens, predictor=predictor)
+    if slo is not None:
+        judge = replace(judge, slo_p99_ms=slo)
+    return params.build("", lambda: ThrottleBet(headroom, round_trip, judge))
+
+
 def _budget_guard(params: _Table, context: PartContext) -> BudgetGuard:
     predictor = context.predictor
     d = BudgetGuard(daily_usd=1.0)
@@ -722,7 +743,7 @@ def _tier(params: _Table, context: PartContext) -> TierOrder:
 
 
 register_filter("healthy", lambda params, context: Healthy())
-register_filter("headroom", lambda params, context: Headroom(**params.numbers(Headroom())))
+register_filter("headroom", _headroom)
 register_filter(
     "latency_ceiling", lambda params, context: LatencyCeiling(**params.numbers(LatencyCeiling()))
 )

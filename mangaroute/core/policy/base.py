@@ -47,6 +47,14 @@ class Filter(Protocol):
         ...
 
 
+class Comparative(Protocol):
+    """A filter that judges a target against the others of its class (the throttle bet of
+    :mod:`mangaroute.core.policy.throttle`): at each rebuild :meth:`among` gets the class's
+    eligible targets and returns the filter to use for them."""
+
+    def among(self, views: Sequence[TargetView]) -> Filter: ...
+
+
 class Ranker(Protocol):
     @property
     def name(self) -> str: ...
@@ -125,11 +133,15 @@ class Policy:
     contextual: tuple[bool, ...] = field(default=(), init=False, compare=False, repr=False)
     """Which parts (filters, then ranker, then picker) need binding to a context; empty when
     none does (worked out once: a runtime protocol check is slow)."""
+    comparative: tuple[bool, ...] = field(default=(), init=False, compare=False, repr=False)
+    """Which filters are :class:`Comparative` (bound to the class's targets); empty when none."""
 
     def __post_init__(self) -> None:
         parts = (*self.filters, self.ranker, self.picker)
         flags = tuple(isinstance(part, Contextual) for part in parts)
         object.__setattr__(self, "contextual", flags if any(flags) else ())
+        among = tuple(callable(getattr(part, "among", None)) for part in self.filters)
+        object.__setattr__(self, "comparative", among if any(among) else ())
 
     def route(
         self,
@@ -149,6 +161,11 @@ class Policy:
             )
             ranker = _bind(ranker, context) if flags[-2] else ranker
             picker = _bind(picker, context) if flags[-1] else picker
+        if self.comparative:
+            filters = tuple(
+                cast(Comparative, part).among(eligible) if flag else part
+                for part, flag in zip(filters, self.comparative, strict=True)
+            )
         floor = None
         for name, tiers in self.floors:
             if name == request_class:

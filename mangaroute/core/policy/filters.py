@@ -33,8 +33,16 @@ class Headroom:
         check_fields(self, "headroom")
 
     def exclude(self, view: TargetView) -> str | None:
+        return self.at_capacity(view) or self.throttling(view)
+
+    def at_capacity(self, view: TargetView) -> str | None:
+        """The utilization cut's reason, or ``None``."""
         if view.utilization >= self.max_utilization:
             return f"at_capacity({view.utilization:.2f})"
+        return None
+
+    def throttling(self, view: TargetView) -> str | None:
+        """The throttle cut's reason, or ``None``."""
         if view.requests >= self.min_requests and view.throttle_rate >= self.max_throttle_rate:
             return f"throttling({view.throttle_rate:.2f})"
         return None
