@@ -111,8 +111,8 @@ CASES = [
     Case(
         ["telemetry", "alarms", "--budget-ms", "-5"],
         EXIT_USAGE,
-        {"field": None, "file": None, "type": "ValueError"},
-        "need budget_ms > 0 and 0 < error_rate < 1",
+        {"field": "budget_ms", "file": None, "type": "ConfigError"},
+        "<config>: [budget_ms] must be > 0, got -5.0",
         "mangaroute telemetry: error: ",
     ),
     Case(

@@ -28,9 +28,6 @@ from mangaroute.telemetry import dashboard as board
 __all__ = ["register", "run"]
 
 PROG = "mangaroute telemetry"
-_BAD_SETTINGS = (ValueError,)
-"""Also input errors here: :class:`~mangaroute.telemetry.dashboard.AlarmSettings` rejects a
-bad ``--budget-ms`` or ``--max-switches`` with a ``ValueError``."""
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, board.AlarmSettings]:
@@ -165,7 +162,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dash = sub.add_parser("dashboard", help=text, description=text)
     _common(dash)
     dash.add_argument("--name", default="MangaAssist-Deployment", help="dashboard name")
-    dash.set_defaults(handler=guarded(_dashboard, PROG, _BAD_SETTINGS))
+    dash.set_defaults(handler=guarded(_dashboard, PROG))
     text = "the alarms: p99 over budget, error rate, switch storms, spend pace"
     alarm = sub.add_parser("alarms", help=text, description=text)
     _common(alarm)
@@ -180,7 +177,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ARN",
         help="notify this ARN (e.g. an SNS topic) when an alarm fires (repeatable)",
     )
-    alarm.set_defaults(handler=guarded(_alarms, PROG, _BAD_SETTINGS))
+    alarm.set_defaults(handler=guarded(_alarms, PROG))
 
 
 def run(argv: Sequence[str], out: TextIO | None = None) -> int:

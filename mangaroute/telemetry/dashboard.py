@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mangaroute.core.errors import ConfigError
 from mangaroute.core.policy.rankers import WeightedScore
 from mangaroute.core.settings import RouterConfig
 from mangaroute.telemetry import cloudwatch as cw
@@ -55,10 +56,19 @@ class AlarmSettings:
     """ARNs notified when an alarm fires (an SNS topic, for example)."""
 
     def __post_init__(self) -> None:
-        if not self.budget_ms > 0 or not 0 < self.error_rate < 1:
-            raise ValueError("need budget_ms > 0 and 0 < error_rate < 1")
-        if self.daily_budget_usd < 0 or self.max_switches < 0:
-            raise ValueError("daily_budget_usd and max_switches must be >= 0")
+        if not self.budget_ms > 0:
+            raise ConfigError(f"must be > 0, got {self.budget_ms!r}", key="budget_ms")
+        if not 0 < self.error_rate < 1:
+            raise ConfigError(
+                f"must be between 0 and 1, got {self.error_rate!r}",
+                key="error_rate",
+            )
+        if not self.daily_budget_usd >= 0:
+            raise ConfigError(
+                f"must be >= 0, got {self.daily_budget_usd!r}", key="daily_budget_usd"
+            )
+        if self.max_switches < 0:
+            raise ConfigError(f"must be >= 0, got {self.max_switches!r}", key="max_switches")
 
 
 def settings_for(config: RouterConfig, **overrides: Any) -> AlarmSettings:

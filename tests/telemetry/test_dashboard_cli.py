@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mangaroute import load_default_config, parse_config
+from mangaroute.core.errors import ConfigError
 from mangaroute.telemetry import dashboard as board
 from mangaroute.telemetry.cli import run
 from tests.telemetry.conftest import ClientFactory
@@ -31,6 +32,33 @@ def test_settings_come_from_the_config() -> None:
     assert (plain.budget_ms, plain.error_rate, plain.daily_budget_usd) == (900.0, 0.05, 2000.0)
     with pytest.raises(ValueError):
         board.AlarmSettings(error_rate=1.5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("budget_ms", 0.0, "<config>: [budget_ms] must be > 0, got 0.0"),
+        ("error_rate", 1.5, "<config>: [error_rate] must be between 0 and 1, got 1.5"),
+        ("daily_budget_usd", -5.0, "<config>: [daily_budget_usd] must be >= 0, got -5.0"),
+        ("max_switches", -1, "<config>: [max_switches] must be >= 0, got -1"),
+    ],
+)
+def test_bad_alarm_settings_name_the_field_and_value(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        board.AlarmSettings(**{field: value})
+    assert str(caught.value) == message
+    assert caught.value.key == field
+
+
+def test_a_bad_flag_is_a_json_error_naming_the_setting() -> None:
+    code, text = cli("alarms", "--json", "--daily-budget-usd", "-5")
+    assert code == 2
+    assert json.loads(text) == {
+        "error": "<config>: [daily_budget_usd] must be >= 0, got -5.0",
+        "field": "daily_budget_usd",
+        "file": None,
+        "type": "ConfigError",
+    }
 
 
 def test_the_dashboard_covers_every_target() -> None:
