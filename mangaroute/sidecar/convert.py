@@ -94,8 +94,12 @@ def target_message(target: Target) -> pb.Target:
     )
 
 
+Report = pb.ReportRequest | pb.ReportStreamRequest
+"""A report, from ``Report`` or ``ReportStream`` (the same fields)."""
+
+
 class ReportArgs(NamedTuple):
-    """A ``ReportRequest`` as ``Router.record()`` arguments."""
+    """A ``ReportRequest`` (or ``ReportStreamRequest``) as ``Router.record()`` arguments."""
 
     subject: Decision | str
     outcome: Outcome
@@ -187,7 +191,7 @@ class Wire:
             f"decision_id {echo(text)} is not in flight: {why}; report the call by target_name"
         )
 
-    def report_args(self, request: pb.ReportRequest, decision: Decision | None) -> ReportArgs:
+    def report_args(self, request: Report, decision: Decision | None) -> ReportArgs:
         """Read a report whose subject is ``decision`` (already looked up) or the
         ``target_name`` of the request; the router validates numbers and names."""
         subject: Decision | str
@@ -264,8 +268,13 @@ def timestamp(unix_time: float) -> Timestamp:
     return time
 
 
-def switch_event(event: SwitchEvent) -> pb.SwitchEvent:
-    return pb.SwitchEvent(
+_S = TypeVar("_S", pb.SwitchEvent, pb.WatchSwitchesResponse)
+
+
+def switch_event(event: SwitchEvent, message: type[_S]) -> _S:
+    """A switch as ``message``: ``SwitchEvent`` (in ``WatchEvents``) or
+    ``WatchSwitchesResponse`` (the same fields)."""
+    return message(
         from_target=event.from_target,
         to_target=event.to_target,
         reason=event.reason,
@@ -277,7 +286,7 @@ def switch_event(event: SwitchEvent) -> pb.SwitchEvent:
 def watch_event(event: RouterEvent) -> pb.WatchEventsResponse:
     """One ``WatchEvents`` message."""
     if isinstance(event, SwitchEvent):
-        return pb.WatchEventsResponse(primary_switch=switch_event(event))
+        return pb.WatchEventsResponse(primary_switch=switch_event(event, pb.SwitchEvent))
     if isinstance(event, AdminEvent):
         return pb.WatchEventsResponse(admin=admin_action(event))
     if isinstance(event, ReloadEvent):

@@ -136,7 +136,7 @@ class RouterServicer:
             rejected = 0
             for index, data in enumerate(request_iterator):
                 try:
-                    self._record(self._parse(pb.ReportRequest, data, context))
+                    self._record(self._parse(pb.ReportStreamRequest, data, context))
                 except BAD_INPUT as exc:
                     rejected += 1
                     if len(rejections) < MAX_REJECTIONS:
@@ -174,7 +174,7 @@ class RouterServicer:
 
     def WatchSwitches(  # noqa: N802 - the proto's method name
         self, data: bytes, context: grpc.ServicerContext
-    ) -> Iterator[pb.SwitchEvent]:
+    ) -> Iterator[pb.WatchSwitchesResponse]:
         try:
             request = self._parse(pb.WatchSwitchesRequest, data, context)
         except BAD_INPUT as exc:
@@ -182,7 +182,7 @@ class RouterServicer:
         history = self._router.switch_history if request.include_history else tuple
         for event in self._watch(context, SwitchFeed(self._watch_capacity), history):
             assert isinstance(event, SwitchEvent)
-            yield convert.switch_event(event)
+            yield convert.switch_event(event, pb.WatchSwitchesResponse)
 
     def WatchEvents(  # noqa: N802 - the proto's method name
         self, data: bytes, context: grpc.ServicerContext
@@ -307,7 +307,7 @@ class RouterServicer:
             self.malformed.note(str(exc), context.peer())
             raise
 
-    def _record(self, request: pb.ReportRequest) -> None:
+    def _record(self, request: convert.Report) -> None:
         decision = None
         if request.HasField("decision_id"):
             text = request.decision_id
@@ -343,7 +343,7 @@ _METHODS = (
     ("ReportStream", grpc.stream_unary_rpc_method_handler, pb.ReportStreamResponse),
     ("Release", grpc.unary_unary_rpc_method_handler, pb.ReleaseResponse),
     ("GetSnapshot", grpc.unary_unary_rpc_method_handler, pb.GetSnapshotResponse),
-    ("WatchSwitches", grpc.unary_stream_rpc_method_handler, pb.SwitchEvent),
+    ("WatchSwitches", grpc.unary_stream_rpc_method_handler, pb.WatchSwitchesResponse),
     ("WatchEvents", grpc.unary_stream_rpc_method_handler, pb.WatchEventsResponse),
     ("Eject", grpc.unary_unary_rpc_method_handler, pb.EjectResponse),
     ("Restore", grpc.unary_unary_rpc_method_handler, pb.RestoreResponse),

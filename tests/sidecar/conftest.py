@@ -98,13 +98,22 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
         time.sleep(0.005)
 
 
-def report(target: str = "", decision_id: str = "", **fields: Any) -> pb.ReportRequest:
-    """A valid OK report unless ``fields`` say otherwise."""
+def _report_fields(target: str, decision_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     fields.setdefault("outcome", pb.OUTCOME_OK)
     fields.setdefault("latency_ms", 500.0)
-    if decision_id:
-        return pb.ReportRequest(decision_id=decision_id, **fields)
-    return pb.ReportRequest(target_name=target, **fields)
+    return (
+        {"decision_id": decision_id} | fields if decision_id else {"target_name": target} | fields
+    )
+
+
+def report(target: str = "", decision_id: str = "", **fields: Any) -> pb.ReportRequest:
+    """A valid OK report unless ``fields`` say otherwise."""
+    return pb.ReportRequest(**_report_fields(target, decision_id, fields))
+
+
+def stream_report(target: str = "", decision_id: str = "", **fields: Any) -> pb.ReportStreamRequest:
+    """:func:`report` as one message of ``ReportStream`` (the same fields)."""
+    return pb.ReportStreamRequest(**_report_fields(target, decision_id, fields))
 
 
 def counts(stub: pb_grpc.RouterStub) -> dict[str, tuple[int, int, int, int]]:

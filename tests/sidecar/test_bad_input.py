@@ -13,7 +13,7 @@ from mangaroute import FakeClock, Router
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2_grpc as pb_grpc
 
-from .conftest import TARGETS, ServeFactory, connect, counts, report, wait_for
+from .conftest import TARGETS, ServeFactory, connect, counts, report, stream_report, wait_for
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -174,7 +174,12 @@ def test_oversized_messages_get_resource_exhausted(serve: ServeFactory, router: 
         code, details = _status(stub.Choose, pb.ChooseRequest(session_id="x" * 5000))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "4096" in details
-        big = iter([report("ondemand-haiku"), report("ondemand-haiku", error_code="E" * 5000)])
+        big = iter(
+            [
+                stream_report("ondemand-haiku"),
+                stream_report("ondemand-haiku", error_code="E" * 5000),
+            ]
+        )
         with pytest.raises(grpc.RpcError) as failure:
             stub.ReportStream(big, timeout=10)
         assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
@@ -194,11 +199,11 @@ def test_streams_beyond_the_limit_get_resource_exhausted(
         error: Any = failure.value
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "too many open streams (the limit is 2" in error.details()
-        code, _ = _status(stub.ReportStream, iter([report("ondemand-haiku")]))
+        code, _ = _status(stub.ReportStream, iter([stream_report("ondemand-haiku")]))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert stub.Choose(pb.ChooseRequest(), timeout=10).decision_id  # unary calls unaffected
         open_calls[0].cancel()
         wait_for(lambda: sidecar.streams.feeds == 1)  # the server has seen the cancel
-        reply = stub.ReportStream(iter([report("ondemand-haiku")]), timeout=10)
+        reply = stub.ReportStream(iter([stream_report("ondemand-haiku")]), timeout=10)
         assert reply.accepted == 1
         open_calls[1].cancel()

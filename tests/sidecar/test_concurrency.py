@@ -16,7 +16,16 @@ import pytest
 from mangaroute import Router
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
-from .conftest import TARGETS, TRANSPORTS, ServeFactory, connect, counts, report, wait_for
+from .conftest import (
+    TARGETS,
+    TRANSPORTS,
+    ServeFactory,
+    connect,
+    counts,
+    report,
+    stream_report,
+    wait_for,
+)
 
 CLIENTS = 16
 CALLS = int(os.environ.get("MANGAROUTE_SIDECAR_CALLS", "10000" if os.environ.get("CI") else "500"))
@@ -128,8 +137,8 @@ def test_a_thousand_clients_vanishing_mid_stream_leak_nothing(
         def vanish(cycle: int) -> None:
             release = threading.Event()
 
-            def one_report_then_hang() -> Iterator[pb.ReportRequest]:
-                yield report("ondemand-haiku")
+            def one_report_then_hang() -> Iterator[pb.ReportStreamRequest]:
+                yield stream_report("ondemand-haiku")
                 release.wait(10)
 
             with connect(sidecar.address) as (_, stub):
@@ -187,8 +196,8 @@ def test_deadlines_and_cancellations_leave_no_traceback(
         assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
         gate = threading.Event()
 
-        def slow_reports() -> Iterator[pb.ReportRequest]:
-            yield report("ondemand-haiku")
+        def slow_reports() -> Iterator[pb.ReportStreamRequest]:
+            yield stream_report("ondemand-haiku")
             gate.wait(10)
 
         stream = stub.ReportStream.future(slow_reports(), timeout=0.3)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import filecmp
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "mangaroute" / "sidecar" / "_generated"
+NODE_BIN = ROOT / "sidecar" / "node-client" / "node_modules" / ".bin"
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -84,3 +87,47 @@ def test_the_core_still_imports_no_grpc() -> None:
         "sorted(m for m in sys.modules if m.startswith(('grpc', 'google')))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def _fields(message: Any) -> list[tuple[str, int, int, str | None, bool]]:
+    return [
+        (f.name, f.number, f.type, f.containing_oneof and f.containing_oneof.name, f.has_presence)
+        for f in message.DESCRIPTOR.fields
+    ]
+
+
+@pytest.mark.parametrize(
+    ("own", "twin"),
+    [(pb.ReportStreamRequest, pb.ReportRequest), (pb.WatchSwitchesResponse, pb.SwitchEvent)],
+)
+def test_per_rpc_messages_keep_the_wire_of_the_shared_ones(own: Any, twin: Any) -> None:
+    """``ReportStream`` and ``WatchSwitches`` have messages of their own (buf's
+    RPC_REQUEST_RESPONSE_UNIQUE), with the fields of the messages they used before: names,
+    numbers, types, oneofs and presence, so a client generated from the older file still
+    works."""
+    assert _fields(own) == _fields(twin)
+    assert len(_fields(own)) >= 5
+
+
+def test_the_proto_names_packages_for_other_languages() -> None:
+    options = pb.DESCRIPTOR.GetOptions()
+    assert options.go_package.endswith("/mangaroute/v1;mangaroutev1")
+    assert options.java_package == "dev.mangaroute.v1"
+    assert options.java_multiple_files is True
+
+
+BUF = shutil.which("buf") or shutil.which("buf", path=str(NODE_BIN))
+
+
+@pytest.mark.skipif(
+    BUF is None,
+    reason="buf is not installed: npm ci --prefix sidecar/node-client (a devDependency)",
+)
+def test_buf_lint_is_clean() -> None:
+    """The API follows buf's STANDARD lint rules, with the exceptions buf.yaml explains."""
+    assert BUF is not None
+    result = subprocess.run(
+        [BUF, "lint"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    assert "- STANDARD" in (ROOT / "buf.yaml").read_text()

@@ -99,8 +99,8 @@ def test_malformed_stream_messages_are_rejections_and_the_rest_is_recorded(
         result = stream(iter([VALID, BAD_UTF8, CORRUPT, VALID]), timeout=10)
         assert (result.accepted, result.rejected) == (2, 2)
         assert [(r.index, r.message) for r in result.rejections] == [
-            (1, _malformed("ReportRequest", 3, NOT_UTF8)),
-            (2, _malformed("ReportRequest", 4, CORRUPT_WIRE)),
+            (1, _malformed("ReportStreamRequest", 3, NOT_UTF8)),
+            (2, _malformed("ReportStreamRequest", 4, CORRUPT_WIRE)),
         ]
         assert counts(stub)["ondemand-haiku"] == (2, 0, 0, 0)
         assert sidecar.servicer.malformed.total == 2

@@ -26,7 +26,7 @@ from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 from mangaroute.sidecar.address import default_socket_path
 from mangaroute.sidecar.cli import main as sidecar_main
 
-from .conftest import ROOT, ServeFactory, ServeProcess, connect, report
+from .conftest import ROOT, ServeFactory, ServeProcess, connect, stream_report
 
 
 def _serve_registered() -> bool:
@@ -61,9 +61,9 @@ def test_sigterm_drains_in_flight_calls_and_exits_0(
     server = spawn([*entry, "--listen", f"unix:{socket_dir}/s.sock", "--grace-s", "10"])
     address = server.address()
     assert address == f"unix:{socket_dir}/s.sock"
-    pending: queue.Queue[pb.ReportRequest | None] = queue.Queue()
+    pending: queue.Queue[pb.ReportStreamRequest | None] = queue.Queue()
 
-    def reports() -> Iterator[pb.ReportRequest]:
+    def reports() -> Iterator[pb.ReportStreamRequest]:
         while (item := pending.get()) is not None:
             yield item
 
@@ -72,14 +72,14 @@ def test_sigterm_drains_in_flight_calls_and_exits_0(
         watch.initial_metadata()
         stream = stub.ReportStream.future(reports(), timeout=30)
         for _ in range(5):
-            pending.put(report("ondemand-haiku"))
+            pending.put(stream_report("ondemand-haiku"))
         stub.GetSnapshot(pb.GetSnapshotRequest(), timeout=10)  # the stream is under way
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         assert list(watch) == []  # watchers end at once, with OK
         assert watch.code() == grpc.StatusCode.OK
         for _ in range(5):  # the in-flight stream keeps going during the grace period
-            pending.put(report("ondemand-haiku"))
+            pending.put(stream_report("ondemand-haiku"))
         pending.put(None)
         assert stream.result(timeout=20).accepted == 10
         assert server.finish() == 0

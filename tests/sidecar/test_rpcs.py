@@ -12,7 +12,7 @@ import pytest
 from mangaroute import FakeClock, Router
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
 
-from .conftest import TARGETS, TRANSPORTS, ServeFactory, connect, counts, report
+from .conftest import TARGETS, TRANSPORTS, ServeFactory, connect, counts, report, stream_report
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -90,7 +90,9 @@ def test_report_stream_counts_every_report_exactly(
     serve: ServeFactory, router: Router, transport: str
 ) -> None:
     per_target = 250
-    requests = [report(name, latency_ms=100.0 + i) for i in range(per_target) for name in TARGETS]
+    requests = [
+        stream_report(name, latency_ms=100.0 + i) for i in range(per_target) for name in TARGETS
+    ]
     with serve(router, transport) as sidecar, connect(sidecar.address) as (_, stub):
         reply = stub.ReportStream(iter(requests), timeout=30)
         assert (reply.accepted, reply.rejected, len(reply.rejections)) == (len(requests), 0, 0)
@@ -101,12 +103,12 @@ def test_report_stream_skips_and_counts_bad_reports(serve: ServeFactory, router:
     with serve(router) as sidecar, connect(sidecar.address) as (_, stub):
         decision = stub.Choose(pb.ChooseRequest(request_class="simple"), timeout=10)
         requests = [
-            report("ondemand-haiku"),
-            report("ondemand-haiku", latency_ms=math.nan),
-            report(decision_id=decision.decision_id),
-            report("nope"),
-            *[report("ondemand-haiku", input_tokens=-1)] * 20,
-            report("ondemand-haiku"),
+            stream_report("ondemand-haiku"),
+            stream_report("ondemand-haiku", latency_ms=math.nan),
+            stream_report(decision_id=decision.decision_id),
+            stream_report("nope"),
+            *[stream_report("ondemand-haiku", input_tokens=-1)] * 20,
+            stream_report("ondemand-haiku"),
         ]
         reply = stub.ReportStream(iter(requests), timeout=10)
         assert (reply.accepted, reply.rejected) == (3, 22)
@@ -256,3 +258,36 @@ def test_a_report_carries_prompt_cache_tokens_into_spend_and_capacity(
     sample = router.local_sample()
     assert sample.spend_usd == pytest.approx(want)
     assert sample.tokens["ondemand-haiku"] == 100 + 200 + 50  # cache reads not counted
+
+
+def test_clients_of_the_older_proto_still_stream_reports_and_read_switches(
+    serve: ServeFactory, router: Router
+) -> None:
+    """Before the per-RPC messages, ReportStream took ReportRequest and WatchSwitches sent
+    SwitchEvent: a client generated from that file keeps working on the wire."""
+    service = "/mangaroute.v1.Router/"
+    with serve(router) as sidecar, connect(sidecar.address) as (channel, stub):
+        old_stream = channel.stream_unary(
+            service + "ReportStream",
+            pb.ReportRequest.SerializeToString,
+            pb.ReportStreamResponse.FromString,
+        )
+        reply = old_stream(iter([report("ondemand-haiku"), report("ondemand-sonnet")]), timeout=10)
+        assert (reply.accepted, reply.rejected) == (2, 0)
+        assert counts(stub)["ondemand-haiku"] == (1, 0, 0, 0)
+        old_watch = channel.unary_stream(
+            service + "WatchSwitches",
+            pb.WatchSwitchesRequest.SerializeToString,
+            pb.SwitchEvent.FromString,
+        )
+        call = old_watch(pb.WatchSwitchesRequest(), timeout=20)
+        call.initial_metadata()  # subscribed
+        router.eject("provisioned-sonnet", "maintenance")
+        event = next(call)
+        assert isinstance(event, pb.SwitchEvent)
+        assert (event.from_target, event.to_target, event.reason) == (
+            "provisioned-sonnet",
+            "ondemand-haiku",
+            "unavailable",
+        )
+        call.cancel()

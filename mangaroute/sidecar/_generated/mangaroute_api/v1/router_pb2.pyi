@@ -139,6 +139,30 @@ class ReportResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ReportStreamRequest(_message.Message):
+    __slots__ = ("decision_id", "target_name", "outcome", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "error_code", "cache_read_input_tokens", "cache_write_input_tokens")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    target_name: str
+    outcome: Outcome
+    latency_ms: float
+    ttft_ms: float
+    input_tokens: int
+    output_tokens: int
+    error_code: str
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+    def __init__(self, decision_id: _Optional[str] = ..., target_name: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., error_code: _Optional[str] = ..., cache_read_input_tokens: _Optional[int] = ..., cache_write_input_tokens: _Optional[int] = ...) -> None: ...
+
 class ReportStreamResponse(_message.Message):
     __slots__ = ("accepted", "rejected", "rejections")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -342,6 +366,20 @@ class WatchSwitchesRequest(_message.Message):
     INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     include_history: bool
     def __init__(self, include_history: _Optional[bool] = ...) -> None: ...
+
+class WatchSwitchesResponse(_message.Message):
+    __slots__ = ("from_target", "to_target", "reason", "time", "router_clock_ns")
+    FROM_TARGET_FIELD_NUMBER: _ClassVar[int]
+    TO_TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_CLOCK_NS_FIELD_NUMBER: _ClassVar[int]
+    from_target: str
+    to_target: str
+    reason: str
+    time: _timestamp_pb2.Timestamp
+    router_clock_ns: int
+    def __init__(self, from_target: _Optional[str] = ..., to_target: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
 
 class SwitchEvent(_message.Message):
     __slots__ = ("from_target", "to_target", "reason", "time", "router_clock_ns")

@@ -47,7 +47,7 @@ class RouterStub:
                 _registered_method=True)
         self.ReportStream = channel.stream_unary(
                 '/mangaroute.v1.Router/ReportStream',
-                request_serializer=mangaroute__api_dot_v1_dot_router__pb2.ReportRequest.SerializeToString,
+                request_serializer=mangaroute__api_dot_v1_dot_router__pb2.ReportStreamRequest.SerializeToString,
                 response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.ReportStreamResponse.FromString,
                 _registered_method=True)
         self.Release = channel.unary_unary(
@@ -63,7 +63,7 @@ class RouterStub:
         self.WatchSwitches = channel.unary_stream(
                 '/mangaroute.v1.Router/WatchSwitches',
                 request_serializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.SerializeToString,
-                response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.FromString,
+                response_deserializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesResponse.FromString,
                 _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/mangaroute.v1.Router/WatchEvents',
@@ -211,7 +211,7 @@ def add_RouterServicer_to_server(servicer, server):
             ),
             'ReportStream': grpc.stream_unary_rpc_method_handler(
                     servicer.ReportStream,
-                    request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.ReportRequest.FromString,
+                    request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.ReportStreamRequest.FromString,
                     response_serializer=mangaroute__api_dot_v1_dot_router__pb2.ReportStreamResponse.SerializeToString,
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
@@ -227,7 +227,7 @@ def add_RouterServicer_to_server(servicer, server):
             'WatchSwitches': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchSwitches,
                     request_deserializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.FromString,
-                    response_serializer=mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.SerializeToString,
+                    response_serializer=mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -335,7 +335,7 @@ class Router:
             request_iterator,
             target,
             '/mangaroute.v1.Router/ReportStream',
-            mangaroute__api_dot_v1_dot_router__pb2.ReportRequest.SerializeToString,
+            mangaroute__api_dot_v1_dot_router__pb2.ReportStreamRequest.SerializeToString,
             mangaroute__api_dot_v1_dot_router__pb2.ReportStreamResponse.FromString,
             options,
             channel_credentials,
@@ -417,7 +417,7 @@ class Router:
             target,
             '/mangaroute.v1.Router/WatchSwitches',
             mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesRequest.SerializeToString,
-            mangaroute__api_dot_v1_dot_router__pb2.SwitchEvent.FromString,
+            mangaroute__api_dot_v1_dot_router__pb2.WatchSwitchesResponse.FromString,
             options,
             channel_credentials,
             insecure,
