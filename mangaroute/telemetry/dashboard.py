@@ -184,6 +184,16 @@ def dashboard_body(
             yAxis={"left": {"min": 0, "max": 2}},
         ),
         _widget(
+            "Config reloads (accepted / rejected)",
+            [
+                _metric(namespace, cw.CONFIG_RELOAD, [(cw.RESULT, result)], label=result)
+                for result in ("accepted", "rejected")
+            ],
+            region,
+            "Sum",
+            60,
+        ),
+        _widget(
             "Telemetry datapoints dropped",
             [_metric(namespace, cw.DROPPED_DATAPOINTS, [], label="dropped")],
             region,

@@ -72,7 +72,13 @@ def test_the_dashboard_covers_every_target() -> None:
         "Inference cost, hourly and cumulative (USD)",
         "Pattern switches",
         "Breaker state (0 closed, 1 half-open, 2 open)",
+        "Config reloads (accepted / rejected)",
         "Telemetry datapoints dropped",
+    ]
+    reloads = body["widgets"][6]["properties"]["metrics"]
+    assert reloads == [
+        ["MangaAssist/Deployment", "ConfigReload", "Result", "accepted", {"label": "accepted"}],
+        ["MangaAssist/Deployment", "ConfigReload", "Result", "rejected", {"label": "rejected"}],
     ]
     latency = body["widgets"][1]["properties"]
     assert latency["stat"] == "p99"
