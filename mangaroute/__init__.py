@@ -33,7 +33,7 @@ from mangaroute.core.errors import (
     UnknownTarget,
 )
 from mangaroute.core.outcome import Outcome, classify_exception
-from mangaroute.core.router import Router
+from mangaroute.core.router import Router, set_default_config
 from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
 from mangaroute.core.snapshot import (
     AdminEvent,
@@ -73,6 +73,7 @@ def __getattr__(name: str) -> Any:
 
 
 logging.getLogger("mangaroute").addHandler(logging.NullHandler())
+set_default_config(load_default_config)  # Router.default(): core never imports the config layer
 
 __all__ = [
     "SEED_PROFILES",

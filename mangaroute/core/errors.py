@@ -77,3 +77,9 @@ class UnknownRequestClass(MangarouteError, LookupError):
 
 class InvalidRequest(MangarouteError, ValueError):
     """A routing request carries an invalid field (negative budget, negative tokens, ...)."""
+
+
+class NoSwitcher(InvalidRequest):
+    """Pinning or unpinning the primary on a router whose config has no ``[switcher]``: the
+    request is well formed, the router cannot do it (the sidecar answers
+    ``FAILED_PRECONDITION``)."""

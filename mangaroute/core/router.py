@@ -11,7 +11,11 @@ fleet view merged: then ``refresh_ms`` after the last rebuild, at once for a bre
 time-based instant computed at each rebuild (:meth:`Router.rebuild_due_ns`): a window bucket
 with data rotating, an open breaker's cool-down ending, an unsettled decision reaching
 ``decision_ttl_s``, and at least every :data:`IDLE_REBUILD_NS` for the time-of-day parts.
-An idle router does no work (issue 14: an idle sidecar rebuilt every 5 ms, 8-9 % of a core).
+
+:class:`Router` is a facade: the hot path and the rebuild scheduling are here; what a rebuild
+is lives in :class:`~mangaroute.core.builder.SnapshotBuilder`, the operators' actions in
+:class:`~mangaroute.core.admin.Admin`, the events in :class:`~mangaroute.core.events.EventBus`,
+the fleet protocol in :class:`~mangaroute.core.coordinator.FleetCoordinator`.
 """
 
 from __future__ import annotations
@@ -25,25 +29,24 @@ import time
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
-from mangaroute.core.breaker import Breaker, BreakerState
+from mangaroute.core.admin import Admin
+from mangaroute.core.breaker import BreakerState
+from mangaroute.core.builder import IDLE_REBUILD_NS, SnapshotBuilder
 from mangaroute.core.call import RoutedCall
 from mangaroute.core.clock import NS_PER_MS, NS_PER_S, Clock, monotonic_clock
-from mangaroute.core.coordinator import FleetCoordinator
 from mangaroute.core.decision import Decision
 from mangaroute.core.errors import (
     InvalidObservation,
     InvalidRequest,
+    MangarouteError,
     UnknownRequestClass,
     UnknownTarget,
     echo,
 )
 from mangaroute.core.events import EventBus, EventListener
-from mangaroute.core.fleet import FleetSpend, FleetView, LocalBreaker, LocalSample
-from mangaroute.core.histogram import LogScale
+from mangaroute.core.fleet import FleetView, LocalSample
 from mangaroute.core.inflight import DECISION_TTL, MAX_OUTSTANDING, InFlight
-from mangaroute.core.limits import LIMITS
 from mangaroute.core.observer import Observer
 from mangaroute.core.outcome import (
     CLIENT_FAULT_CODES,
@@ -55,39 +58,35 @@ from mangaroute.core.outcome import (
     Outcome,
     classify_exception,
 )
-from mangaroute.core.policy.context import PolicyContext, SpendLedger
-from mangaroute.core.policy.switcher import PrimarySwitcher
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import (
     AdminEvent,
-    Pin,
     Reconfigured,
     ReloadEvent,
     Route,
     RouterEvent,
     Snapshot,
     SwitchEvent,
-    TargetView,
-    operator_reason,
 )
-from mangaroute.core.stats import TargetStats
 from mangaroute.core.targets import Target
-from mangaroute.core.window import SlidingWindow
+
+__all__ = ["IDLE_REBUILD_NS", "Router", "set_default_config"]
 
 logger = logging.getLogger("mangaroute")
 
 _INF = math.inf
 _NUMBER = (int, float)
-_SWEEP_EVERY_NS = NS_PER_S
 _HASH_SCALE = 1.0 / 2**32
-_EJECT_COOLDOWN = LIMITS["invoke.eject_cooldown_s"]
-ADMIN_TEXT_CHARS = 200
-"""The longest reason or ``by`` an admin action takes (they go into logs and snapshots)."""
-IDLE_REBUILD_NS = NS_PER_S
-"""The longest a router goes without a rebuild while nothing changes: time-of-day schedules
-and the spend quarters read the rebuild's wall time, and a switcher's ``return_after_s``
-counts from rebuilds. One rebuild a second costs ~0.02 % of a core."""
 _new_tuple = tuple.__new__  # builds a Decision without NamedTuple's Python-level __new__
+_default_config: list[Callable[[], RouterConfig]] = []
+
+
+def set_default_config(loader: Callable[[], RouterConfig]) -> None:
+    """Make ``loader`` what :meth:`Router.default` builds from. ``import mangaroute`` (which
+    runs before any ``mangaroute.core`` module) registers the shipped MangaAssist config
+    (:func:`mangaroute.load_default_config`), so core itself never imports the config layer;
+    an application may register its own."""
+    _default_config[:] = [loader]
 
 
 class Router:
@@ -111,60 +110,56 @@ class Router:
         the monotonic clock's progress since (so a simulator can start its virtual day at a
         chosen local time). Parts that need the time of day get it through the
         :class:`~mangaroute.core.policy.context.PolicyContext` of each rebuild."""
-        self.config = config
         self._clock = clock
         self._random = (rng if rng is not None else random.Random()).random
         now = clock()
         self._wall_offset = wall_clock() - now / NS_PER_S
-        self._ledger = SpendLedger()
         window = config.window
-        self._scale = LogScale(window.relative_error)
-        bucket_ns = round(window.bucket_s * NS_PER_S)
-        self._states: dict[str, TargetStats] = {
-            target.name: TargetStats(
-                target,
-                SlidingWindow(self._scale, buckets=window.buckets, bucket_ns=bucket_ns, now_ns=now),
-                Breaker(config.breaker, now),
-            )
-            for target in config.targets
-        }
-        self._names = tuple(self._states)
-        self._min_samples = window.min_samples
-        self._class_names = tuple(c.name for c in config.classes)
-        self._default_class = config.default_class
-        self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
+        self._in_flight = InFlight(
+            (target.name for target in config.targets),
+            ttl_ns=round(window.decision_ttl_s * NS_PER_S),
+            limit=window.max_outstanding,
+        )
+        self._outstanding = self._in_flight.decisions
+        self._observer = observer
+        self._events = EventBus(observer, config.switcher.history if config.switcher else 100)
+        self._builder = SnapshotBuilder(
+            config, now, self._in_flight, self._events.history, clock, self._wall_offset
+        )
+        self._rebuild_lock = threading.Lock()
+        self._admin = Admin(
+            self._builder, clock, self._rebuild_lock, self._rebuild_locked, self._moved
+        )
         self._quiet = False  # True from a rebuild's start until something changes
         self._wakers: tuple[Callable[[], None], ...] = ()
         self._rebuilds = 0
         self._ids = itertools.count(1)
         self._turns = itertools.count()  # round-robin pickers take slots in turn
-        self._in_flight = InFlight(
-            self._names,
-            ttl_ns=round(window.decision_ttl_s * NS_PER_S),
-            limit=window.max_outstanding,
-        )
-        self._outstanding = self._in_flight.decisions
-        self._opened = self._in_flight.opened
-        self._observer = observer
-        self._rebuild_lock = threading.Lock()
-        self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
-        history = config.switcher.history if config.switcher else 100
-        self._events = EventBus(observer, history)
-        self._history = self._events.history
-        self._last_sweep_ns = now
-        self._stale_at_ns = 0
-        self._coordinator = FleetCoordinator(
-            self._switcher, self._history, frozenset(self._states), clock, self.unix_time
-        )
-        self._snapshot, _ = self._build(now)
+        self._adopt(config)
+        self._snapshot, _ = self._builder.build(now)
         self._stale_at_ns = now + self._refresh_ns
+
+    def _adopt(self, config: RouterConfig) -> None:
+        """The hot path's copies of what the builder owns (read without an attribute hop)."""
+        self._states = self._builder.states
+        self._names = tuple(self._states)
+        self._opened = self._in_flight.opened
+        self._class_names = tuple(c.name for c in config.classes)
+        self._default_class = config.default_class
+        self._refresh_ns = round(config.window.refresh_ms * NS_PER_MS)
 
     @classmethod
     def default(cls, *, clock: Clock = monotonic_clock, rng: random.Random | None = None) -> Router:
-        """A router on the shipped MangaAssist configuration."""
-        from mangaroute.config import load_default_config  # noqa: PLC0415 - avoid a cycle
+        """A router on the shipped MangaAssist configuration (or the one an application
+        registered with :func:`set_default_config`)."""
+        if not _default_config:
+            raise MangarouteError("no default config registered: import mangaroute first")
+        return cls(_default_config[0](), clock=clock, rng=rng)
 
-        return cls(load_default_config(), clock=clock, rng=rng)
+    @property
+    def config(self) -> RouterConfig:
+        """The config the router routes by (the latest one :meth:`reconfigure` took)."""
+        return self._builder.config
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -388,8 +383,7 @@ class Router:
                 cache_write_tokens,
             )
         if changed is not None:
-            self._rebuild_soon()
-            self._notify([changed])
+            self._moved([changed])
 
     def release(self, decision: Decision) -> None:
         """Forget a decision that will never be recorded (the call was not made)."""
@@ -454,7 +448,7 @@ class Router:
         )
         return RoutedCall(self, decision, self._clock, classify)
 
-    # -- health control -----------------------------------------------------------------
+    # -- operators' actions (core/admin.py) ---------------------------------------------
 
     def eject(
         self,
@@ -478,36 +472,7 @@ class Router:
         and an :class:`AdminEvent` is published, logged at WARNING and returned. Without
         ``by`` (the failover rules) it is the router's own judgement. Bad arguments raise
         :class:`InvalidRequest` or :class:`UnknownTarget` and change nothing."""
-        if by is not None:
-            reason = _admin_text("reason", reason)
-            by = _admin_text("by", by)
-            if cooldown_s is None:
-                raise InvalidRequest(
-                    f"an operator's eject needs a time limit: cooldown_s must be "
-                    f"{_EJECT_COOLDOWN.describe()}"
-                )
-        if cooldown_s is not None:
-            _check_duration("cooldown_s", cooldown_s)
-        if not isinstance(reason, str):
-            raise InvalidRequest(f"reason must be a string, got {echo(reason)}")
-        state = self._state(target)
-        now = self._clock()
-        breaker_reason = reason if by is None else operator_reason(by, reason)
-        with state.lock:
-            was = state.breaker.state
-            changed = state.breaker.force_open(
-                now, breaker_reason, cooldown_s, exact=by is not None
-            )
-            event = state.breaker_event(was, now, self._wall_offset) if changed else None
-        if by is None:
-            if event is not None:
-                self._rebuild_soon()
-                self._notify([event])
-            return None
-        assert cooldown_s is not None  # checked above
-        admin = self._admin_event("eject", target, reason, by, now, cooldown_s, changed=True)
-        self._rebuild_now(now, [admin] if event is None else [admin, event])
-        return admin
+        return self._admin.eject(target, reason, cooldown_s, by)
 
     def restore(self, target: str, reason: str, *, by: str = "operator") -> AdminEvent:
         """An operator's restore: close ``target``'s breaker now (open or half-open: its
@@ -516,17 +481,7 @@ class Router:
         published :class:`AdminEvent`; its ``changed`` is ``False`` when the breaker was
         closed already. With shared state, ejections other replicas hold stay
         until they end there. Publishes an :class:`AdminEvent` (and the breaker's move)."""
-        reason = _admin_text("reason", reason)
-        by = _admin_text("by", by)
-        state = self._state(target)
-        now = self._clock()
-        with state.lock:
-            was = state.breaker.state
-            changed = state.breaker.force_close(now, operator_reason(by, reason))
-            event = state.breaker_event(was, now, self._wall_offset) if changed else None
-        admin = self._admin_event("restore", target, reason, by, now, None, changed=changed)
-        self._rebuild_now(now, [admin] if event is None else [admin, event])
-        return admin
+        return self._admin.restore(target, reason, by)
 
     def pin_primary(
         self, target: str, reason: str, duration_s: float, *, by: str = "operator"
@@ -537,71 +492,15 @@ class Router:
         the fallbacks). At its time limit the pin lapses (an ``AdminEvent`` with action
         ``pin_lapsed``) and the switcher judges again. A new pin replaces the old one.
         The snapshot shows the pin (``Snapshot.pin``). Returns the published
-        :class:`AdminEvent`. Needs a ``[switcher]`` in the config (:class:`InvalidRequest`
-        otherwise)."""
-        reason = _admin_text("reason", reason)
-        by = _admin_text("by", by)
-        _check_duration("duration_s", duration_s)
-        self._state(target)
-        now = self._clock()
-        with self._rebuild_lock:
-            switcher = self._pinnable()
-            until_ns = now + round(duration_s * NS_PER_S)
-            switcher.pin(Pin(target, reason, by, until_ns, self.unix_time(until_ns)))
-            admin = self._admin_event("pin", target, reason, by, now, duration_s, changed=True)
-            self._rebuild_locked(now, [admin])
-        return admin
+        :class:`AdminEvent`. Needs a ``[switcher]`` in the config (:class:`NoSwitcher`, an
+        :class:`InvalidRequest`, otherwise)."""
+        return self._admin.pin(target, reason, duration_s, by)
 
     def unpin_primary(self, reason: str, *, by: str = "operator") -> AdminEvent:
         """End an operator's pin now; the primary stays where it is until the switcher
         judges otherwise. Returns the published :class:`AdminEvent`; its ``changed`` is
-        ``False`` when nothing was pinned."""
-        reason = _admin_text("reason", reason)
-        by = _admin_text("by", by)
-        now = self._clock()
-        with self._rebuild_lock:
-            switcher = self._pinnable()
-            ended = switcher.unpin()
-            target = ended.target if ended is not None else switcher.current
-            admin = self._admin_event(
-                "unpin", target, reason, by, now, None, changed=ended is not None
-            )
-            self._rebuild_locked(now, [admin])
-        return admin
-
-    def _state(self, target: str) -> TargetStats:
-        state = self._states.get(target) if isinstance(target, str) else None
-        if state is None:
-            raise UnknownTarget(target, self._names)
-        return state
-
-    def _pinnable(self) -> PrimarySwitcher:
-        if self._switcher is None:
-            raise InvalidRequest(
-                f"{self.config.source} has no [switcher]: there is no primary to pin or unpin"
-            )
-        return self._switcher
-
-    def _admin_event(
-        self,
-        action: str,
-        target: str,
-        reason: str,
-        by: str,
-        now: int,
-        duration_s: float | None,
-        *,
-        changed: bool,
-    ) -> AdminEvent:
-        unix = self.unix_time(now)
-        until = None if duration_s is None else unix + duration_s
-        return AdminEvent(action, target, reason, by, until, changed, now, unix)
-
-    def _rebuild_now(self, now: int, first: Sequence[RouterEvent]) -> None:
-        """Rebuild at once (an admin action: the caller sees its effect when it returns),
-        publishing ``first`` before the rebuild's own events."""
-        with self._rebuild_lock:
-            self._rebuild_locked(max(now, self._clock()), first)
+        ``False`` when nothing was pinned. :class:`NoSwitcher` without a ``[switcher]``."""
+        return self._admin.unpin(reason, by)
 
     # -- reloading ----------------------------------------------------------------------
 
@@ -619,61 +518,9 @@ class Router:
         invalid file never gets here, and the old config keeps serving."""
         now = self._clock()
         with self._rebuild_lock:
-            before = self.config
-            window = config.window
-            fresh_windows = (window.window_s, window.bucket_s, window.relative_error) != (
-                before.window.window_s,
-                before.window.bucket_s,
-                before.window.relative_error,
-            )
-            scale = LogScale(window.relative_error) if fresh_windows else self._scale
-            bucket_ns = round(window.bucket_s * NS_PER_S)
-            states: dict[str, TargetStats] = {}
-            kept, added = [], []
-            for target in config.targets:
-                state = self._states.get(target.name)
-                if state is None:
-                    added.append(target.name)
-                    state = TargetStats(
-                        target,
-                        SlidingWindow(
-                            scale, buckets=window.buckets, bucket_ns=bucket_ns, now_ns=now
-                        ),
-                        Breaker(config.breaker, now),
-                    )
-                else:
-                    kept.append(target.name)
-                    with state.lock:
-                        state.target = target
-                        state.breaker.set_policy(config.breaker)
-                        if fresh_windows:
-                            state.window = SlidingWindow(
-                                scale, buckets=window.buckets, bucket_ns=bucket_ns, now_ns=now
-                            )
-                        state.dirty = True
-                states[target.name] = state
-            removed = [name for name in self._states if name not in states]
-            self._in_flight.track(states)
-            self._opened = self._in_flight.opened
-            self._scale = scale
-            self._states = states
-            self._names = tuple(states)
-            self._class_names = tuple(c.name for c in config.classes)
-            self._default_class = config.default_class
-            self._refresh_ns = round(window.refresh_ms * NS_PER_MS)
-            self._min_samples = window.min_samples
-            if config.switcher != before.switcher:
-                current = self._switcher.current if self._switcher else None
-                pinned = self._switcher.pinned if self._switcher else None
-                self._switcher = PrimarySwitcher(config.switcher) if config.switcher else None
-                if self._switcher is not None and current is not None and current in states:
-                    self._switcher.current = current  # the primary in use stays primary
-                if self._switcher is not None and pinned is not None and pinned.target in states:
-                    self._switcher.pin(pinned)  # an operator's pin outlives a reload
-            self._coordinator.reconfigure(self._switcher, frozenset(states))
-            self.config = config
+            change = self._builder.reconfigure(config, now)
+            self._adopt(config)
             self._rebuild_locked(now)
-        change = Reconfigured(config.source, tuple(added), tuple(removed), tuple(kept))
         logger.info("config reloaded from %s: %s", config.source, change.describe())
         self._notify(
             [ReloadEvent(config.source, True, change.describe(), now, self.unix_time(now))]
@@ -714,7 +561,8 @@ class Router:
 
     @property
     def primary(self) -> str | None:
-        return self._switcher.current if self._switcher else None
+        switcher = self._builder.switcher
+        return switcher.current if switcher else None
 
     @property
     def rebuild_due_ns(self) -> int:
@@ -760,7 +608,7 @@ class Router:
 
     def switch_history(self) -> tuple[SwitchEvent, ...]:
         """The most recent primary switches, oldest first (bounded by ``switcher.history``)."""
-        return tuple(self._history)
+        return tuple(self._events.history)
 
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
         """Call ``listener`` with every future event - primary switches
@@ -777,7 +625,7 @@ class Router:
     def fleet(self) -> FleetView | None:
         """The other replicas' view merged into this router's snapshots (``None``: local
         only - no shared state attached, or it is unreachable or stale)."""
-        return self._coordinator.view
+        return self._builder.coordinator.view
 
     def unix_time(self, now_ns: int | None = None) -> float:
         """Wall-clock seconds at the router clock's reading ``now_ns`` (default: now)."""
@@ -786,37 +634,14 @@ class Router:
     def local_sample(self) -> LocalSample:
         """This replica's cumulative counters, open breakers and unsettled switch, for the
         shared-state link (:mod:`mangaroute.shared`) to publish."""
-        now = self._clock()
-        breakers = []
-        for name, state in self._states.items():
-            breaker = state.breaker
-            with state.lock:
-                current, reason, reopen_ns = breaker.state, breaker.reason, breaker.reopen_ns
-            if current is not BreakerState.CLOSED:
-                wait_s = max(0.0, (reopen_ns - now) / NS_PER_S)
-                if current is BreakerState.HALF_OPEN:
-                    wait_s = 0.0
-                breakers.append(LocalBreaker(name, current, reason, wait_s))
-        return LocalSample(
-            unix_s=self.unix_time(now),
-            tokens={
-                n: s.input_total + s.cache_write_total + s.output_total
-                for n, s in self._states.items()
-            },
-            requests={n: s.requests_total for n, s in self._states.items()},
-            spend_usd=self._spend_usd(),
-            breakers=tuple(breakers),
-            primary=self._switcher.current if self._switcher else None,
-            proposal=self._coordinator.proposed(),
-            primary_epoch=self._coordinator.epoch,
-        )
+        return self._builder.local_sample(self._clock())
 
     def apply_fleet(self, view: FleetView | None) -> None:
         """Merge the other replicas' view into the next snapshot (``None``: back to the
         local view). Adopts the fleet's primary when no switch of this replica is waiting
         to be settled; an adopted switch is not announced (the replica that made it did)."""
         with self._rebuild_lock:
-            pending, _ = self._coordinator.apply(view)
+            pending, _ = self._builder.coordinator.apply(view)
             self._rebuild_soon()
         if pending:
             self._notify(pending)
@@ -827,13 +652,13 @@ class Router:
         """The link's verdict on a proposed switch: announce it if this replica won the
         compare-and-set, else adopt the fleet's primary."""
         with self._rebuild_lock:
-            events, rebuild = self._coordinator.settle(proposed, won, primary, epoch)
+            events, rebuild = self._builder.coordinator.settle(proposed, won, primary, epoch)
             if rebuild:
                 self._rebuild_soon()
         if events:
             self._notify(events)
 
-    # -- snapshot rebuilds --------------------------------------------------------------
+    # -- rebuild scheduling -------------------------------------------------------------
 
     def _refresh(self, now: int) -> Snapshot:
         if not self._rebuild_lock.acquire(blocking=False):
@@ -845,13 +670,13 @@ class Router:
 
     def _rebuild_locked(self, now: int, first: Sequence[RouterEvent] = ()) -> Snapshot:
         self._quiet = True  # a change from here on is seen below, or by _stir after
-        snapshot, events = self._build(now)
+        snapshot, events = self._builder.build(now)
         if first:
             events[:0] = first
         self._snapshot = snapshot
         self._rebuilds += 1
         soon = now + self._refresh_ns
-        self._stale_at_ns = max(self._next_due(now), soon)
+        self._stale_at_ns = max(self._builder.next_due(now), soon)
         if not self._quiet:
             self._stale_at_ns = soon
         if events:
@@ -874,127 +699,15 @@ class Router:
         for wake in self._wakers:
             wake()
 
-    def _next_due(self, now: int) -> int:
-        """When the snapshot just built goes out of date with nothing recorded: the next
-        bucket boundary while a window holds data (it may drop a bucket), an open breaker's
-        reopening, the oldest unsettled decision's ``decision_ttl_s`` (swept at most once a
-        second), or :data:`IDLE_REBUILD_NS` from now."""
-        window = self.config.window
-        bucket_ns = round(window.bucket_s * NS_PER_S)
-        due = now + IDLE_REBUILD_NS
-        pin = self._switcher.pinned if self._switcher is not None else None
-        if pin is not None and pin.until_ns < due:
-            due = pin.until_ns
-        boundary = (now // bucket_ns + 1) * bucket_ns
-        for state in self._states.values():
-            breaker = state.breaker
-            if breaker.state is BreakerState.OPEN and breaker.reopen_ns < due:
-                due = breaker.reopen_ns
-            if boundary < due and any(state.window.totals.counts):
-                due = boundary
-        try:
-            oldest = next(iter(self._outstanding.values()), None)
-        except RuntimeError:  # resized by a concurrent choose(): look again soon
-            return now
-        if oldest is not None:
-            ttl_ns = round(window.decision_ttl_s * NS_PER_S)
-            expires = max(oldest.created_ns + ttl_ns, self._last_sweep_ns + _SWEEP_EVERY_NS)
-            due = min(due, expires)
-        return due
+    def _moved(self, events: list[RouterEvent]) -> None:
+        """A breaker moved outside a rebuild: rebuild at once and publish its event."""
+        self._rebuild_soon()
+        self._notify(events)
 
     def _notify(self, events: list[RouterEvent]) -> None:
         self._events.publish(events)
 
-    def _build(self, now: int) -> tuple[Snapshot, list[RouterEvent]]:
-        if now - self._last_sweep_ns >= _SWEEP_EVERY_NS or self._in_flight.over_limit():
-            self._last_sweep_ns = now
-            self._in_flight.sweep(now)
-        in_flight = self._in_flight.counts()
-        events: list[RouterEvent] = []
-        views = {
-            name: state.view(
-                now,
-                in_flight[name],
-                events,
-                self._min_samples,
-                self._scale,
-                self._coordinator.view,
-                self._wall_offset,
-            )
-            for name, state in self._states.items()
-        }
-        for name, state in self._states.items():
-            view = views[name]
-            if view.breaker is BreakerState.OPEN and state.breaker.state is BreakerState.OPEN:
-                views[name] = _until(view, self._wall_offset + state.breaker.reopen_ns / NS_PER_S)
-        primary = None
-        pin = None
-        if self._switcher is not None:
-            lapsed = self._switcher.lapse(now)
-            if lapsed is not None:
-                events.append(
-                    self._admin_event(
-                        "pin_lapsed",
-                        lapsed.target,
-                        lapsed.reason,
-                        lapsed.by,
-                        now,
-                        None,
-                        changed=True,
-                    )
-                )
-            pin = self._switcher.pinned
-            previous = self._switcher.current
-            switched = self._switcher.evaluate(views, now)
-            primary = self._switcher.current
-            if switched is not None:
-                unix = self._wall_offset + now / NS_PER_S
-                event = SwitchEvent(previous, switched[0], switched[1], now, unix)
-                if self._coordinator.view is None:
-                    self._history.append(event)
-                    events.append(event)
-                else:
-                    self._coordinator.propose(event)
-        routes: dict[str, Route] = {}
-        policies = self.config.policies
-        context = self._context(now)
-        for request_class in self.config.classes:
-            eligible = [views[name] for name in request_class.targets]
-            probes = tuple(v.name for v in eligible if v.breaker is BreakerState.HALF_OPEN)
-            routes[request_class.name] = policies[request_class.policy].route(
-                request_class.name, eligible, primary, probes, context
-            )
-        snapshot = Snapshot(
-            now,
-            tuple(views.values()),
-            routes,
-            primary,
-            self.config.window.window_s,
-            self._coordinator.view,
-            pin,
-        )
-        return snapshot, events
-
-    def _context(self, now: int) -> PolicyContext:
-        """Wall time and the pay-per-use spend so far (the fleet's, with shared state), for
-        parts that need them."""
-        unix_s = self._wall_offset + now / NS_PER_S
-        self._ledger.observe(unix_s, self._spend_usd())
-        fleet = self._coordinator.view
-        if fleet is not None and fleet.spend_by_quarter:
-            return PolicyContext(now, unix_s, FleetSpend(self._ledger, fleet.spend_by_quarter))
-        return PolicyContext(now, unix_s, self._ledger)
-
-    def _spend_usd(self) -> float:
-        return sum(
-            state.target.pricing.token_cost_usd(
-                state.input_total,
-                state.output_total,
-                state.cache_read_total,
-                state.cache_write_total,
-            )
-            for state in self._states.values()
-        )
+    # -- the slow path of choose() ------------------------------------------------------
 
     # -- the slow paths of choose() -----------------------------------------------------
 
@@ -1020,30 +733,3 @@ class Router:
                     self._observer.on_decision(decision)
                 return decision
         return None
-
-
-def _until(view: TargetView, unix: float) -> TargetView:
-    """``view`` with its open breaker's cool-down end (epoch seconds)."""
-    return replace(view, breaker_until=unix)
-
-
-def _admin_text(name: str, value: object) -> str:
-    """An admin action's ``reason`` or ``by``: a non-empty string of at most
-    :data:`ADMIN_TEXT_CHARS` characters, stripped."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(f"{name} must be a non-empty string, got {echo(value)}")
-    text = value.strip()
-    if len(text) > ADMIN_TEXT_CHARS:
-        raise InvalidRequest(
-            f"{name} must be at most {ADMIN_TEXT_CHARS} characters, got {len(text)}"
-        )
-    return text
-
-
-def _check_duration(name: str, value: object) -> None:
-    """A time limit in seconds within :data:`_EJECT_COOLDOWN`'s range (0.001 s to a week)."""
-    problem = _EJECT_COOLDOWN.violation(value)
-    if problem is not None:
-        if type(value) not in _NUMBER:  # the range's message quotes it whole
-            problem = f"expected a number, got {echo(value)}: must be {_EJECT_COOLDOWN.describe()}"
-        raise InvalidRequest(f"{name} {problem}")

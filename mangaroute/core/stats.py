@@ -85,7 +85,9 @@ class TargetStats:
         wall_offset: float = 0.0,
     ) -> TargetView:
         """The target as a snapshot sees it at ``now`` (rolling the window and ticking the
-        breaker first; a breaker that moved appends its event to ``events``)."""
+        breaker first; a breaker that moved appends its event to ``events``). An open
+        breaker's cool-down end is read under the target's lock, as wall time
+        (``wall_offset`` plus the router clock's seconds)."""
         with self.lock:
             window = self.window
             rolled = window.advance(now)
@@ -104,6 +106,9 @@ class TargetStats:
             output_tokens = totals.output_tokens
             span_s = window.span_ns(now) / NS_PER_S
             breaker_state, reason, ejections = breaker.state, breaker.reason, breaker.ejections
+            until = None
+            if breaker_state is BreakerState.OPEN:
+                until = wall_offset + breaker.reopen_ns / NS_PER_S
         if latency is not None and ttft is not None:
             q50, q90, q99 = scale.quantiles(latency, _QUANTILES)
             self.latency_q = (q50, q90, q99)
@@ -163,4 +168,5 @@ class TargetStats:
             ejections=ejections,
             tokens_per_call=tokens / ok if ok else math.nan,
             output_tokens_per_call=output_tokens / ok if ok else math.nan,
+            breaker_until=until,
         )
