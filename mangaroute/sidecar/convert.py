@@ -21,8 +21,12 @@ import secrets
 from collections.abc import Iterable
 from typing import NamedTuple, TypeVar
 
+from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc.code_pb2 import INVALID_ARGUMENT
+from google.rpc.error_details_pb2 import BadRequest
+from google.rpc.status_pb2 import Status
 
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
@@ -77,6 +81,43 @@ def parse(message_type: type[_M], data: bytes) -> _M:
         raise MalformedMessage(
             f"malformed request: not a valid {name} ({len(data)} bytes): {reason}"
         ) from None
+
+
+_WIRE_NAMES = {
+    "cache_read_tokens": "cache_read_input_tokens",
+    "cache_write_tokens": "cache_write_input_tokens",
+    "cooldown_s": "duration_s",
+}
+"""The core's argument names that differ from the request fields they come from."""
+_WORD = re.compile(r"\w+")
+_NEGATIVE = re.compile(r"\b(\w+)=-")
+_SUBJECT = re.compile(r"\b(\w+) must\b")
+
+
+def invalid_fields(message_type: type[Message], text: str) -> list[str]:
+    """The fields of ``message_type`` an input error's ``text`` is about: the field it starts
+    with (the core's and this module's messages do: ``latency_ms must be ...``,
+    ``request_class: unknown ...``), else those it quotes with a negative value
+    (``input_tokens=-1``), else the one it says "must" of; none if it names none."""
+    descriptor = message_type.DESCRIPTOR
+    names = set(descriptor.fields_by_name) | set(descriptor.oneofs_by_name)
+    words = [_WIRE_NAMES.get(word, word) for word in _WORD.findall(text)]
+    if words and words[0] in names:
+        return words[:1]
+    negative = [_WIRE_NAMES.get(w, w) for w in _NEGATIVE.findall(text)]
+    found = [name for name in negative if name in names]
+    must = [_WIRE_NAMES.get(w, w) for w in _SUBJECT.findall(text)]
+    return list(dict.fromkeys(found)) or [name for name in must if name in names][:1]
+
+
+def bad_request(text: str, fields: Iterable[str]) -> Status:
+    """An ``INVALID_ARGUMENT`` status with a ``google.rpc.BadRequest`` naming ``fields``, each
+    described by ``text`` (the status message), for clients that read the error details
+    (AIP-193; ``grpc_status.rpc_status.from_call`` in Python)."""
+    violations = [BadRequest.FieldViolation(field=name, description=text) for name in fields]
+    detail = Any()
+    detail.Pack(BadRequest(field_violations=violations))
+    return Status(code=INVALID_ARGUMENT, message=text, details=[detail])
 
 
 def is_serving(snapshot: Snapshot) -> bool:

@@ -2,8 +2,9 @@
 
 Every method is a few lines around one router call. Bad input - anything the core or
 :mod:`mangaroute.sidecar.convert` rejects - ends the call with ``INVALID_ARGUMENT`` and the
-core's message (which names the field); the router's state is untouched, as the core
-guarantees. Anything else is a bug, which gRPC logs with its traceback and answers ``UNKNOWN``.
+core's message (which names the field), with a ``google.rpc.BadRequest`` in the status
+details naming it for programs; the router's state is untouched, as the core guarantees.
+Anything else is a bug, which gRPC logs with its traceback and answers ``UNKNOWN``.
 
 Requests arrive as bytes: :func:`method_handlers` registers no request deserializer, and each
 method parses its own (:func:`mangaroute.sidecar.convert.parse`). grpcio keeps memory for every
@@ -30,6 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from grpc_status import rpc_status
 
 from mangaroute.core.errors import (
     InvalidObservation,
@@ -65,13 +67,40 @@ def bad_input_message(exc: Exception) -> str:
     return str(exc)
 
 
-def _reject(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, bad_input_message(exc))
+def _reject(
+    context: grpc.ServicerContext,
+    exc: Exception,
+    message_type: type[Message],
+    text: str | None = None,
+) -> NoReturn:
+    """End the call with ``INVALID_ARGUMENT``: ``text`` (default: :func:`bad_input_message`)
+    and, when it names fields of ``message_type``, a ``BadRequest`` detail naming them."""
+    text = bad_input_message(exc) if text is None else text
+    fields = (
+        []
+        if isinstance(exc, convert.MalformedMessage)
+        else convert.invalid_fields(message_type, text)
+    )
+    if not fields:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, text)
+    context.abort_with_status(rpc_status.to_status(convert.bad_request(text, fields)))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover - it raises
 
 
 def _admin_message(exc: Exception) -> str:
     """:func:`bad_input_message` in the admin requests' words (``duration_s``)."""
     return bad_input_message(exc).replace("cooldown_s ", "duration_s ", 1)
+
+
+def _rejection(index: int, exc: Exception) -> pb.ReportRejection:
+    """One skipped report of ``ReportStream``: its message and the field it is about."""
+    text = bad_input_message(exc)
+    fields = (
+        []
+        if isinstance(exc, convert.MalformedMessage)
+        else convert.invalid_fields(pb.ReportStreamRequest, text)
+    )
+    return pb.ReportRejection(index=index, message=text, field=fields[0] if fields else "")
 
 
 class RouterServicer:
@@ -114,7 +143,7 @@ class RouterServicer:
                 output_tokens=request.output_tokens,
             )
         except BAD_INPUT as exc:
-            _reject(context, exc)
+            _reject(context, exc, pb.ChooseRequest)
         return self._wire.choose_response(decision)
 
     def Report(  # noqa: N802 - the proto's method name
@@ -123,7 +152,7 @@ class RouterServicer:
         try:
             self._record(self._parse(pb.ReportRequest, data, context))
         except BAD_INPUT as exc:
-            _reject(context, exc)
+            _reject(context, exc, pb.ReportRequest)
         return _REPORTED
 
     def ReportStream(  # noqa: N802 - the proto's method name
@@ -140,9 +169,7 @@ class RouterServicer:
                 except BAD_INPUT as exc:
                     rejected += 1
                     if len(rejections) < MAX_REJECTIONS:
-                        rejections.append(
-                            pb.ReportRejection(index=index, message=bad_input_message(exc))
-                        )
+                        rejections.append(_rejection(index, exc))
                 else:
                     accepted += 1
             return pb.ReportStreamResponse(
@@ -158,7 +185,7 @@ class RouterServicer:
             request = self._parse(pb.ReleaseRequest, data, context)
             decision = self._router.pending(self._wire.decision_id(request.decision_id))
         except BAD_INPUT as exc:
-            _reject(context, exc)
+            _reject(context, exc, pb.ReleaseRequest)
         if decision is not None:
             self._router.release(decision)
         return pb.ReleaseResponse(released=decision is not None)
@@ -169,7 +196,7 @@ class RouterServicer:
         try:
             self._parse(pb.GetSnapshotRequest, data, context)
         except BAD_INPUT as exc:
-            _reject(context, exc)
+            _reject(context, exc, pb.GetSnapshotRequest)
         return self._wire.snapshot_response(self._router.snapshot())
 
     def WatchSwitches(  # noqa: N802 - the proto's method name
@@ -178,7 +205,7 @@ class RouterServicer:
         try:
             request = self._parse(pb.WatchSwitchesRequest, data, context)
         except BAD_INPUT as exc:
-            _reject(context, exc)
+            _reject(context, exc, pb.WatchSwitchesRequest)
         history = self._router.switch_history if request.include_history else tuple
         for event in self._watch(context, SwitchFeed(self._watch_capacity), history):
             assert isinstance(event, SwitchEvent)
@@ -190,7 +217,7 @@ class RouterServicer:
         try:
             self._parse(pb.WatchEventsRequest, data, context)
         except BAD_INPUT as exc:
-            _reject(context, exc)
+            _reject(context, exc, pb.WatchEventsRequest)
         for event in self._watch(context, SwitchFeed(self._watch_capacity, ALL_EVENTS), tuple):
             yield convert.watch_event(event)
 
@@ -294,7 +321,7 @@ class RouterServicer:
             by = f"{operator} ({identity})" if operator else identity
             event = act(request, by)
         except BAD_INPUT as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _admin_message(exc))
+            _reject(context, exc, message_type, _admin_message(exc))
         assert event is not None  # an operator's eject always returns its event
         return convert.admin_action(event)
 

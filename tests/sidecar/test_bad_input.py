@@ -124,7 +124,8 @@ def test_invalid_report_changes_nothing(
 ) -> None:
     with serve(router) as sidecar, connect(sidecar.address) as (_, stub):
         instance = sidecar.servicer.wire.ids.instance
-        if request_.decision_id:
+        if request_.decision_id:  # a copy: the case table is shared with test_error_details
+            request_ = pb.ReportRequest.FromString(request_.SerializeToString())
             request_.decision_id = request_.decision_id.format(instance=instance)
         stub.Report(report("ondemand-haiku"), timeout=10)
         before = counts(stub)

@@ -174,12 +174,14 @@ class ReportStreamResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., rejections: _Optional[_Iterable[_Union[ReportRejection, _Mapping]]] = ...) -> None: ...
 
 class ReportRejection(_message.Message):
-    __slots__ = ("index", "message")
+    __slots__ = ("index", "message", "field")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
     index: int
     message: str
-    def __init__(self, index: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    field: str
+    def __init__(self, index: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("decision_id",)
