@@ -36,6 +36,7 @@ from grpc_status import rpc_status
 from mangaroute.core.errors import (
     InvalidObservation,
     InvalidRequest,
+    NoSwitcher,
     UnknownRequestClass,
     UnknownTarget,
 )
@@ -277,9 +278,7 @@ class RouterServicer:
                 request.target_name, request.reason, request.duration_s, by=by
             )
 
-        return pb.PinPrimaryResponse(
-            action=self._act(pb.PinPrimaryRequest, data, context, act, switcher=True)
-        )
+        return pb.PinPrimaryResponse(action=self._act(pb.PinPrimaryRequest, data, context, act))
 
     def UnpinPrimary(  # noqa: N802 - the proto's method name
         self, data: bytes, context: grpc.ServicerContext
@@ -287,9 +286,7 @@ class RouterServicer:
         def act(request: pb.UnpinPrimaryRequest, by: str) -> AdminEvent:
             return self._router.unpin_primary(request.reason, by=by)
 
-        return pb.UnpinPrimaryResponse(
-            action=self._act(pb.UnpinPrimaryRequest, data, context, act, switcher=True)
-        )
+        return pb.UnpinPrimaryResponse(action=self._act(pb.UnpinPrimaryRequest, data, context, act))
 
     def _act(
         self,
@@ -297,20 +294,14 @@ class RouterServicer:
         data: bytes,
         context: grpc.ServicerContext,
         act: Callable[[_A, str], AdminEvent | None],
-        *,
-        switcher: bool = False,
     ) -> pb.AdminAction:
-        """Check the caller, parse, act; the action as the router published it."""
+        """Check the caller, parse, act; the action as the router published it (pinning
+        without a ``[switcher]`` is a ``FAILED_PRECONDITION``, other bad input
+        ``INVALID_ARGUMENT``)."""
         try:
             identity = self._admin.identity(context)
         except AdminRefused as exc:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
-        if switcher and self._router.config.switcher is None:
-            context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"{self._router.config.source} has no [switcher]: there is no primary to pin "
-                "or unpin",
-            )
         try:
             request = self._parse(message_type, data, context)
             operator = getattr(request, "operator", "").strip()
@@ -320,6 +311,8 @@ class RouterServicer:
                 )
             by = f"{operator} ({identity})" if operator else identity
             event = act(request, by)
+        except NoSwitcher as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except BAD_INPUT as exc:
             _reject(context, exc, message_type, _admin_message(exc))
         assert event is not None  # an operator's eject always returns its event
