@@ -21,7 +21,7 @@ from mangaroute import FakeClock, Router, parse_config
 from mangaroute.cli import main
 from mangaroute.sidecar import SidecarError, SidecarSettings, TlsFiles, parse_listen
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
-from mangaroute.sidecar.admin_cli import parse_duration
+from mangaroute.sidecar.cli.admin import parse_duration
 
 from ..conftest import SMALL_CONFIG
 from .conftest import ROOT, ServeFactory, ServeProcess, connect

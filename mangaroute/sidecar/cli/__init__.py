@@ -1,9 +1,10 @@
 """``mangaroute serve``: run the gRPC sidecar until SIGTERM or SIGINT, then drain and exit 0.
 
-:func:`register` adds ``serve`` to the main CLI's sub-parsers (handler ``(args, out) -> int``,
-the main CLI's convention); :func:`main` is the same command behind its own parser, for
-``python -m mangaroute.sidecar``. gRPC is imported only when the command runs, so the rest of
-the CLI starts as fast as before.
+:func:`register` adds ``serve`` (and ``admin``, :mod:`mangaroute.sidecar.cli.admin`) to the
+main CLI's sub-parsers (handler ``(args, out) -> int``, the main CLI's convention); :func:`main`
+is the same command behind its own parser, for ``python -m mangaroute.sidecar``. Both fail
+through the shared helpers (:mod:`mangaroute.cli.output`). gRPC is imported only when the
+command runs, so the rest of the CLI starts as fast as before.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mangaroute.cli.options import PLACEHOLDER_ACCOUNT, add_config_option, serving_config_path
+from mangaroute.cli.output import run_parsed
 from mangaroute.core.errors import MangarouteError
+from mangaroute.sidecar.address import default_socket_path
+from mangaroute.sidecar.cli.admin import register as register_admin
 from mangaroute.sidecar.metrics import DEFAULT_PROMETHEUS_PORT
 
 if TYPE_CHECKING:
@@ -68,9 +73,6 @@ def _octal(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mangaroute.cli.options import add_config_option  # noqa: PLC0415 - cli imports us
-    from mangaroute.sidecar.address import default_socket_path  # noqa: PLC0415 - light
-
     add_config_option(parser, fallback="none: refused unless --demo")
     parser.add_argument(
         "--demo",
@@ -195,9 +197,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve`` (and ``admin``, its operator's counterpart,
-    :mod:`mangaroute.sidecar.admin_cli`) to the ``mangaroute`` command's sub-parsers."""
-    from mangaroute.sidecar.admin_cli import register as register_admin  # noqa: PLC0415
-
+    :mod:`mangaroute.sidecar.cli.admin`) to the ``mangaroute`` command's sub-parsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run the gRPC sidecar (mangaroute.v1.Router, health, reflection)",
@@ -215,7 +215,6 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from mangaroute.sidecar import require_grpc  # noqa: PLC0415
 
     require_grpc()
-    from mangaroute.cli.options import PLACEHOLDER_ACCOUNT, serving_config_path  # noqa: PLC0415
     from mangaroute.config import load_config, load_default_config  # noqa: PLC0415
     from mangaroute.sidecar.address import SidecarError, parse_listen  # noqa: PLC0415
     from mangaroute.sidecar.metrics import (  # noqa: PLC0415
@@ -370,7 +369,6 @@ class _Reloader:
         self.requested = False
         self._seen = stamp
         from mangaroute.config import load_config  # noqa: PLC0415
-        from mangaroute.core.errors import MangarouteError  # noqa: PLC0415
 
         log = logging.getLogger("mangaroute.sidecar")
         try:
@@ -440,17 +438,18 @@ def _configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """``python -m mangaroute.sidecar [serve flags]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mangaroute.sidecar",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return cmd_serve(args, out or sys.stdout)
-    except MangarouteError as exc:
-        print(f"mangaroute serve: error: {exc}", file=sys.stderr)
-        return 2
+    """``python -m mangaroute.sidecar [serve flags]``: a failure is one line,
+    ``mangaroute serve: error: <why>``, and exit 2 (:func:`mangaroute.cli.output.guarded`)."""
+
+    def build(parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        parser = parser_class(
+            prog="python -m mangaroute.sidecar",
+            description=DESCRIPTION,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(parser)
+        parser.set_defaults(handler=cmd_serve)
+        return parser
+
+    return run_parsed(build, argv, out, prog="mangaroute serve")

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mangaroute.cli.output import emit
 from mangaroute.core.errors import MangarouteError
+from mangaroute.sidecar.address import default_socket_path
 
 if TYPE_CHECKING:
     import grpc
@@ -106,8 +107,6 @@ def register(commands: Any) -> argparse.ArgumentParser:
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
-    from mangaroute.sidecar.address import default_socket_path  # noqa: PLC0415 - light
-
     parser.add_argument(
         "--address",
         metavar="ADDR",
@@ -167,11 +166,7 @@ def cmd_admin(args: argparse.Namespace, out: TextIO) -> int:
         except grpc.RpcError as exc:
             raise _failure(exc, address) from None
     data = action_dict(reply.action)
-    if args.json:
-        json.dump(data, out, indent=2)
-        out.write("\n")
-    else:
-        out.write(_describe(data) + "\n")
+    emit(args, data, lambda: _describe(data), out)
     return 0
 
 
