@@ -616,8 +616,8 @@ def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo
 
 
 def _headroom(params: _Table, context: PartContext) -> Headroom | ThrottleBet:
-    """``headroom``; with ``throttle_round_trip_ms`` its throttle cut becomes the throttle bet
-    (judged within ``slo_p99_ms``, default cost_under_slo's)."""
+    """``headroom``; with ``throttle_round_trip_ms`` its throttle cut becomes the throttle bet,
+    judged within ``slo_p99_ms`` (default: the policy's ``cost_under_slo`` ranker's SLO)."""
     headroom = Headroom(**params.numbers(Headroom()))
     round_trip = params._raw("throttle_round_trip_ms", None)
     slo = params.number("slo_p99_ms", None, limit="cost_under_slo.slo_p99_ms")
@@ -630,9 +630,22 @@ def _headroom(params: _Table, context: PartContext) -> Headroom | ThrottleBet:
         return headroom
     predictor = context.predictor
     judge = CostUnderSlo(avg_output_tokens=predictor.avg_output_tokens, predictor=predictor)
+    slo = _ranker_slo(context.policy) if slo is None else slo
     if slo is not None:
         judge = replace(judge, slo_p99_ms=slo)
     return params.build("", lambda: ThrottleBet(headroom, round_trip, judge))
+
+
+def _ranker_slo(policy: _Table) -> float | None:
+    """The ``slo_p99_ms`` the policy's ``cost_under_slo`` ranker is given, if valid (the
+    ranker reports a bad one itself)."""
+    if policy.data.get("ranker") != "cost_under_slo":
+        return None
+    table = policy.data.get("cost_under_slo")
+    value = table.get("slo_p99_ms") if isinstance(table, dict) else None
+    if value is None or violation("cost_under_slo.slo_p99_ms", value) is not None:
+        return None
+    return float(value)
 
 
 def _budget_guard(params: _Table, context: PartContext) -> BudgetGuard:

@@ -260,3 +260,16 @@ def test_config_builds_the_bet_with_the_policys_predictor_and_slo() -> None:
     assert bet.judge.slo_p99_ms == 1200
     assert bet.headroom == Headroom()
     assert isinstance(parse_config(CONFIG).policies["cheap"].filters[1], Headroom)
+
+
+def test_the_bet_is_judged_by_the_rankers_slo_unless_it_has_its_own() -> None:
+    ranker_slo = "[policies.cheap.cost_under_slo]\nslo_p99_ms = 2500\n"
+    inherited = parse_config(CONFIG + ranker_slo + BET).policies["cheap"].filters[1]
+    assert isinstance(inherited, ThrottleBet)
+    assert inherited.judge.slo_p99_ms == 2500
+    own = parse_config(CONFIG + ranker_slo + BET + "slo_p99_ms = 1800\n").policies["cheap"]
+    assert isinstance(own.filters[1], ThrottleBet)
+    assert own.filters[1].judge.slo_p99_ms == 1800
+    default = parse_config(CONFIG + BET).policies["cheap"].filters[1]
+    assert isinstance(default, ThrottleBet)
+    assert default.judge.slo_p99_ms == CostUnderSlo().slo_p99_ms == 1500
