@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mangaroute import FakeClock, Router, load_default_config, parse_config
 from mangaroute.core.breaker import BreakerState
-from mangaroute.core.errors import InvalidRequest, UnknownTarget
+from mangaroute.core.errors import InvalidRequest, NoSwitcher, UnknownTarget
 from mangaroute.core.snapshot import AdminEvent, RouterEvent, SwitchEvent
 
 from ..conftest import SMALL_CONFIG, START_NS
@@ -232,6 +232,24 @@ def test_pin_needs_a_switcher(clock: FakeClock) -> None:
     router = Router(parse_config(SMALL_CONFIG), clock=clock)
     with pytest.raises(InvalidRequest, match=r"has no \[switcher\]: there is no primary to pin"):
         router.pin_primary("fast", "x", 60.0)
+
+
+def test_pin_and_unpin_without_a_switcher_raise_no_switcher_and_change_nothing(
+    clock: FakeClock,
+) -> None:
+    router = Router(parse_config(SMALL_CONFIG, source="small.toml"), clock=clock)
+    events: list[object] = []
+    router.subscribe(events.append)
+    built = router.rebuilds
+    with pytest.raises(NoSwitcher, match=r"^small\.toml has no \[switcher\]") as pinned:
+        router.pin_primary("fast", "x", 60.0)
+    assert isinstance(pinned.value, InvalidRequest)  # callers catching InvalidRequest still do
+    with pytest.raises(NoSwitcher, match="there is no primary to pin or unpin"):
+        router.unpin_primary("x")
+    with pytest.raises(InvalidRequest, match="reason must be a non-empty string") as bad:
+        router.unpin_primary(" ")  # the request's own fault is named first
+    assert not isinstance(bad.value, NoSwitcher)
+    assert events == [] and router.rebuilds == built and router.primary is None
 
 
 def test_a_pin_outlives_a_config_reload(router: Router) -> None:
