@@ -3,7 +3,9 @@ with nothing recorded, and what the view of an open breaker says about its cool-
 
 from __future__ import annotations
 
+import threading
 from collections import deque
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -119,3 +121,31 @@ def test_router_default_builds_from_the_registered_loader() -> None:
     finally:
         set_default_config(mangaroute.load_default_config)
     assert Router.default().config.source != "custom.toml"  # the shipped config again
+
+
+def test_an_open_breakers_until_is_read_with_its_state_while_operators_act(
+    make_router: Callable[..., Router],
+) -> None:
+    """Ejects (the router's own, which take no rebuild lock) and restores on one thread,
+    snapshots on another: every view that says open carries its cool-down end, and no other
+    view does (both are read under the target's lock)."""
+    router = make_router()
+    stop = threading.Event()
+
+    def operate() -> None:
+        while not stop.is_set():
+            router.eject("fast", "drill", 30.0)
+            router.restore("fast", "drill over", by="ops")
+
+    worker = threading.Thread(target=operate)
+    worker.start()
+    seen = {BreakerState.OPEN: 0, BreakerState.CLOSED: 0}
+    try:
+        for _ in range(2_000):
+            view = router.snapshot().target("fast")
+            seen[view.breaker] += 1
+            assert (view.breaker_until is not None) == (view.breaker is BreakerState.OPEN), view
+    finally:
+        stop.set()
+        worker.join()
+    assert sum(seen.values()) == 2_000
