@@ -14,9 +14,10 @@ baselines measured in the same run, so a slow or busy machine shifts everything 
 
 A second section measures what decisions that are never reported cost (issue 13): the
 ``choose()`` p99.9 of a router holding 10,000 of them against one holding none, at a pace of
-one call per millisecond of virtual time (so every fifth call rebuilds the snapshot at the
-shipped ``refresh_ms = 5``), the two interleaved in rounds; and the cost of one rebuild
-(``snapshot()``) in each.
+one call per millisecond of virtual time (so every fiftieth call rebuilds the snapshot at the
+shipped ``refresh_ms = 50``), the two interleaved in rounds; and the cost of one rebuild
+(``snapshot()``, :meth:`SnapshotBuilder.build <mangaroute.core.builder.SnapshotBuilder.build>`
+under the router's lock) in each.
 
     python benchmarks/bench_core.py            # full run (about a minute: 10M records)
     python benchmarks/bench_core.py --smoke    # CI: short, fails only on gross regressions
