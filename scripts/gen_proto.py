@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Generate the Python code of the sidecar's gRPC API from ``proto/``.
 
-    pip install grpcio-tools==1.85.1
+    pip install grpcio-tools==1.64.3
     python scripts/gen_proto.py                 # rewrite mangaroute/sidecar/_generated
     python scripts/gen_proto.py --out /tmp/x    # somewhere else (the up-to-date test does)
 
 The generator is pinned: protoc's output (and the protobuf runtime version the generated code
 demands) changes with grpcio-tools, so another version is refused instead of producing a
-silent diff. After a bump, regenerate, commit, and raise the ``protobuf``/``grpcio`` floors in
-``pyproject.toml`` to the versions named in the generated headers.
+silent diff. The pin is deliberately old: the generated code accepts every protobuf from the
+generator's own version on (1.64.3 writes protobuf 5.26.1 code, which runs on 5.26.1 to 7.x),
+so it sets the sidecar extra's ``protobuf`` floor; newer generators write code that refuses
+older runtimes. grpcio-tools 1.64.3 itself needs protobuf<6, so install it in the
+environment you generate in (a separate venv if you want the latest protobuf elsewhere).
+Never pin a generator older than the ``grpcio`` floor: ``router_pb2_grpc.py`` checks grpcio
+against it at import.
 
 ``proto/mangaroute_api/v1/router.proto`` generates ``mangaroute_api/v1/router_pb2*.py``, which
 would need a top-level ``mangaroute_api`` package. The code lives instead under the private
@@ -26,7 +31,7 @@ import tempfile
 from importlib import metadata, resources
 from pathlib import Path
 
-GRPCIO_TOOLS = "1.85.1"
+GRPCIO_TOOLS = "1.64.3"
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 PROTOS = ("mangaroute_api/v1/router.proto",)

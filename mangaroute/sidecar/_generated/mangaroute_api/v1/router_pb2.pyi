@@ -1,12 +1,9 @@
-import datetime
-
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -193,7 +190,7 @@ class ReleaseResponse(_message.Message):
     __slots__ = ("released",)
     RELEASED_FIELD_NUMBER: _ClassVar[int]
     released: bool
-    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+    def __init__(self, released: bool = ...) -> None: ...
 
 class GetSnapshotRequest(_message.Message):
     __slots__ = ()
@@ -215,7 +212,7 @@ class GetSnapshotResponse(_message.Message):
     serving: bool
     fleet: FleetView
     pin: PrimaryPin
-    def __init__(self, primary: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetStats, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., window_s: _Optional[float] = ..., serving: _Optional[bool] = ..., fleet: _Optional[_Union[FleetView, _Mapping]] = ..., pin: _Optional[_Union[PrimaryPin, _Mapping]] = ...) -> None: ...
+    def __init__(self, primary: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetStats, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., window_s: _Optional[float] = ..., serving: bool = ..., fleet: _Optional[_Union[FleetView, _Mapping]] = ..., pin: _Optional[_Union[PrimaryPin, _Mapping]] = ...) -> None: ...
 
 class PrimaryPin(_message.Message):
     __slots__ = ("target", "reason", "by", "until")
@@ -227,7 +224,7 @@ class PrimaryPin(_message.Message):
     reason: str
     by: str
     until: _timestamp_pb2.Timestamp
-    def __init__(self, target: _Optional[str] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, target: _Optional[str] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FleetView(_message.Message):
     __slots__ = ("unix_time", "replicas", "primary", "primary_epoch", "ejections", "others_tokens_per_minute", "others_requests_per_second", "others_spend_usd")
@@ -295,7 +292,7 @@ class Breaker(_message.Message):
     reason: str
     ejections: int
     until: _timestamp_pb2.Timestamp
-    def __init__(self, state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., ejections: _Optional[int] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., ejections: _Optional[int] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OutcomeCounts(_message.Message):
     __slots__ = ("ok", "throttled", "error", "timeout")
@@ -367,7 +364,7 @@ class WatchSwitchesRequest(_message.Message):
     __slots__ = ("include_history",)
     INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     include_history: bool
-    def __init__(self, include_history: _Optional[bool] = ...) -> None: ...
+    def __init__(self, include_history: bool = ...) -> None: ...
 
 class WatchSwitchesResponse(_message.Message):
     __slots__ = ("from_target", "to_target", "reason", "time", "router_clock_ns")
@@ -381,7 +378,7 @@ class WatchSwitchesResponse(_message.Message):
     reason: str
     time: _timestamp_pb2.Timestamp
     router_clock_ns: int
-    def __init__(self, from_target: _Optional[str] = ..., to_target: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, from_target: _Optional[str] = ..., to_target: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
 
 class SwitchEvent(_message.Message):
     __slots__ = ("from_target", "to_target", "reason", "time", "router_clock_ns")
@@ -395,7 +392,7 @@ class SwitchEvent(_message.Message):
     reason: str
     time: _timestamp_pb2.Timestamp
     router_clock_ns: int
-    def __init__(self, from_target: _Optional[str] = ..., to_target: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, from_target: _Optional[str] = ..., to_target: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
 
 class EjectRequest(_message.Message):
     __slots__ = ("target_name", "reason", "duration_s", "operator")
@@ -479,7 +476,7 @@ class AdminAction(_message.Message):
     until: _timestamp_pb2.Timestamp
     changed: bool
     time: _timestamp_pb2.Timestamp
-    def __init__(self, action: _Optional[str] = ..., target: _Optional[str] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed: _Optional[bool] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, action: _Optional[str] = ..., target: _Optional[str] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., until: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., changed: bool = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ()
@@ -511,7 +508,7 @@ class BreakerEvent(_message.Message):
     reason: str
     time: _timestamp_pb2.Timestamp
     router_clock_ns: int
-    def __init__(self, target: _Optional[str] = ..., from_state: _Optional[_Union[BreakerState, str]] = ..., to_state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, target: _Optional[str] = ..., from_state: _Optional[_Union[BreakerState, str]] = ..., to_state: _Optional[_Union[BreakerState, str]] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
 
 class ConfigReload(_message.Message):
     __slots__ = ("source", "accepted", "detail", "time", "router_clock_ns")
@@ -525,4 +522,4 @@ class ConfigReload(_message.Message):
     detail: str
     time: _timestamp_pb2.Timestamp
     router_clock_ns: int
-    def __init__(self, source: _Optional[str] = ..., accepted: _Optional[bool] = ..., detail: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, source: _Optional[str] = ..., accepted: bool = ..., detail: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., router_clock_ns: _Optional[int] = ...) -> None: ...
