@@ -77,15 +77,17 @@ def _reject(
     """End the call with ``INVALID_ARGUMENT``: ``text`` (default: :func:`bad_input_message`)
     and, when it names fields of ``message_type``, a ``BadRequest`` detail naming them."""
     text = bad_input_message(exc) if text is None else text
-    fields = (
-        []
-        if isinstance(exc, convert.MalformedMessage)
-        else convert.invalid_fields(message_type, text)
-    )
+    fields = _invalid_fields(exc, message_type, text)
     if not fields:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, text)
     context.abort_with_status(rpc_status.to_status(convert.bad_request(text, fields)))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover - it raises
+
+
+def _invalid_fields(exc: Exception, message_type: type[Message], text: str) -> list[str]:
+    """The fields ``exc`` (described by ``text``) is about; none for bytes that did not parse."""
+    if isinstance(exc, convert.MalformedMessage):
+        return []
+    return convert.invalid_fields(message_type, text)
 
 
 def _admin_message(exc: Exception) -> str:
@@ -96,11 +98,7 @@ def _admin_message(exc: Exception) -> str:
 def _rejection(index: int, exc: Exception) -> pb.ReportRejection:
     """One skipped report of ``ReportStream``: its message and the field it is about."""
     text = bad_input_message(exc)
-    fields = (
-        []
-        if isinstance(exc, convert.MalformedMessage)
-        else convert.invalid_fields(pb.ReportStreamRequest, text)
-    )
+    fields = _invalid_fields(exc, pb.ReportStreamRequest, text)
     return pb.ReportRejection(index=index, message=text, field=fields[0] if fields else "")
 
 
