@@ -57,6 +57,12 @@ class InFlight:
         self._limit = limit
         self._dropped: dict[int, str] = {}
 
+    def set_limits(self, *, ttl_ns: int, limit: int) -> None:
+        """Sweep by a reloaded config's ``decision_ttl_s`` and ``max_outstanding`` from now
+        on (decisions already in flight are judged by the new limits at the next sweep)."""
+        self._ttl_ns = ttl_ns
+        self._limit = limit
+
     def track(self, names: Iterable[str]) -> None:
         """Also count decisions on ``names`` (targets added by a config reload). The
         counter tables are replaced, not changed in place, so readers never see them

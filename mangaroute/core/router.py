@@ -519,6 +519,10 @@ class Router:
         now = self._clock()
         with self._rebuild_lock:
             change = self._builder.reconfigure(config, now)
+            window = config.window
+            self._in_flight.set_limits(
+                ttl_ns=round(window.decision_ttl_s * NS_PER_S), limit=window.max_outstanding
+            )
             self._adopt(config)
             self._rebuild_locked(now)
         logger.info("config reloaded from %s: %s", config.source, change.describe())

@@ -158,3 +158,29 @@ def test_the_primary_in_use_stays_primary_when_the_switcher_settings_change(
     assert router.primary == "ondemand-haiku"
     assert router.switch_history() == switches  # kept, not switched away and back
     assert router.config.switcher is not None and router.config.switcher.return_after_s == 300
+
+
+def test_a_reload_sweeps_unreported_decisions_by_the_new_ttl_and_limit(
+    router: Router, clock: FakeClock
+) -> None:
+    # SMALL_CONFIG leaves decision_ttl_s at 300 s: a decision 20 s old is still in flight
+    old = router.choose("chat")
+    clock.advance(seconds=20)
+    router.snapshot()
+    assert router.pending(old.decision_id) is not None
+    reload(router, SMALL_CONFIG.replace("refresh_ms = 5", "refresh_ms = 5\ndecision_ttl_s = 10"))
+    clock.advance(seconds=2)  # past the once-a-second sweep
+    router.snapshot()
+    assert router.pending(old.decision_id) is None
+    assert router.dropped(old.decision_id) == "dropped unreported: older than decision_ttl_s=10 s"
+    # and the new max_outstanding: the oldest beyond it are dropped at the next sweep
+    reload(router, SMALL_CONFIG.replace("refresh_ms = 5", "refresh_ms = 5\nmax_outstanding = 2"))
+    decisions = [router.choose("chat") for _ in range(4)]
+    clock.advance(seconds=2)
+    router.snapshot()
+    assert [router.pending(d.decision_id) is not None for d in decisions] == [
+        False,
+        False,
+        True,
+        True,
+    ]
