@@ -29,6 +29,7 @@ from mangaroute.core.errors import (
     InvalidObservation,
     InvalidRequest,
     MangarouteError,
+    NoSwitcher,
     UnknownRequestClass,
     UnknownTarget,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "InvalidRequest",
     "LatencyProfile",
     "MangarouteError",
+    "NoSwitcher",
     "Outcome",
     "Pattern",
     "Pin",

@@ -21,6 +21,7 @@ EXPECTED = {
     "InvalidRequest",
     "LatencyProfile",
     "MangarouteError",
+    "NoSwitcher",
     "Outcome",
     "Pattern",
     "Pricing",
