@@ -76,7 +76,9 @@ def parse(message_type: type[_M], data: bytes) -> _M:
     try:
         return message_type.FromString(data)
     except DecodeError as exc:
-        reason = str(exc).rpartition("': ")[2] or "not valid protobuf"
+        # newer runtimes add why (7.x: "...ChooseRequest': Wire format was corrupt"); 5.x only
+        # says that parsing failed ("Error parsing message"), which adds nothing to ours
+        reason = str(exc).rpartition("': ")[2] if "': " in str(exc) else "not valid protobuf"
         name = message_type.DESCRIPTOR.full_name
         raise MalformedMessage(
             f"malformed request: not a valid {name} ({len(data)} bytes): {reason}"
