@@ -152,11 +152,14 @@ class _Table:
         return value
 
     def numbers(self, defaults: object) -> dict[str, Any]:
-        """Every setting of this table's ``limits`` section, each defaulting to the value
-        it has in ``defaults`` (a settings object of the section's class)."""
+        """Every setting of this table's ``limits`` section that ``defaults`` (a settings
+        object of the section's class) has, each defaulting to the value it has there (a
+        section can hold keys another class reads: ``headroom``'s throttle bet)."""
         assert self.limits is not None
         values = {}
         for name in section_names(self.limits):
+            if not hasattr(defaults, name):
+                continue
             read = self.integer if LIMITS[f"{self.limits}.{name}"].integer else self.number
             values[name] = read(name, getattr(defaults, name))
         return values
@@ -620,7 +623,7 @@ def _headroom(params: _Table, context: PartContext) -> Headroom | ThrottleBet:
     judged within ``slo_p99_ms`` (default: the policy's ``cost_under_slo`` ranker's SLO)."""
     headroom = Headroom(**params.numbers(Headroom()))
     round_trip = params._raw("throttle_round_trip_ms", None)
-    slo = params.number("slo_p99_ms", None, limit="cost_under_slo.slo_p99_ms")
+    slo = params.number("slo_p99_ms", None, limit="headroom.slo_p99_ms")
     if round_trip is None:
         if slo is not None:
             raise params.error(

@@ -37,6 +37,7 @@ from mangaroute.core.policy.rankers import CheapestWithinSlo, WeightedScore
 from mangaroute.core.policy.schedule import Schedule
 from mangaroute.core.policy.spillover import Spillover
 from mangaroute.core.policy.switcher import SwitcherSettings
+from mangaroute.core.policy.throttle import ThrottleBet
 from mangaroute.core.router import Router
 from mangaroute.core.scoring import ScoreWeights
 from mangaroute.core.settings import RequestClass, WindowSettings
@@ -178,6 +179,7 @@ def companions(key: str, value: Any) -> dict[str, Any]:
         "target.requests_per_second_per_instance": {"instances": 1},
         "switcher.primary_weight": {"canary_weight": 0.0},
         "switcher.canary_weight": {"primary_weight": 1.0},
+        "headroom.slo_p99_ms": {"throttle_round_trip_ms": 40.0},  # the bet's own SLO
     }.get(key, {})
 
 
@@ -201,7 +203,7 @@ def constructor(key: str) -> Callable[[Any], object] | None:
     """Builds the settings object ``key`` belongs to with a value for it; ``None`` when the
     setting exists only in config files (it is checked there)."""
     section, name = key.rsplit(".", 1)
-    config_only = key == "budget_guard.slo_p99_ms" or section == "target"
+    config_only = key in {"budget_guard.slo_p99_ms", "headroom.slo_p99_ms"} or section == "target"
     if config_only and key != "target.ops_score":
         return None
     profile = {"p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0}
@@ -236,6 +238,8 @@ def constructor(key: str) -> Callable[[Any], object] | None:
     factory = factories[section]
     if key == "budget_guard.pace":
         return lambda value: BudgetGuard(daily_usd=1.0, pace=(value,) + (1.0,) * 23)
+    if key == "headroom.throttle_round_trip_ms":
+        return lambda value: ThrottleBet(Headroom(), value)
     return lambda value: factory(**{name: value, **companions(key, value)})
 
 

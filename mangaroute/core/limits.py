@@ -167,6 +167,8 @@ LIMITS: Mapping[str, Range] = {
     "headroom.max_utilization": _r(0, 10, "x capacity", **_POSITIVE),
     "headroom.max_throttle_rate": _fraction(low_open=True),
     "headroom.min_requests": _REQUESTS,
+    "headroom.throttle_round_trip_ms": _r(0, 60_000, "ms", **_POSITIVE),
+    "headroom.slo_p99_ms": _SLO_MS,
     "latency_ceiling.max_p99_ms": _SLO_MS,
     "reliable.max_error_rate": _fraction(low_open=True),
     "reliable.min_requests": _REQUESTS,

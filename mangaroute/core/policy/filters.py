@@ -30,7 +30,8 @@ class Headroom:
     name: str = "headroom"
 
     def __post_init__(self) -> None:
-        check_fields(self, "headroom")
+        # the section's other keys are the throttle bet's (core/policy/throttle.py)
+        check_fields(self, "headroom", ("max_utilization", "max_throttle_rate", "min_requests"))
 
     def exclude(self, view: TargetView) -> str | None:
         return self.at_capacity(view) or self.throttling(view)

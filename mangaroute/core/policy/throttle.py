@@ -26,13 +26,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from mangaroute.core.limits import Range, RangeError
+from mangaroute.core.limits import LIMITS, RangeError
 from mangaroute.core.policy.cost import CostUnderSlo
 from mangaroute.core.policy.filters import Headroom
 from mangaroute.core.snapshot import TargetView
 
-ROUND_TRIP_RANGE = Range(0.0, 60_000.0, "ms", low_open=True)
-"""What ``throttle_round_trip_ms`` accepts."""
+ROUND_TRIP_RANGE = LIMITS["headroom.throttle_round_trip_ms"]
+"""What ``throttle_round_trip_ms`` accepts (docs/limits.md)."""
 
 
 @dataclass(frozen=True, slots=True)
