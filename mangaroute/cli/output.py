@@ -1,8 +1,8 @@
 """What every ``mangaroute`` command shares: its tables, its ``--json`` output, how it fails
 and with which exit code. Each front door (``cli.routing``, ``planning.cli``,
-``telemetry.cli``, ``simulate.cli``, ``shared.cli``, ``demo``; ``sidecar.cli`` registers
-``serve`` but keeps its own error line for now) registers its sub-commands with a
-``register(subparsers)`` function and formats and fails through this module.
+``telemetry.cli``, ``simulate.cli``, ``shared.cli``, ``demo``, ``sidecar.cli`` for ``serve``
+and ``admin``) registers its sub-commands with a ``register(subparsers)`` function and
+formats and fails through this module.
 
 Exit codes, the same for every command:
 
