@@ -55,7 +55,22 @@ class Admin:
     def eject(
         self, target: str, reason: str, cooldown_s: float | None, by: str | None
     ) -> AdminEvent | None:
-        """:meth:`Router.eject <mangaroute.core.router.Router.eject>`."""
+        """Open a target's breaker now (:meth:`Router.eject
+        <mangaroute.core.router.Router.eject>`).
+
+        ``cooldown_s``: how long it stays open, from 0.001 s to 604,800 s (a week, the
+        range of ``InvokeSettings.eject_cooldown_s``); ``None`` takes the breaker's own
+        doubling cool-down. Then the breaker half-opens and probes decide, as after any
+        ejection.
+
+        ``by`` makes it an *operator's* eject (who asked: a name, ``uid 1000``, a
+        certificate subject): ``reason`` must then be non-empty and ``cooldown_s`` given
+        (its time limit, exactly - an open breaker's longer cool-down is cut to it), the
+        breaker's reason reads ``operator(<by>): <reason>``, the snapshot shows until when,
+        and an :class:`AdminEvent` is published, logged at WARNING and returned. Without
+        ``by`` (the failover rules) it is the router's own judgement and returns ``None``.
+        Bad arguments raise :class:`InvalidRequest` or :class:`UnknownTarget` and change
+        nothing."""
         if by is not None:
             reason = _admin_text("reason", reason)
             by = _admin_text("by", by)
@@ -88,7 +103,13 @@ class Admin:
         return admin
 
     def restore(self, target: str, reason: str, by: str) -> AdminEvent:
-        """:meth:`Router.restore <mangaroute.core.router.Router.restore>`."""
+        """An operator's restore (:meth:`Router.restore
+        <mangaroute.core.router.Router.restore>`): close ``target``'s breaker now (open or
+        half-open: its cool-down and probes are skipped), so it takes traffic again at once.
+        Its ejection count is kept (a target that fails again soon is ejected for longer).
+        Returns the published :class:`AdminEvent`; its ``changed`` is ``False`` when the
+        breaker was closed already. With shared state, ejections other replicas hold stay
+        until they end there. Publishes the :class:`AdminEvent` (and the breaker's move)."""
         reason = _admin_text("reason", reason)
         by = _admin_text("by", by)
         state = self._state(target)
@@ -102,7 +123,15 @@ class Admin:
         return admin
 
     def pin(self, target: str, reason: str, duration_s: float, by: str) -> AdminEvent:
-        """:meth:`Router.pin_primary <mangaroute.core.router.Router.pin_primary>`."""
+        """An operator's pin (:meth:`Router.pin_primary
+        <mangaroute.core.router.Router.pin_primary>`): make ``target`` the primary now and
+        hold it there for ``duration_s`` (0.001 s to a week): no automatic switch away while
+        the pin holds, however the target degrades (its breaker still opens, and calls still
+        fail over to the fallbacks). At its time limit the pin lapses (an ``AdminEvent``
+        with action ``pin_lapsed``) and the switcher judges again. A new pin replaces the
+        old one. The snapshot shows the pin (``Snapshot.pin``). Returns the published
+        :class:`AdminEvent`. Needs a ``[switcher]`` in the config (:class:`NoSwitcher`, an
+        :class:`InvalidRequest`, otherwise)."""
         reason = _admin_text("reason", reason)
         by = _admin_text("by", by)
         _check_duration("duration_s", duration_s)
@@ -117,7 +146,11 @@ class Admin:
         return admin
 
     def unpin(self, reason: str, by: str) -> AdminEvent:
-        """:meth:`Router.unpin_primary <mangaroute.core.router.Router.unpin_primary>`."""
+        """End an operator's pin now (:meth:`Router.unpin_primary
+        <mangaroute.core.router.Router.unpin_primary>`); the primary stays where it is until
+        the switcher judges otherwise. Returns the published :class:`AdminEvent`; its
+        ``changed`` is ``False`` when nothing was pinned. :class:`NoSwitcher` without a
+        ``[switcher]``."""
         reason = _admin_text("reason", reason)
         by = _admin_text("by", by)
         now = self._clock()

@@ -245,8 +245,17 @@ class SnapshotBuilder:
     # -- a reload -------------------------------------------------------------------------
 
     def reconfigure(self, config: RouterConfig, now: int) -> Reconfigured:
-        """Build from ``config`` from now on (see :meth:`Router.reconfigure
-        <mangaroute.core.router.Router.reconfigure>` for what is kept); the caller rebuilds."""
+        """Build from ``config`` from now on, keeping what the router knows; the caller
+        rebuilds (:meth:`Router.reconfigure <mangaroute.core.router.Router.reconfigure>`).
+
+        Targets that are in both configs keep their window (latency and outcome history),
+        breaker (state and ejections) and in-flight decisions - their settings (prices,
+        capacity, prior, model id) are the new config's; added targets start fresh; removed
+        targets get no new calls, and their in-flight decisions are released when recorded.
+        A new ``[router]`` window shape (``window_s``, ``bucket_s``, ``relative_error``)
+        starts every window afresh (breakers are kept); unsettled decisions are swept by the
+        new ``decision_ttl_s`` and ``max_outstanding``. The switcher keeps its current
+        primary while that target still exists."""
         before = self.config
         window = config.window
         fresh_windows = (window.window_s, window.bucket_s, window.relative_error) != (
@@ -278,6 +287,9 @@ class SnapshotBuilder:
             states[target.name] = state
         removed = [name for name in self.states if name not in states]
         self._in_flight.track(states)
+        self._in_flight.set_limits(
+            ttl_ns=round(window.decision_ttl_s * NS_PER_S), limit=window.max_outstanding
+        )
         self.states = states
         if config.switcher != before.switcher:
             self._replace_switcher(config)

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterable
 from itertools import islice
 
+from mangaroute.core.clock import NS_PER_S
 from mangaroute.core.decision import Decision
 
 DECISION_TTL = "decision_ttl_s"
@@ -129,6 +130,19 @@ class InFlight:
         or :data:`MAX_OUTSTANDING`); ``None`` if it did not, or too long ago to tell (only
         the latest :data:`DROPS_REMEMBERED` are kept)."""
         return self._dropped.get(decision_id)
+
+    def explain(self, decision_id: int) -> str | None:
+        """:meth:`dropped` in words, quoting the setting with its value now (what
+        :meth:`Router.dropped <mangaroute.core.router.Router.dropped>` says)."""
+        why = self._dropped.get(decision_id)
+        if why == DECISION_TTL:
+            return f"dropped unreported: older than decision_ttl_s={self._ttl_ns / NS_PER_S:g} s"
+        if why == MAX_OUTSTANDING:
+            return (
+                "dropped unreported: one of the oldest while more than "
+                f"max_outstanding={self._limit} decisions were in flight"
+            )
+        return None
 
     def _remember(self, decision_id: int, why: str) -> None:
         dropped = self._dropped

@@ -3,17 +3,13 @@
 ``choose()`` reads an immutable :class:`~mangaroute.core.snapshot.Snapshot` and returns a
 :class:`~mangaroute.core.decision.Decision`; no I/O, no logging, no sorting, no lock held across
 work. ``record()`` validates its input before touching anything, then bumps counters in the
-current time bucket of one target under that target's lock: O(1). The snapshot is rebuilt by
-whichever caller first finds it due (a background :class:`~mangaroute.runtime.SnapshotRefresher`
-usually gets there first); the others keep reading the previous one. It is due only when
-something changed - a call recorded or released, a decision handed out, a breaker moved, a
-fleet view merged: then ``refresh_ms`` after the last rebuild, at once for a breaker - or at a
-time-based instant computed at each rebuild (:meth:`Router.rebuild_due_ns`): a window bucket
-with data rotating, an open breaker's cool-down ending, an unsettled decision reaching
-``decision_ttl_s``, and at least every :data:`IDLE_REBUILD_NS` for the time-of-day parts.
+current time bucket of one target under that target's lock: O(1). When the snapshot is
+rebuilt, and by whom, is :class:`~mangaroute.core.schedule.RebuildSchedule`'s (a base class,
+so the hot path tests the due time as its own attribute).
 
-:class:`Router` is a facade: the hot path and the rebuild scheduling are here; what a rebuild
-is lives in :class:`~mangaroute.core.builder.SnapshotBuilder`, the operators' actions in
+:class:`Router` is a facade: the hot path is here; what a rebuild is lives in
+:class:`~mangaroute.core.builder.SnapshotBuilder`, the decisions in flight in
+:class:`~mangaroute.core.inflight.InFlight`, the operators' actions in
 :class:`~mangaroute.core.admin.Admin`, the events in :class:`~mangaroute.core.events.EventBus`,
 the fleet protocol in :class:`~mangaroute.core.coordinator.FleetCoordinator`.
 """
@@ -24,11 +20,10 @@ import itertools
 import logging
 import math
 import random
-import threading
 import time
 import zlib
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from mangaroute.core.admin import Admin
 from mangaroute.core.breaker import BreakerState
@@ -46,7 +41,7 @@ from mangaroute.core.errors import (
 )
 from mangaroute.core.events import EventBus, EventListener
 from mangaroute.core.fleet import FleetView, LocalSample
-from mangaroute.core.inflight import DECISION_TTL, MAX_OUTSTANDING, InFlight
+from mangaroute.core.inflight import InFlight
 from mangaroute.core.observer import Observer
 from mangaroute.core.outcome import (
     CLIENT_FAULT_CODES,
@@ -58,16 +53,9 @@ from mangaroute.core.outcome import (
     Outcome,
     classify_exception,
 )
+from mangaroute.core.schedule import RebuildSchedule
 from mangaroute.core.settings import RouterConfig
-from mangaroute.core.snapshot import (
-    AdminEvent,
-    Reconfigured,
-    ReloadEvent,
-    Route,
-    RouterEvent,
-    Snapshot,
-    SwitchEvent,
-)
+from mangaroute.core.snapshot import AdminEvent, Reconfigured, ReloadEvent, Route, SwitchEvent
 from mangaroute.core.targets import Target
 
 __all__ = ["IDLE_REBUILD_NS", "Router", "set_default_config"]
@@ -89,7 +77,7 @@ def set_default_config(loader: Callable[[], RouterConfig]) -> None:
     _default_config[:] = [loader]
 
 
-class Router:
+class Router(RebuildSchedule):
     """Routes foundation-model calls across deployment targets.
 
     Build one from a config (:func:`mangaroute.load_config`, or :meth:`Router.default` for the
@@ -126,18 +114,13 @@ class Router:
         self._builder = SnapshotBuilder(
             config, now, self._in_flight, self._events.history, clock, self._wall_offset
         )
-        self._rebuild_lock = threading.Lock()
-        self._admin = Admin(
-            self._builder, clock, self._rebuild_lock, self._rebuild_locked, self._moved
-        )
-        self._quiet = False  # True from a rebuild's start until something changes
-        self._wakers: tuple[Callable[[], None], ...] = ()
-        self._rebuilds = 0
         self._ids = itertools.count(1)
         self._turns = itertools.count()  # round-robin pickers take slots in turn
         self._adopt(config)
-        self._snapshot, _ = self._builder.build(now)
-        self._stale_at_ns = now + self._refresh_ns
+        self._start_schedule(now)
+        self._admin = Admin(
+            self._builder, clock, self._rebuild_lock, self._rebuild_locked, self._moved
+        )
 
     def _adopt(self, config: RouterConfig) -> None:
         """The hot path's copies of what the builder owns (read without an attribute hop)."""
@@ -407,16 +390,7 @@ class Router:
         ``None`` when it was recorded or released instead, never issued, or dropped too long
         ago to tell (the latest 10,000 drops are remembered). A front door that only has
         the id (the gRPC sidecar) tells its caller this instead of guessing."""
-        why = self._in_flight.dropped(decision_id)
-        settings = self.config.window
-        if why == DECISION_TTL:
-            return f"dropped unreported: older than decision_ttl_s={settings.decision_ttl_s:g} s"
-        if why == MAX_OUTSTANDING:
-            return (
-                "dropped unreported: one of the oldest while more than "
-                f"max_outstanding={settings.max_outstanding} decisions were in flight"
-            )
-        return None
+        return self._in_flight.explain(decision_id)
 
     def call(
         self,
@@ -448,7 +422,7 @@ class Router:
         )
         return RoutedCall(self, decision, self._clock, classify)
 
-    # -- operators' actions (core/admin.py) ---------------------------------------------
+    # -- operators' actions (core/admin.py: the full rules) -----------------------------
 
     def eject(
         self,
@@ -458,42 +432,29 @@ class Router:
         *,
         by: str | None = None,
     ) -> AdminEvent | None:
-        """Open a target's breaker now (for example after ``AccessDeniedException``).
-
-        ``cooldown_s``: how long it stays open, from 0.001 s to 604,800 s (a week, the
-        range of ``InvokeSettings.eject_cooldown_s``); ``None`` takes the breaker's own
-        doubling cool-down. Then the breaker half-opens and probes decide, as after any
-        ejection.
-
-        ``by`` makes it an *operator's* eject (who asked: a name, ``uid 1000``, a
-        certificate subject): ``reason`` must then be non-empty and ``cooldown_s`` given
-        (its time limit, exactly - an open breaker's longer cool-down is cut to it), the
-        breaker's reason reads ``operator(<by>): <reason>``, the snapshot shows until when,
-        and an :class:`AdminEvent` is published, logged at WARNING and returned. Without
-        ``by`` (the failover rules) it is the router's own judgement. Bad arguments raise
-        :class:`InvalidRequest` or :class:`UnknownTarget` and change nothing."""
+        """Open a target's breaker now for ``cooldown_s`` (0.001 s to a week; ``None``: the
+        breaker's own doubling cool-down), then probes decide. With ``by`` it is an
+        operator's eject (``reason`` and ``cooldown_s`` required, exact time limit) and
+        returns the published :class:`AdminEvent`; without, the failover rules' (``None``).
+        Raises :class:`InvalidRequest` or :class:`UnknownTarget` and changes nothing on bad
+        arguments. Details: :meth:`Admin.eject <mangaroute.core.admin.Admin.eject>`."""
         return self._admin.eject(target, reason, cooldown_s, by)
 
     def restore(self, target: str, reason: str, *, by: str = "operator") -> AdminEvent:
-        """An operator's restore: close ``target``'s breaker now (open or half-open: its
-        cool-down and probes are skipped), so it takes traffic again at once. Its ejection
-        count is kept (a target that fails again soon is ejected for longer). Returns the
-        published :class:`AdminEvent`; its ``changed`` is ``False`` when the breaker was
-        closed already. With shared state, ejections other replicas hold stay
-        until they end there. Publishes an :class:`AdminEvent` (and the breaker's move)."""
+        """An operator's restore: close ``target``'s breaker now (its ejection count is
+        kept); returns the published :class:`AdminEvent` (``changed=False`` if it was closed
+        already). Raises :class:`InvalidRequest` or :class:`UnknownTarget` on bad arguments.
+        Details: :meth:`Admin.restore <mangaroute.core.admin.Admin.restore>`."""
         return self._admin.restore(target, reason, by)
 
     def pin_primary(
         self, target: str, reason: str, duration_s: float, *, by: str = "operator"
     ) -> AdminEvent:
         """An operator's pin: make ``target`` the primary now and hold it there for
-        ``duration_s`` (0.001 s to a week): no automatic switch away while the pin holds,
-        however the target degrades (its breaker still opens, and calls still fail over to
-        the fallbacks). At its time limit the pin lapses (an ``AdminEvent`` with action
-        ``pin_lapsed``) and the switcher judges again. A new pin replaces the old one.
-        The snapshot shows the pin (``Snapshot.pin``). Returns the published
-        :class:`AdminEvent`. Needs a ``[switcher]`` in the config (:class:`NoSwitcher`, an
-        :class:`InvalidRequest`, otherwise)."""
+        ``duration_s`` (0.001 s to a week; no automatic switch away meanwhile); returns the
+        published :class:`AdminEvent`. Raises :class:`NoSwitcher` without a ``[switcher]``,
+        :class:`InvalidRequest` or :class:`UnknownTarget` on bad arguments. Details:
+        :meth:`Admin.pin <mangaroute.core.admin.Admin.pin>`."""
         return self._admin.pin(target, reason, duration_s, by)
 
     def unpin_primary(self, reason: str, *, by: str = "operator") -> AdminEvent:
@@ -505,24 +466,16 @@ class Router:
     # -- reloading ----------------------------------------------------------------------
 
     def reconfigure(self, config: RouterConfig) -> Reconfigured:
-        """Route by ``config`` from now on, keeping what the router knows.
-
-        Targets that are in both configs keep their window (latency and outcome history),
-        breaker (state and ejections) and in-flight decisions - their settings (prices,
-        capacity, prior, model id) are the new config's; added targets start fresh; removed
-        targets get no new calls, and their in-flight decisions are released when recorded.
-        A new ``[router]`` window shape (``window_s``, ``bucket_s``, ``relative_error``)
-        starts every window afresh (breakers are kept). The switcher keeps its current
-        primary while that target still exists. The new snapshot is built before this
-        returns; ``config`` must already be validated (:func:`mangaroute.load_config`): an
-        invalid file never gets here, and the old config keeps serving."""
+        """Route by ``config`` from now on, keeping what the router knows: targets in both
+        configs keep their window, breaker and in-flight decisions (a new window shape
+        starts windows afresh), added ones start fresh, removed ones get no new calls (what
+        is kept: :meth:`SnapshotBuilder.reconfigure
+        <mangaroute.core.builder.SnapshotBuilder.reconfigure>`). The new snapshot is built
+        before this returns; ``config`` must already be validated
+        (:func:`mangaroute.load_config`): an invalid file never gets here."""
         now = self._clock()
         with self._rebuild_lock:
             change = self._builder.reconfigure(config, now)
-            window = config.window
-            self._in_flight.set_limits(
-                ttl_ns=round(window.decision_ttl_s * NS_PER_S), limit=window.max_outstanding
-            )
             self._adopt(config)
             self._rebuild_locked(now)
         logger.info("config reloaded from %s: %s", config.source, change.describe())
@@ -558,57 +511,9 @@ class Router:
         return self._clock
 
     @property
-    def current_snapshot(self) -> Snapshot:
-        """The snapshot ``choose()`` reads now, without a rebuild (at most ``refresh_ms``
-        old, or older while no call has come in); :meth:`snapshot` rebuilds first."""
-        return self._snapshot
-
-    @property
     def primary(self) -> str | None:
         switcher = self._builder.switcher
         return switcher.current if switcher else None
-
-    @property
-    def rebuild_due_ns(self) -> int:
-        """The router-clock instant (ns) from which the snapshot is due for a rebuild: far
-        ahead while nothing changes (see the module docstring), ``refresh_ms`` after the
-        last rebuild once something did, 0 after a breaker moved."""
-        return self._stale_at_ns
-
-    @property
-    def rebuilds(self) -> int:
-        """Snapshots built since the router was made (for benchmarks and tests)."""
-        return self._rebuilds
-
-    def refresh(self) -> Snapshot | None:
-        """Rebuild the snapshot if it is due; returns the new one, or ``None`` when it was
-        not due or another thread was rebuilding. What a background refresher calls."""
-        now = self._clock()
-        if now < self._stale_at_ns:
-            return None
-        if not self._rebuild_lock.acquire(blocking=False):
-            return None
-        try:
-            return self._rebuild_locked(now)
-        finally:
-            self._rebuild_lock.release()
-
-    def on_change(self, wake: Callable[[], None]) -> Callable[[], None]:
-        """Call ``wake()`` when the snapshot becomes due because something changed (once per
-        quiet spell, and at every breaker move); returns an unsubscribe function. It runs on
-        the thread of ``choose()``/``record()``: it must only set a flag or an event."""
-        self._wakers = (*self._wakers, wake)
-
-        def unsubscribe() -> None:
-            self._wakers = tuple(item for item in self._wakers if item is not wake)
-
-        return unsubscribe
-
-    def snapshot(self) -> Snapshot:
-        """The current state, rebuilt now so that it reflects every recorded outcome."""
-        now = self._clock()
-        with self._rebuild_lock:
-            return self._rebuild_locked(now)
 
     def switch_history(self) -> tuple[SwitchEvent, ...]:
         """The most recent primary switches, oldest first (bounded by ``switcher.history``)."""
@@ -662,58 +567,7 @@ class Router:
         if events:
             self._notify(events)
 
-    # -- rebuild scheduling -------------------------------------------------------------
-
-    def _refresh(self, now: int) -> Snapshot:
-        if not self._rebuild_lock.acquire(blocking=False):
-            return self._snapshot
-        try:
-            return self._rebuild_locked(now)
-        finally:
-            self._rebuild_lock.release()
-
-    def _rebuild_locked(self, now: int, first: Sequence[RouterEvent] = ()) -> Snapshot:
-        self._quiet = True  # a change from here on is seen below, or by _stir after
-        snapshot, events = self._builder.build(now)
-        if first:
-            events[:0] = first
-        self._snapshot = snapshot
-        self._rebuilds += 1
-        soon = now + self._refresh_ns
-        self._stale_at_ns = max(self._builder.next_due(now), soon)
-        if not self._quiet:
-            self._stale_at_ns = soon
-        if events:
-            self._notify(events)
-        return snapshot
-
-    def _stir(self) -> None:
-        """Something changed after a quiet rebuild: due ``refresh_ms`` from now (runs once
-        per quiet spell, so the hot paths pay one attribute test)."""
-        self._quiet = False
-        soon = self._clock() + self._refresh_ns
-        self._stale_at_ns = min(self._stale_at_ns, soon)
-        for wake in self._wakers:
-            wake()
-
-    def _rebuild_soon(self) -> None:
-        """Due at once (a breaker moved, the fleet view or primary changed)."""
-        self._quiet = False
-        self._stale_at_ns = 0
-        for wake in self._wakers:
-            wake()
-
-    def _moved(self, events: list[RouterEvent]) -> None:
-        """A breaker moved outside a rebuild: rebuild at once and publish its event."""
-        self._rebuild_soon()
-        self._notify(events)
-
-    def _notify(self, events: list[RouterEvent]) -> None:
-        self._events.publish(events)
-
     # -- the slow path of choose() ------------------------------------------------------
-
-    # -- the slow paths of choose() -----------------------------------------------------
 
     def _probe(self, route: Route, now: int) -> Decision | None:
         for name in route.probes:
