@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from mangaroute import FakeClock, Router, parse_config
 from mangaroute.core.policy import LatencyPredictor, PredictedLatency, Reliable
+from mangaroute.core.policy.prediction import parallel_slots
+from mangaroute.core.snapshot import TargetView
 from mangaroute.core.targets import Capacity, Pattern
 
 from .views import make_view
@@ -215,3 +218,114 @@ def test_streamed_calls_are_judged_by_their_first_token() -> None:
     )
     mixed = parse_config(own, source="m.toml").policies["deadline"].deadline
     assert mixed is not None and not mixed.first_token
+
+
+def manga_endpoint(**fields: Any) -> TargetView:
+    """The shipped fine-tuned endpoint at 1:10 scale: 2 instances x 0.8 req/s, the seed's
+    ``sagemaker_realtime`` prior (p50 500 ms, p99 1,200 ms), answers that really take ~7 s."""
+    values: dict[str, Any] = dict(
+        p99=1200.0,
+        p50_ms=500.0,
+        pattern=Pattern.SAGEMAKER_REALTIME,
+        capacity=Capacity(requests_per_second=1.6),
+        latency_source="prior",
+        ttft_p50_ms=math.nan,
+        ttft_p99_ms=math.nan,
+        samples=11,
+        requests=11,
+        ok=11,
+        utilization=0.12,
+        in_flight=2,
+    )
+    values.update(fields)
+    return make_view("sagemaker-manga", **values)
+
+
+def test_in_flight_calls_are_not_divided_by_a_prior_call_duration() -> None:
+    # Little's law with the prior's 500 ms median gives 1.6 x 0.5 = 0.8 slots: two calls in
+    # flight would read as 2.5x over capacity (factor 7, predicted first token 2,940 ms over
+    # a 1.5 s SLO) while the endpoint serves 0.19 req/s of its 1.6. Until the window has
+    # min_samples, the measured request rate alone says how loaded it is.
+    predictor = LatencyPredictor(first_token=True)
+    cold = manga_endpoint()
+    assert parallel_slots(cold) == 0.0
+    assert predictor.load_factor(cold) == 1.0
+    assert predictor.p99_ms(cold) == pytest.approx(420.0)
+    # a measured rate near capacity still inflates the prior
+    assert predictor.load_factor(manga_endpoint(utilization=0.85)) == pytest.approx(1.5)
+    # once observed, the slots use the observed 7 s median: 11.2 slots, 2 in flight is 18 %
+    warm = manga_endpoint(
+        latency_source="observed", p50_ms=7000.0, ttft_p50_ms=350.0, ttft_p99_ms=620.0,
+        samples=40, output_tokens_per_call=300.0,
+    )  # fmt: skip
+    assert parallel_slots(warm) == pytest.approx(11.2)
+    assert predictor.load_factor(warm) == 1.0
+    # ... and ten in flight (89 % of the slots) inflates it: 1 + (0.893 - 0.7) / 0.3
+    busy = dataclasses.replace(warm, in_flight=10)
+    assert predictor.load_factor(busy) == pytest.approx(1.0 + (10 / 11.2 - 0.7) / 0.3)
+
+
+LOW_TRAFFIC_MANGA = """
+[router]
+streamed = true
+refresh_ms = 5
+
+[targets.sagemaker-manga]
+pattern = "sagemaker_realtime"
+model_id = "mangaassist-manga-ft"
+region = "ap-northeast-1"
+tier = "custom"
+prior = "sagemaker_realtime"
+instances = 2
+requests_per_second_per_instance = 0.8
+hourly_usd_per_instance = 0.189
+
+[targets.ondemand-sonnet]
+pattern = "bedrock_on_demand"
+model_id = "anthropic.claude-3-sonnet-20240229-v1:0"
+region = "ap-northeast-1"
+tier = "sonnet"
+prior = { p50_ms = 770, p90_ms = 1160, p99_ms = 1800 }
+input_per_million_usd = 3.0
+output_per_million_usd = 15.0
+
+[classes.manga]
+targets = ["sagemaker-manga", "ondemand-sonnet"]
+policy = "manga"
+
+[policies.manga]
+filters = ["healthy", "headroom", "reliable"]
+ranker = "tier"
+picker = "best"
+deadline = true
+last_resort = true
+
+[policies.manga.tier]
+order = ["custom", "sonnet"]
+within = "cost_under_slo"
+"""
+
+
+def test_a_quiet_fine_tuned_endpoint_keeps_its_questions_while_calls_are_in_flight() -> None:
+    # The shipped manga class at 1:10 scale (the simulator's evening: ~0.2 manga questions a
+    # second, answers of ~7 s): ten answered calls in the last minute - fewer than the 20
+    # min_samples, so the seed's prior stands in - and two still running. The endpoint is at
+    # 10 % of its 1.6 req/s, so the fine-tuned model keeps the question; before the fix the
+    # two calls in flight over 0.8 "slots" sent it to on-demand Sonnet.
+    clock = FakeClock(START_NS)
+    router = Router(parse_config(LOW_TRAFFIC_MANGA), clock=clock, rng=random.Random(7))
+    for _ in range(10):
+        clock.advance(seconds=6)
+        router.record(
+            "sagemaker-manga", latency_ms=7000.0, ttft_ms=350.0, input_tokens=500,
+            output_tokens=300,
+        )  # fmt: skip
+    running = [router.choose("manga", budget_ms=1500.0, first_token=True) for _ in range(2)]
+    assert [d.target.name for d in running] == ["sagemaker-manga"] * 2
+    clock.advance(seconds=0.01)
+    view = {v.name: v for v in router.snapshot().targets}["sagemaker-manga"]
+    assert (view.latency_source, view.in_flight) == ("prior", 2)
+    assert view.utilization == pytest.approx(10 / 60 / 1.6, rel=0.2)
+    decision = router.choose("manga", budget_ms=1500.0, first_token=True)
+    assert decision.target.name == "sagemaker-manga"
+    assert decision.reason == "best"

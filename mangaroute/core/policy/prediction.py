@@ -17,9 +17,10 @@ profiles are whole-call latencies of MangaAssist's ~300-token answers.
 The line is then inflated by load, in the spirit of Finagle's peak-EWMA load balancer (cost =
 latency x (outstanding + 1)) - for targets whose latency grows with load: those with parallel
 slots (a concurrency limit, or instances serving so many requests per second: slots = rate x
-median latency, Little's law). A foundation-model endpoint runs many calls in parallel, so the
-outstanding work is normalised - the larger of the target's utilization and its in-flight calls
-over its slots - and only the part above ``load_knee`` counts:
+observed median latency, Little's law). A foundation-model endpoint runs many calls in
+parallel, so the outstanding work is normalised - the larger of the target's utilization and
+its in-flight calls over its slots (utilization alone while the median is still the prior's,
+see :func:`parallel_slots`) - and only the part above ``load_knee`` counts:
 ``factor = 1 + load_weight x (rho - knee) / (1 - knee)``. A tokens-per-minute limit (Bedrock
 model units and quotas) throttles rather than slows down, so it inflates nothing. The window p99
 itself is the peak-sensitive part: a slow spike enters at once and leaves only when its bucket
@@ -63,10 +64,13 @@ class LatencyPredictor:
 
     def load_factor(self, view: TargetView) -> float:
         """``>= 1``: how much the current load stretches this target's latency."""
-        slots = parallel_slots(view)
-        if slots <= 0:
+        capacity = view.target.capacity
+        if not (capacity.concurrency or capacity.requests_per_second):
             return 1.0
-        rho = max(view.utilization, view.in_flight / slots)
+        rho = view.utilization
+        slots = parallel_slots(view)
+        if slots > 0:
+            rho = max(rho, view.in_flight / slots)
         if rho <= self.load_knee:
             return 1.0
         return 1.0 + self.load_weight * (rho - self.load_knee) / (1.0 - self.load_knee)
@@ -103,12 +107,19 @@ class LatencyPredictor:
 
 
 def parallel_slots(view: TargetView) -> float:
-    """Calls a target can run at once at full capacity (0 when it has no such limit): its
-    concurrency, or its request rate x median latency (Little's law)."""
+    """Calls a target can run at once at full capacity (0 when it has no such limit or it is
+    not known yet): its concurrency, or its request rate x the *observed* median latency
+    (Little's law).
+
+    The in-flight count is measured, so the call duration it is divided by must be measured
+    too. Before the window has ``min_samples`` the view's p50 is the prior profile's, which
+    describes the seed's reference answers, not these calls: a fine-tuned endpoint whose
+    prior says 500 ms but whose answers take 7 s would look 14 times over its slots with two
+    calls in flight. Until then only the measured request rate (``utilization``) counts."""
     capacity = view.target.capacity
     if capacity.concurrency:
         return float(capacity.concurrency)
-    if capacity.requests_per_second and view.p50_ms > 0:
+    if capacity.requests_per_second and view.latency_source == "observed" and view.p50_ms > 0:
         return capacity.requests_per_second * view.p50_ms / 1000.0
     return 0.0
 
