@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from mangaroute.config import sections
+from mangaroute.config.sections import PROFILE, Section, field_default
 from mangaroute.core.breaker import BreakerPolicy
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.fleet import SharedSettings, redact_url
@@ -59,21 +61,36 @@ from mangaroute.core.targets import (
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
+_DECLARED: Any = object()
 
 DEFAULT_CONFIG_NAME = "mangaassist.toml"
 
 
-class _Table:
-    """One TOML table being read: typed getters, and a check that no key went unread."""
+class Table:
+    """One TOML table being read: typed getters, and a check that no key went unread.
+
+    With a :class:`~mangaroute.config.sections.Section` the table's known keys are the
+    declared ones: a getter called without a default takes the declared default (or
+    requires the key when it is declared required), reading an undeclared key is a bug in
+    the reader, and :meth:`finish` rejects every key the section does not declare. Without
+    one (the simulator's own tables), the keys read are the known ones.
+    """
 
     def __init__(
-        self, data: dict[str, Any], source: str, path: str, limits: str | None = None
+        self,
+        data: dict[str, Any],
+        source: str,
+        path: str,
+        limits: str | None = None,
+        section: Section | None = None,
     ) -> None:
         self.data = data
         self.source = source
         self.path = path
         self.limits = limits  # the section of LIMITS this table's numbers obey
+        self.section = section
         self._read: set[str] = set()
+        self._parts: set[str] = set()  # sub-tables of the policy parts a policy uses
 
     def key(self, name: str) -> str:
         if not name:
@@ -83,24 +100,42 @@ class _Table:
     def error(self, name: str, message: str) -> ConfigError:
         return ConfigError(message, source=self.source, key=self.key(name))
 
-    def _raw(self, name: str, default: Any) -> Any:
+    def _get(self, name: str, default: Any) -> tuple[Any, bool]:
+        """The value and whether it was missing (then the value is the default)."""
         self._read.add(name)
+        if self.section is not None and name not in self.section.names | self._parts:
+            raise AssertionError(f"the reader of {self.section.title} reads undeclared {name!r}")
+        if default is _DECLARED:
+            default = _REQUIRED
+            if self.section is not None:
+                declared = self.section.get(name)
+                default = _REQUIRED if declared.required else declared.default
         if name not in self.data:
             if default is _REQUIRED:
                 raise self.error(name, "is required")
-            return default
-        return self.data[name]
+            return default, True
+        return self.data[name], False
 
-    def text(self, name: str, default: Any = _REQUIRED) -> Any:
-        value = self._raw(name, default)
-        if value is not default and (not isinstance(value, str) or not value):
+    def _raw(self, name: str, default: Any = _DECLARED) -> Any:
+        return self._get(name, default)[0]
+
+    def text(self, name: str, default: Any = _DECLARED) -> Any:
+        value, missing = self._get(name, default)
+        if not missing and (not isinstance(value, str) or not value):
             raise self.error(name, f"expected a non-empty string, got {value!r}")
         return value
 
     def _limit(self, name: str, limit: str | None) -> str | None:
-        if limit is None and self.limits is not None:
-            limit = f"{self.limits}.{name}"
-        return limit
+        """The LIMITS key ``name``'s range is read from: the one given, else the declared
+        one, else ``<limits>.<name>`` for a table of ``limits`` (a plugin part's own number
+        without either takes ``minimum`` / ``positive``)."""
+        if limit is not None:
+            return limit
+        if self.section is not None and name in self.section.names:
+            return self.section.get(name).limit
+        if self.limits is not None and f"{self.limits}.{name}" in LIMITS:
+            return f"{self.limits}.{name}"
+        return None
 
     def _in_range(self, name: str, value: Any, limit: str) -> None:
         reason = violation(limit, value)
@@ -110,7 +145,7 @@ class _Table:
     def number(
         self,
         name: str,
-        default: Any = _REQUIRED,
+        default: Any = _DECLARED,
         *,
         minimum: float = 0.0,
         positive: bool = False,
@@ -118,8 +153,8 @@ class _Table:
     ) -> Any:
         """A number; with a ``limit`` (or a table of ``limits``) its range comes from
         :data:`~mangaroute.core.limits.LIMITS` instead of ``minimum`` / ``positive``."""
-        value = self._raw(name, default)
-        if value is default:
+        value, missing = self._get(name, default)
+        if missing:
             return value
         limit = self._limit(name, limit)
         if limit is not None:
@@ -138,10 +173,10 @@ class _Table:
         return float(value)
 
     def integer(
-        self, name: str, default: Any = _REQUIRED, *, minimum: int = 0, limit: str | None = None
+        self, name: str, default: Any = _DECLARED, *, minimum: int = 0, limit: str | None = None
     ) -> Any:
-        value = self._raw(name, default)
-        if value is default:
+        value, missing = self._get(name, default)
+        if missing:
             return value
         limit = self._limit(name, limit)
         if limit is not None:
@@ -164,38 +199,62 @@ class _Table:
             values[name] = read(name, getattr(defaults, name))
         return values
 
-    def flag(self, name: str, default: Any = _REQUIRED) -> Any:
-        value = self._raw(name, default)
-        if value is not default and not isinstance(value, bool):
+    def flag(self, name: str, default: Any = _DECLARED) -> Any:
+        value, missing = self._get(name, default)
+        if not missing and not isinstance(value, bool):
             raise self.error(name, f"expected true or false, got {value!r}")
         return value
 
-    def names(self, name: str, default: Any = _REQUIRED) -> Any:
-        value = self._raw(name, default)
-        if value is default:
+    def names(self, name: str, default: Any = _DECLARED) -> Any:
+        value, missing = self._get(name, default)
+        if missing:
             return value
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.error(name, f"expected a list of names, got {value!r}")
         return tuple(value)
 
-    def table(self, name: str, *, required: bool = False, limits: str | None = None) -> _Table:
+    def _sub(self, name: str) -> Section | None:
+        if self.section is None or name not in self.section.names:
+            return None
+        return self.section.get(name).section
+
+    def table(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        limits: str | None = None,
+        section: Section | None = None,
+        part: bool = False,
+    ) -> Table:
+        """The sub-table ``name``; its section is the declared one unless given. A ``part``
+        table is a policy part's own ``[policies.NAME.<part>]``, known while it is used."""
+        if part:
+            self._parts.add(name)
         value = self._raw(name, _REQUIRED if required else {})
         if not isinstance(value, dict):
             raise self.error(name, f"expected a table, got {value!r}")
-        return _Table(value, self.source, self.key(name), limits)
+        return Table(value, self.source, self.key(name), limits, section or self._sub(name))
 
-    def tables(self, name: str, *, limits: str | None = None) -> list[tuple[str, _Table]]:
+    def tables(self, name: str, *, limits: str | None = None) -> list[tuple[str, Table]]:
         outer = self.table(name)
+        outer.section = None  # its keys are the names the file chooses
+        each = self._sub(name)
         result = []
         for key in outer.data:
-            result.append((key, outer.table(key, limits=limits)))
+            result.append((key, outer.table(key, limits=limits, section=each)))
         return result
 
     def finish(self) -> None:
-        unknown = [key for key in self.data if key not in self._read]
+        """Reject a key nobody reads: with a section, one it does not declare."""
+        known = self._read if self.section is None else self.section.names | self._parts
+        unknown = [key for key in self.data if key not in known]
         if unknown:
-            expected = ", ".join(sorted(self._read)) or "nothing"
+            expected = ", ".join(sorted(known)) or "nothing"
             raise self.error(unknown[0], f"is not a known key (expected one of: {expected})")
+        ignored = [key for key in self.data if key not in self._read]
+        if ignored:
+            raise AssertionError(f"the reader of {self.key('')!r} ignores declared {ignored}")
 
     def build(self, name: str, factory: Callable[[], T]) -> T:
         """Run a constructor and turn its ValueError into a ConfigError at ``name`` (at the
@@ -209,6 +268,10 @@ class _Table:
             raise ConfigError(exc.reason, source=self.source, key=key) from None
         except ValueError as exc:
             raise ConfigError(str(exc), source=self.source, key=self.key(name)) from None
+
+
+_Table = Table
+"""The reader's former name, kept for importers (``simulate/driver.py``)."""
 
 
 def load_config(path: str | Path) -> RouterConfig:
@@ -253,14 +316,19 @@ def read_toml(text: str, *, source: str) -> dict[str, Any]:
 
 def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     """Validate TOML text into a :class:`RouterConfig`."""
-    data = read_toml(text, source=source)
-    root = _Table(data, source, "")
+    return config_from_data(read_toml(text, source=source), source=source)
+
+
+def config_from_data(data: dict[str, Any], *, source: str = "<data>") -> RouterConfig:
+    """Validate parsed TOML (nested dicts, as ``tomllib`` returns) into a
+    :class:`RouterConfig`."""
+    root = Table(data, source, "", section=ROOT)
     router = root.table("router", limits="router")
-    default_region = router.text("region", None)
+    default_region = router.text("region")
     window = router.build("", lambda: WindowSettings(**router.numbers(WindowSettings())))
-    default_class_name = router.text("default_class", None)
-    streamed = router.flag("streamed", False)
-    quality = router.names("quality", ())
+    default_class_name = router.text("default_class")
+    streamed = router.flag("streamed")
+    quality = router.names("quality")
     router.finish()
 
     breaker = _breaker(root.table("breaker", limits="breaker"))
@@ -298,13 +366,13 @@ def parse_config(text: str, *, source: str = "<string>") -> RouterConfig:
     )
 
 
-def _shared(root: _Table) -> SharedSettings | None:
+def _shared(root: Table) -> SharedSettings | None:
     """``[shared]``: state shared by the replicas of one deployment (Redis)."""
     if "shared" not in root.data:
         root.table("shared")
         return None
     table = root.table("shared", limits="shared")
-    backend = table.text("backend", "redis")
+    backend = table.text("backend")
     if backend != "redis":
         raise table.error("backend", f'expected "redis" (the only backend), got {backend!r}')
     url = table.text("url")
@@ -324,40 +392,40 @@ def _shared(root: _Table) -> SharedSettings | None:
             url=url,
             deployment=table.text("deployment"),
             **table.numbers(SharedSettings(url="redis://localhost", deployment="x")),
-            username=table.text("username", None),
-            password_env=table.text("password_env", None),
-            tls_ca_file=table.text("tls_ca_file", None),
-            tls_verify=table.flag("tls_verify", True),
-            replica_id=table.text("replica_id", None),
-            cluster=table.flag("cluster", False),
+            username=table.text("username"),
+            password_env=table.text("password_env"),
+            tls_ca_file=table.text("tls_ca_file"),
+            tls_verify=table.flag("tls_verify"),
+            replica_id=table.text("replica_id"),
+            cluster=table.flag("cluster"),
         ),
     )
     table.finish()
     return settings
 
 
-def _breaker(table: _Table) -> BreakerPolicy:
+def _breaker(table: Table) -> BreakerPolicy:
     policy = table.build("", lambda: BreakerPolicy(**table.numbers(BreakerPolicy())))
     table.finish()
     return policy
 
 
-def _latency_profile(table: _Table) -> LatencyProfile:
+def _latency_profile(table: Table) -> LatencyProfile:
     profile = table.build(
         "",
         lambda: LatencyProfile(
             p50_ms=table.number("p50_ms"),
             p90_ms=table.number("p90_ms"),
             p99_ms=table.number("p99_ms"),
-            cold_start_ms=table.number("cold_start_ms", 0.0),
-            cold_start_probability=table.number("cold_start_probability", 0.0),
+            cold_start_ms=table.number("cold_start_ms"),
+            cold_start_probability=table.number("cold_start_probability"),
         ),
     )
     table.finish()
     return profile
 
 
-def _profiles(root: _Table) -> dict[str, LatencyProfile]:
+def _profiles(root: Table) -> dict[str, LatencyProfile]:
     profiles = dict(BUILTIN_PROFILES)
     for name, table in root.tables("profiles", limits="profile"):
         profiles[name] = _latency_profile(table)
@@ -365,7 +433,7 @@ def _profiles(root: _Table) -> dict[str, LatencyProfile]:
 
 
 def _target(
-    name: str, table: _Table, profiles: dict[str, LatencyProfile], default_region: str | None
+    name: str, table: Table, profiles: dict[str, LatencyProfile], default_region: str | None
 ) -> Target:
     problem = dimension_value_violation(name)
     if problem is not None:  # every metric and alarm carries it as the Target dimension
@@ -378,7 +446,7 @@ def _target(
         raise table.error("pattern", f"expected one of {choices}, got {pattern_name!r}") from None
     prior_value = table.data.get("prior", pattern.value)
     if isinstance(prior_value, dict):
-        prior = _latency_profile(table.table("prior", limits="profile"))
+        prior = _latency_profile(table.table("prior", limits="profile", section=PROFILE))
     else:
         prior_name = table.text("prior", pattern.value)
         if prior_name not in profiles:
@@ -389,11 +457,11 @@ def _target(
     region = table.text("region", default_region)
     if region is None:
         raise table.error("region", "is required (or set [router] region as a default)")
-    units = table.integer("model_units", None)
-    instances = table.integer("instances", None)
-    hourly = table.number("hourly_usd", 0.0)
-    per_unit = table.number("hourly_usd_per_unit", None)
-    per_instance = table.number("hourly_usd_per_instance", None)
+    units = table.integer("model_units")
+    instances = table.integer("instances")
+    hourly = table.number("hourly_usd")
+    per_unit = table.number("hourly_usd_per_unit")
+    per_instance = table.number("hourly_usd_per_instance")
     if per_unit is not None:
         hourly += per_unit * _need(table, units, "model_units", "hourly_usd_per_unit")
     if per_instance is not None:
@@ -401,27 +469,19 @@ def _target(
     pricing = table.build(
         "",
         lambda: Pricing(
-            input_per_million_usd=table.number(
-                "input_per_million_usd", 0.0, limit="pricing.input_per_million_usd"
-            ),
-            output_per_million_usd=table.number(
-                "output_per_million_usd", 0.0, limit="pricing.output_per_million_usd"
-            ),
+            input_per_million_usd=table.number("input_per_million_usd"),
+            output_per_million_usd=table.number("output_per_million_usd"),
             hourly_usd=hourly,
-            cache_read_per_million_usd=table.number(
-                "cache_read_per_million_usd", None, limit="pricing.cache_read_per_million_usd"
-            ),
-            cache_write_per_million_usd=table.number(
-                "cache_write_per_million_usd", None, limit="pricing.cache_write_per_million_usd"
-            ),
+            cache_read_per_million_usd=table.number("cache_read_per_million_usd"),
+            cache_write_per_million_usd=table.number("cache_write_per_million_usd"),
         ),
     )
-    tpm = table.number("tokens_per_minute", None, limit="capacity.tokens_per_minute")
-    tpm_per_unit = table.number("tokens_per_minute_per_unit", None)
+    tpm = table.number("tokens_per_minute")
+    tpm_per_unit = table.number("tokens_per_minute_per_unit")
     if tpm_per_unit is not None:
         tpm = tpm_per_unit * _need(table, units, "model_units", "tokens_per_minute_per_unit")
-    rps = table.number("requests_per_second", None, limit="capacity.requests_per_second")
-    rps_per_instance = table.number("requests_per_second_per_instance", None)
+    rps = table.number("requests_per_second")
+    rps_per_instance = table.number("requests_per_second_per_instance")
     if rps_per_instance is not None:
         rps = rps_per_instance * _need(
             table, instances, "instances", "requests_per_second_per_instance"
@@ -429,7 +489,7 @@ def _target(
     capacity = Capacity(
         tokens_per_minute=tpm,
         requests_per_second=rps,
-        concurrency=table.integer("concurrency", None, limit="capacity.concurrency"),
+        concurrency=table.integer("concurrency"),
     )
     target = table.build(
         "",
@@ -439,23 +499,23 @@ def _target(
             model_id=table.text("model_id"),
             region=region,
             prior=prior,
-            tier=table.text("tier", "custom"),
+            tier=table.text("tier"),
             pricing=pricing,
             capacity=capacity,
-            ops_score=table.number("ops_score", -1.0),
+            ops_score=table.number("ops_score", field_default(Target, "ops_score")),
         ),
     )
     table.finish()
     return target
 
 
-def _need(table: _Table, value: int | None, name: str, because: str) -> int:
+def _need(table: Table, value: int | None, name: str, because: str) -> int:
     if value is None:
         raise table.error(name, f"is required when {because} is set")
     return value
 
 
-def _switcher(root: _Table, targets: list[str]) -> SwitcherSettings | None:
+def _switcher(root: Table, targets: list[str]) -> SwitcherSettings | None:
     if "switcher" not in root.data:
         root.table("switcher")
         return None
@@ -485,14 +545,16 @@ class PartContext:
     (for errors and nested parts), the config's target names, the policy's latency
     predictor, the switcher's settings, and whether the part sits inside another."""
 
-    policy: _Table
+    policy: Table
     targets: list[str]
     predictor: LatencyPredictor
     switcher: SwitcherSettings | None
     nested: bool = False
+    outer: str = ""
+    """The part a nested part sits inside (``budget_guard``, ``tier``)."""
 
 
-PartBuilder = Callable[[_Table, PartContext], Any]
+PartBuilder = Callable[[Table, PartContext], Any]
 """Builds one part from its table (``[policies.NAME.<part>]``) and the context."""
 
 _FILTERS: dict[str, PartBuilder] = {}
@@ -503,35 +565,58 @@ _OUTER_ONLY = {"tier", "budget_guard"}
 
 
 def _register(
-    registry: dict[str, PartBuilder], name: str, build: PartBuilder
+    registry: dict[str, PartBuilder], name: str, build: PartBuilder, params: Section | None
 ) -> Callable[[], None]:
     if not name or not isinstance(name, str):
         raise ValueError(f"a part needs a name, got {name!r}")
     registry[name] = build
+    if params is None:
+        _PARAMS.pop(name, None)
+    else:
+        _PARAMS[name] = params
 
     def unregister() -> None:
         if registry.get(name) is build:
             del registry[name]
+            if _PARAMS.get(name) is params:
+                _PARAMS.pop(name, None)
 
     return unregister
 
 
-def register_filter(name: str, build: PartBuilder) -> Callable[[], None]:
-    """Make ``filters = ["<name>"]`` build a filter with ``build(table, context)``; returns a
-    function that removes it again."""
-    return _register(_FILTERS, name, build)
+_PARAMS: dict[str, Section] = {}
+"""The declared table ``[policies.NAME.<part>]`` of each part registered with one; a part
+registered without reads its table undeclared (the keys it reads are the known ones, and the
+JSON Schema allows any)."""
 
 
-def register_ranker(name: str, build: PartBuilder) -> Callable[[], None]:
-    """Make ``ranker = "<name>"`` build a ranker with ``build(table, context)``; returns a
-    function that removes it again."""
-    return _register(_RANKERS, name, build)
+def register_filter(
+    name: str, build: PartBuilder, params: Section | None = None
+) -> Callable[[], None]:
+    """Make ``filters = ["<name>"]`` build a filter with ``build(table, context)``; ``params``
+    declares its table's keys. Returns a function that removes it again."""
+    return _register(_FILTERS, name, build, params)
 
 
-def register_picker(name: str, build: PartBuilder) -> Callable[[], None]:
-    """Make ``picker = "<name>"`` build a picker with ``build(table, context)``; returns a
-    function that removes it again."""
-    return _register(_PICKERS, name, build)
+def register_ranker(
+    name: str, build: PartBuilder, params: Section | None = None
+) -> Callable[[], None]:
+    """Make ``ranker = "<name>"`` build a ranker with ``build(table, context)``; ``params``
+    declares its table's keys. Returns a function that removes it again."""
+    return _register(_RANKERS, name, build, params)
+
+
+def register_picker(
+    name: str, build: PartBuilder, params: Section | None = None
+) -> Callable[[], None]:
+    """Make ``picker = "<name>"`` build a picker with ``build(table, context)``; ``params``
+    declares its table's keys. Returns a function that removes it again."""
+    return _register(_PICKERS, name, build, params)
+
+
+def part_params(name: str) -> Section | None:
+    """The declared table of the registered part ``name``, if it declared one."""
+    return _PARAMS.get(name)
 
 
 def _part(
@@ -539,13 +624,12 @@ def _part(
 ) -> Any:
     """Build the part ``name`` of ``kind`` from the policy's ``[<name>]`` table."""
     policy = context.policy
-    params = policy.table(name, limits=name)
     build = registry.get(name)
     if build is None or (context.nested and name in _OUTER_ONLY):
         known = [n for n in registry if not (context.nested and n in _OUTER_ONLY)]
-        raise (params if context.nested else policy).error(
-            key, f"names unknown {kind} {name!r} (known: {', '.join(known)})"
-        )
+        where = f"{context.outer}.{key}" if context.nested else key
+        raise policy.error(where, f"names unknown {kind} {name!r} (known: {', '.join(known)})")
+    params = policy.table(name, limits=name, section=_PARAMS.get(name), part=True)
     part = build(params, context)
     params.finish()
     return part
@@ -564,9 +648,9 @@ def _picker(name: str, context: PartContext) -> Picker:
     return cast(Picker, _part("picker", _PICKERS, name, "picker", context))
 
 
-def _schedule(params: _Table, targets: list[str]) -> Schedule:
-    offset = params.number("utc_offset_hours", None)
-    time_zone = params.text("time_zone", None)
+def _schedule(params: Table, targets: list[str]) -> Schedule:
+    offset = params.number("utc_offset_hours")
+    time_zone = params.text("time_zone")
     hours_table = params.table("hours")
     hours: dict[str, tuple[tuple[float, float], ...]] = {}
     for target in list(hours_table.data):
@@ -579,7 +663,7 @@ def _schedule(params: _Table, targets: list[str]) -> Schedule:
     )
 
 
-def _hour_windows(table: _Table, name: str) -> tuple[tuple[float, float], ...]:
+def _hour_windows(table: Table, name: str) -> tuple[tuple[float, float], ...]:
     """``[start, end]`` or a list of them, local hours in [0, 24]."""
     value = table._raw(name, _REQUIRED)
     windows = value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
@@ -605,7 +689,7 @@ def _is_hour_window(window: Any) -> bool:
     )
 
 
-def _predictor(policy: _Table, *, streamed: bool = False) -> LatencyPredictor:
+def _predictor(policy: Table, *, streamed: bool = False) -> LatencyPredictor:
     params = policy.table("prediction", limits="prediction")
     first_token = params.flag("first_token", streamed)
     predictor = LatencyPredictor(**params.numbers(LatencyPredictor()), first_token=first_token)
@@ -613,17 +697,17 @@ def _predictor(policy: _Table, *, streamed: bool = False) -> LatencyPredictor:
     return predictor
 
 
-def _cost_under_slo(params: _Table, predictor: LatencyPredictor) -> CostUnderSlo:
+def _cost_under_slo(params: Table, predictor: LatencyPredictor) -> CostUnderSlo:
     defaults = CostUnderSlo(avg_output_tokens=predictor.avg_output_tokens)
     return CostUnderSlo(**params.numbers(defaults), predictor=predictor)
 
 
-def _headroom(params: _Table, context: PartContext) -> Headroom | ThrottleBet:
+def _headroom(params: Table, context: PartContext) -> Headroom | ThrottleBet:
     """``headroom``; with ``throttle_round_trip_ms`` its throttle cut becomes the throttle bet,
     judged within ``slo_p99_ms`` (default: the policy's ``cost_under_slo`` ranker's SLO)."""
     headroom = Headroom(**params.numbers(Headroom()))
-    round_trip = params._raw("throttle_round_trip_ms", None)
-    slo = params.number("slo_p99_ms", None, limit="headroom.slo_p99_ms")
+    round_trip = params._raw("throttle_round_trip_ms")
+    slo = params.number("slo_p99_ms")
     if round_trip is None:
         if slo is not None:
             raise params.error(
@@ -639,7 +723,7 @@ def _headroom(params: _Table, context: PartContext) -> Headroom | ThrottleBet:
     return params.build("", lambda: ThrottleBet(headroom, round_trip, judge))
 
 
-def _ranker_slo(policy: _Table) -> float | None:
+def _ranker_slo(policy: Table) -> float | None:
     """The ``slo_p99_ms`` the policy's ``cost_under_slo`` ranker is given, if valid (the
     ranker reports a bad one itself)."""
     if policy.data.get("ranker") != "cost_under_slo":
@@ -651,9 +735,8 @@ def _ranker_slo(policy: _Table) -> float | None:
     return float(value)
 
 
-def _budget_guard(params: _Table, context: PartContext) -> BudgetGuard:
+def _budget_guard(params: Table, context: PartContext) -> BudgetGuard:
     predictor = context.predictor
-    d = BudgetGuard(daily_usd=1.0)
     pace = params._raw("pace", ())
     if pace != () and (
         not isinstance(pace, list)
@@ -666,12 +749,12 @@ def _budget_guard(params: _Table, context: PartContext) -> BudgetGuard:
             "expected 24 hourly weights, each "
             f"{LIMITS['budget_guard.pace'].describe()}, not all zero, got {pace!r}",
         )
-    inner_name = params.text("picker", "best")
+    inner_name = params.text("picker")
     if inner_name == "budget_guard":
         raise params.error("picker", "cannot be 'budget_guard' itself")
-    inner = _picker(inner_name, replace(context, nested=True))
+    inner = _picker(inner_name, replace(context, nested=True, outer="budget_guard"))
     cheaper = CostUnderSlo(
-        slo_p99_ms=params.number("slo_p99_ms", CostUnderSlo().slo_p99_ms),
+        slo_p99_ms=params.number("slo_p99_ms"),
         avg_output_tokens=predictor.avg_output_tokens,
         predictor=predictor,
     )
@@ -682,15 +765,15 @@ def _budget_guard(params: _Table, context: PartContext) -> BudgetGuard:
             inner=inner,
             cheaper=cheaper,
             pace=tuple(float(v) for v in pace),
-            utc_offset_hours=params.number("utc_offset_hours", None),
-            time_zone=params.text("time_zone", None),
-            tolerance=params.number("tolerance", d.tolerance),
-            slack=params.number("slack", d.slack),
+            utc_offset_hours=params.number("utc_offset_hours"),
+            time_zone=params.text("time_zone"),
+            tolerance=params.number("tolerance"),
+            slack=params.number("slack"),
         ),
     )
 
 
-def _weighted(params: _Table, context: PartContext) -> Weighted:
+def _weighted(params: Table, context: PartContext) -> Weighted:
     weights_table = params.table("weights", required=True)
     weights = {}
     for target in list(weights_table.data):
@@ -698,58 +781,56 @@ def _weighted(params: _Table, context: PartContext) -> Weighted:
             raise weights_table.error(target, "is not a known target")
         weights[target] = weights_table.number(target, limit="weighted.weight")
     weights_table.finish()
-    sticky = params.flag("sticky", False)
+    sticky = params.flag("sticky")
     return params.build("", lambda: Weighted(weights=weights, sticky=sticky))
 
 
-def _primary(params: _Table, context: PartContext) -> PrimaryShare:
+def _primary(params: Table, context: PartContext) -> PrimaryShare:
     switcher = context.switcher
     if switcher is None:
         raise context.policy.error(
             "picker", "'primary' needs a [switcher] table naming the primary"
         )
     return PrimaryShare(
-        switcher.primary_weight, switcher.canary_weight, sticky=params.flag("sticky", False)
+        switcher.primary_weight, switcher.canary_weight, sticky=params.flag("sticky")
     )
 
 
-def _canary(params: _Table, context: PartContext) -> Canary:
+def _canary(params: Table, context: PartContext) -> Canary:
     candidate = params.text("candidate")
     if candidate not in context.targets:
         raise params.error(
             "candidate",
             f"names unknown target {candidate!r} (known: {', '.join(context.targets)})",
         )
-    return Canary(
-        candidate, **params.numbers(Canary(candidate)), sticky=params.flag("sticky", True)
-    )
+    return Canary(candidate, **params.numbers(Canary(candidate)), sticky=params.flag("sticky"))
 
 
-def _score(params: _Table, context: PartContext) -> WeightedScore:
+def _score(params: Table, context: PartContext) -> WeightedScore:
     weights = params.table("weights", limits="score.weights")
     score_weights = weights.build("", lambda: ScoreWeights(**weights.numbers(ScoreWeights())))
     weights.finish()
     return WeightedScore(
         **params.numbers(WeightedScore()),
         weights=score_weights,
-        seed_exact_latency=params.flag("seed_exact_latency", False),
+        seed_exact_latency=params.flag("seed_exact_latency"),
     )
 
 
-def _latency(params: _Table, context: PartContext) -> LowestLatency:
-    percentile = params.text("percentile", "p99")
+def _latency(params: Table, context: PartContext) -> LowestLatency:
+    percentile = params.text("percentile")
     if percentile not in ("p50", "p99"):
         raise params.error("percentile", f"expected 'p50' or 'p99', got {percentile!r}")
     return LowestLatency(percentile)
 
 
-def _tier(params: _Table, context: PartContext) -> TierOrder:
+def _tier(params: Table, context: PartContext) -> TierOrder:
     order = params.names("order")
-    within = params.text("within", "order")
+    within = params.text("within")
     if within == "tier":
         raise params.error("within", "cannot be 'tier' itself")
-    inner = _ranker(within, replace(context, nested=True))
-    slo = params.number("slo_p99_ms", None, limit="cost_under_slo.slo_p99_ms")
+    inner = _ranker(within, replace(context, nested=True, outer="tier"))
+    slo = params.number("slo_p99_ms")
     if slo is None and not isinstance(inner, CostUnderSlo):
         return TierOrder(order, inner)
     judge = inner if isinstance(inner, CostUnderSlo) else CostUnderSlo(predictor=context.predictor)
@@ -758,61 +839,88 @@ def _tier(params: _Table, context: PartContext) -> TierOrder:
     return TierOrder(order, inner, judge.fits)
 
 
-register_filter("healthy", lambda params, context: Healthy())
-register_filter("headroom", _headroom)
+register_filter("healthy", lambda params, context: Healthy(), sections.empty("healthy"))
+register_filter("headroom", _headroom, sections.HEADROOM)
 register_filter(
-    "latency_ceiling", lambda params, context: LatencyCeiling(**params.numbers(LatencyCeiling()))
+    "latency_ceiling",
+    lambda params, context: LatencyCeiling(**params.numbers(LatencyCeiling())),
+    sections.LATENCY_CEILING,
 )
-register_filter("reliable", lambda params, context: Reliable(**params.numbers(Reliable())))
-register_filter("schedule", lambda params, context: _schedule(params, context.targets))
-register_ranker("order", lambda params, context: ConfigOrder())
-register_ranker("score", _score)
-register_ranker("latency", _latency)
+register_filter(
+    "reliable", lambda params, context: Reliable(**params.numbers(Reliable())), sections.RELIABLE
+)
+register_filter(
+    "schedule", lambda params, context: _schedule(params, context.targets), sections.SCHEDULE
+)
+register_ranker("order", lambda params, context: ConfigOrder(), sections.empty("order"))
+register_ranker("score", _score, sections.SCORE)
+register_ranker("latency", _latency, sections.LATENCY)
 register_ranker(
-    "cost", lambda params, context: CheapestWithinSlo(**params.numbers(CheapestWithinSlo()))
+    "cost",
+    lambda params, context: CheapestWithinSlo(**params.numbers(CheapestWithinSlo())),
+    sections.COST,
 )
-register_ranker("predicted", lambda params, context: PredictedLatency(context.predictor))
 register_ranker(
-    "cost_under_slo", lambda params, context: _cost_under_slo(params, context.predictor)
+    "predicted",
+    lambda params, context: PredictedLatency(context.predictor),
+    sections.empty("predicted"),
 )
-register_ranker("tier", _tier)
-register_ranker("litellm_latency", lambda params, context: LiteLlmLatency())
-register_picker("best", lambda params, context: Best())
-register_picker("weighted", _weighted)
-register_picker("primary", _primary)
+register_ranker(
+    "cost_under_slo",
+    lambda params, context: _cost_under_slo(params, context.predictor),
+    sections.COST_UNDER_SLO,
+)
+register_ranker("tier", _tier, sections.TIER)
+register_ranker(
+    "litellm_latency",
+    lambda params, context: LiteLlmLatency(),
+    sections.empty("litellm_latency"),
+)
+register_picker("best", lambda params, context: Best(), sections.empty("best"))
+register_picker("weighted", _weighted, sections.WEIGHTED)
+register_picker("primary", _primary, sections.PRIMARY)
 register_picker(
     "spillover",
     lambda params, context: Spillover(
-        **params.numbers(Spillover()), throttle_backoff=params.flag("throttle_backoff", False)
+        **params.numbers(Spillover()), throttle_backoff=params.flag("throttle_backoff")
     ),
+    sections.SPILLOVER,
 )
-register_picker("canary", _canary)
-register_picker("random", lambda params, context: Uniform())
-register_picker("round_robin", lambda params, context: Uniform(rotate=True, name="round_robin"))
-register_picker("budget_guard", _budget_guard)
+register_picker("canary", _canary, sections.CANARY)
+register_picker("random", lambda params, context: Uniform(), sections.empty("random"))
+register_picker(
+    "round_robin",
+    lambda params, context: Uniform(rotate=True, name="round_robin"),
+    sections.empty("round_robin"),
+)
+register_picker("budget_guard", _budget_guard, sections.BUDGET_GUARD)
 
 FILTERS = tuple(_FILTERS)
 RANKERS = tuple(_RANKERS)
 PICKERS = tuple(_PICKERS)
 """The part names the shipped registries know (plugins may add more)."""
 
+POLICY = sections.policy_section(
+    lambda: tuple(_FILTERS), lambda: tuple(_RANKERS), lambda: tuple(_PICKERS)
+)
+ROOT = sections.root_section(POLICY)
+"""The whole file's declaration; the policy parts' names are the registries' at the time."""
+
 
 def _policies(
-    root: _Table, switcher: SwitcherSettings | None, *, streamed: bool = False
+    root: Table, switcher: SwitcherSettings | None, *, streamed: bool = False
 ) -> dict[str, Policy]:
     targets = [str(name) for name in root.data.get("targets", {})]
     policies: dict[str, Policy] = {}
     for name, table in root.tables("policies"):
         context = PartContext(table, targets, _predictor(table, streamed=streamed), switcher)
         predictor = context.predictor
-        filters = tuple(
-            _filter(f, context) for f in table.names("filters", ("healthy", "headroom"))
-        )
-        ranker = _ranker(table.text("ranker", "score"), context)
-        picker = _picker(table.text("picker", "best"), context)
-        budget = table.flag("budget", True)
-        deadline = predictor if table.flag("deadline", False) else None
-        last_resort = table.flag("last_resort", False)
+        filters = tuple(_filter(f, context) for f in table.names("filters"))
+        ranker = _ranker(table.text("ranker"), context)
+        picker = _picker(table.text("picker"), context)
+        budget = table.flag("budget")
+        deadline = predictor if table.flag("deadline") else None
+        last_resort = table.flag("last_resort")
         policies[name] = Policy(name, ranker, picker, filters, budget, deadline, last_resort)
         table.finish()
     if not policies:
@@ -821,7 +929,7 @@ def _policies(
 
 
 def _classes(
-    root: _Table,
+    root: Table,
     defined: tuple[Target, ...],
     policies: dict[str, Policy],
     quality: tuple[str, ...] = (),
@@ -849,7 +957,7 @@ def _classes(
             raise table.error(
                 "policy", f"names unknown policy {policy!r} (known: {', '.join(policies)})"
             )
-        floor = table.text("quality_floor", None)
+        floor = table.text("quality_floor")
         if floor is not None:
             problem = floor_problem(floor, quality, [tier[member] for member in members])
             if problem is not None:

@@ -1,0 +1,279 @@
+"""The config's declared sections, the reader and the JSON Schema agree.
+
+Every table of the shipped config and of every shipped scenario's config (the contenders'
+included) is read with one extra key: each declared key it lacks is accepted, an undeclared
+key is rejected with its dotted name. So a key the reader reads but nobody declared, or
+declares but the reader ignores, fails here.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import mangaroute.simulate.scenario as scenario_module
+from mangaroute.config import (
+    ROOT,
+    config_from_data,
+    default_config_text,
+    parse_config,
+    part_params,
+    register_ranker,
+)
+from mangaroute.config.sections import Key, Section
+from mangaroute.core.errors import ConfigError
+from mangaroute.core.limits import LIMITS
+from mangaroute.core.policy.rankers import ConfigOrder
+from mangaroute.simulate.scenario import builtin_scenarios, contender_config, load_scenario
+
+Path = tuple[str, ...]
+
+EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("the file", "shared"): {"shared": {"url": "redis://localhost", "deployment": "t"}},
+    ("the file", "switcher"): {"switcher": {"primary": "ondemand-haiku"}},
+    ("[shared]", "username"): {"username": "router"},
+    ("[shared]", "password_env"): {"password_env": "REDIS_PASSWORD"},
+    ("[shared]", "tls_ca_file"): {"tls_ca_file": "/etc/ssl/redis-ca.pem"},
+    ("[shared]", "replica_id"): {"replica_id": "replica-1"},
+    ("[router]", "region"): {"region": "us-east-1"},
+    ("[router]", "default_class"): {"default_class": "simple"},
+    ("[targets.NAME]", "region"): {"region": "us-east-1"},
+    ("[targets.NAME]", "prior"): {"prior": "bedrock_provisioned"},
+    ("[targets.NAME]", "model_units"): {"model_units": 3},
+    ("[targets.NAME]", "instances"): {"instances": 3},
+    ("[targets.NAME]", "hourly_usd_per_unit"): {"hourly_usd_per_unit": 20.0, "model_units": 1},
+    ("[targets.NAME]", "hourly_usd_per_instance"): {"hourly_usd_per_instance": 1.5, "instances": 1},
+    ("[targets.NAME]", "cache_read_per_million_usd"): {"cache_read_per_million_usd": 0.3},
+    ("[targets.NAME]", "cache_write_per_million_usd"): {"cache_write_per_million_usd": 3.75},
+    ("[targets.NAME]", "tokens_per_minute"): {"tokens_per_minute": 100_000},
+    ("[targets.NAME]", "tokens_per_minute_per_unit"): {
+        "tokens_per_minute_per_unit": 40_000,
+        "model_units": 1,
+    },
+    ("[targets.NAME]", "requests_per_second"): {"requests_per_second": 10},
+    ("[targets.NAME]", "requests_per_second_per_instance"): {
+        "requests_per_second_per_instance": 8,
+        "instances": 1,
+    },
+    ("[targets.NAME]", "concurrency"): {"concurrency": 16},
+    ("[targets.NAME]", "ops_score"): {"ops_score": 70},
+    ("[classes.NAME]", "policy"): {"policy": "preference"},
+    ("[classes.NAME]", "quality_floor"): {"quality_floor": "haiku"},
+    ("[switcher]", "order"): {"order": ["provisioned-sonnet", "ondemand-haiku"]},
+    ("[policies.NAME.prediction]", "first_token"): {"first_token": True},
+    ("[policies.NAME.headroom]", "throttle_round_trip_ms"): {"throttle_round_trip_ms": 120},
+    ("[policies.NAME.headroom]", "slo_p99_ms"): {
+        "slo_p99_ms": 1500,
+        "throttle_round_trip_ms": 120,
+    },
+    ("[policies.NAME.tier]", "slo_p99_ms"): {"slo_p99_ms": 1500},
+    ("[policies.NAME.schedule]", "utc_offset_hours"): {"utc_offset_hours": 9, "time_zone": None},
+    ("[policies.NAME.schedule]", "time_zone"): {
+        "time_zone": "Asia/Tokyo",
+        "utc_offset_hours": None,
+    },
+    ("[policies.NAME.budget_guard]", "utc_offset_hours"): {
+        "utc_offset_hours": 9,
+        "time_zone": None,
+    },
+    ("[policies.NAME.budget_guard]", "time_zone"): {
+        "time_zone": "Asia/Tokyo",
+        "utc_offset_hours": None,
+    },
+}
+"""A valid value for each declared key without a usable default, with the keys it needs
+beside it (``None``: remove that key)."""
+
+
+def _example(section: Section, key: Key) -> dict[str, Any]:
+    found = EXAMPLES.get((section.title, key.name))
+    if found is not None:
+        return found
+    if key.kind in ("table", "tables"):
+        return {key.name: {}}
+    assert key.default is not None, f"{section.title} {key.name}: add an example to EXAMPLES"
+    value = list(key.default) if isinstance(key.default, tuple) else key.default
+    return {key.name: value}
+
+
+def _tables(
+    data: dict[str, Any], section: Section, path: Path = ()
+) -> Iterator[tuple[Path, Section]]:
+    """Every table of ``data`` with a declared section, and that section."""
+    yield path, section
+    for key in section.keys:
+        value = data.get(key.name)
+        if not isinstance(value, dict) or key.section is None:
+            continue
+        if key.kind == "table":
+            yield from _tables(value, key.section, (*path, key.name))
+        elif key.kind == "tables":
+            for name, table in value.items():
+                if isinstance(table, dict):
+                    yield from _tables(table, key.section, (*path, key.name, name))
+    if section.parts:
+        for name, value in data.items():
+            params = part_params(name)
+            if params is not None and isinstance(value, dict) and name not in section.names:
+                yield from _tables(value, params, (*path, name))
+
+
+def _at(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    for name in path:
+        data = data[name]
+    return data
+
+
+def _shipped_configs() -> dict[str, dict[str, Any]]:
+    """The shipped config, every shipped scenario's and every contender's, as parsed data."""
+    configs = {"mangaassist.toml": tomllib.loads(default_config_text())}
+    with_shared = tomllib.loads(default_config_text())  # the docs' [shared] example
+    with_shared["shared"] = {"url": "redis://localhost:6379", "deployment": "mangaassist"}
+    configs["mangaassist.toml + [shared]"] = with_shared
+    seen: list[str] = []
+    real = scenario_module.parse_config
+
+    def capture(text: str, *, source: str = "<string>") -> Any:
+        seen.append(text)
+        return real(text, source=source)
+
+    for name in builtin_scenarios():
+        scenario = load_scenario(name)
+        configs[f"scenario {name}"] = tomllib.loads(scenario.config_text)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(scenario_module, "parse_config", capture)
+            for contender in scenario.contenders:
+                seen.clear()
+                contender_config(scenario, contender)
+                configs[f"scenario {name} contender {contender.name}"] = tomllib.loads(seen[-1])
+    return configs
+
+
+SHIPPED = _shipped_configs()
+
+
+def _cases() -> Iterator[Any]:
+    unique: dict[str, tuple[dict[str, Any], Path, Section]] = {}
+    for data in SHIPPED.values():
+        for path, section in _tables(data, ROOT):
+            table = _at(data, path)
+            fingerprint = repr((path, sorted(table.items(), key=str), section.title))
+            unique.setdefault(fingerprint, (data, path, section))
+    for data, path, section in unique.values():
+        yield pytest.param(data, path, section, id=".".join(path) or "root")
+
+
+CASES = list(_cases())
+
+
+def test_the_walk_covers_every_section_the_shipped_files_use() -> None:
+    titles = {section.title for _, _, section in (case.values for case in CASES)}
+    assert {
+        "the file",
+        "[router]",
+        "[breaker]",
+        "[profiles.NAME]",
+        "[targets.NAME]",
+        "[classes.NAME]",
+        "[switcher]",
+        "[shared]",
+        "[policies.NAME]",
+        "[policies.NAME.score]",
+        "[policies.NAME.headroom]",
+        "[policies.NAME.cost_under_slo]",
+        "[policies.NAME.spillover]",
+        "[policies.NAME.tier]",
+        "[policies.NAME.schedule]",
+    } <= titles, sorted(titles)
+
+
+@pytest.mark.parametrize(("data", "path", "section"), CASES)
+def test_the_reader_accepts_exactly_the_declared_keys(
+    data: dict[str, Any], path: Path, section: Section
+) -> None:
+    config_from_data(data)  # the file as shipped reads
+    for key in section.keys:
+        if key.name in _at(data, path):
+            continue
+        changed = copy.deepcopy(data)
+        table = _at(changed, path)
+        for name, value in _example(section, key).items():
+            if value is None:
+                table.pop(name, None)
+            else:
+                table[name] = value
+        config_from_data(changed, source="t.toml")  # a declared key is read, never rejected
+    changed = copy.deepcopy(data)
+    _at(changed, path)["colour"] = "blue"
+    where = ".".join((*path, "colour"))
+    with pytest.raises(ConfigError, match=rf"^t\.toml: \[{where}\] is not a known key") as info:
+        config_from_data(changed, source="t.toml")
+    expected = str(info.value).split("(expected one of: ")[1].rstrip(")").split(", ")
+    assert set(expected) >= section.names
+
+
+def test_a_declared_range_is_the_one_in_limits() -> None:
+    for _, _, section in (case.values for case in CASES):
+        for key in section.keys:
+            if key.limit is not None:
+                assert key.kind == ("integer" if LIMITS[key.limit].integer else "number")
+
+
+PLUGIN_CONFIG = """
+[targets.a]
+pattern = "bedrock_on_demand"
+model_id = "m"
+region = "us-east-1"
+
+[policies.p]
+ranker = "reverse"
+
+[policies.p.reverse]
+{line}
+"""
+
+
+def test_a_plugin_part_declares_its_table_or_reads_it_as_before() -> None:
+    params = Section(
+        "[policies.NAME.reverse]",
+        "a test plugin",
+        "Reverse order.",
+        (Key("strength", "number", default=1.0),),
+    )
+    built: list[float] = []
+
+    def build(table: Any, context: Any) -> ConfigOrder:
+        built.append(table.number("strength"))
+        return ConfigOrder()
+
+    unregister = register_ranker("reverse", build, params)
+    try:
+        parse_config(PLUGIN_CONFIG.format(line=""))
+        parse_config(PLUGIN_CONFIG.format(line="strength = 3"))
+        assert built == [1.0, 3.0]  # the declared default, then the file's value
+        with pytest.raises(ConfigError, match=r"\[policies\.p\.reverse\.stength\] is not a known"):
+            parse_config(PLUGIN_CONFIG.format(line="stength = 3"))
+    finally:
+        unregister()
+    assert part_params("reverse") is None
+    unregister = register_ranker("reverse", lambda table, context: ConfigOrder())
+    try:  # no declaration: the keys it reads are the known ones (none here)
+        with pytest.raises(ConfigError, match=r"\[policies\.p\.reverse\.strength\] is not a known"):
+            parse_config(PLUGIN_CONFIG.format(line="strength = 3"))
+    finally:
+        unregister()
+
+
+def test_an_unknown_inner_part_is_named_at_the_part_that_holds_it() -> None:
+    text = PLUGIN_CONFIG.format(line="").replace('ranker = "reverse"', 'ranker = "tier"')
+    text = text.replace(
+        "[policies.p.reverse]", '[policies.p.tier]\norder = ["custom"]\nwithin = "vibes"'
+    )
+    with pytest.raises(
+        ConfigError, match=r"\[policies\.p\.tier\.within\] names unknown ranker 'vibes'"
+    ):
+        parse_config(text)
