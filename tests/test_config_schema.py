@@ -9,14 +9,21 @@ declares but the reader ignores, fails here.
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 
 import mangaroute.simulate.scenario as scenario_module
 from mangaroute.config import (
+    FILTERS,
+    PICKERS,
+    RANKERS,
     ROOT,
     config_from_data,
     default_config_text,
@@ -24,10 +31,13 @@ from mangaroute.config import (
     part_params,
     register_ranker,
 )
+from mangaroute.config.schema import json_schema, published_schema_text, schema_text
 from mangaroute.config.sections import Key, Section
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.limits import LIMITS
+from mangaroute.core.policy.filters import Headroom
 from mangaroute.core.policy.rankers import ConfigOrder
+from mangaroute.core.targets import Pattern
 from mangaroute.simulate.scenario import builtin_scenarios, contender_config, load_scenario
 
 Path = tuple[str, ...]
@@ -277,3 +287,119 @@ def test_an_unknown_inner_part_is_named_at_the_part_that_holds_it() -> None:
         ConfigError, match=r"\[policies\.p\.tier\.within\] names unknown ranker 'vibes'"
     ):
         parse_config(text)
+
+
+SCHEMA = json_schema(shipped_parts_only=True)
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+
+def test_the_published_schema_is_the_generated_one() -> None:
+    assert published_schema_text() == schema_text(shipped_parts_only=True), (
+        "mangaroute/data/config.schema.json is out of date with the declared sections: "
+        "regenerate it with `mangaroute config schema > mangaroute/data/config.schema.json`"
+    )
+    jsonschema.Draft202012Validator.check_schema(json.loads(published_schema_text()))
+
+
+def test_mangaroute_config_schema_prints_the_published_file() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mangaroute", "config", "schema"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == published_schema_text()
+
+
+@pytest.mark.parametrize("label", sorted(SHIPPED))
+def test_every_shipped_config_validates(label: str) -> None:
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in VALIDATOR.iter_errors(SHIPPED[label])
+    ]
+    assert errors == []
+
+
+def test_the_schema_names_what_the_registries_and_enums_know() -> None:
+    policy = SCHEMA["properties"]["policies"]["additionalProperties"]["properties"]
+    assert policy["ranker"]["enum"] == list(RANKERS)
+    assert policy["picker"]["enum"] == list(PICKERS)
+    assert policy["filters"]["items"]["enum"] == list(FILTERS)
+    assert policy["headroom"]["properties"]["max_throttle_rate"] == {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 1,
+        "description": "between 0 (exclusive) and 1",
+        "default": Headroom().max_throttle_rate,
+    }
+    target = SCHEMA["properties"]["targets"]["additionalProperties"]
+    assert target["properties"]["pattern"]["enum"] == [p.value for p in Pattern]
+    assert target["required"] == ["pattern", "model_id"]
+    assert target["additionalProperties"] is False
+    window = SCHEMA["properties"]["router"]["properties"]["window_s"]
+    assert (window["minimum"], window["maximum"], window["default"]) == (0.02, 86400, 60.0)
+
+
+BAD = [
+    pytest.param(
+        ("router",), "widow_s", 60, "[router.widow_s] is not a known key", id="misspelt key"
+    ),
+    pytest.param(
+        ("policies", "switcher", "score"),
+        "target_p99",
+        1500,
+        "[policies.switcher.score.target_p99] is not a known key",
+        id="misspelt part key",
+    ),
+    pytest.param(
+        ("breaker",),
+        "cooldown_s",
+        "30",
+        "[breaker.cooldown_s] expected a number, got '30'",
+        id="wrong type",
+    ),
+    pytest.param(
+        ("targets", "ondemand-haiku"),
+        "tier",
+        7,
+        "[targets.ondemand-haiku.tier] expected a non-empty string, got 7",
+        id="wrong type of text",
+    ),
+    pytest.param(
+        ("router",),
+        "relative_error",
+        0.5,
+        "[router.relative_error] expected a number <= 0.25, got 0.5",
+        id="out of range",
+    ),
+    pytest.param(
+        ("targets", "sagemaker-manga"),
+        "instances",
+        0,
+        "[targets.sagemaker-manga.instances] expected an integer >= 1, got 0",
+        id="out of range integer",
+    ),
+    pytest.param(
+        ("policies", "score"),
+        "ranker",
+        "vibes",
+        "[policies.score.ranker] names unknown ranker 'vibes'",
+        id="unknown part",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "name", "value", "message"), BAD)
+def test_a_bad_key_fails_the_schema_and_the_reader_naming_the_key(
+    path: Path, name: str, value: Any, message: str
+) -> None:
+    data = tomllib.loads(default_config_text())
+    _at(data, path)[name] = value
+    with pytest.raises(ConfigError) as info:
+        config_from_data(data, source="t.toml")
+    assert str(info.value).startswith(f"t.toml: {message}")
+    errors = list(VALIDATOR.iter_errors(data))
+    assert len(errors) == 1, [e.message for e in errors]
+    where = [*errors[0].absolute_path]
+    assert where == [*path, name] or (where == [*path] and repr(name) in errors[0].message)

@@ -1,4 +1,4 @@
-"""The router's own commands: ``config check|show``, ``targets``, ``snapshot``, ``route`` and
+"""The router's own commands: ``config check|show|schema``, ``targets``, ``snapshot``, ``route`` and
 ``walkthrough``, all offline on a fresh router (the shipped MangaAssist config unless
 ``--config`` or ``$MANGAROUTE_CONFIG`` names another)."""
 
@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from mangaroute.cli.options import add_config_option, add_json_option, router_config
 from mangaroute.cli.output import Handler, emit, table
 from mangaroute.config import default_config_text, load_config
+from mangaroute.config.schema import schema_text
 from mangaroute.core.router import Router
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.snapshot import Snapshot
@@ -144,6 +145,11 @@ def cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_config_show(args: argparse.Namespace, out: TextIO) -> int:
     out.write(default_config_text())
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(schema_text())
     return 0
 
 
@@ -358,6 +364,15 @@ def register(commands: Any) -> None:
         "show",
         "print the shipped MangaAssist config (a starting point for your own)",
         cmd_config_show,
+        json_flag=False,
+        config_flag=False,
+    )
+    _leaf(
+        config_commands,
+        "schema",
+        "print the config's JSON Schema (draft 2020-12, for editors and validators; the "
+        "package ships it as mangaroute/data/config.schema.json)",
+        cmd_config_schema,
         json_flag=False,
         config_flag=False,
     )

@@ -1,0 +1,128 @@
+"""The router config's JSON Schema (draft 2020-12), built from the declared sections.
+
+The package ships the schema for the parts it registers as ``mangaroute/data/
+config.schema.json`` (``mangaroute config schema`` prints the same, with any part a plugin
+registered in the process); a test keeps the file equal to :func:`json_schema`. Editors
+read it from a ``#:schema`` comment at the top of a TOML file (docs/config.md).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from mangaroute.config import FILTERS, PICKERS, RANKERS, ROOT, part_params
+from mangaroute.config.sections import PROFILE, Key, Section
+from mangaroute.core.limits import LIMITS
+
+SCHEMA_FILE = "config.schema.json"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema(*, shipped_parts_only: bool = False) -> dict[str, Any]:
+    """The whole file's schema: every declared section, ranges from LIMITS, the names the
+    registries know as enums; ``shipped_parts_only`` leaves out parts plugins registered."""
+    schema: dict[str, Any] = {"$schema": DRAFT, "title": "mangaroute router configuration"}
+    schema.update(_section(ROOT, shipped_parts_only))
+    schema["description"] = "A mangaroute router config (TOML). Reference: docs/config.md."
+    schema["$defs"] = {"profile": _section(PROFILE, shipped_parts_only)}
+    return schema
+
+
+def schema_text(*, shipped_parts_only: bool = False) -> str:
+    """:func:`json_schema` as the text of the published file."""
+    return json.dumps(json_schema(shipped_parts_only=shipped_parts_only), indent=2) + "\n"
+
+
+def published_schema_text() -> str:
+    """The schema file the package ships."""
+    return resources.files("mangaroute").joinpath("data", SCHEMA_FILE).read_text("utf-8")
+
+
+def _section(section: Section, shipped_only: bool) -> dict[str, Any]:
+    properties = {key.name: _key(key, shipped_only) for key in section.keys}
+    if section.parts:
+        shipped = set(FILTERS) | set(RANKERS) | set(PICKERS)
+        for name in sorted(_part_names(section)):
+            if shipped_only and name not in shipped:
+                continue
+            params = part_params(name)
+            if params is None:
+                properties[name] = {"type": "object", "description": f"settings of {name}"}
+            else:
+                properties[name] = _section(params, shipped_only)
+    result: dict[str, Any] = {
+        "type": "object",
+        "description": f"{section.title}: {section.description} Read by {section.read_by}.",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    required = [key.name for key in section.keys if key.required]
+    if required:
+        result["required"] = required
+    return result
+
+
+def _part_names(section: Section) -> set[str]:
+    names: set[str] = set()
+    for key in section.keys:
+        if key.name in ("filters", "ranker", "picker"):
+            names.update(key.names())
+    return names
+
+
+def _key(key: Key, shipped_only: bool) -> dict[str, Any]:
+    if key.schema is not None:
+        result = dict(key.schema)
+    elif key.kind in ("number", "integer"):
+        result = {"type": key.kind}
+        if key.limit is not None:
+            limit = LIMITS[key.limit]
+            result["exclusiveMinimum" if limit.low_open else "minimum"] = _plain(limit.low)
+            result["exclusiveMaximum" if limit.high_open else "maximum"] = _plain(limit.high)
+    elif key.kind == "string":
+        result = {"type": "string", "minLength": 1}
+    elif key.kind == "bool":
+        result = {"type": "boolean"}
+    elif key.kind == "names":
+        item: dict[str, Any] = {"type": "string", "minLength": 1}
+        if key.names():
+            item["enum"] = _names(key, shipped_only)
+        result = {"type": "array", "items": item}
+    elif key.kind == "enum":
+        result = {"type": "string", "enum": _names(key, shipped_only)}
+    elif key.kind == "table":
+        assert key.section is not None
+        result = _section(key.section, shipped_only)
+    else:  # tables
+        assert key.section is not None
+        result = {"type": "object", "additionalProperties": _section(key.section, shipped_only)}
+    description = _describe(key)
+    if description:
+        result["description"] = description
+    if key.default is not None and not key.default_doc and key.kind not in ("table", "tables"):
+        result["default"] = list(key.default) if isinstance(key.default, tuple) else key.default
+    return result
+
+
+def _names(key: Key, shipped_only: bool) -> list[str]:
+    names = list(key.names())
+    if shipped_only and key.name in ("filters", "ranker", "picker"):
+        shipped = {"filters": FILTERS, "ranker": RANKERS, "picker": PICKERS}[key.name]
+        names = [name for name in names if name in shipped]
+    return names
+
+
+def _describe(key: Key) -> str:
+    """The key's description, its range in words and a computed default's rule."""
+    parts = [key.description] if key.description else []
+    if key.limit is not None:
+        parts.append(LIMITS[key.limit].describe())
+    if key.default_doc:
+        parts.append(f"default: {key.default_doc}")
+    return "; ".join(parts)
+
+
+def _plain(bound: float) -> float | int:
+    return int(bound) if bound.is_integer() else bound
