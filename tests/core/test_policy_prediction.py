@@ -329,3 +329,38 @@ def test_a_quiet_fine_tuned_endpoint_keeps_its_questions_while_calls_are_in_flig
     decision = router.choose("manga", budget_ms=1500.0, first_token=True)
     assert decision.target.name == "sagemaker-manga"
     assert decision.reason == "best"
+
+
+def test_a_prior_is_never_more_optimistic_than_the_first_tokens_the_window_holds() -> None:
+    predictor = LatencyPredictor(first_token=True)
+    # no first token seen yet: the prior's 35 % of 1,200 ms
+    assert predictor.p99_ms(manga_endpoint()) == pytest.approx(420.0)
+    # a healthy endpoint: 350 ms median x the prior's tail ratio 1,200 / 500 = 840 ms
+    healthy = manga_endpoint(ttft_p50_ms=350.0, ttft_p99_ms=620.0)
+    assert predictor.p99_ms(healthy) == pytest.approx(840.0)
+    # four times slower (sagemaker-slow): 1,326 ms median -> 3,182 ms, over a 1.5 s SLO
+    slow = manga_endpoint(ttft_p50_ms=1326.0, ttft_p99_ms=2143.0)
+    assert predictor.p99_ms(slow) == pytest.approx(1326.0 * 2.4)
+    # faster than the prior says: the prior stands until min_samples
+    assert predictor.p99_ms(manga_endpoint(ttft_p50_ms=100.0)) == pytest.approx(420.0)
+    # the time per output token stays the prior's
+    assert predictor.line(slow)[1] == pytest.approx(780.0 / 300)
+
+
+def test_a_slow_fine_tuned_endpoint_with_few_calls_yields_to_sonnet() -> None:
+    # The same quiet endpoint four times slower: 15 calls in the last minute, first tokens
+    # at 1.3 s. Still "prior" (15 < 20 samples), but the window shows the 1.5 s SLO missed.
+    clock = FakeClock(START_NS)
+    router = Router(parse_config(LOW_TRAFFIC_MANGA), clock=clock, rng=random.Random(7))
+    for _ in range(15):
+        clock.advance(seconds=4)
+        router.record(
+            "sagemaker-manga", latency_ms=28000.0, ttft_ms=1300.0, input_tokens=500,
+            output_tokens=300,
+        )  # fmt: skip
+    clock.advance(seconds=0.01)
+    view = {v.name: v for v in router.snapshot().targets}["sagemaker-manga"]
+    assert view.latency_source == "prior"
+    decision = router.choose("manga", budget_ms=1500.0, first_token=True)
+    assert decision.target.name == "ondemand-sonnet"
+    assert [t.name for t in decision.fallbacks] == ["sagemaker-manga"]
