@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pathlib
 import subprocess
 import sys
 import tomllib
@@ -31,7 +32,13 @@ from mangaroute.config import (
     part_params,
     register_ranker,
 )
-from mangaroute.config.schema import json_schema, published_schema_text, schema_text
+from mangaroute.config.schema import (
+    REFERENCE_MARK,
+    json_schema,
+    published_schema_text,
+    schema_text,
+    with_reference,
+)
 from mangaroute.config.sections import Key, Section
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.limits import LIMITS
@@ -330,7 +337,7 @@ def test_the_schema_names_what_the_registries_and_enums_know() -> None:
         "type": "number",
         "exclusiveMinimum": 0,
         "maximum": 1,
-        "description": "between 0 (exclusive) and 1",
+        "description": "drop a target throttling more than this; between 0 (exclusive) and 1",
         "default": Headroom().max_throttle_rate,
     }
     target = SCHEMA["properties"]["targets"]["additionalProperties"]
@@ -403,3 +410,22 @@ def test_a_bad_key_fails_the_schema_and_the_reader_naming_the_key(
     assert len(errors) == 1, [e.message for e in errors]
     where = [*errors[0].absolute_path]
     assert where == [*path, name] or (where == [*path] and repr(name) in errors[0].message)
+
+
+DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "config.md"
+
+
+def test_docs_config_md_lists_every_declared_section_and_key() -> None:
+    document = DOC.read_text("utf-8")
+    assert REFERENCE_MARK in document
+    assert document == with_reference(document), (
+        "docs/config.md's reference is out of date with mangaroute/config/sections.py: "
+        'regenerate it with python -c "import pathlib; from mangaroute.config.schema import '
+        "with_reference as w; p = pathlib.Path('docs/config.md'); "
+        'p.write_text(w(p.read_text()))"'
+    )
+    reference = document.split(REFERENCE_MARK, 1)[1]
+    for section in (ROOT, *(case.values[2] for case in CASES)):
+        assert f"### `{section.title}`" in reference
+        for key in section.keys:
+            assert f"| `{key.name}` |" in reference

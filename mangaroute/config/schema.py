@@ -126,3 +126,84 @@ def _describe(key: Key) -> str:
 
 def _plain(bound: float) -> float | int:
     return int(bound) if bound.is_integer() else bound
+
+
+REFERENCE_MARK = "<!-- generated from mangaroute/config/sections.py: do not edit below -->"
+"""docs/config.md holds :func:`reference_markdown` after this line (a test compares them)."""
+
+
+def reference_markdown() -> str:
+    """Every section and key of the config as Markdown: kind, default, range, what reads it."""
+    lines: list[str] = []
+    for section in _every_section():
+        lines += [
+            "",
+            f"### `{section.title}`",
+            "",
+            f"{section.description} Read by `{section.read_by}`.",
+            "",
+        ]
+        if section.parts:
+            lines += ["It may also hold the table of each part it uses (below).", ""]
+        if not section.keys:
+            continue
+        lines += ["| key | kind | default | range or values | meaning |", "|---|---|---|---|---|"]
+        for key in section.keys:
+            cells = [f"`{key.name}`", _kind(key), _default(key), _values(key), key.description]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _every_section() -> list[Section]:
+    """The sections in reading order, each once: the file's, depth first, then each shipped
+    part's table."""
+    found: list[Section] = []
+
+    def visit(section: Section) -> None:
+        if section in found:
+            return
+        found.append(section)
+        for key in section.keys:
+            if key.section is not None:
+                visit(key.section)
+
+    visit(ROOT)
+    for name in (*FILTERS, *RANKERS, *PICKERS):
+        params = part_params(name)
+        if params is not None:
+            visit(params)
+    return found
+
+
+def _kind(key: Key) -> str:
+    names = {"bool": "true / false", "names": "list of names", "enum": "one of", "other": ""}
+    if key.kind == "tables":
+        return "tables by name"
+    if key.kind == "other":
+        return str((key.schema or {}).get("type", "name or table"))
+    return names.get(key.kind, key.kind)
+
+
+def _default(key: Key) -> str:
+    if key.required:
+        return "required"
+    if key.default_doc:
+        return key.default_doc
+    if key.default is None or key.kind in ("table", "tables"):
+        return ""
+    return f"`{json.dumps(list(key.default) if isinstance(key.default, tuple) else key.default)}`"
+
+
+def _values(key: Key) -> str:
+    if key.limit is not None:
+        return LIMITS[key.limit].describe()
+    if key.names():
+        return ", ".join(f"`{name}`" for name in _names(key, shipped_only=True))
+    return ""
+
+
+def with_reference(document: str) -> str:
+    """``document`` (docs/config.md) with everything after :data:`REFERENCE_MARK` replaced
+    by the current :func:`reference_markdown`."""
+    head = document.split(REFERENCE_MARK, 1)[0]
+    return f"{head}{REFERENCE_MARK}\n\n{reference_markdown()}"

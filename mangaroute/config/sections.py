@@ -132,10 +132,7 @@ def _number(name: str, limit: str, description: str = "", **more: Any) -> Key:
 
 _HOUR_WINDOW = {
     "type": "array",
-    "prefixItems": [
-        {"type": "number", "minimum": 0, "maximum": 24},
-        {"type": "number", "minimum": 0, "maximum": 24},
-    ],
+    "items": {"type": "number", "minimum": 0, "maximum": 24},
     "minItems": 2,
     "maxItems": 2,
 }
@@ -165,7 +162,17 @@ ROUTER = Section(
             "the targets' tiers ranked by answer quality, lowest first",
             default=(),
         ),
-        *settings_keys("router", WindowSettings()),
+        *settings_keys(
+            "router",
+            WindowSettings(),
+            window_s="sliding window length",
+            bucket_s="width of one window bucket",
+            relative_error="percentile accuracy of the latency histograms",
+            min_samples="samples in the window before observations replace the prior",
+            refresh_ms="after a change, the snapshot is rebuilt at most this often",
+            decision_ttl_s="how long an unrecorded decision counts as in flight",
+            max_outstanding="unrecorded decisions kept at most",
+        ),
     ),
 )
 
@@ -173,7 +180,19 @@ BREAKER = Section(
     "[breaker]",
     "mangaroute.core.breaker.BreakerPolicy",
     "Each target's circuit breaker (closed -> open -> half-open).",
-    settings_keys("breaker", BreakerPolicy()),
+    settings_keys(
+        "breaker",
+        BreakerPolicy(),
+        consecutive_failures="failures in a row that open the breaker",
+        error_rate="failure rate over at least min_requests calls per interval that opens it",
+        min_requests="calls per interval before error_rate counts",
+        interval_s="the interval error_rate is measured over",
+        cooldown_s="first ejection time, doubled per repeated ejection",
+        max_cooldown_s="the longest ejection",
+        half_open_probes="probe calls in flight at once when half-open",
+        probe_timeout_s="when an unreported probe frees its slot",
+        successes_to_close="probe successes that close the breaker",
+    ),
 )
 
 PROFILE = Section(
@@ -224,7 +243,7 @@ TARGET = Section(
         Key(
             "prior",
             "other",
-            "a [profiles.NAME] name or a profile table",
+            "a [profiles.NAME] name (built in: the five pattern names) or a profile table",
             default_doc="the built-in profile named after the pattern",
             schema={"oneOf": [{"type": "string", "minLength": 1}, {"$ref": "#/$defs/profile"}]},
         ),
@@ -262,19 +281,31 @@ TARGET = Section(
             "cache_read_per_million_usd",
             "pricing.cache_read_per_million_usd",
             "price per 1M prompt-cache read tokens",
+            default_doc="the input price",
         ),
         _number(
             "cache_write_per_million_usd",
             "pricing.cache_write_per_million_usd",
             "price per 1M prompt-cache write tokens",
+            default_doc="the input price",
         ),
-        _number("tokens_per_minute", "capacity.tokens_per_minute", "token capacity"),
+        _number(
+            "tokens_per_minute",
+            "capacity.tokens_per_minute",
+            "token capacity",
+            default_doc="unbounded",
+        ),
         _number(
             "tokens_per_minute_per_unit",
             "target.tokens_per_minute_per_unit",
             "token capacity per model unit (needs model_units)",
         ),
-        _number("requests_per_second", "capacity.requests_per_second", "request capacity"),
+        _number(
+            "requests_per_second",
+            "capacity.requests_per_second",
+            "request capacity",
+            default_doc="unbounded",
+        ),
         _number(
             "requests_per_second_per_instance",
             "target.requests_per_second_per_instance",
@@ -285,6 +316,7 @@ TARGET = Section(
             "capacity.concurrency",
             "calls in flight at most",
             default=field_default(Capacity, "concurrency"),
+            default_doc="unbounded",
         ),
         _number(
             "ops_score",
@@ -318,7 +350,19 @@ SWITCHER = Section(
     (
         Key("primary", "string", "the target that takes primary_weight", required=True),
         Key("order", "names", "failover order", default_doc="every target, in file order"),
-        *settings_keys("switcher", SwitcherSettings(primary="x", order=("x",))),
+        *settings_keys(
+            "switcher",
+            SwitcherSettings(primary="x", order=("x",)),
+            primary_weight="the primary's share of traffic",
+            canary_weight="the share sent to the next target, to keep it warm",
+            latency_threshold_ms="p99 above this degrades the primary",
+            error_rate_threshold="an error rate above this degrades the primary",
+            capacity_threshold="utilization above this degrades the primary",
+            min_requests="calls in the window before the thresholds count",
+            return_after_s="healthy time before returning to the preferred primary",
+            history="switch events kept",
+            fleet_hold_s="how long an adopted fleet primary holds against local observations",
+        ),
     ),
 )
 
@@ -330,7 +374,15 @@ SHARED = Section(
         Key("backend", "enum", "the store", default="redis", choices=("redis",)),
         Key("url", "string", "redis://, rediss:// or unix:// URL", required=True),
         Key("deployment", "string", "the name replicas of one deployment share", required=True),
-        *settings_keys("shared", SharedSettings(url="redis://localhost", deployment="x")),
+        *settings_keys(
+            "shared",
+            SharedSettings(url="redis://localhost", deployment="x"),
+            sync_interval_ms="sync period",
+            stale_after_ms="a fleet view older than this is dropped (local view only)",
+            timeout_ms="Redis round-trip timeout",
+            key_ttl_s="keys nobody renews expire after this long",
+            spend_every="read the fleet's spend every this many syncs",
+        ),
         Key("username", "string", "Redis ACL user"),
         Key("password_env", "string", "environment variable holding the password"),
         Key("tls_ca_file", "string", "CA bundle for rediss://"),
@@ -346,7 +398,15 @@ PREDICTION = Section(
     "How a policy predicts a call's latency (deadline, predicted ranker, cost_under_slo).",
     (
         Key("first_token", "bool", "predict time to first token", default_doc="[router] streamed"),
-        *settings_keys("prediction", LatencyPredictor()),
+        *settings_keys(
+            "prediction",
+            LatencyPredictor(),
+            ttft_share="share of a whole-call p99 taken as time to first token (none observed)",
+            avg_output_tokens="output tokens of a call that names none",
+            load_knee="utilization above which latency is predicted to grow",
+            load_weight="latency growth from the knee to full utilization (x the p99)",
+            max_error_rate="cap on the error rate a prediction is divided by (per useful answer)",
+        ),
     ),
 )
 
@@ -356,7 +416,13 @@ HEADROOM = Section(
     "mangaroute.core.policy.filters.Headroom (ThrottleBet with throttle_round_trip_ms)",
     "Capacity headroom filter.",
     (
-        *settings_keys("headroom", Headroom()),
+        *settings_keys(
+            "headroom",
+            Headroom(),
+            max_utilization="drop a target used above this share of its capacity",
+            max_throttle_rate="drop a target throttling more than this",
+            min_requests="calls in the window before the throttle rate counts",
+        ),
         _number(
             "throttle_round_trip_ms",
             "headroom.throttle_round_trip_ms",
@@ -374,13 +440,18 @@ LATENCY_CEILING = Section(
     "[policies.NAME.latency_ceiling]",
     "mangaroute.core.policy.filters.LatencyCeiling",
     "Drops targets whose p99 is over a ceiling.",
-    settings_keys("latency_ceiling", LatencyCeiling()),
+    settings_keys("latency_ceiling", LatencyCeiling(), max_p99_ms="the ceiling"),
 )
 RELIABLE = Section(
     "[policies.NAME.reliable]",
     "mangaroute.core.policy.prediction.Reliable",
     "Drops targets failing too often.",
-    settings_keys("reliable", Reliable()),
+    settings_keys(
+        "reliable",
+        Reliable(),
+        max_error_rate="drop a target failing more than this",
+        min_requests="calls in the window before the error rate counts",
+    ),
 )
 SCHEDULE = Section(
     "[policies.NAME.schedule]",
@@ -408,7 +479,15 @@ SCORE = Section(
     "mangaroute.core.policy.rankers.WeightedScore",
     "The seed's weighted score (section 1.2).",
     (
-        *settings_keys("score", WeightedScore()),
+        *settings_keys(
+            "score",
+            WeightedScore(),
+            target_p99_ms="the latency the score aims for",
+            required_rps="the peak request rate a target should carry",
+            max_monthly_usd="the monthly budget the cost score is read on",
+            avg_input_tokens="input tokens of a typical call",
+            avg_output_tokens="output tokens of a typical call",
+        ),
         Key(
             "weights",
             "table",
@@ -417,7 +496,14 @@ SCORE = Section(
                 "[policies.NAME.score.weights]",
                 "mangaroute.core.scoring.ScoreWeights",
                 "Weights of the four scores.",
-                settings_keys("score.weights", ScoreWeights()),
+                settings_keys(
+                    "score.weights",
+                    ScoreWeights(),
+                    latency="weight of the latency score",
+                    throughput="weight of the throughput score",
+                    cost="weight of the cost score",
+                    ops="weight of the operations score",
+                ),
             ),
         ),
         _bool(WeightedScore, "seed_exact_latency", "score latency exactly as the seed does"),
@@ -441,7 +527,15 @@ COST = Section(
     "[policies.NAME.cost]",
     "mangaroute.core.policy.rankers.CheapestWithinSlo",
     "Cheapest target within an SLO.",
-    settings_keys("cost", CheapestWithinSlo()),
+    settings_keys(
+        "cost",
+        CheapestWithinSlo(),
+        slo_p99_ms="targets with a p99 above this go last",
+        avg_input_tokens="uncached input tokens of a typical call",
+        avg_output_tokens="output tokens of a typical call",
+        avg_cache_read_tokens="prompt-cache read tokens of a typical call",
+        avg_cache_write_tokens="prompt-cache write tokens of a typical call",
+    ),
 )
 COST_UNDER_SLO = Section(
     "[policies.NAME.cost_under_slo]",
@@ -450,7 +544,13 @@ COST_UNDER_SLO = Section(
     settings_keys(
         "cost_under_slo",
         CostUnderSlo(),
-        avg_output_tokens="default: the policy's prediction.avg_output_tokens",
+        slo_p99_ms="the latency a target's predicted p99 must fit",
+        avg_input_tokens="uncached input tokens of a typical call",
+        avg_output_tokens="output tokens of a typical call (default: the policy's "
+        "prediction.avg_output_tokens)",
+        avg_cache_read_tokens="prompt-cache read tokens of a typical call",
+        avg_cache_write_tokens="prompt-cache write tokens of a typical call",
+        paid_headroom="utilization below which hourly-paid capacity counts as free",
     ),
 )
 WEIGHTED = Section(
@@ -487,7 +587,11 @@ SPILLOVER = Section(
     "mangaroute.core.policy.spillover.Spillover",
     "Fill the best target to a utilization, spill the rest.",
     (
-        *settings_keys("spillover", Spillover()),
+        *settings_keys(
+            "spillover",
+            Spillover(),
+            target_utilization="fill the best target up to this share of its capacity",
+        ),
         _bool(Spillover, "throttle_backoff", "cut the share by the target's throttle rate"),
     ),
 )
@@ -497,7 +601,7 @@ CANARY = Section(
     "A share of traffic to a candidate target.",
     (
         Key("candidate", "string", "the target on trial", required=True),
-        *settings_keys("canary", Canary("x")),
+        *settings_keys("canary", Canary("x"), share="the candidate's share of traffic"),
         _bool(Canary, "sticky", "a session always lands on the same side"),
     ),
 )
@@ -611,8 +715,8 @@ def root_section(policy: Section) -> Section:
         "mangaroute.config.parse_config -> RouterConfig",
         "A router configuration.",
         (
-            Key("router", "table", section=ROUTER),
-            Key("breaker", "table", section=BREAKER),
+            Key("router", "table", "the window and file-wide defaults", section=ROUTER),
+            Key("breaker", "table", "each target's circuit breaker", section=BREAKER),
             Key("profiles", "tables", "prior latency profiles by name", section=PROFILE),
             Key("targets", "tables", "deployment targets by name", required=True, section=TARGET),
             Key(
@@ -622,8 +726,8 @@ def root_section(policy: Section) -> Section:
                 default_doc="one class 'default' over every target",
                 section=CLASS,
             ),
-            Key("switcher", "table", section=SWITCHER),
-            Key("shared", "table", section=SHARED),
+            Key("switcher", "table", "the primary-with-failover switcher", section=SWITCHER),
+            Key("shared", "table", "state shared by replicas (off when absent)", section=SHARED),
             Key(
                 "policies",
                 "tables",
