@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mangaroute.core.errors import echo
+from mangaroute.core.errors import ConfigError, echo
 from mangaroute.planning.autoscaling import ScalingConfig
 from mangaroute.planning.errors import PlanningInputError, check_positive
 from mangaroute.planning.prices import Prices
@@ -40,16 +40,24 @@ SHIPPED_PROFILE = "mangaassist.toml"
 T = TypeVar("T")
 
 
-class ProfileError(PlanningInputError):
-    """A profile (or a flag applied to it) is invalid; the message names file and key."""
+class ProfileError(ConfigError, PlanningInputError):
+    """A profile (or a flag applied to it) is invalid; the message names file and key.
+
+    A :class:`~mangaroute.core.errors.ConfigError` like every invalid file (``source`` the
+    file, ``key`` the dotted key such as ``traffic.peak_multiplier``), and still a
+    :class:`PlanningInputError` (``field``, ``message``) for callers written before that.
+    """
 
     def __init__(self, source: str, field: str, message: str, origin: str | None = None) -> None:
-        super().__init__(field or "file", message)
         section, dot, key = field.partition(".")
         where = f"[{section}] {key}: " if dot else f"[{section}]: " if section else ""
         suffix = f" (set by {origin})" if origin else ""
         self.source = source
+        self.key = field
+        self.field = field or "file"
+        self.message = message
         self.text = f"{source}: {where}{message}{suffix}"
+        Exception.__init__(self, self.text)
 
     def __str__(self) -> str:
         return self.text
