@@ -61,6 +61,8 @@ from mangaroute.core.targets import (
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
+REQUIRED = _REQUIRED
+"""A getter's default meaning "the key must be there" (for tables read without a section)."""
 _DECLARED: Any = object()
 
 DEFAULT_CONFIG_NAME = "mangaassist.toml"

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from mangaroute.config import (
-    _REQUIRED,
-    _Table,
+    REQUIRED,
+    Table,
     default_config_text,
     parse_config,
     read_toml,
@@ -137,7 +137,7 @@ def load_scenario(name_or_path: str | None = None) -> Scenario:
 def parse_scenario(
     text: str, *, source: str = "<string>", base_dir: Path | None = None
 ) -> Scenario:
-    root = _Table(read_toml(text, source=source), source, "")
+    root = Table(read_toml(text, source=source), source, "")
     head = root.table("scenario", required=True)
     config_path = head.text("config", None)
     if config_path is None:
@@ -283,7 +283,7 @@ def _regional_incident(targets: dict[str, Any], key: str) -> list[Fault]:
     return faults
 
 
-def _time_of_day(table: _Table, name: str, default: Any = _REQUIRED) -> Any:
+def _time_of_day(table: Table, name: str, default: Any = REQUIRED) -> Any:
     """``"HH:MM"`` (or seconds) after local midnight."""
     value = table._raw(name, default)
     if value is default:
@@ -299,7 +299,7 @@ def _time_of_day(table: _Table, name: str, default: Any = _REQUIRED) -> Any:
     raise table.error(name, f'expected a local time "HH:MM" (00:00-23:59), got {value!r}')
 
 
-def _traffic(table: _Table) -> TrafficModel:
+def _traffic(table: Table) -> TrafficModel:
     d = TrafficModel()
     messages = table.integer("messages", d.messages, minimum=1)
     curve = table._raw("curve", MANGAASSIST_CURVE)
@@ -329,7 +329,7 @@ def _traffic(table: _Table) -> TrafficModel:
     for index, raw in enumerate(raw_sales):
         if not isinstance(raw, dict):
             raise table.error(f"flash_sales.{index}", f"expected a table, got {raw!r}")
-        sales.append(_flash_sale(_Table(raw, table.source, table.key(f"flash_sales.{index}"))))
+        sales.append(_flash_sale(Table(raw, table.source, table.key(f"flash_sales.{index}"))))
     model = table.build(
         "",
         lambda: TrafficModel(
@@ -345,7 +345,7 @@ def _traffic(table: _Table) -> TrafficModel:
     return model
 
 
-def _token_shape(shape: _Table, base: TokenShape | None) -> TokenShape:
+def _token_shape(shape: Table, base: TokenShape | None) -> TokenShape:
     base = base or TokenShape()
     result = shape.build(
         "",
@@ -359,7 +359,7 @@ def _token_shape(shape: _Table, base: TokenShape | None) -> TokenShape:
     return result
 
 
-def _flash_sale(sale: _Table) -> FlashSale:
+def _flash_sale(sale: Table) -> FlashSale:
     result = sale.build(
         "",
         lambda: FlashSale(
@@ -372,7 +372,7 @@ def _flash_sale(sale: _Table) -> FlashSale:
     return result
 
 
-def _budget(table: _Table) -> Budget:
+def _budget(table: Table) -> Budget:
     d = Budget()
     budget = table.build(
         "",
@@ -394,7 +394,7 @@ _CONFIG_KEYS = ("tokens_per_minute", "instances")
 
 
 def _fleet(
-    table: _Table, config: dict[str, Any], physics: str = PUBLISHED
+    table: Table, config: dict[str, Any], physics: str = PUBLISHED
 ) -> tuple[dict[str, TargetModel], dict[str, dict[str, Any]]]:
     """Every config target's model (the scenario's physics; ``[fleet.NAME]`` tunes one)
     and the capacity changes the router must be told about."""
@@ -422,7 +422,7 @@ def _fleet(
     return models, overrides
 
 
-def _target_model(entry: _Table, physics: str = PUBLISHED) -> TargetModel:
+def _target_model(entry: Table, physics: str = PUBLISHED) -> TargetModel:
     d = TargetModel()
     return entry.build(
         "",
@@ -459,7 +459,7 @@ def _target_model(entry: _Table, physics: str = PUBLISHED) -> TargetModel:
     )
 
 
-def _faults(root: _Table, config: dict[str, Any]) -> list[Fault]:
+def _faults(root: Table, config: dict[str, Any]) -> list[Fault]:
     raw_faults = root._raw("faults", [])
     if not isinstance(raw_faults, list):
         raise root.error("faults", f"expected an array of tables ([[faults]]), got {raw_faults!r}")
@@ -468,7 +468,7 @@ def _faults(root: _Table, config: dict[str, Any]) -> list[Fault]:
     for index, raw in enumerate(raw_faults):
         if not isinstance(raw, dict):
             raise root.error(f"faults.{index}", f"expected a table, got {raw!r}")
-        table = _Table(raw, root.source, f"faults.{index}")
+        table = Table(raw, root.source, f"faults.{index}")
         kind = table.text("kind")
         if kind not in FAULT_KINDS:
             raise table.error("kind", f"expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
@@ -482,7 +482,7 @@ def _faults(root: _Table, config: dict[str, Any]) -> list[Fault]:
     return faults
 
 
-def _fault(table: _Table, kind: str, target: str) -> Fault:
+def _fault(table: Table, kind: str, target: str) -> Fault:
     start = _time_of_day(table, "start")
     minutes = table.number("minutes", positive=True)
     return table.build(
@@ -501,13 +501,13 @@ def _fault(table: _Table, kind: str, target: str) -> Fault:
 
 def builtin_contenders() -> dict[str, Contender]:
     text = resources.files("mangaroute").joinpath(*SCENARIO_DIR, CONTENDERS_FILE).read_text("utf-8")
-    root = _Table(tomllib.loads(text), f"<mangaroute>/{CONTENDERS_FILE}", "")
+    root = Table(tomllib.loads(text), f"<mangaroute>/{CONTENDERS_FILE}", "")
     found = _contender_tables(root)
     root.finish()
     return found
 
 
-def _contender_tables(root: _Table) -> dict[str, Contender]:
+def _contender_tables(root: Table) -> dict[str, Contender]:
     found = {}
     for name, table in root.tables("contenders"):
         overlay = table.table("config").data
@@ -518,7 +518,7 @@ def _contender_tables(root: _Table) -> dict[str, Contender]:
 
 
 def _contenders(
-    root: _Table, config: dict[str, Any], wanted: tuple[str, ...] | None, source: str
+    root: Table, config: dict[str, Any], wanted: tuple[str, ...] | None, source: str
 ) -> tuple[Contender, ...]:
     known = builtin_contenders()
     known.update(_contender_tables(root))
