@@ -201,6 +201,26 @@ class Table:
             values[name] = read(name, getattr(defaults, name))
         return values
 
+    def values(self, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Every declared number, integer, string, flag and list of names of this table but
+        ``skip``, each read by its kind with its declared default (left out when unset)."""
+        assert self.section is not None
+        read = {
+            "number": self.number,
+            "integer": self.integer,
+            "string": self.text,
+            "bool": self.flag,
+            "names": self.names,
+        }
+        found = {}
+        for key in self.section.keys:
+            if key.name in skip or key.kind not in read:
+                continue
+            value = read[key.kind](key.name)
+            if value is not None:
+                found[key.name] = value
+        return found
+
     def flag(self, name: str, default: Any = _DECLARED) -> Any:
         value, missing = self._get(name, default)
         if not missing and not isinstance(value, bool):
@@ -389,18 +409,7 @@ def _shared(root: Table) -> SharedSettings | None:
             "and name it with password_env (or in the URL's userinfo for local use)",
         )
     settings = table.build(
-        "",
-        lambda: SharedSettings(
-            url=url,
-            deployment=table.text("deployment"),
-            **table.numbers(SharedSettings(url="redis://localhost", deployment="x")),
-            username=table.text("username"),
-            password_env=table.text("password_env"),
-            tls_ca_file=table.text("tls_ca_file"),
-            tls_verify=table.flag("tls_verify"),
-            replica_id=table.text("replica_id"),
-            cluster=table.flag("cluster"),
-        ),
+        "", lambda: SharedSettings(url=url, **table.values(skip=("backend", "url")))
     )
     table.finish()
     return settings
@@ -413,16 +422,7 @@ def _breaker(table: Table) -> BreakerPolicy:
 
 
 def _latency_profile(table: Table) -> LatencyProfile:
-    profile = table.build(
-        "",
-        lambda: LatencyProfile(
-            p50_ms=table.number("p50_ms"),
-            p90_ms=table.number("p90_ms"),
-            p99_ms=table.number("p99_ms"),
-            cold_start_ms=table.number("cold_start_ms"),
-            cold_start_probability=table.number("cold_start_probability"),
-        ),
-    )
+    profile = table.build("", lambda: LatencyProfile(**table.values()))
     table.finish()
     return profile
 
