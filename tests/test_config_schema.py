@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tomllib
@@ -19,6 +20,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import mangaroute.simulate.scenario as scenario_module
 from mangaroute.config import (
@@ -429,3 +432,31 @@ def test_docs_config_md_lists_every_declared_section_and_key() -> None:
         assert f"### `{section.title}`" in reference
         for key in section.keys:
             assert f"| `{key.name}` |" in reference
+
+
+KEY_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789-", min_size=1, max_size=24)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from([case.values for case in CASES]), name=KEY_NAMES)
+def test_a_key_name_is_accepted_exactly_when_declared(
+    case: tuple[dict[str, Any], Path, Section], name: str
+) -> None:
+    data, path, section = case
+    assume(name not in _at(data, path))
+    changed = copy.deepcopy(data)
+    table = _at(changed, path)
+    if name in section.names:
+        example = _example(section, section.get(name)).items()
+        table.update({key: value for key, value in example if value is not None})
+        config_from_data(changed, source="t.toml")
+        assert list(VALIDATOR.iter_errors(changed)) == []
+        return
+    table[name] = 1  # undeclared (or the table of a part the policy does not use)
+    where = re.escape(".".join((*path, name)))
+    with pytest.raises(ConfigError, match=rf"^t\.toml: \[{where}\] is not a known key"):
+        config_from_data(changed, source="t.toml")
+    assert [list(error.absolute_path) for error in VALIDATOR.iter_errors(changed)] in (
+        [list(path)],
+        [[*path, name]],
+    )
