@@ -336,6 +336,10 @@ def test_the_schema_names_what_the_registries_and_enums_know() -> None:
     assert policy["ranker"]["enum"] == list(RANKERS)
     assert policy["picker"]["enum"] == list(PICKERS)
     assert policy["filters"]["items"]["enum"] == list(FILTERS)
+    within = policy["tier"]["properties"]["within"]["enum"]
+    guarded = policy["budget_guard"]["properties"]["picker"]["enum"]
+    assert within == [name for name in RANKERS if name != "tier"]
+    assert guarded == [name for name in PICKERS if name != "budget_guard"]
     assert policy["headroom"]["properties"]["max_throttle_rate"] == {
         "type": "number",
         "exclusiveMinimum": 0,

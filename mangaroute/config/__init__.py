@@ -628,13 +628,18 @@ def _part(
     policy = context.policy
     build = registry.get(name)
     if build is None or (context.nested and name in _OUTER_ONLY):
-        known = [n for n in registry if not (context.nested and n in _OUTER_ONLY)]
+        known = _inner(registry) if context.nested else tuple(registry)
         where = f"{context.outer}.{key}" if context.nested else key
         raise policy.error(where, f"names unknown {kind} {name!r} (known: {', '.join(known)})")
     params = policy.table(name, limits=name, section=_PARAMS.get(name), part=True)
     part = build(params, context)
     params.finish()
     return part
+
+
+def _inner(registry: dict[str, PartBuilder]) -> tuple[str, ...]:
+    """The parts of ``registry`` that may sit inside another (``tier``, ``budget_guard``)."""
+    return tuple(name for name in registry if name not in _OUTER_ONLY)
 
 
 def _filter(name: str, context: PartContext) -> Filter:
@@ -872,7 +877,7 @@ register_ranker(
     lambda params, context: _cost_under_slo(params, context.predictor),
     sections.COST_UNDER_SLO,
 )
-register_ranker("tier", _tier, sections.TIER)
+register_ranker("tier", _tier, sections.tier_section(lambda: _inner(_RANKERS)))
 register_ranker(
     "litellm_latency",
     lambda params, context: LiteLlmLatency(),
@@ -895,7 +900,9 @@ register_picker(
     lambda params, context: Uniform(rotate=True, name="round_robin"),
     sections.empty("round_robin"),
 )
-register_picker("budget_guard", _budget_guard, sections.BUDGET_GUARD)
+register_picker(
+    "budget_guard", _budget_guard, sections.budget_guard_section(lambda: _inner(_PICKERS))
+)
 
 FILTERS = tuple(_FILTERS)
 RANKERS = tuple(_RANKERS)

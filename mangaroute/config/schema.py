@@ -108,8 +108,9 @@ def _key(key: Key, shipped_only: bool) -> dict[str, Any]:
 
 def _names(key: Key, shipped_only: bool) -> list[str]:
     names = list(key.names())
-    if shipped_only and key.name in ("filters", "ranker", "picker"):
-        shipped = {"filters": FILTERS, "ranker": RANKERS, "picker": PICKERS}[key.name]
+    if shipped_only and key.name in ("filters", "ranker", "picker", "within"):
+        kinds = {"filters": FILTERS, "ranker": RANKERS, "within": RANKERS, "picker": PICKERS}
+        shipped = kinds[key.name]
         names = [name for name in names if name in shipped]
     return names
 

@@ -606,61 +606,69 @@ CANARY = Section(
     ),
 )
 _BUDGET = BudgetGuard(daily_usd=1.0)
-BUDGET_GUARD = Section(
-    "[policies.NAME.budget_guard]",
-    "mangaroute.core.policy.budget.BudgetGuard",
-    "Moves to cheaper targets when the day's spend runs ahead of its pace.",
-    (
-        _number("daily_usd", "budget_guard.daily_usd", "the day's budget", required=True),
-        Key(
-            "pace",
-            "other",
-            "24 hourly weights of the day's spend",
-            default_doc="even",
-            schema={
-                "type": "array",
-                "minItems": 24,
-                "maxItems": 24,
-                "items": {
-                    "type": "number",
-                    "minimum": LIMITS["budget_guard.pace"].low,
-                    "maximum": LIMITS["budget_guard.pace"].high,
+
+
+def budget_guard_section(pickers: Callable[[], tuple[str, ...]]) -> Section:
+    """``[policies.NAME.budget_guard]``; ``pickers`` names the pickers it may guard."""
+    return Section(
+        "[policies.NAME.budget_guard]",
+        "mangaroute.core.policy.budget.BudgetGuard",
+        "Moves to cheaper targets when the day's spend runs ahead of its pace.",
+        (
+            _number("daily_usd", "budget_guard.daily_usd", "the day's budget", required=True),
+            Key(
+                "pace",
+                "other",
+                "24 hourly weights of the day's spend",
+                default_doc="even",
+                schema={
+                    "type": "array",
+                    "minItems": 24,
+                    "maxItems": 24,
+                    "items": {
+                        "type": "number",
+                        "minimum": LIMITS["budget_guard.pace"].low,
+                        "maximum": LIMITS["budget_guard.pace"].high,
+                    },
                 },
-            },
+            ),
+            Key("picker", "enum", "the picker it guards", default="best", choices=pickers),
+            _number(
+                "slo_p99_ms",
+                "budget_guard.slo_p99_ms",
+                "the cheaper ranking's SLO",
+                default=field_default(CostUnderSlo, "slo_p99_ms"),
+            ),
+            _number("utc_offset_hours", "budget_guard.utc_offset_hours", "local time's UTC offset"),
+            _TIME_ZONE,
+            _number(
+                "tolerance",
+                "budget_guard.tolerance",
+                "how far ahead of pace is allowed",
+                default=_BUDGET.tolerance,
+            ),
+            _number(
+                "slack",
+                "budget_guard.slack",
+                "allowance at the start of the day",
+                default=_BUDGET.slack,
+            ),
         ),
-        Key("picker", "string", "the picker it guards", default="best"),
-        _number(
-            "slo_p99_ms",
-            "budget_guard.slo_p99_ms",
-            "the cheaper ranking's SLO",
-            default=field_default(CostUnderSlo, "slo_p99_ms"),
+    )
+
+
+def tier_section(rankers: Callable[[], tuple[str, ...]]) -> Section:
+    """``[policies.NAME.tier]``; ``rankers`` names the rankers that may order within a tier."""
+    return Section(
+        "[policies.NAME.tier]",
+        "mangaroute.core.policy.tiers.TierOrder",
+        "Prefers tiers in order, ranking within a tier by another ranker.",
+        (
+            Key("order", "names", "tiers, most preferred first", required=True),
+            Key("within", "enum", "the ranker inside a tier", default="order", choices=rankers),
+            _number("slo_p99_ms", "cost_under_slo.slo_p99_ms", "a tier is used when it fits this"),
         ),
-        _number("utc_offset_hours", "budget_guard.utc_offset_hours", "local time's UTC offset"),
-        _TIME_ZONE,
-        _number(
-            "tolerance",
-            "budget_guard.tolerance",
-            "how far ahead of pace is allowed",
-            default=_BUDGET.tolerance,
-        ),
-        _number(
-            "slack",
-            "budget_guard.slack",
-            "allowance at the start of the day",
-            default=_BUDGET.slack,
-        ),
-    ),
-)
-TIER = Section(
-    "[policies.NAME.tier]",
-    "mangaroute.core.policy.tiers.TierOrder",
-    "Prefers tiers in order, ranking within a tier by another ranker.",
-    (
-        Key("order", "names", "tiers, most preferred first", required=True),
-        Key("within", "string", "the ranker inside a tier", default="order"),
-        _number("slo_p99_ms", "cost_under_slo.slo_p99_ms", "a tier is used when it fits this"),
-    ),
-)
+    )
 
 
 def policy_section(
