@@ -130,9 +130,10 @@ def parallel_slots(view: TargetView) -> float:
 
     The in-flight count is measured, so the call duration it is divided by must be measured
     too. Before the window has ``min_samples`` the view's p50 is the prior profile's, which
-    describes the seed's reference answers, not these calls: a fine-tuned endpoint whose
-    prior says 500 ms but whose answers take 7 s would look 14 times over its slots with two
-    calls in flight. Until then only the measured request rate (``utilization``) counts."""
+    describes the seed's reference answers, not these calls: a fine-tuned endpoint of 1.6
+    req/s whose prior says 500 ms but whose answers take 7 s would get 0.8 slots instead of
+    11, and two calls in flight would read as 2.5 times its capacity. Until then only the
+    measured request rate (``utilization``) counts."""
     capacity = view.target.capacity
     if capacity.concurrency:
         return float(capacity.concurrency)
