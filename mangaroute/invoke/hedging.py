@@ -8,13 +8,20 @@ latency at the price of extra calls, so a :class:`HedgeBudget` caps hedges to ``
 of the calls over the last ``window`` calls - the "hedged requests" of Dean and Barroso,
 "The Tail at Scale" (CACM 2013), with the retry budget of Finagle and gRPC's hedging
 throttle. Calls without a budget are never hedged.
+
+The delay can differ per request class (``per_class``): a class whose answers are long and
+whose primary is often slow gains from an early hedge, a class answered in a few hundred ms
+gains nothing and only pays for the extra calls. ``mangaroute.invoke.client`` ships the
+delays ``scripts/tune_hedge.py`` chose on the simulator (docs/invoke.md, "Hedging").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
-from mangaroute.core.limits import check_fields
+from mangaroute.core.limits import RangeError, check_fields, violation
 from mangaroute.invoke.retry import ExtraAttempts
 
 __all__ = ["HedgeBudget", "HedgePolicy"]
@@ -22,17 +29,45 @@ __all__ = ["HedgeBudget", "HedgePolicy"]
 
 @dataclass(frozen=True, slots=True)
 class HedgePolicy:
-    """When to hedge, and how many hedges the budget allows (off unless you pass one)."""
+    """When to hedge, and how many hedges the budget allows.
 
-    after_fraction: float = 0.5
-    """Hedge when the primary has no first token after this fraction of the budget."""
+    ``HedgePolicy()`` hedges every class at half its budget; ``InvokeSettings()``'s default
+    (:data:`mangaroute.invoke.client.DEFAULT_HEDGE`) hedges only the classes the simulator
+    found it pays for."""
+
+    after_fraction: float | None = 0.5
+    """Hedge when the primary has no first token after this fraction of the budget; ``None``:
+    classes not in ``per_class`` are not hedged."""
     max_ratio: float = 0.05
     """Hedges may be at most this share of calls over the sliding window (5 %)."""
     window: int = 1000
     """The sliding count of calls the ratio is measured over."""
+    per_class: Mapping[str, float | None] = field(default_factory=lambda: MappingProxyType({}))
+    """``after_fraction`` for some request classes (``None``: never hedge that class). The
+    budget (``max_ratio``, ``window``) stays one for every class of the client."""
 
     def __post_init__(self) -> None:
         check_fields(self, "hedge")
+        for name, fraction in self.per_class.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"hedge.per_class: class names must be text, got {name!r}")
+            if fraction is not None:
+                reason = violation("hedge.after_fraction", fraction)
+                if reason is not None:
+                    raise RangeError(f"per_class.{name}", reason)
+        object.__setattr__(self, "per_class", MappingProxyType(dict(self.per_class)))
+
+    def after_fraction_for(self, request_class: str) -> float | None:
+        """The hedge delay of ``request_class`` as a fraction of its budget (``None``: no
+        hedge)."""
+        return self.per_class.get(request_class, self.after_fraction)
+
+    @property
+    def hedges_any(self) -> bool:
+        """Whether some class is hedged at all."""
+        return self.after_fraction is not None or any(
+            f is not None for f in self.per_class.values()
+        )
 
 
 class HedgeBudget(ExtraAttempts):

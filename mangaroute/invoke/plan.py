@@ -62,8 +62,9 @@ class FailoverPlan:
       or return the next fallback whose predicted latency fits the remaining budget, or
       ``None`` while another attempt is still running, or raise ``DeadlineExceeded`` /
       ``FailoverExhausted`` (caused by the failed attempt's exception);
-    * :meth:`hedge` - at ``hedge_at_ns``, the first fitting fallback if the hedge budget
-      allows one;
+    * :meth:`hedge` - at ``hedge_at_ns`` (the hedge policy's delay for the decision's request
+      class; ``None`` when that class is not hedged), the first fitting fallback if the hedge
+      budget allows one;
     * :meth:`succeeded` - the routing result, marking attempts still running as losers
       (:meth:`answered` does the same without building the result).
 
@@ -142,7 +143,9 @@ class FailoverPlan:
         self._retries = 0
         self.hedge_at_ns: int | None = None
         if hedge is not None and hedge_budget is not None and self._budget_ms is not None:
-            self.hedge_at_ns = now_ns + round(hedge.after_fraction * self._budget_ms * NS_PER_MS)
+            after = hedge.after_fraction_for(decision.request_class)
+            if after is not None:
+                self.hedge_at_ns = now_ns + round(after * self._budget_ms * NS_PER_MS)
 
     # -- the driver's calls ---------------------------------------------------------------
 

@@ -116,22 +116,22 @@ def due_snapshot(router: Router) -> Callable[[], Snapshot]:
 
 def invoke_settings(table: _Table) -> InvokeSettings:
     """A contender's ``[contenders.NAME.invoke]``: its routed calls' settings, as
-    ``RoutedClient`` takes them (``InvokeSettings``) - ``fit``, ``eject_cooldown_s`` and a
-    ``[...invoke.hedge]`` table (``after_fraction``, ``max_ratio``, ``window``; hedging is
-    off without one) and a ``[...invoke.retry]`` table (:class:`RetryPolicy`'s fields, with
-    ``[...retry.per_class]`` retries per request class; off without one). The ranges are the
-    settings' own (docs/limits.md)."""
+    ``RoutedClient`` takes them (``InvokeSettings``) - ``fit``, ``eject_cooldown_s``, hedging
+    and retries. The ranges are the settings' own (docs/limits.md).
+
+    Hedging: without a ``hedge`` key, ``InvokeSettings()``'s default (off today);
+    ``hedge = "off"`` says off whatever the default; a
+    ``[...invoke.hedge]`` table is a :class:`HedgePolicy` (``after_fraction`` - a fraction or
+    ``"off"`` -, ``max_ratio``, ``window``) with ``[...hedge.per_class]`` delays per request
+    class (a fraction or ``"off"``). Retries: a ``[...invoke.retry]`` table
+    (:class:`RetryPolicy`'s fields, with ``[...retry.per_class]`` retries per request class;
+    off without one)."""
     default = InvokeSettings()
     fit = table.text("fit", default.fit)
     eject = table.number(
         "eject_cooldown_s", default.eject_cooldown_s, limit="invoke.eject_cooldown_s"
     )
-    hedge: HedgePolicy | None = None
-    if "hedge" in table.data:
-        hedging = table.table("hedge", limits="hedge")
-        values = hedging.numbers(HedgePolicy())
-        hedging.finish()
-        hedge = hedging.build("", lambda: HedgePolicy(**values))
+    hedge = _hedge(table, default.hedge)
     retry: RetryPolicy | None = None
     if "retry" in table.data:
         retrying = table.table("retry", limits="retry")
@@ -146,6 +146,51 @@ def invoke_settings(table: _Table) -> InvokeSettings:
     )
     table.finish()
     return settings
+
+
+OFF = "off"
+"""What turns hedging (or one class's hedge) off in a scenario file."""
+
+
+def _hedge(table: _Table, default: HedgePolicy | None) -> HedgePolicy | None:
+    """``[...invoke] hedge``: absent (``default``), ``"off"``, or a table (see above)."""
+    if "hedge" not in table.data:
+        return default
+    if not isinstance(table.data["hedge"], dict):
+        value = table.data["hedge"]
+        if value != OFF:
+            raise table.error("hedge", f'expected "{OFF}" or a table, got {value!r}')
+        table.text("hedge")
+        return None
+    hedging = table.table("hedge", limits="hedge")
+    base = HedgePolicy()
+    after = _fraction_or_off(hedging, "after_fraction", base.after_fraction)
+    ratio = hedging.number("max_ratio", base.max_ratio)
+    window = hedging.integer("window", base.window)
+    per_class = hedging.table("per_class")
+    fractions = {
+        name: _fraction_or_off(per_class, name, None, "hedge.after_fraction")
+        for name in list(per_class.data)
+    }
+    per_class.finish()
+    hedging.finish()
+    return hedging.build(
+        "",
+        lambda: HedgePolicy(
+            after_fraction=after, max_ratio=ratio, window=window, per_class=fractions
+        ),
+    )
+
+
+def _fraction_or_off(
+    table: _Table, name: str, default: float | None, limit: str | None = None
+) -> float | None:
+    """A hedge delay: a fraction of the budget (checked against ``limit``), or ``"off"``."""
+    if table.data.get(name) == OFF:
+        table.text(name)
+        return None
+    value: float | None = table.number(name, default, limit=limit)
+    return value
 
 
 def read_output_estimate(table: _Table, classes: Sequence[str]) -> dict[str, int]:

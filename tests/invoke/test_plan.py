@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mangaroute import FakeClock, Outcome, Router
 from mangaroute.invoke import (
@@ -23,13 +25,21 @@ MODEL_ERROR = Failure(Verdict.MODEL_ERROR, Outcome.ERROR, "ModelErrorException")
 
 
 def plan_for(
-    router: Router, clock: FakeClock, budget_ms: float | None, **kwargs: object
+    router: Router,
+    clock: FakeClock,
+    budget_ms: float | None,
+    request_class: str = "chat",
+    **kwargs: object,
 ) -> FailoverPlan:
     deadline = None if budget_ms is None else Deadline.after(budget_ms, clock)
-    decision = router.choose("chat")
+    decision = router.choose(request_class)
     return FailoverPlan(
-        decision, now_ns=clock(), deadline=deadline, snapshot=router.snapshot, **kwargs
-    )  # type: ignore[arg-type]
+        decision,
+        now_ns=clock(),
+        deadline=deadline,
+        snapshot=router.snapshot,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture
@@ -170,3 +180,82 @@ def test_hedge_policy_is_validated() -> None:
         HedgePolicy(after_fraction=1.5)
     with pytest.raises(ValueError, match="window"):
         HedgePolicy(window=0)
+    with pytest.raises(ValueError, match=r"^per_class.manga expected a number < 1, got 1.2"):
+        HedgePolicy(per_class={"manga": 1.2})
+    with pytest.raises(ValueError, match=r"^per_class.chat expected a number > 0, got 0"):
+        HedgePolicy(per_class={"chat": 0.0})
+    with pytest.raises(ValueError, match=r"hedge\.per_class: class names must be text, got ''"):
+        HedgePolicy(per_class={"": 0.5})
+
+
+PER_CLASS = HedgePolicy(
+    after_fraction=None, max_ratio=1.0, per_class={"chat": 0.25, "manga": 0.6, "solo": None}
+)
+
+
+@pytest.mark.parametrize(
+    ("request_class", "after_ms"),
+    [("chat", 250), ("manga", 600), ("solo", None), ("profile", None)],
+)
+def test_each_class_hedges_at_its_own_delay(
+    clock: FakeClock, request_class: str, after_ms: int | None
+) -> None:
+    """chat at 25 % of the budget, manga at 60 %; solo is off and profile, not listed, takes
+    the general ``after_fraction`` - None here: no hedge."""
+    router = make_router(clock)
+    budget = HedgeBudget(PER_CLASS)
+    plan = plan_for(router, clock, 1000, request_class, hedge=PER_CLASS, hedge_budget=budget)
+    if after_ms is None:
+        assert plan.hedge_at_ns is None
+        return
+    assert plan.hedge_at_ns == clock() + after_ms * 1_000_000
+    plan.start()
+    clock.advance(ms=after_ms)
+    hedge = plan.hedge(clock())
+    assert hedge is not None and hedge.kind is AttemptKind.HEDGE
+    assert hedge.started_ns == clock() and budget.hedges == 1
+
+
+def test_a_class_not_listed_takes_the_general_delay(clock: FakeClock) -> None:
+    policy = HedgePolicy(after_fraction=0.5, per_class={"chat": 0.25})
+    router = make_router(clock)
+    budget = HedgeBudget(policy)
+    assert policy.after_fraction_for("profile") == 0.5
+    plan = plan_for(router, clock, 800, "profile", hedge=policy, hedge_budget=budget)
+    assert plan.hedge_at_ns == clock() + 400_000_000
+    assert HedgePolicy(after_fraction=None).hedges_any is False
+    assert HedgePolicy(after_fraction=None, per_class={"chat": None}).hedges_any is False
+    assert policy.hedges_any is True
+
+
+@given(
+    fraction=st.floats(min_value=0.001, max_value=0.999),
+    budget_ms=st.integers(min_value=1, max_value=60_000),
+)
+def test_the_hedge_time_is_the_class_fraction_of_the_budget(
+    fraction: float, budget_ms: int
+) -> None:
+    clock = FakeClock(10**12)
+    router = make_router(clock)
+    policy = HedgePolicy(after_fraction=0.5, per_class={"chat": fraction})
+    plan = plan_for(router, clock, budget_ms, hedge=policy, hedge_budget=HedgeBudget(policy))
+    assert plan.hedge_at_ns == clock() + round(fraction * budget_ms * 1_000_000)
+
+
+def test_a_full_outage_hedges_at_most_max_ratio_of_calls(clock: FakeClock) -> None:
+    """Every primary hangs and every call wants a hedge: the budget grants 5 % of the calls
+    in its window, at every moment, and no more over the whole run."""
+    router = make_router(clock)
+    policy = HedgePolicy(after_fraction=None, per_class={"chat": 0.2}, max_ratio=0.05, window=200)
+    budget = HedgeBudget(policy)
+    hedges = 0
+    for call in range(1, 1001):
+        plan = plan_for(router, clock, 1000, hedge=policy, hedge_budget=budget)
+        plan.start()
+        clock.advance(ms=200)
+        hedges += plan.hedge(clock()) is not None
+        assert budget.hedges <= 0.05 * budget.calls
+        assert hedges <= 0.05 * call + 1
+        plan.abandon_running(clock(), "timeout")
+        clock.advance(ms=800)
+    assert hedges == 50
