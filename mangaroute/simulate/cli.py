@@ -30,7 +30,7 @@ from mangaroute.simulate.scenario import (
 )
 from mangaroute.simulate.trace import FORMATS, MAX_MESSAGES, place, read_trace, rescale
 
-__all__ = ["cmd_simulate", "register"]
+__all__ = ["cmd_simulate", "register", "with_hours"]
 
 DEFAULT_REPLICA_HOURS = "20-22"
 """What ``--replicas N`` (N > 1) simulates without ``--hours``: the bad day's peak hours with
@@ -226,7 +226,7 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
         _no_trace_options(args)
         hours = args.hours or (DEFAULT_REPLICA_HOURS if args.replicas > 1 else None)
         if hours:
-            scenario = _with_hours(scenario, hours)
+            scenario = with_hours(scenario, hours)
     policies = [name.strip() for name in args.policies.split(",") if name.strip()]
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
@@ -267,7 +267,9 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _with_hours(scenario: Any, text: str) -> Any:
+def with_hours(scenario: Any, text: str) -> Any:
+    """``scenario`` limited to the local hours ``text`` (``18-24``, ``20:30-21:30``), as
+    ``--hours`` does (``scripts/tune_hedge.py`` uses it too)."""
     window = _hours(text)  # raises ConfigError naming --hours
     try:
         traffic = dataclasses.replace(scenario.traffic, window=window)
