@@ -1,8 +1,9 @@
 """The package's layers hold: each part imports only the parts below it.
 
 ``core`` (the router, policies, windows) imports nothing else of mangaroute, so it can be
-read, tested and benchmarked alone; ``config`` reads TOML into core's settings; the runtime,
-planning and telemetry sit on those; ``invoke`` (routed calls) on telemetry; the simulator,
+read, tested and benchmarked alone; ``config`` reads TOML into core's settings; the runtime
+sits on core; planning (its profiles read by ``config``'s reader) and telemetry on those;
+``invoke`` (routed calls) on telemetry; the simulator,
 the sidecar and the drop-in client on top; the command line (``cli`` modules, ``demo``,
 ``walkthrough``) over everything. Imports inside functions and under ``TYPE_CHECKING`` count
 too: a lazy import is still a dependency.
@@ -21,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "config": {"core"},
     "runtime": {"core"},
-    "planning": {"core"},
+    "planning": {"core", "config"},
     "testing": {"core"},
     "telemetry": {"core", "config", "runtime"},
     "invoke": {"core", "runtime", "telemetry"},

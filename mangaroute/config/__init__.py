@@ -267,13 +267,19 @@ class Table:
             result.append((key, outer.table(key, limits=limits, section=each)))
         return result
 
-    def finish(self) -> None:
-        """Reject a key nobody reads: with a section, one it does not declare."""
+    def reject_unknown(self) -> None:
+        """Reject a key nobody reads: with a section, one it does not declare. Called
+        before reading, a misspelt key is named instead of the key it misspells missing."""
         known = self._read if self.section is None else self.section.names | self._parts
         unknown = [key for key in self.data if key not in known]
         if unknown:
             expected = ", ".join(sorted(known)) or "nothing"
             raise self.error(unknown[0], f"is not a known key (expected one of: {expected})")
+
+    def finish(self) -> None:
+        """Reject a key nobody reads (:meth:`reject_unknown`) and fail on one that is
+        declared but was not read (a bug in the reader)."""
+        self.reject_unknown()
         ignored = [key for key in self.data if key not in self._read]
         if ignored:
             raise AssertionError(f"the reader of {self.key('')!r} ignores declared {ignored}")

@@ -12,6 +12,7 @@ is declared here too and handed to ``register_filter/_ranker/_picker`` with the 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,30 @@ def settings_keys(limits: str, defaults: object, **docs: str) -> tuple[Key, ...]
             kind = "integer" if LIMITS[limit].integer else "number"
             value = getattr(defaults, name)
             keys.append(Key(name, kind, docs.get(name, ""), default=value, limit=limit))
+    return tuple(keys)
+
+
+_KIND_OF_TYPE = {int: "integer", float: "number", str: "string", bool: "bool"}
+
+
+def dataclass_keys(cls: type, *, skip: tuple[str, ...] = (), **docs: str) -> tuple[Key, ...]:
+    """A key for every plain field of dataclass ``cls`` (int, float, str, bool, or one of
+    them or ``None``) but ``skip``, its kind from the field's type and its default from the
+    class. A field without a ``None`` option is required: a file that uses the section gives
+    it (a planning profile is complete); its default is still declared, for the reference."""
+    hints = typing.get_type_hints(cls)
+    keys = []
+    for item in dataclasses.fields(cls):
+        if item.name in skip:
+            continue
+        hint = hints[item.name]
+        options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        kind = _KIND_OF_TYPE.get(options[0]) if len(options) == 1 else None
+        if kind is None:
+            raise TypeError(f"{cls.__name__}.{item.name}: declare {hint!r} by hand")
+        optional = len(options) < len(typing.get_args(hint))
+        default = field_default(cls, item.name)
+        keys.append(Key(item.name, kind, docs.get(item.name, ""), not optional, default))
     return tuple(keys)
 
 

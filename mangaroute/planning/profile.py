@@ -1,27 +1,31 @@
-"""Planning inputs from a TOML profile (stdlib ``tomllib``), strictly validated.
+"""Planning inputs from a TOML profile, read by the config's one reader.
 
-A profile is complete: every key of every section it has must be present (the shipped
-``mangaassist.toml`` is the template to copy), unknown keys are errors, and each error names
-the file, the section and the key. Command-line values are applied to the parsed TOML *before*
-validation, so a bad flag gets the same message (plus the flag that set it).
+The sections are declared in :mod:`mangaroute.planning.sections` and read by
+:class:`mangaroute.config.Table`, as the router's config and the simulator's scenarios are: a
+profile is complete (every key of every section it has must be present; the shipped
+``mangaassist.toml`` is the template to copy), unknown keys are errors in the router config's
+words, and each error names the file, the section and the key. Command-line values are applied
+to the parsed TOML *before* validation, so a bad flag gets the same message (plus the flag that
+set it).
 """
 
 from __future__ import annotations
 
 import tomllib
-import types
-import typing
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
+from mangaroute.config import REQUIRED, Table, read_toml
 from mangaroute.core.errors import ConfigError, echo
 from mangaroute.planning.autoscaling import ScalingConfig
-from mangaroute.planning.errors import PlanningInputError, check_positive
+from mangaroute.planning.errors import PlanningInputError
 from mangaroute.planning.prices import Prices
-from mangaroute.planning.recommend import REFERENCE_CANDIDATES, observed_profile
+from mangaroute.planning.recommend import RecommendSettings
+from mangaroute.planning.sections import PROFILE_ROOT, SECTIONS
 from mangaroute.planning.tco import TcoAssumptions
 from mangaroute.planning.traffic import CapacityAssumptions, TrafficProfile
 
@@ -61,51 +65,6 @@ class ProfileError(ConfigError, PlanningInputError):
 
     def __str__(self) -> str:
         return self.text
-
-
-@dataclass(frozen=True)
-class RecommendSettings:
-    """The ``[recommend]`` section.
-
-    ``max_p99_ms`` 1500 is the FM-inference share of MangaAssist's 3 s budget (seed §1.1).
-    ``max_monthly_cost_usd`` 50,000 is our assumption (the seed names no budget).
-    ``min_throughput_rps`` absent means "the traffic profile's peak req/s". ``observed`` maps a
-    pattern to live ``p50_ms`` / ``p90_ms`` / ``p99_ms`` numbers that replace its prior.
-    """
-
-    max_p99_ms: float = 1500.0
-    max_monthly_cost_usd: float = 50_000.0
-    needs_custom_model: bool = False
-    seed_exact_latency_score: bool = False
-    min_throughput_rps: float | None = None
-    observed: Mapping[str, Mapping[str, float]] | None = None
-
-    def __post_init__(self) -> None:
-        check_positive("max_p99_ms", self.max_p99_ms)
-        check_positive("max_monthly_cost_usd", self.max_monthly_cost_usd)
-        if self.min_throughput_rps is not None:
-            check_positive("min_throughput_rps", self.min_throughput_rps)
-        known = {c.pattern for c in REFERENCE_CANDIDATES}
-        for pattern, numbers in (self.observed or {}).items():
-            if pattern not in known:
-                raise PlanningInputError(
-                    f"observed.{pattern}", f"unknown pattern (known: {', '.join(sorted(known))})"
-                )
-            try:
-                observed_profile(pattern, numbers)
-            except PlanningInputError as exc:
-                field = "observed." + exc.field.removeprefix("profiles.")
-                raise PlanningInputError(field, exc.message) from exc
-
-
-_SECTIONS: dict[str, type[Any]] = {
-    "traffic": TrafficProfile,
-    "capacity": CapacityAssumptions,
-    "prices": Prices,
-    "tco": TcoAssumptions,
-    "recommend": RecommendSettings,
-    "autoscaling": ScalingConfig,
-}
 
 
 @dataclass(frozen=True)
@@ -160,79 +119,6 @@ def parse_observed(text: str) -> tuple[str, dict[str, float]]:
     return pattern.strip(), dict(zip(("p50_ms", "p90_ms", "p99_ms"), numbers, strict=True))
 
 
-def _field_types(cls: type[Any]) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls)}
-
-
-def _is_optional(hint: Any) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(
-        None
-    ) in typing.get_args(hint)
-
-
-def _coerce(hint: Any, value: Any) -> Any:
-    """Check a TOML value against a field type; raise ``ValueError`` with the reason."""
-    if _is_optional(hint):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {value!r}")
-        return value
-    if origin is not None and issubclass(origin, Mapping):
-        if not isinstance(value, Mapping):
-            raise ValueError(f"must be a table, got {value!r}")
-        inner = typing.get_args(hint)[1]
-        return types.MappingProxyType({str(k): _coerce(inner, v) for k, v in value.items()})
-    raise TypeError(f"unsupported field type {hint!r}")  # pragma: no cover - programming error
-
-
-def _parse_section(name: str, table: Any, source: str, origins: Mapping[str, str]) -> Any:
-    if not isinstance(table, Mapping):
-        raise ProfileError(source, name, "must be a table")
-    cls = _SECTIONS[name]
-    types_ = _field_types(cls)
-    unknown = sorted(set(table) - set(types_))
-    if unknown:
-        key = unknown[0]
-        raise ProfileError(
-            source,
-            f"{name}.{key}",
-            f"unknown key (expected one of: {', '.join(types_)})",
-            origins.get(f"{name}.{key}"),
-        )
-    kwargs: dict[str, Any] = {}
-    for key, hint in types_.items():
-        where = f"{name}.{key}"
-        if key not in table:
-            if _is_optional(hint):
-                continue
-            raise ProfileError(source, where, "missing (a profile must give every key)")
-        try:
-            kwargs[key] = _coerce(hint, table[key])
-        except ValueError as exc:
-            raise ProfileError(source, where, str(exc), origins.get(where)) from exc
-    try:
-        return cls(**kwargs)
-    except PlanningInputError as exc:
-        where = f"{name}.{exc.field}"
-        origin = origins.get(where) or origins.get(where.rsplit(".", 1)[0])
-        raise ProfileError(source, where, exc.message, origin) from exc
-
-
 def _read(path: str | Path | None) -> tuple[str, str]:
     if path is None:
         text = resources.files("mangaroute.planning").joinpath(SHIPPED_PROFILE).read_text("utf-8")
@@ -257,6 +143,66 @@ def _apply(raw: dict[str, Any], overrides: Sequence[Override], source: str) -> d
     return origins
 
 
+def _instance_rps(table: Table) -> Mapping[str, float]:
+    """``[capacity.sagemaker_instance_rps]``: a number per instance type the file names."""
+    rps = table.table("sagemaker_instance_rps", required=True)
+    values = {name: rps.number(name, REQUIRED) for name in list(rps.data)}
+    rps.finish()
+    return MappingProxyType(values)
+
+
+def _observed(table: Table) -> Mapping[str, Mapping[str, float]] | None:
+    """``[recommend.observed.PATTERN]`` tables, or ``None`` when there are none."""
+    if "observed" not in table.data:
+        return None
+    found = {}
+    for pattern, numbers in table.tables("observed"):
+        numbers.reject_unknown()
+        found[pattern] = MappingProxyType(numbers.values())
+        numbers.finish()
+    return MappingProxyType(found)
+
+
+_READ_APART: dict[str, dict[str, Callable[[Table], Any]]] = {
+    "capacity": {"sagemaker_instance_rps": _instance_rps},
+    "recommend": {"observed": _observed},
+}
+"""The keys of a section that are tables, each with its reader."""
+
+
+def _origin(origins: Mapping[str, str], key: str) -> str | None:
+    """The flag that set ``key`` or the table holding it, else one that set a key in it."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        found = origins.get(".".join(parts[:end]))
+        if found is not None:
+            return found
+    inside = [origin for path, origin in origins.items() if key and path.startswith(f"{key}.")]
+    return inside[0] if inside else None
+
+
+def _section(name: str, table: Table, origins: Mapping[str, str]) -> Any:
+    cls = SECTIONS[name][0]
+    apart = _READ_APART.get(name, {})
+    table.reject_unknown()
+    values = table.values(skip=tuple(apart))
+    for key, read in apart.items():
+        values[key] = read(table)
+    table.finish()
+    try:
+        return cls(**values)
+    except PlanningInputError as exc:
+        key = f"{name}.{exc.field}"
+        raise ProfileError(table.source, key, exc.message, _origin(origins, key)) from None
+
+
+def _as_profile_error(exc: ConfigError, origins: Mapping[str, str]) -> ProfileError:
+    """The reader's error as a :class:`ProfileError`: same words, plus the flag that set it."""
+    where = f"{exc.source}: [{exc.key}] " if exc.key else f"{exc.source} "
+    message = str(exc).removeprefix(where)
+    return ProfileError(exc.source, exc.key, message, _origin(origins, exc.key))
+
+
 def load_profile(
     path: str | Path | None = None,
     *,
@@ -265,29 +211,29 @@ def load_profile(
 ) -> Profile:
     """Read, override and validate a profile; ``None`` reads the shipped MangaAssist profile."""
     source, text = _read(path)
+    origins: dict[str, str] = {}
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(source, "", f"not valid TOML: {exc}") from exc
-    except RecursionError:
-        raise ProfileError(
-            source, "", "not usable TOML: arrays or inline tables are nested too deeply to read"
-        ) from None
-    origins = _apply(raw, overrides, source)
-    unknown = sorted(set(raw) - set(_SECTIONS))
-    if unknown:
-        raise ProfileError(
-            source, unknown[0], f"unknown section (expected one of: {', '.join(_SECTIONS)})"
-        )
-    for name in required:
-        if name not in raw:
-            raise ProfileError(source, name, "missing section")
-    parsed = {name: _parse_section(name, raw[name], source, origins) for name in raw}
+        raw = read_toml(text, source=source)
+        origins = _apply(raw, overrides, source)
+        root = Table(raw, source, "", section=PROFILE_ROOT)
+        root.reject_unknown()
+        needed = set(required)
+        tables = {
+            name: root.table(name, required=True)
+            for name in SECTIONS
+            if name in raw or name in needed
+        }
+        root.finish()
+        parsed = {name: _section(name, table, origins) for name, table in tables.items()}
+    except ProfileError:
+        raise
+    except ConfigError as exc:
+        raise _as_profile_error(exc, origins) from None
     return Profile(source=source, **parsed)
 
 
 def need(value: T | None, section: str, profile: Profile) -> T:
     """The section's value, or a :class:`ProfileError` naming the missing section."""
     if value is None:
-        raise ProfileError(profile.source, section, "missing section")
+        raise ProfileError(profile.source, section, "is required")
     return value

@@ -35,6 +35,7 @@ __all__ = [
     "Candidate",
     "Dropped",
     "LatencyProfile",
+    "RecommendSettings",
     "Recommendation",
     "Requirement",
     "ScoreWeights",
@@ -307,3 +308,38 @@ def recommend(
         dropped=tuple(dropped),
         weights=weights,
     )
+
+
+@dataclass(frozen=True)
+class RecommendSettings:
+    """The ``[recommend]`` section.
+
+    ``max_p99_ms`` 1500 is the FM-inference share of MangaAssist's 3 s budget (seed §1.1).
+    ``max_monthly_cost_usd`` 50,000 is our assumption (the seed names no budget).
+    ``min_throughput_rps`` absent means "the traffic profile's peak req/s". ``observed`` maps a
+    pattern to live ``p50_ms`` / ``p90_ms`` / ``p99_ms`` numbers that replace its prior.
+    """
+
+    max_p99_ms: float = 1500.0
+    max_monthly_cost_usd: float = 50_000.0
+    needs_custom_model: bool = False
+    seed_exact_latency_score: bool = False
+    min_throughput_rps: float | None = None
+    observed: Mapping[str, Mapping[str, float]] | None = None
+
+    def __post_init__(self) -> None:
+        check_positive("max_p99_ms", self.max_p99_ms)
+        check_positive("max_monthly_cost_usd", self.max_monthly_cost_usd)
+        if self.min_throughput_rps is not None:
+            check_positive("min_throughput_rps", self.min_throughput_rps)
+        known = {c.pattern for c in REFERENCE_CANDIDATES}
+        for pattern, numbers in (self.observed or {}).items():
+            if pattern not in known:
+                raise PlanningInputError(
+                    f"observed.{pattern}", f"unknown pattern (known: {', '.join(sorted(known))})"
+                )
+            try:
+                observed_profile(pattern, numbers)
+            except PlanningInputError as exc:
+                where = "observed." + exc.field.removeprefix("profiles.")
+                raise PlanningInputError(where, exc.message) from exc

@@ -23,7 +23,9 @@ def test_an_unknown_key_is_a_config_error_naming_file_and_key(tmp_path: Path) ->
     assert isinstance(error, PlanningInputError)
     assert isinstance(error, MangarouteError)
     assert (error.source, error.key) == (str(path), "traffic.peak_multipler")
-    assert str(error).startswith(f"{path}: [traffic] peak_multipler: unknown key (expected one of")
+    assert str(error).startswith(
+        f"{path}: [traffic] peak_multipler: is not a known key (expected one of"
+    )
     assert error_json(error) == {
         "error": str(error),
         "field": "traffic.peak_multipler",
