@@ -11,11 +11,12 @@ first caller that finds it due rebuilds under the rebuild lock (a background
 :class:`~mangaroute.runtime.SnapshotRefresher` usually gets there first, woken through
 :meth:`RebuildSchedule.on_change`); the others keep reading the previous snapshot.
 
-:class:`RebuildSchedule` is a base class of :class:`~mangaroute.core.router.Router`, not a
-part it holds: ``choose()``, ``record()`` and ``release()`` test the due time and the quiet
-flag on every call, and they read them as the router's own attributes, with no attribute hop
-into another object (``docs/architecture.md``, "The router and its parts"). Everything that
-*moves* those two attributes lives here; what a rebuild *is* lives in
+:class:`RebuildSchedule` is a base class of :class:`~mangaroute.core.router.Router`
+(through :class:`~mangaroute.core.control.ControlPlane`), not a part it holds: ``choose()``,
+``record()`` and ``release()`` test the due time and the quiet flag on every call, and they
+read them as the router's own attributes, with no attribute hop into another object
+(``docs/architecture.md``, "The router and its parts"). Everything that *moves* those two
+attributes lives here; what a rebuild *is* lives in
 :class:`~mangaroute.core.builder.SnapshotBuilder`, and where its events go in
 :class:`~mangaroute.core.events.EventBus`.
 """
