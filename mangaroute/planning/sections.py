@@ -96,3 +96,28 @@ PROFILE_ROOT = Section(
         for name, (_, section) in SECTIONS.items()
     ),
 )
+
+REFERENCE_START = "<!-- generated from mangaroute/planning/sections.py: do not edit -->"
+REFERENCE_END = "<!-- end of the generated profile reference -->"
+"""docs/planning.md holds :func:`reference_markdown` between these lines (a test compares)."""
+
+
+def _shown(key: Key) -> str:
+    """``name`` and its kind as the reference lists it; ``(optional)`` unless required."""
+    if key.section is not None:  # the [recommend.observed.PATTERN] tables
+        inner = ", ".join(f"`{k.name}`" for k in key.section.keys)
+        kind = f"tables by name, each {inner}"
+    elif key.kind == "other":
+        kind = "table of numbers by name"
+    else:
+        kind = {"bool": "true / false", "string": "text"}.get(key.kind, key.kind)
+    return f"`{key.name}` {kind}" + ("" if key.required else " (optional)")
+
+
+def reference_markdown() -> str:
+    """Every section of a profile and its keys, as the Markdown table docs/planning.md holds."""
+    lines = ["| section | fills | keys |", "|---|---|---|"]
+    for name, (cls, section) in SECTIONS.items():
+        keys = ", ".join(_shown(key) for key in section.keys)
+        lines.append(f"| `[{name}]` | `{cls.__name__}` | {keys} |")
+    return "\n".join(lines) + "\n"

@@ -14,6 +14,12 @@ import pytest
 
 from mangaroute.planning import TrafficProfile, compute_load, latency_score
 from mangaroute.planning.cli import run
+from mangaroute.planning.sections import (
+    REFERENCE_END,
+    REFERENCE_START,
+    SECTIONS,
+    reference_markdown,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "planning.md"
 BLOCK = re.compile(r"```console\n\$ mangaroute (?P<cmd>[^\n]*)\n(?P<out>.*?)\n```", re.S)
@@ -141,3 +147,11 @@ def test_the_mangaassist_headline_numbers(doc: str) -> None:
         "25",
     )
     assert "## Where the seed's stated results differ from its own formulas" in doc
+
+
+def test_the_profile_reference_is_generated_from_the_declared_sections(doc: str) -> None:
+    start = doc.index(REFERENCE_START) + len(REFERENCE_START) + 1
+    assert doc[start : doc.index(REFERENCE_END)] == reference_markdown()
+    for name, (_, section) in SECTIONS.items():
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `[{name}]` |"))
+        assert [f"`{key.name}`" in row for key in section.keys] == [True] * len(section.keys)
