@@ -298,10 +298,6 @@ class Table:
             raise ConfigError(str(exc), source=self.source, key=self.key(name)) from None
 
 
-_Table = Table
-"""The reader's former name, kept for importers (``simulate/driver.py``)."""
-
-
 def load_config(path: str | Path) -> RouterConfig:
     """Read and validate a TOML config file."""
     source = str(path)

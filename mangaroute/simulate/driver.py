@@ -36,7 +36,7 @@ from typing import Any
 
 from botocore.exceptions import ReadTimeoutError
 
-from mangaroute.config import _Table
+from mangaroute.config import Table
 from mangaroute.core.clock import NS_PER_MS
 from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import OK, TIMEOUT, Outcome
@@ -114,7 +114,7 @@ def due_snapshot(router: Router) -> Callable[[], Snapshot]:
     return snapshot
 
 
-def invoke_settings(table: _Table) -> InvokeSettings:
+def invoke_settings(table: Table) -> InvokeSettings:
     """A contender's ``[contenders.NAME.invoke]``: its routed calls' settings, as
     ``RoutedClient`` takes them (``InvokeSettings``) - ``fit``, ``eject_cooldown_s``, hedging
     and retries. The ranges are the settings' own (docs/limits.md).
@@ -152,7 +152,7 @@ OFF = "off"
 """What turns hedging (or one class's hedge) off in a scenario file."""
 
 
-def _hedge(table: _Table, default: HedgePolicy | None) -> HedgePolicy | None:
+def _hedge(table: Table, default: HedgePolicy | None) -> HedgePolicy | None:
     """``[...invoke] hedge``: absent (``default``), ``"off"``, or a table (see above)."""
     if "hedge" not in table.data:
         return default
@@ -183,7 +183,7 @@ def _hedge(table: _Table, default: HedgePolicy | None) -> HedgePolicy | None:
 
 
 def _fraction_or_off(
-    table: _Table, name: str, default: float | None, limit: str | None = None
+    table: Table, name: str, default: float | None, limit: str | None = None
 ) -> float | None:
     """A hedge delay: a fraction of the budget (checked against ``limit``), or ``"off"``."""
     if table.data.get(name) == OFF:
@@ -193,7 +193,7 @@ def _fraction_or_off(
     return value
 
 
-def read_output_estimate(table: _Table, classes: Sequence[str]) -> dict[str, int]:
+def read_output_estimate(table: Table, classes: Sequence[str]) -> dict[str, int]:
     """A scenario's ``[output_estimate]``: per request class, the output tokens the router is
     told to expect (what production passes as ``output_tokens`` when a request has no
     ``max_tokens``); classes not named get :data:`DEFAULT_OUTPUT_ESTIMATE`."""

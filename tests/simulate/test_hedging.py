@@ -9,7 +9,7 @@ from array import array
 
 import pytest
 
-from mangaroute.config import _Table, parse_config
+from mangaroute.config import Table, parse_config
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.outcome import OK
 from mangaroute.core.settings import RouterConfig
@@ -83,7 +83,7 @@ def test_the_one_budget_caps_every_class_together() -> None:
 
 
 def read(text: str) -> InvokeSettings:
-    return invoke_settings(_Table(tomllib.loads(text), "s.toml", "contenders.x.invoke"))
+    return invoke_settings(Table(tomllib.loads(text), "s.toml", "contenders.x.invoke"))
 
 
 def test_a_contender_sets_per_class_delays_or_turns_hedging_off() -> None:
