@@ -4,29 +4,16 @@ latest of the best delays wins; none passing leaves the class off."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.scripts import load_script
 
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "scripts" / "tune_hedge.py"
-    spec = importlib.util.spec_from_file_location("tune_hedge", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tune_hedge"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-tune = _load()
+tune = load_script("tune_hedge")
 Measure = tune.Measure
 
 MESSAGES = 10_000
