@@ -49,6 +49,7 @@ answer count is its floor. A policy that beats it is a simulator bug, and
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -86,6 +87,7 @@ __all__ = [
     "Lane",
     "Limits",
     "aggregate",
+    "blind_first_tokens",
     "compute_bound",
     "concatenate",
     "feasibility",
@@ -679,3 +681,42 @@ def compute_bound(
         hindsight_s=time.perf_counter() - started,
         traffic=traffic,
     )
+
+
+def blind_first_tokens(
+    traffic: Traffic, fleet: Fleet, class_targets: dict[str, tuple[str, ...]], limits: Limits
+) -> tuple[float, float]:
+    """What hindsight of the latency draws is worth: ``(blind, seen)``, the first tokens
+    within their SLO that a policy may *expect* if it sends each message to the one allowed
+    target most likely to answer it in time - knowing every target's latency distribution
+    and the message's uncached input, not the draw - and the count the bound's hindsight
+    allows (some allowed target's own draw fits, as :func:`feasibility` decides).
+
+    ``blind`` ignores load, faults and cold starts, which only lower a target's chance, and
+    hedges, which buy it with a second call: no single-attempt policy can expect more. It is
+    an expectation, not a bound - a policy's count scatters around it. The model's first
+    token on a warm, idle target is ``(ttft + per-token x uncached input) x multiplier`` (plus
+    a cross-region hop), the multiplier drawn from the target's table, and a baseline error
+    fails the attempt (:meth:`SimTarget.attempt`)."""
+    require_solver()
+    _, first, _ = feasibility(traffic, fleet, class_targets, limits)
+    slo = limits.first_token_ms
+    tables = {sim.name: sorted(sim.mult) for sim in fleet.targets}
+    allowed = [[fleet.by_name[name] for name in class_targets[c]] for c in traffic.classes]
+    cached = traffic.cached_tokens
+    chance: dict[tuple[str, int], float] = {}
+    blind = 0.0
+    for i in range(len(traffic)):
+        uncached = traffic.input_tokens[i] - (cached[i] if cached is not None else 0)
+        best = 0.0
+        for sim in allowed[traffic.klass[i]]:
+            p = chance.get((sim.name, uncached))
+            if p is None:
+                base = sim.ttft_ms + sim.ttft_in_ms * uncached
+                room = (slo - (sim.cross_region_ms or 0.0)) / base if base > 0 else math.inf
+                table = tables[sim.name]
+                p = bisect.bisect_right(table, room) / len(table) * (1.0 - sim.error_rate)
+                chance[(sim.name, uncached)] = p
+            best = max(best, p)
+        blind += best
+    return blind, float(np.count_nonzero(first))

@@ -424,3 +424,34 @@ def test_no_shipped_policy_beats_the_bound(day: tuple[Scenario, int]) -> None:
         else:
             floor = bound.fixed_usd + problem.min_token_usd(result.within_slo)
         assert result.total_usd >= floor * (1 - 1e-6) - 1e-9, result.name
+
+
+def test_blind_first_tokens_are_the_best_targets_chance_and_hindsight_adds_the_other_draw() -> None:
+    """Seed physics, profile 500/800/1,200 ms: the first token is 0.35 x 500 = 175 ms times
+    the multiplier, whose p90 is 800 / 500 = 1.6; at a 280 ms first-token SLO each target
+    answers in time with chance 0.9 (baseline errors are off under these physics). Sending a
+    message to either target, a policy may expect 90 % of first tokens within the SLO; the
+    bound's hindsight sees each message's two independent draws and gets about
+    1 - 0.1 x 0.1 = 99 % of them."""
+    targets = (bedrock("a", 1e9), bedrock("b", 1e9))
+    models = {name: TargetModel(physics="seed-profiles") for name in ("a", "b")}
+    fleet = Fleet.build(targets, models, [])
+    n = 2000
+    rng = random.Random(7)
+    traffic = Traffic(
+        ("simple",),
+        array("q", [k * 10**8 for k in range(n)]),
+        array("b", [0] * n),
+        array("H", [500] * n),
+        array("H", [300] * n),
+        array("I", [0] * n),
+        array("d", [rng.random() for _ in range(n)]),
+        window=(0.0, 300.0),
+    )
+    limits = lp.Limits(1500.0, 280.0, 2500.0)
+    blind, seen = lp.blind_first_tokens(traffic, fleet, {"simple": ("a", "b")}, limits)
+    assert blind / n == pytest.approx(0.90, abs=0.002)
+    assert 0.98 <= seen / n <= 1.0
+    alone, seen_alone = lp.blind_first_tokens(traffic, fleet, {"simple": ("a",)}, limits)
+    assert alone == pytest.approx(blind)
+    assert seen_alone / n == pytest.approx(0.90, abs=0.03)  # one draw: hindsight adds nothing
