@@ -101,6 +101,7 @@ class Served:
     error: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    hedges: int = 0
 
 
 def avoidable(served: Served, class_targets: Sequence[str]) -> bool:
@@ -201,7 +202,17 @@ class _Demo:
             tried = frozenset(a.target for a in attempts)
             error = type(exc).__name__
             self.served.append(
-                Served(request_class, phase, None, None, failovers, tried, down | self.down, error)
+                Served(
+                    request_class,
+                    phase,
+                    None,
+                    None,
+                    failovers,
+                    tried,
+                    down | self.down,
+                    error,
+                    hedges=sum(a.kind.value == "hedge" for a in attempts),
+                )
             )
             return
         routing, usage = reply.routing, reply.get("usage", {})
@@ -216,6 +227,7 @@ class _Demo:
                 down | self.down,
                 input_tokens=usage.get("inputTokens", 0),
                 output_tokens=usage.get("outputTokens", 0),
+                hedges=sum(a.kind.value == "hedge" for a in routing.attempts),
             )
         )
 
@@ -234,6 +246,7 @@ def _group(served: Sequence[Served], budget_ms: float) -> dict[str, Any]:
         "within_budget": sum(latency <= budget_ms for latency in latencies),
         "failed": len(served) - len(latencies),
         "failovers": sum(s.failovers for s in served),
+        "hedges": sum(s.hedges for s in served),
         "p50_ms": _rank(latencies, 0.50),
         "p99_ms": _rank(latencies, 0.99),
         "answered_by": dict(Counter(s.target for s in served if s.target).most_common()),
@@ -478,6 +491,7 @@ def _phase_row(name: str, p: dict[str, Any]) -> list[Any]:
         within,
         p["failed"],
         p["failovers"],
+        p["hedges"],
         p["p50_ms"],
         p["p99_ms"],
         by,
@@ -497,7 +511,7 @@ def render(summary: dict[str, Any]) -> str:
     options = summary["settings"]
     budget = f"{options['budget_ms'] / 1000:g} s"
     phases = [("all", summary), *summary["phases"].items()]
-    headers = ["phase", "requests", "answered", f"within {budget}", "failed", "failovers"]
+    headers = ["phase", "requests", "answered", f"within {budget}", "failed", "failovers", "hedges"]
     totals = _counts_table(
         [_phase_row(name, p) for name, p in phases],
         [*headers, "p50 ms", "p99 ms", "answered by"],

@@ -64,17 +64,19 @@ DEFAULT_INVOKERS: Mapping[Pattern, Invoker] = {
 mapping) for real-time and serverless endpoints. No Lambda invoker: pass your own."""
 
 
-DEFAULT_HEDGE = HedgePolicy(after_fraction=None, per_class={"manga": 0.2})
-"""The per-class hedging the simulator found pays for MangaAssist (opt in with
-``InvokeSettings(hedge=DEFAULT_HEDGE)``): manga questions at 20 % of their budget, every other
-class never; at most 5 % extra calls over 1,000 (the one budget of the client).
+DEFAULT_HEDGE: HedgePolicy | None = None
+"""The hedging ``InvokeSettings()`` uses: what ``python scripts/tune_hedge.py`` found pays on
+the simulator, per request class. Today that is none: no hedging.
 
-Chosen by ``python scripts/tune_hedge.py`` on 2026-12-08 (1:10 scale, 20:00-22:00, the default
-day, the bad day, ``sagemaker-slow`` and ``regional-incident``, seeds 7-9; the rule is in the
-script): hedging manga at 0.2 gained 0.143 points of first tokens within the SLO (3.7 % of the
-gap to the bound) with at most 1.64 % extra calls, and cost less. Simple and complex questions
-gained at most 0.17 and 0.09 points, at $0.05-0.10 per answer gained, more than the rule's ten
-average messages: they stay off. docs/invoke.md, "Hedging", has the table."""
+The sweep of 2026-12-08 (1:10 scale, 20:00-22:00, the default day, the bad day,
+``sagemaker-slow`` and ``regional-incident``, seeds 7-9; the rule is in the script) kept no
+delay for any class. Simple questions gained up to 0.16 points of first tokens within the SLO
+but at $0.05-0.06 per answer gained, above the rule's ten average messages ($0.031); complex
+and manga questions gained under 0.08 points and lost up to 0.04-0.15 points in some runs. An
+earlier sweep the same day, before the latency predictor stopped pushing quiet manga traffic
+off the fine-tuned endpoint (docs/policies.md, "A quiet endpoint and its prior"), had chosen
+manga at 0.2; with that defect fixed it no longer pays. docs/invoke.md, "Hedging", has the
+table. Pass your own :class:`HedgePolicy` to hedge anyway."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +89,9 @@ class InvokeSettings:
     than even chance beats failing now), ``p90`` or ``p99`` (stricter)."""
     eject_cooldown_s: float = 3600.0
     """How long ResourceNotFound / AccessDenied keep a target's breaker open."""
-    hedge: HedgePolicy | None = None
-    """Hedging, off by default; :data:`DEFAULT_HEDGE` hedges the classes where the simulator
-    found a hedge pays, at the delay it chose."""
+    hedge: HedgePolicy | None = DEFAULT_HEDGE
+    """Hedging: :data:`DEFAULT_HEDGE`, what the simulator found pays per class - today none,
+    so off (docs/invoke.md, "Hedging")."""
     retry: RetryPolicy | None = None
     """Retries of fast failures within a retry budget, off by default
     (:mod:`mangaroute.invoke.retry`)."""

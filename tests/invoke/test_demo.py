@@ -95,10 +95,15 @@ def test_demo_otel_counts_spans_and_genai_metrics(capsys: pytest.CaptureFixture[
     assert all(name.startswith("chat ") and s["kind"] == "CLIENT" for name, s in attempts.items())
     tried = sum(s["count"] for s in attempts.values())
     failed = sum(s["errors"] for s in attempts.values())
-    assert failed == summary["failovers"] > 0  # every failed attempt was failed over
-    assert tried == 120 + failed
+    # every attempt after a request's first is a failover (after a failed attempt) or a
+    # hedge (hedging is on by default for manga questions)
+    assert tried == 120 + summary["failovers"] + summary["hedges"]
+    assert failed >= summary["failovers"] > 0
     assert metrics["gen_ai.client.operation.duration"]["measurements"] == tried
-    assert metrics["gen_ai.client.token.usage"]["measurements"] == 2 * 120  # input, output
+    # input and output tokens of every attempt that answered: the 120 answers, and a race's
+    # loser that answered after all (its span ends "cancelled" but it was billed: docs/invoke.md)
+    usage = metrics["gen_ai.client.token.usage"]["measurements"]
+    assert 2 * 120 <= usage <= 2 * (120 + summary["hedges"])
     assert metrics["gen_ai.client.operation.duration"]["unit"] == "s"
     printed = out.getvalue() + capsys.readouterr().err
     assert not [prompt for prompt in demo._PROMPTS if prompt in printed]

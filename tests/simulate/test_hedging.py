@@ -95,9 +95,9 @@ def test_a_contender_sets_per_class_delays_or_turns_hedging_off() -> None:
         after_fraction=None, max_ratio=0.1, per_class={"complex": 0.6, "simple": None}
     )
     assert read('hedge = "off"').hedge is None
-    assert read("").hedge == InvokeSettings().hedge
+    assert read("").hedge == InvokeSettings().hedge == DEFAULT_HEDGE  # without a table
     assert read('[hedge]\nafter_fraction = "off"\n[hedge.per_class]\nmanga = 0.2\n').hedge == (
-        DEFAULT_HEDGE
+        HedgePolicy(after_fraction=None, per_class={"manga": 0.2})
     )
     assert read("[hedge]\n").hedge == HedgePolicy()  # a table starts from HedgePolicy()
 

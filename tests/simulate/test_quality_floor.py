@@ -87,9 +87,13 @@ factor = 5
 
 [contenders.insist]
 description = "the fine-tuned model first, whatever its latency"
+[contenders.insist.invoke]
+hedge = "off"  # the tier ranker's choice alone: a hedge would answer some on Sonnet
 
 [contenders.degrade]
 description = "the fine-tuned model first while it is predicted within the SLO"
+[contenders.degrade.invoke]
+hedge = "off"
 [contenders.degrade.config.policies.insist.tier]
 order = ["custom", "sonnet"]
 within = "cost_under_slo"
