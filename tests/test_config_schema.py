@@ -36,7 +36,9 @@ from mangaroute.config import (
     register_ranker,
 )
 from mangaroute.config.schema import (
+    CONFIG,
     REFERENCE_MARK,
+    TomlDocument,
     json_schema,
     published_schema_text,
     schema_text,
@@ -48,6 +50,7 @@ from mangaroute.core.limits import LIMITS
 from mangaroute.core.policy.filters import Headroom
 from mangaroute.core.policy.rankers import ConfigOrder
 from mangaroute.core.targets import Pattern
+from mangaroute.planning.sections import PROFILE_DOCUMENT
 from mangaroute.simulate.scenario import builtin_scenarios, contender_config, load_scenario
 
 Path = tuple[str, ...]
@@ -311,16 +314,23 @@ def test_the_published_schema_is_the_generated_one() -> None:
     jsonschema.Draft202012Validator.check_schema(json.loads(published_schema_text()))
 
 
-def test_mangaroute_config_schema_prints_the_published_file() -> None:
+@pytest.mark.parametrize(
+    ("command", "document"),
+    [(("config", "schema"), CONFIG), (("plan", "schema"), PROFILE_DOCUMENT)],
+    ids=["config", "planning profile"],
+)
+def test_each_schema_command_prints_its_published_file(
+    command: tuple[str, ...], document: TomlDocument
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mangaroute", "config", "schema"],
+        [sys.executable, "-m", "mangaroute", *command],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == published_schema_text()
+    assert done.stdout == published_schema_text(document)
 
 
 @pytest.mark.parametrize("label", sorted(SHIPPED))

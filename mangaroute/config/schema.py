@@ -1,14 +1,20 @@
-"""The router config's JSON Schema (draft 2020-12), built from the declared sections.
+"""JSON Schemas (draft 2020-12) and Markdown references of the TOML files mangaroute reads,
+built from their declared sections.
 
-The package ships the schema for the parts it registers as ``mangaroute/data/
-config.schema.json`` (``mangaroute config schema`` prints the same, with any part a plugin
-registered in the process); a test keeps the file equal to :func:`json_schema`. Editors
-read it from a ``#:schema`` comment at the top of a TOML file (docs/config.md).
+Each file is a :class:`TomlDocument`: its root section, the schema's title, the file the
+package ships under ``mangaroute/data`` and the lines around its reference in the docs. The
+router config is :data:`CONFIG` (``config.schema.json``, printed by ``mangaroute config
+schema`` with any part a plugin registered in the process; docs/config.md); planning
+profiles and simulator scenarios declare theirs beside their readers. Tests keep each
+shipped file equal to :func:`schema_text` and each reference equal to
+:func:`reference_markdown`. Editors read a schema from a ``#:schema`` comment at the top of
+a TOML file (docs/config.md).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -16,28 +22,60 @@ from mangaroute.config import FILTERS, PICKERS, RANKERS, ROOT, part_params
 from mangaroute.config.sections import PROFILE, Key, Section
 from mangaroute.core.limits import LIMITS
 
-SCHEMA_FILE = "config.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
+REFERENCE_MARK = "<!-- generated from mangaroute/config/sections.py: do not edit below -->"
+"""docs/config.md holds :func:`reference_markdown` after this line (a test compares them)."""
 
-def json_schema(*, shipped_parts_only: bool = False) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class TomlDocument:
+    """A kind of TOML file mangaroute reads, as its schema and its reference present it.
+
+    ``file`` is the schema's name under ``mangaroute/data``; ``defs`` the sections other
+    keys refer to as ``#/$defs/NAME``; the docs hold the reference after the line ``mark``,
+    up to the line ``end`` (``""``: to the end of the document).
+    """
+
+    root: Section
+    title: str
+    description: str
+    file: str
+    mark: str
+    end: str = ""
+    defs: tuple[tuple[str, Section], ...] = ()
+
+
+CONFIG = TomlDocument(
+    ROOT,
+    "mangaroute router configuration",
+    "A mangaroute router config (TOML). Reference: docs/config.md.",
+    "config.schema.json",
+    REFERENCE_MARK,
+    defs=(("profile", PROFILE),),
+)
+"""The router config."""
+
+
+def json_schema(of: TomlDocument = CONFIG, *, shipped_parts_only: bool = False) -> dict[str, Any]:
     """The whole file's schema: every declared section, ranges from LIMITS, the names the
     registries know as enums; ``shipped_parts_only`` leaves out parts plugins registered."""
-    schema: dict[str, Any] = {"$schema": DRAFT, "title": "mangaroute router configuration"}
-    schema.update(_section(ROOT, shipped_parts_only))
-    schema["description"] = "A mangaroute router config (TOML). Reference: docs/config.md."
-    schema["$defs"] = {"profile": _section(PROFILE, shipped_parts_only)}
+    schema: dict[str, Any] = {"$schema": DRAFT, "title": of.title}
+    schema.update(_section(of.root, shipped_parts_only))
+    schema["description"] = of.description
+    if of.defs:
+        schema["$defs"] = {name: _section(s, shipped_parts_only) for name, s in of.defs}
     return schema
 
 
-def schema_text(*, shipped_parts_only: bool = False) -> str:
+def schema_text(of: TomlDocument = CONFIG, *, shipped_parts_only: bool = False) -> str:
     """:func:`json_schema` as the text of the published file."""
-    return json.dumps(json_schema(shipped_parts_only=shipped_parts_only), indent=2) + "\n"
+    return json.dumps(json_schema(of, shipped_parts_only=shipped_parts_only), indent=2) + "\n"
 
 
-def published_schema_text() -> str:
+def published_schema_text(of: TomlDocument = CONFIG) -> str:
     """The schema file the package ships."""
-    return resources.files("mangaroute").joinpath("data", SCHEMA_FILE).read_text("utf-8")
+    return resources.files("mangaroute").joinpath("data", of.file).read_text("utf-8")
 
 
 def _section(section: Section, shipped_only: bool) -> dict[str, Any]:
@@ -129,14 +167,11 @@ def _plain(bound: float) -> float | int:
     return int(bound) if bound.is_integer() else bound
 
 
-REFERENCE_MARK = "<!-- generated from mangaroute/config/sections.py: do not edit below -->"
-"""docs/config.md holds :func:`reference_markdown` after this line (a test compares them)."""
-
-
-def reference_markdown() -> str:
-    """Every section and key of the config as Markdown: kind, default, range, what reads it."""
+def reference_markdown(root: Section = ROOT) -> str:
+    """Every section and key of the file whose root is ``root`` as Markdown: kind, default,
+    range, what reads it."""
     lines: list[str] = []
-    for section in _every_section():
+    for section in _every_section(root):
         lines += [
             "",
             f"### `{section.title}`",
@@ -155,9 +190,9 @@ def reference_markdown() -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _every_section() -> list[Section]:
+def _every_section(root: Section) -> list[Section]:
     """The sections in reading order, each once: the file's, depth first, then each shipped
-    part's table."""
+    part's table if a section holds parts."""
     found: list[Section] = []
 
     def visit(section: Section) -> None:
@@ -168,7 +203,9 @@ def _every_section() -> list[Section]:
             if key.section is not None:
                 visit(key.section)
 
-    visit(ROOT)
+    visit(root)
+    if not any(section.parts for section in found):
+        return found
     for name in (*FILTERS, *RANKERS, *PICKERS):
         params = part_params(name)
         if params is not None:
@@ -203,8 +240,9 @@ def _values(key: Key) -> str:
     return ""
 
 
-def with_reference(document: str) -> str:
-    """``document`` (docs/config.md) with everything after :data:`REFERENCE_MARK` replaced
-    by the current :func:`reference_markdown`."""
-    head = document.split(REFERENCE_MARK, 1)[0]
-    return f"{head}{REFERENCE_MARK}\n\n{reference_markdown()}"
+def with_reference(document: str, of: TomlDocument = CONFIG) -> str:
+    """``document`` (docs/config.md for the config) with its reference, between ``of.mark``
+    and ``of.end``, replaced by the current :func:`reference_markdown`."""
+    head, rest = document.split(of.mark, 1)
+    tail = f"\n{of.end}{rest.split(of.end, 1)[1]}" if of.end else ""
+    return f"{head}{of.mark}\n\n{reference_markdown(of.root)}{tail}"

@@ -1,4 +1,4 @@
-"""``mangaroute plan``: throughput, recommend, tco and autoscaling sub-commands.
+"""``mangaroute plan``: throughput, recommend, tco and autoscaling sub-commands, and ``schema``.
 
 :func:`register` adds the ``plan`` tree to the main CLI's sub-parsers; every leaf sets
 ``handler(args, out) -> int`` (the exit code), the main CLI's convention. :func:`run` is the
@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from mangaroute.cli.options import add_json_option
 from mangaroute.cli.output import CommandFailed, Handler, emit, guarded, print_usage, run_alone
+from mangaroute.config.schema import schema_text
 from mangaroute.planning import render
 from mangaroute.planning.autoscaling import ScalingConfig, plan_to_json, removal_plan, scaling_plan
 from mangaroute.planning.profile import (
@@ -28,6 +29,7 @@ from mangaroute.planning.profile import (
     parse_observed,
 )
 from mangaroute.planning.recommend import Requirement, recommend
+from mangaroute.planning.sections import PROFILE_DOCUMENT
 from mangaroute.planning.tco import compare_tco
 from mangaroute.planning.traffic import compute_load, size_capacity
 
@@ -255,6 +257,11 @@ def _run_against_aws(args: argparse.Namespace, cfg: ScalingConfig, plan: Any, ou
     return 0
 
 
+def _schema(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(schema_text(PROFILE_DOCUMENT))
+    return 0
+
+
 def _leaf(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
@@ -270,7 +277,7 @@ def _leaf(
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``plan`` and its four sub-commands to a CLI's sub-parsers."""
+    """Add ``plan``, its four planning sub-commands and ``schema`` to a CLI's sub-parsers."""
     plan = subparsers.add_parser(
         "plan",
         help="capacity, recommendation, cost and auto-scaling planning",
@@ -319,6 +326,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     scaling.add_argument("--remove", action="store_true", help="plan the removal instead")
     scaling.add_argument("--endpoint-url", help="AWS endpoint override (e.g. a moto server)")
     scaling.add_argument("--max-attempts", type=int, default=3, help="botocore attempts per call")
+    schema_help = (
+        "print a planning profile's JSON Schema (draft 2020-12, for editors and validators; "
+        "the package ships it as mangaroute/data/planning-profile.schema.json)"
+    )
+    schema = sub.add_parser("schema", help=schema_help, description=schema_help)
+    schema.set_defaults(handler=_schema)
 
 
 def run(argv: Sequence[str], out: TextIO | None = None) -> int:

@@ -6,13 +6,15 @@ The declarations (:class:`mangaroute.config.sections.Section`) are what
 router config's words, each key is read by its kind, and every default comes from the
 dataclass the section fills, which also judges the ranges. A profile is complete, so every
 key without a ``None`` option is required; its default is declared for the reference
-(docs/planning.md).
+(docs/planning.md) and the JSON Schema, both generated from these declarations
+(:data:`PROFILE_DOCUMENT`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mangaroute.config.schema import TomlDocument
 from mangaroute.config.sections import PROFILE, Key, Section, dataclass_keys
 from mangaroute.planning.autoscaling import ScalingConfig
 from mangaroute.planning.prices import Prices
@@ -20,7 +22,7 @@ from mangaroute.planning.recommend import RecommendSettings
 from mangaroute.planning.tco import TcoAssumptions
 from mangaroute.planning.traffic import CapacityAssumptions, TrafficProfile
 
-__all__ = ["OBSERVED", "PROFILE_ROOT", "SECTIONS"]
+__all__ = ["OBSERVED", "PROFILE_DOCUMENT", "PROFILE_ROOT", "SECTIONS"]
 
 OBSERVED = Section(
     "[recommend.observed.PATTERN]",
@@ -97,27 +99,14 @@ PROFILE_ROOT = Section(
     ),
 )
 
-REFERENCE_START = "<!-- generated from mangaroute/planning/sections.py: do not edit -->"
-REFERENCE_END = "<!-- end of the generated profile reference -->"
-"""docs/planning.md holds :func:`reference_markdown` between these lines (a test compares)."""
-
-
-def _shown(key: Key) -> str:
-    """``name`` and its kind as the reference lists it; ``(optional)`` unless required."""
-    if key.section is not None:  # the [recommend.observed.PATTERN] tables
-        inner = ", ".join(f"`{k.name}`" for k in key.section.keys)
-        kind = f"tables by name, each {inner}"
-    elif key.kind == "other":
-        kind = "table of numbers by name"
-    else:
-        kind = {"bool": "true / false", "string": "text"}.get(key.kind, key.kind)
-    return f"`{key.name}` {kind}" + ("" if key.required else " (optional)")
-
-
-def reference_markdown() -> str:
-    """Every section of a profile and its keys, as the Markdown table docs/planning.md holds."""
-    lines = ["| section | fills | keys |", "|---|---|---|"]
-    for name, (cls, section) in SECTIONS.items():
-        keys = ", ".join(_shown(key) for key in section.keys)
-        lines.append(f"| `[{name}]` | `{cls.__name__}` | {keys} |")
-    return "\n".join(lines) + "\n"
+PROFILE_DOCUMENT = TomlDocument(
+    PROFILE_ROOT,
+    "mangaroute planning profile",
+    "A mangaroute planning profile (TOML). Reference: docs/planning.md.",
+    "planning-profile.schema.json",
+    "<!-- generated from mangaroute/planning/sections.py: do not edit -->",
+    "<!-- end of the generated profile reference -->",
+)
+"""A planning profile as its JSON Schema (shipped as mangaroute/data/planning-profile.schema
+.json, printed by ``mangaroute plan schema``) and its reference in docs/planning.md (between
+the two lines) present it; :mod:`mangaroute.config.schema` builds both, as the config's."""
