@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 import jsonschema
@@ -51,7 +52,16 @@ from mangaroute.core.policy.filters import Headroom
 from mangaroute.core.policy.rankers import ConfigOrder
 from mangaroute.core.targets import Pattern
 from mangaroute.planning.sections import PROFILE_DOCUMENT
-from mangaroute.simulate.scenario import builtin_scenarios, contender_config, load_scenario
+from mangaroute.simulate.engine import Budget
+from mangaroute.simulate.fleet import FAULT_KINDS, TargetModel
+from mangaroute.simulate.scenario import (
+    FAULT_PRESETS,
+    SCENARIO_DOCUMENT,
+    builtin_scenarios,
+    contender_config,
+    load_scenario,
+    parse_scenario,
+)
 
 Path = tuple[str, ...]
 
@@ -474,3 +484,184 @@ def test_a_key_name_is_accepted_exactly_when_declared(
         [list(path)],
         [[*path, name]],
     )
+
+
+SCENARIO_SCHEMA = json_schema(SCENARIO_DOCUMENT)
+SCENARIO_VALIDATOR = jsonschema.Draft202012Validator(SCENARIO_SCHEMA)
+SHIPPED_CONFIG = str(resources.files("mangaroute").joinpath("data", "mangaassist.toml"))
+
+SCENARIO_TABLES: dict[str, tuple[str, Path]] = {
+    "[scenario]": ("", ("scenario",)),
+    "[traffic]": ("[traffic]", ("traffic",)),
+    "[traffic.tokens.CLASS]": ("[traffic.tokens.simple]", ("traffic", "tokens", "simple")),
+    "[[traffic.flash_sales]]": (
+        '[[traffic.flash_sales]]\nstart = "21:00"',
+        ("traffic", "flash_sales", "0"),
+    ),
+    "[budget]": ("[budget]", ("budget",)),
+    "[fleet.NAME]": ("[fleet.sagemaker-manga]", ("fleet", "sagemaker-manga")),
+    "[[faults]]": (
+        '[[faults]]\nkind = "outage"\ntarget = "ondemand-haiku"\nstart = "20:00"\nminutes = 10',
+        ("faults", "0"),
+    ),
+}
+"""Each declared table of a scenario: the lines that open it in a scenario that reads (after
+``[scenario]``), and its dotted path."""
+
+SCENARIO_EXAMPLES: dict[tuple[str, str], str] = {
+    ("[scenario]", "config"): f"config = {json.dumps(SHIPPED_CONFIG)}",
+    ("[scenario]", "name"): 'name = "t"',
+    ("[scenario]", "description"): 'description = "a quiet day"',
+    ("[scenario]", "faults"): 'faults = ["quota-cut"]',
+    ("[scenario]", "contenders"): 'contenders = ["seed-switcher"]',
+    ("[traffic]", "curve"): f"curve = {[1] * 24}",
+    ("[traffic]", "mix"): "mix = {simple = 0.7, complex = 0.3}",
+    ("[traffic.tokens.CLASS]", "input"): "input = 400",
+    ("[traffic.tokens.CLASS]", "output"): "output = 200",
+    ("[traffic.tokens.CLASS]", "spread"): "spread = 0.5",
+    ("[budget]", "first_token_ms"): "first_token_ms = 800",
+    ("[fleet.NAME]", "tokens_per_minute"): "tokens_per_minute = 100000",
+    ("[fleet.NAME]", "instances"): "instances = 3",
+    ("[fleet.NAME]", "ttft_ms"): "ttft_ms = 300",
+    ("[fleet.NAME]", "tokens_per_s"): "tokens_per_s = 60",
+    ("[fleet.NAME]", "requests_per_minute"): "requests_per_minute = 600",
+    ("[fleet.NAME]", "daily_tokens"): "daily_tokens = 1000000000",
+    ("[fleet.NAME]", "burndown"): "burndown = 2",
+    ("[fleet.NAME]", "cross_region_ms"): "cross_region_ms = 80",
+    ("[fleet.NAME]", "slots_per_instance"): "slots_per_instance = 4",
+}
+"""A valid line for each declared key without a usable default."""
+
+
+def _scenario_line(section: Section, key: Key) -> str:
+    found = SCENARIO_EXAMPLES.get((section.title, key.name))
+    if found is not None:
+        return found
+    assert key.default is not None, f"{section.title} {key.name}: add a SCENARIO_EXAMPLES line"
+    value = list(key.default) if isinstance(key.default, tuple) else key.default
+    return f"{key.name} = {json.dumps(value)}"
+
+
+def _scenario_sections() -> dict[str, Section]:
+    found: dict[str, Section] = {}
+
+    def visit(section: Section) -> None:
+        for key in section.keys:
+            if key.section is not None:
+                found[key.section.title] = key.section
+                visit(key.section)
+
+    visit(SCENARIO_DOCUMENT.root)
+    return found
+
+
+SCENARIO_SECTIONS = _scenario_sections()
+
+
+def _scenario_text(title: str, line: str) -> str:
+    opening = SCENARIO_TABLES[title][0]
+    return "\n".join(part for part in ("[scenario]", opening, line) if part) + "\n"
+
+
+def test_every_declared_scenario_table_is_tried() -> None:
+    assert set(SCENARIO_SECTIONS) == set(SCENARIO_TABLES) | {"[contenders.NAME]"}
+
+
+def test_the_published_scenario_schema_is_the_generated_one() -> None:
+    assert published_schema_text(SCENARIO_DOCUMENT) == schema_text(SCENARIO_DOCUMENT), (
+        "mangaroute/data/scenario.schema.json is out of date with the declarations in "
+        'mangaroute/simulate/scenario.py: regenerate it with python -c "from mangaroute.'
+        "config.schema import schema_text; from mangaroute.simulate.scenario import "
+        "SCENARIO_DOCUMENT as d; open('mangaroute/data/scenario.schema.json', 'w')"
+        '.write(schema_text(d))"'
+    )
+    jsonschema.Draft202012Validator.check_schema(SCENARIO_SCHEMA)
+
+
+@pytest.mark.parametrize("name", builtin_scenarios())
+def test_every_shipped_scenario_validates(name: str) -> None:
+    text = resources.files("mangaroute").joinpath("data", "scenarios", f"{name}.toml")
+    errors = SCENARIO_VALIDATOR.iter_errors(tomllib.loads(text.read_text("utf-8")))
+    assert [f"{list(e.absolute_path)}: {e.message}" for e in errors] == []
+
+
+def test_the_scenario_schema_takes_its_defaults_from_the_simulators_classes() -> None:
+    budget = SCENARIO_SCHEMA["properties"]["budget"]["properties"]
+    assert budget["deadline_ms"]["default"] == Budget().deadline_ms == 3000.0
+    fleet = SCENARIO_SCHEMA["properties"]["fleet"]["additionalProperties"]["properties"]
+    assert fleet["max_instances"] == {"type": "integer", "default": TargetModel().max_instances}
+    fault = SCENARIO_SCHEMA["properties"]["faults"]["items"]
+    assert fault["required"] == ["kind", "target", "start", "minutes"]
+    assert fault["properties"]["kind"]["enum"] == list(FAULT_KINDS)
+    head = SCENARIO_SCHEMA["properties"]["scenario"]["properties"]
+    assert head["faults"]["items"]["enum"] == list(FAULT_PRESETS)
+    assert SCENARIO_SCHEMA["required"] == ["scenario"]
+
+
+SCENARIO_KEYS = [
+    pytest.param(title, key, id=f"{title} {key.name}")
+    for title, section in SCENARIO_SECTIONS.items()
+    if title in SCENARIO_TABLES
+    for key in section.keys
+    if key.kind not in ("table", "tables", "array") and key.name not in SCENARIO_TABLES[title][0]
+]
+
+
+@pytest.mark.parametrize(("title", "key"), SCENARIO_KEYS)
+def test_the_scenario_reader_reads_each_declared_key(title: str, key: Key) -> None:
+    text = _scenario_text(title, _scenario_line(SCENARIO_SECTIONS[title], key))
+    parse_scenario(text, source="t.toml")  # read, not rejected, not ignored
+    assert list(SCENARIO_VALIDATOR.iter_errors(tomllib.loads(text))) == []
+
+
+SCENARIO_DECLARED = sorted({key.name for s in SCENARIO_SECTIONS.values() for key in s.keys})
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(
+    title=st.sampled_from(sorted(SCENARIO_TABLES)),
+    name=st.from_regex(r"[a-z_][a-z0-9_]{0,23}", fullmatch=True)
+    | st.sampled_from(SCENARIO_DECLARED),
+)
+def test_an_undeclared_scenario_key_fails_the_schema_and_the_reader(title: str, name: str) -> None:
+    assume(name not in SCENARIO_SECTIONS[title].names)
+    text = _scenario_text(title, f"{name} = 1")
+    path = SCENARIO_TABLES[title][1]
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(text, source="t.toml")
+    assert info.value.key == ".".join((*path, name))
+    assert str(info.value).startswith(f"t.toml: [{info.value.key}] is not a known key")
+    errors = list(SCENARIO_VALIDATOR.iter_errors(tomllib.loads(text)))
+    assert [list(map(str, e.absolute_path)) for e in errors] == [list(path)]
+    assert repr(name) in errors[0].message
+
+
+SCENARIO_BAD = [
+    pytest.param("[budget]", 'deadline_ms = "3000"', "expected a number, got '3000'", id="type"),
+    pytest.param("[scenario]", 'model = "quantum"', "expected one of published", id="enum"),
+    pytest.param("[traffic]", "curve = [1, 2]", "expected 24 hourly weights", id="curve"),
+    pytest.param(
+        "[[traffic.flash_sales]]",
+        'multiplier = "x2"',
+        "expected a number, got 'x2'",
+        id="flash sale",
+    ),
+]
+
+
+@pytest.mark.parametrize(("title", "line", "message"), SCENARIO_BAD)
+def test_a_bad_scenario_value_fails_the_schema_and_the_reader_naming_the_key(
+    title: str, line: str, message: str
+) -> None:
+    text = _scenario_text(title, line)
+    name = line.split(" = ", maxsplit=1)[0]
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(text, source="t.toml")
+    assert info.value.key == ".".join((*SCENARIO_TABLES[title][1], name))
+    assert message in str(info.value)
+    errors = list(SCENARIO_VALIDATOR.iter_errors(tomllib.loads(text)))
+    assert [list(map(str, e.absolute_path)) for e in errors] == [[*SCENARIO_TABLES[title][1], name]]

@@ -133,13 +133,17 @@ def _key(key: Key, shipped_only: bool) -> dict[str, Any]:
     elif key.kind == "table":
         assert key.section is not None
         result = _section(key.section, shipped_only)
+    elif key.kind == "array":
+        assert key.section is not None
+        result = {"type": "array", "items": _section(key.section, shipped_only)}
     else:  # tables
         assert key.section is not None
         result = {"type": "object", "additionalProperties": _section(key.section, shipped_only)}
     description = _describe(key)
     if description:
         result["description"] = description
-    if key.default is not None and not key.default_doc and key.kind not in ("table", "tables"):
+    tables = ("table", "tables", "array")
+    if key.default is not None and not key.default_doc and key.kind not in tables:
         result["default"] = list(key.default) if isinstance(key.default, tuple) else key.default
     return result
 
@@ -217,6 +221,8 @@ def _kind(key: Key) -> str:
     names = {"bool": "true / false", "names": "list of names", "enum": "one of", "other": ""}
     if key.kind == "tables":
         return "tables by name"
+    if key.kind == "array":
+        return "array of tables"
     if key.kind == "other":
         return str((key.schema or {}).get("type", "name or table"))
     return names.get(key.kind, key.kind)
@@ -227,7 +233,7 @@ def _default(key: Key) -> str:
         return "required"
     if key.default_doc:
         return key.default_doc
-    if key.default is None or key.kind in ("table", "tables"):
+    if key.default is None or key.kind in ("table", "tables", "array"):
         return ""
     return f"`{json.dumps(list(key.default) if isinstance(key.default, tuple) else key.default)}`"
 

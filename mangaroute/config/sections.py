@@ -34,10 +34,22 @@ from mangaroute.core.scoring import ScoreWeights
 from mangaroute.core.settings import WindowSettings
 from mangaroute.core.targets import Capacity, LatencyProfile, Pattern, Pricing, Target
 
-KINDS = ("number", "integer", "string", "bool", "names", "enum", "table", "tables", "other")
+KINDS = (
+    "number",
+    "integer",
+    "string",
+    "bool",
+    "names",
+    "enum",
+    "table",
+    "tables",
+    "array",
+    "other",
+)
 """``names`` is a list of names; ``table`` one sub-table (its :attr:`Key.section`);
-``tables`` a table of named sub-tables, each read by :attr:`Key.section`; ``other`` a shape
-the others do not cover, described by :attr:`Key.schema`."""
+``tables`` a table of named sub-tables, each read by :attr:`Key.section`; ``array`` an array
+of tables (``[[NAME]]``), each read by :attr:`Key.section`; ``other`` a shape the others do
+not cover, described by :attr:`Key.schema`."""
 
 
 @dataclass(frozen=True, slots=True)

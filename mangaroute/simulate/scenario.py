@@ -11,6 +11,11 @@ contender can re-point request classes at other policies, define new ``[policies
 re-order a class's targets - but not add targets to a class: what a class may be served by is
 a quality decision of the base config, and the oracle respects it too. The built-in contenders
 live in ``mangaroute/data/scenarios/contenders.toml``.
+
+Its tables are declared once (:data:`SCENARIO_ROOT` and the sections under it, defaults from
+the simulator's dataclasses) and read by the router config's reader against those
+declarations; the same declarations give the scenario's JSON Schema
+(``mangaroute/data/scenario.schema.json``, :data:`SCENARIO_DOCUMENT`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from mangaroute.config import (
     parse_config,
     read_toml,
 )
+from mangaroute.config.schema import TomlDocument
+from mangaroute.config.sections import Key, Section, dataclass_keys, field_default
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.targets import Pattern
@@ -107,6 +114,221 @@ class Scenario:
     """The targets' physics: ``published`` (cited defaults) or ``seed-profiles``."""
 
 
+def _optional(keys: tuple[Key, ...]) -> tuple[Key, ...]:
+    """``keys`` with none required: a scenario gives only what it changes."""
+    return tuple(dataclasses.replace(key, required=False) for key in keys)
+
+
+_TIME_OF_DAY = {
+    "oneOf": [
+        {"type": "string", "pattern": "^0*(1?[0-9]|2[0-3]):0*[0-5]?[0-9]$"},
+        {"type": "number", "minimum": 0, "exclusiveMaximum": DAY_S},
+    ]
+}
+_OBJECT = {"type": "object"}
+_START = Key(
+    "start", "other", 'local time "HH:MM" (or seconds after midnight)', True, schema=_TIME_OF_DAY
+)
+
+
+def _numbers(kind: str) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": {"type": kind, "minimum": 0}}
+
+
+HEAD = Section(
+    "[scenario]",
+    "mangaroute.simulate.parse_scenario -> Scenario",
+    "What the scenario is, the router config it runs and the day's settings.",
+    (
+        Key(
+            "config",
+            "string",
+            "router config file, relative to the scenario's folder",
+            default_doc="the shipped MangaAssist config",
+        ),
+        Key("name", "string", "the scenario's name", default_doc="the file's name"),
+        Key("description", "string", "one line for reports", default_doc="none"),
+        Key("seed", "integer", "random seed of the day", default=field_default(Scenario, "seed")),
+        Key(
+            "refresh_ms",
+            "number",
+            "the router's rebuild interval (ms), > 0",
+            default=field_default(Scenario, "refresh_ms"),
+        ),
+        Key(
+            "utc_offset_hours",
+            "number",
+            "local time of the day's clock, >= -23.99",
+            default=field_default(Scenario, "utc_offset_hours"),
+        ),
+        Key("faults", "names", "named fault presets to add", default=(), choices=FAULT_PRESETS),
+        Key(
+            "contenders",
+            "names",
+            "the contenders to compare",
+            default_doc="every built-in and file contender",
+        ),
+        Key("model", "enum", "the targets' physics", default=PUBLISHED, choices=PHYSICS),
+    ),
+)
+TOKENS = Section(
+    "[traffic.tokens.CLASS]",
+    "mangaroute.simulate.traffic.TokenShape",
+    "A request class's token counts (absent keys: the class's shipped shape).",
+    (
+        Key("input", "number", "mean input tokens, >= 1"),
+        Key("output", "number", "mean output tokens, >= 1"),
+        Key("spread", "number", "log-normal spread, 0-2"),
+    ),
+)
+FLASH_SALE_SECTION = Section(
+    "[[traffic.flash_sales]]",
+    "mangaroute.simulate.traffic.FlashSale",
+    "A burst of traffic on top of the curve.",
+    (
+        _START,
+        Key("minutes", "number", "how long, > 0", default=field_default(FlashSale, "minutes")),
+        Key(
+            "multiplier",
+            "number",
+            "traffic x this, > 0",
+            default=field_default(FlashSale, "multiplier"),
+        ),
+    ),
+)
+TRAFFIC = Section(
+    "[traffic]",
+    "mangaroute.simulate.traffic.TrafficModel",
+    "The simulated day's messages: volume, shape over the day, classes and tokens.",
+    (
+        Key(
+            "messages",
+            "integer",
+            "messages in the day, >= 1",
+            default=field_default(TrafficModel, "messages"),
+        ),
+        Key(
+            "curve",
+            "other",
+            "24 hourly weights (local time), not all zero",
+            default_doc="the MangaAssist curve",
+            schema={
+                "type": "array",
+                "items": {"type": "number", "minimum": 0},
+                "minItems": 24,
+                "maxItems": 24,
+            },
+        ),
+        Key(
+            "mix",
+            "other",
+            "share of each request class",
+            default_doc="the MangaAssist mix",
+            schema=_numbers("number"),
+        ),
+        Key("tokens", "tables", "token shape by request class", section=TOKENS),
+        Key(
+            "messages_per_session",
+            "number",
+            "messages a session sends, >= 1",
+            default=field_default(TrafficModel, "messages_per_session"),
+        ),
+        Key("flash_sales", "array", "bursts of traffic", section=FLASH_SALE_SECTION),
+    ),
+)
+BUDGET = Section(
+    "[budget]",
+    "mangaroute.simulate.engine.Budget",
+    "A message's latency budget and how its answer is delivered.",
+    _optional(dataclass_keys(Budget)),
+)
+FLEET = Section(
+    "[fleet.NAME]",
+    "mangaroute.simulate.fleet.TargetModel",
+    "One config target's simulated behaviour; tokens_per_minute and instances change the "
+    "router config too.",
+    (
+        Key("tokens_per_minute", "number", "the target's quota (tokens/min), > 0"),
+        Key("instances", "integer", "instances of a target the config gives instances, >= 1"),
+        *_optional(dataclass_keys(TargetModel, skip=("physics",))),
+    ),
+)
+FAULT = Section(
+    "[[faults]]",
+    "mangaroute.simulate.fleet.Fault",
+    "A fault on one target for a while.",
+    (
+        Key("kind", "enum", "what goes wrong", required=True, choices=FAULT_KINDS),
+        Key("target", "string", "a target of the config", required=True),
+        _START,
+        Key("minutes", "number", "how long, > 0", required=True),
+        Key(
+            "factor",
+            "number",
+            "strength (kind's meaning), > 0",
+            default=field_default(Fault, "factor"),
+        ),
+        Key(
+            "probability",
+            "number",
+            "share of calls hit",
+            default=field_default(Fault, "probability"),
+        ),
+        Key(
+            "latency_ms",
+            "number",
+            "a fast error's latency, > 0",
+            default=field_default(Fault, "latency_ms"),
+        ),
+    ),
+)
+CONTENDER = Section(
+    "[contenders.NAME]",
+    "mangaroute.simulate.scenario.Contender",
+    "A policy compared side by side: an overlay on the router config.",
+    (
+        Key("description", "string", "one line for reports", default_doc="none"),
+        Key("config", "other", "merged into the router config before it is read", schema=_OBJECT),
+        Key("invoke", "other", "its routed calls' settings (docs/simulate.md)", schema=_OBJECT),
+    ),
+)
+SCENARIO_ROOT = Section(
+    "the scenario",
+    "mangaroute.simulate.load_scenario -> Scenario",
+    "A simulator scenario: the day, the fleet's quirks, the faults, the contenders.",
+    (
+        Key("scenario", "table", HEAD.description, required=True, section=HEAD),
+        Key("traffic", "table", TRAFFIC.description, section=TRAFFIC),
+        Key("budget", "table", BUDGET.description, section=BUDGET),
+        Key(
+            "config",
+            "other",
+            "changes merged into the router config (a target it adds, ...)",
+            schema=_OBJECT,
+        ),
+        Key("fleet", "tables", "simulated behaviour by config target", section=FLEET),
+        Key("faults", "array", "faults on targets", section=FAULT),
+        Key("contenders", "tables", "contenders beside the built-in ones", section=CONTENDER),
+        Key(
+            "output_estimate",
+            "other",
+            "output tokens the router is told to expect, by request class",
+            schema=_numbers("integer"),
+        ),
+    ),
+)
+SCENARIO_DOCUMENT = TomlDocument(
+    SCENARIO_ROOT,
+    "mangaroute simulator scenario",
+    "A mangaroute simulator scenario (TOML). Reference: docs/simulate.md.",
+    "scenario.schema.json",
+    "<!-- generated from mangaroute/simulate/scenario.py: do not edit -->",
+    "<!-- end of the generated scenario reference -->",
+)
+"""A scenario file as its JSON Schema (shipped as mangaroute/data/scenario.schema.json)
+presents it; the reader below reads exactly these declarations."""
+
+
 def builtin_scenarios() -> list[str]:
     """Names of the shipped scenario files (``default``, ``bad-day``, ...)."""
     folder = resources.files("mangaroute").joinpath(*SCENARIO_DIR)
@@ -137,7 +359,7 @@ def load_scenario(name_or_path: str | None = None) -> Scenario:
 def parse_scenario(
     text: str, *, source: str = "<string>", base_dir: Path | None = None
 ) -> Scenario:
-    root = Table(read_toml(text, source=source), source, "")
+    root = Table(read_toml(text, source=source), source, "", section=SCENARIO_ROOT)
     head = root.table("scenario", required=True)
     config_path = head.text("config", None)
     if config_path is None:
@@ -150,12 +372,12 @@ def parse_scenario(
             raise head.error("config", f"cannot be read: {exc.strerror or exc}") from None
     name = head.text("name", Path(source).stem)
     description = head.text("description", "")
-    seed = head.integer("seed", 7)
-    refresh_ms = head.number("refresh_ms", 2000.0, positive=True)
-    offset = head.number("utc_offset_hours", 9.0, minimum=-23.99)
-    preset_names = head.names("faults", ())
+    seed = head.integer("seed")
+    refresh_ms = head.number("refresh_ms", positive=True)
+    offset = head.number("utc_offset_hours", minimum=-23.99)
+    preset_names = head.names("faults")
     wanted = head.names("contenders", None)
-    physics = head.text("model", PUBLISHED)
+    physics = head.text("model")
     if physics not in PHYSICS:
         raise head.error("model", f"expected one of {', '.join(PHYSICS)}, got {physics!r}")
     head.finish()
@@ -167,7 +389,7 @@ def parse_scenario(
         config_data = merge(config_data, overlay)
         config_text, config_source = _dump(config_data), f"{config_source} + {source} [config]"
         parse_config(config_text, source=config_source)
-    fleet, overrides = _fleet(root.table("fleet"), config_data, physics)
+    fleet, overrides = _fleet(root.tables("fleet"), config_data, physics)
     faults = tuple(_faults(root, config_data))
     contenders = _contenders(root, config_data, wanted, source)
     estimate = read_output_estimate(root.table("output_estimate"), traffic.classes)
@@ -300,8 +522,7 @@ def _time_of_day(table: Table, name: str, default: Any = REQUIRED) -> Any:
 
 
 def _traffic(table: Table) -> TrafficModel:
-    d = TrafficModel()
-    messages = table.integer("messages", d.messages, minimum=1)
+    messages = table.integer("messages", minimum=1)
     curve = table._raw("curve", MANGAASSIST_CURVE)
     if curve is not MANGAASSIST_CURVE and (
         not isinstance(curve, list)
@@ -318,10 +539,8 @@ def _traffic(table: Table) -> TrafficModel:
             raise mix_table.error("", "shares must not all be zero")
     mix_table.finish()
     tokens = dict(DEFAULT_TOKENS)
-    tokens_table = table.table("tokens")
-    for name in list(tokens_table.data):
-        tokens[name] = _token_shape(tokens_table.table(name), DEFAULT_TOKENS.get(name))
-    tokens_table.finish()
+    for name, shape in table.tables("tokens"):
+        tokens[name] = _token_shape(shape, DEFAULT_TOKENS.get(name))
     sales = []
     raw_sales = table._raw("flash_sales", [])
     if not isinstance(raw_sales, list):
@@ -329,7 +548,8 @@ def _traffic(table: Table) -> TrafficModel:
     for index, raw in enumerate(raw_sales):
         if not isinstance(raw, dict):
             raise table.error(f"flash_sales.{index}", f"expected a table, got {raw!r}")
-        sales.append(_flash_sale(Table(raw, table.source, table.key(f"flash_sales.{index}"))))
+        where = table.key(f"flash_sales.{index}")
+        sales.append(_flash_sale(Table(raw, table.source, where, section=FLASH_SALE_SECTION)))
     model = table.build(
         "",
         lambda: TrafficModel(
@@ -337,7 +557,7 @@ def _traffic(table: Table) -> TrafficModel:
             curve=tuple(float(v) for v in curve),
             mix=mix,
             tokens=tokens,
-            messages_per_session=table.number("messages_per_session", 5.0, minimum=1.0),
+            messages_per_session=table.number("messages_per_session", minimum=1.0),
             flash_sales=tuple(sales),
         ),
     )
@@ -364,8 +584,8 @@ def _flash_sale(sale: Table) -> FlashSale:
         "",
         lambda: FlashSale(
             start_s=_time_of_day(sale, "start"),
-            minutes=sale.number("minutes", 10.0, positive=True),
-            multiplier=sale.number("multiplier", 2.0, positive=True),
+            minutes=sale.number("minutes", positive=True),
+            multiplier=sale.number("multiplier", positive=True),
         ),
     )
     sale.finish()
@@ -394,17 +614,16 @@ _CONFIG_KEYS = ("tokens_per_minute", "instances")
 
 
 def _fleet(
-    table: Table, config: dict[str, Any], physics: str = PUBLISHED
+    tables: list[tuple[str, Table]], config: dict[str, Any], physics: str = PUBLISHED
 ) -> tuple[dict[str, TargetModel], dict[str, dict[str, Any]]]:
     """Every config target's model (the scenario's physics; ``[fleet.NAME]`` tunes one)
     and the capacity changes the router must be told about."""
     targets = config.get("targets", {})
     models = {str(name): TargetModel(physics=physics) for name in targets}
     overrides: dict[str, dict[str, Any]] = {}
-    for name in list(table.data):
-        entry = table.table(name)
+    for name, entry in tables:
         if name not in targets:
-            raise table.error(name, f"is not a target of the config (known: {', '.join(targets)})")
+            raise entry.error("", f"is not a target of the config (known: {', '.join(targets)})")
         tpm = entry.number("tokens_per_minute", None, positive=True)
         instances = entry.integer("instances", None, minimum=1)
         models[name] = _target_model(entry, physics)
@@ -418,7 +637,6 @@ def _fleet(
         if change:
             overrides[name] = change
         entry.finish()
-    table.finish()
     return models, overrides
 
 
@@ -468,7 +686,7 @@ def _faults(root: Table, config: dict[str, Any]) -> list[Fault]:
     for index, raw in enumerate(raw_faults):
         if not isinstance(raw, dict):
             raise root.error(f"faults.{index}", f"expected a table, got {raw!r}")
-        table = Table(raw, root.source, f"faults.{index}")
+        table = Table(raw, root.source, f"faults.{index}", section=FAULT)
         kind = table.text("kind")
         if kind not in FAULT_KINDS:
             raise table.error("kind", f"expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
@@ -492,9 +710,9 @@ def _fault(table: Table, kind: str, target: str) -> Fault:
             target=target,
             start_s=start,
             end_s=min(float(DAY_S), start + minutes * 60.0),
-            factor=table.number("factor", 1.0, positive=True),
-            probability=table.number("probability", 0.0),
-            latency_ms=table.number("latency_ms", 15.0, positive=True),
+            factor=table.number("factor", positive=True),
+            probability=table.number("probability"),
+            latency_ms=table.number("latency_ms", positive=True),
         ),
     )
 
@@ -512,7 +730,8 @@ def _contender_tables(root: Table) -> dict[str, Contender]:
     for name, table in root.tables("contenders"):
         overlay = table.table("config").data
         invoke = invoke_settings(table.table("invoke"))
-        found[name] = Contender(name, table.text("description", ""), copy.deepcopy(overlay), invoke)
+        description = table.text("description", "")
+        found[name] = Contender(name, description, copy.deepcopy(overlay), invoke)
         table.finish()
     return found
 
