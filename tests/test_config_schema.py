@@ -56,12 +56,12 @@ from mangaroute.simulate.engine import Budget
 from mangaroute.simulate.fleet import FAULT_KINDS, TargetModel
 from mangaroute.simulate.scenario import (
     FAULT_PRESETS,
-    SCENARIO_DOCUMENT,
     builtin_scenarios,
     contender_config,
     load_scenario,
     parse_scenario,
 )
+from mangaroute.simulate.sections import SCENARIO_DOCUMENT
 
 Path = tuple[str, ...]
 
@@ -570,10 +570,8 @@ def test_every_declared_scenario_table_is_tried() -> None:
 def test_the_published_scenario_schema_is_the_generated_one() -> None:
     assert published_schema_text(SCENARIO_DOCUMENT) == schema_text(SCENARIO_DOCUMENT), (
         "mangaroute/data/scenario.schema.json is out of date with the declarations in "
-        'mangaroute/simulate/scenario.py: regenerate it with python -c "from mangaroute.'
-        "config.schema import schema_text; from mangaroute.simulate.scenario import "
-        "SCENARIO_DOCUMENT as d; open('mangaroute/data/scenario.schema.json', 'w')"
-        '.write(schema_text(d))"'
+        "mangaroute/simulate/sections.py: regenerate it with "
+        "`mangaroute simulate --schema > mangaroute/data/scenario.schema.json`"
     )
     jsonschema.Draft202012Validator.check_schema(SCENARIO_SCHEMA)
 

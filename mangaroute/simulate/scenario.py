@@ -12,10 +12,9 @@ re-order a class's targets - but not add targets to a class: what a class may be
 a quality decision of the base config, and the oracle respects it too. The built-in contenders
 live in ``mangaroute/data/scenarios/contenders.toml``.
 
-Its tables are declared once (:data:`SCENARIO_ROOT` and the sections under it, defaults from
-the simulator's dataclasses) and read by the router config's reader against those
-declarations; the same declarations give the scenario's JSON Schema
-(``mangaroute/data/scenario.schema.json``, :data:`SCENARIO_DOCUMENT`).
+Its tables are declared once, in :mod:`mangaroute.simulate.sections` (with the
+:class:`Scenario` and :class:`Contender` a file fills), and read here by the router config's
+reader against those declarations.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import dataclasses
 import json
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,12 +35,9 @@ from mangaroute.config import (
     parse_config,
     read_toml,
 )
-from mangaroute.config.schema import TomlDocument
-from mangaroute.config.sections import Key, Section, dataclass_keys, field_default
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.settings import RouterConfig
 from mangaroute.core.targets import Pattern
-from mangaroute.invoke.client import InvokeSettings
 from mangaroute.simulate.driver import invoke_settings, read_output_estimate
 from mangaroute.simulate.engine import Budget
 from mangaroute.simulate.fleet import (
@@ -52,6 +47,15 @@ from mangaroute.simulate.fleet import (
     Fault,
     TargetModel,
     is_cross_region,
+)
+from mangaroute.simulate.sections import (
+    FAULT,
+    FAULT_PRESETS,
+    FLASH_SALE,
+    FLASH_SALE_SECTION,
+    SCENARIO_ROOT,
+    Contender,
+    Scenario,
 )
 from mangaroute.simulate.traffic import (
     DAY_S,
@@ -63,270 +67,27 @@ from mangaroute.simulate.traffic import (
     TrafficModel,
 )
 
+__all__ = [
+    "DAY_START_UTC",
+    "FAULT_PRESETS",
+    "FLASH_SALE",
+    "Contender",
+    "Scenario",
+    "builtin_contenders",
+    "builtin_scenarios",
+    "contender_config",
+    "instances_of",
+    "load_scenario",
+    "merge",
+    "parse_scenario",
+    "with_faults",
+]
+
 SCENARIO_DIR = ("data", "scenarios")
 CONTENDERS_FILE = "contenders.toml"
 DAY_START_UTC = 1_736_899_200.0
 """2025-01-15 00:00 UTC (a Wednesday): the simulated day is that date, its midnight local to
 ``utc_offset_hours`` (JST: 2025-01-14 15:00 UTC)."""
-
-PRESETS = (
-    "provisioned-outage",
-    "haiku-throttle-storm",
-    "sagemaker-slow",
-    "fast-errors",
-    "regional-incident",
-    "quota-cut",
-)
-FLASH_SALE = "flash-sale"
-FAULT_PRESETS = (*PRESETS, FLASH_SALE)
-"""Named faults for ``--faults`` and ``scenario.faults``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Contender:
-    name: str
-    description: str
-    overlay: dict[str, Any] = field(default_factory=dict)
-    invoke: InvokeSettings = field(default_factory=InvokeSettings)
-    """Its routed calls' settings (``[contenders.NAME.invoke]``: fit, hedging)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    name: str
-    description: str
-    source: str
-    config_text: str
-    config_source: str
-    seed: int = 7
-    refresh_ms: float = 2000.0
-    traffic: TrafficModel = field(default_factory=TrafficModel)
-    budget: Budget = field(default_factory=Budget)
-    fleet: dict[str, TargetModel] = field(default_factory=dict)
-    fleet_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    faults: tuple[Fault, ...] = ()
-    fault_names: tuple[str, ...] = ()
-    contenders: tuple[Contender, ...] = ()
-    utc_offset_hours: float = 9.0
-    model: str = PUBLISHED
-    output_estimate: dict[str, int] = field(default_factory=dict)
-    """``[output_estimate]``: output tokens the router is told to expect, per class."""
-    """The targets' physics: ``published`` (cited defaults) or ``seed-profiles``."""
-
-
-def _optional(keys: tuple[Key, ...]) -> tuple[Key, ...]:
-    """``keys`` with none required: a scenario gives only what it changes."""
-    return tuple(dataclasses.replace(key, required=False) for key in keys)
-
-
-_TIME_OF_DAY = {
-    "oneOf": [
-        {"type": "string", "pattern": "^0*(1?[0-9]|2[0-3]):0*[0-5]?[0-9]$"},
-        {"type": "number", "minimum": 0, "exclusiveMaximum": DAY_S},
-    ]
-}
-_OBJECT = {"type": "object"}
-_START = Key(
-    "start", "other", 'local time "HH:MM" (or seconds after midnight)', True, schema=_TIME_OF_DAY
-)
-
-
-def _numbers(kind: str) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": {"type": kind, "minimum": 0}}
-
-
-HEAD = Section(
-    "[scenario]",
-    "mangaroute.simulate.parse_scenario -> Scenario",
-    "What the scenario is, the router config it runs and the day's settings.",
-    (
-        Key(
-            "config",
-            "string",
-            "router config file, relative to the scenario's folder",
-            default_doc="the shipped MangaAssist config",
-        ),
-        Key("name", "string", "the scenario's name", default_doc="the file's name"),
-        Key("description", "string", "one line for reports", default_doc="none"),
-        Key("seed", "integer", "random seed of the day", default=field_default(Scenario, "seed")),
-        Key(
-            "refresh_ms",
-            "number",
-            "the router's rebuild interval (ms), > 0",
-            default=field_default(Scenario, "refresh_ms"),
-        ),
-        Key(
-            "utc_offset_hours",
-            "number",
-            "local time of the day's clock, >= -23.99",
-            default=field_default(Scenario, "utc_offset_hours"),
-        ),
-        Key("faults", "names", "named fault presets to add", default=(), choices=FAULT_PRESETS),
-        Key(
-            "contenders",
-            "names",
-            "the contenders to compare",
-            default_doc="every built-in and file contender",
-        ),
-        Key("model", "enum", "the targets' physics", default=PUBLISHED, choices=PHYSICS),
-    ),
-)
-TOKENS = Section(
-    "[traffic.tokens.CLASS]",
-    "mangaroute.simulate.traffic.TokenShape",
-    "A request class's token counts (absent keys: the class's shipped shape).",
-    (
-        Key("input", "number", "mean input tokens, >= 1"),
-        Key("output", "number", "mean output tokens, >= 1"),
-        Key("spread", "number", "log-normal spread, 0-2"),
-    ),
-)
-FLASH_SALE_SECTION = Section(
-    "[[traffic.flash_sales]]",
-    "mangaroute.simulate.traffic.FlashSale",
-    "A burst of traffic on top of the curve.",
-    (
-        _START,
-        Key("minutes", "number", "how long, > 0", default=field_default(FlashSale, "minutes")),
-        Key(
-            "multiplier",
-            "number",
-            "traffic x this, > 0",
-            default=field_default(FlashSale, "multiplier"),
-        ),
-    ),
-)
-TRAFFIC = Section(
-    "[traffic]",
-    "mangaroute.simulate.traffic.TrafficModel",
-    "The simulated day's messages: volume, shape over the day, classes and tokens.",
-    (
-        Key(
-            "messages",
-            "integer",
-            "messages in the day, >= 1",
-            default=field_default(TrafficModel, "messages"),
-        ),
-        Key(
-            "curve",
-            "other",
-            "24 hourly weights (local time), not all zero",
-            default_doc="the MangaAssist curve",
-            schema={
-                "type": "array",
-                "items": {"type": "number", "minimum": 0},
-                "minItems": 24,
-                "maxItems": 24,
-            },
-        ),
-        Key(
-            "mix",
-            "other",
-            "share of each request class",
-            default_doc="the MangaAssist mix",
-            schema=_numbers("number"),
-        ),
-        Key("tokens", "tables", "token shape by request class", section=TOKENS),
-        Key(
-            "messages_per_session",
-            "number",
-            "messages a session sends, >= 1",
-            default=field_default(TrafficModel, "messages_per_session"),
-        ),
-        Key("flash_sales", "array", "bursts of traffic", section=FLASH_SALE_SECTION),
-    ),
-)
-BUDGET = Section(
-    "[budget]",
-    "mangaroute.simulate.engine.Budget",
-    "A message's latency budget and how its answer is delivered.",
-    _optional(dataclass_keys(Budget)),
-)
-FLEET = Section(
-    "[fleet.NAME]",
-    "mangaroute.simulate.fleet.TargetModel",
-    "One config target's simulated behaviour; tokens_per_minute and instances change the "
-    "router config too.",
-    (
-        Key("tokens_per_minute", "number", "the target's quota (tokens/min), > 0"),
-        Key("instances", "integer", "instances of a target the config gives instances, >= 1"),
-        *_optional(dataclass_keys(TargetModel, skip=("physics",))),
-    ),
-)
-FAULT = Section(
-    "[[faults]]",
-    "mangaroute.simulate.fleet.Fault",
-    "A fault on one target for a while.",
-    (
-        Key("kind", "enum", "what goes wrong", required=True, choices=FAULT_KINDS),
-        Key("target", "string", "a target of the config", required=True),
-        _START,
-        Key("minutes", "number", "how long, > 0", required=True),
-        Key(
-            "factor",
-            "number",
-            "strength (kind's meaning), > 0",
-            default=field_default(Fault, "factor"),
-        ),
-        Key(
-            "probability",
-            "number",
-            "share of calls hit",
-            default=field_default(Fault, "probability"),
-        ),
-        Key(
-            "latency_ms",
-            "number",
-            "a fast error's latency, > 0",
-            default=field_default(Fault, "latency_ms"),
-        ),
-    ),
-)
-CONTENDER = Section(
-    "[contenders.NAME]",
-    "mangaroute.simulate.scenario.Contender",
-    "A policy compared side by side: an overlay on the router config.",
-    (
-        Key("description", "string", "one line for reports", default_doc="none"),
-        Key("config", "other", "merged into the router config before it is read", schema=_OBJECT),
-        Key("invoke", "other", "its routed calls' settings (docs/simulate.md)", schema=_OBJECT),
-    ),
-)
-SCENARIO_ROOT = Section(
-    "the scenario",
-    "mangaroute.simulate.load_scenario -> Scenario",
-    "A simulator scenario: the day, the fleet's quirks, the faults, the contenders.",
-    (
-        Key("scenario", "table", HEAD.description, required=True, section=HEAD),
-        Key("traffic", "table", TRAFFIC.description, section=TRAFFIC),
-        Key("budget", "table", BUDGET.description, section=BUDGET),
-        Key(
-            "config",
-            "other",
-            "changes merged into the router config (a target it adds, ...)",
-            schema=_OBJECT,
-        ),
-        Key("fleet", "tables", "simulated behaviour by config target", section=FLEET),
-        Key("faults", "array", "faults on targets", section=FAULT),
-        Key("contenders", "tables", "contenders beside the built-in ones", section=CONTENDER),
-        Key(
-            "output_estimate",
-            "other",
-            "output tokens the router is told to expect, by request class",
-            schema=_numbers("integer"),
-        ),
-    ),
-)
-SCENARIO_DOCUMENT = TomlDocument(
-    SCENARIO_ROOT,
-    "mangaroute simulator scenario",
-    "A mangaroute simulator scenario (TOML). Reference: docs/simulate.md.",
-    "scenario.schema.json",
-    "<!-- generated from mangaroute/simulate/scenario.py: do not edit -->",
-    "<!-- end of the generated scenario reference -->",
-)
-"""A scenario file as its JSON Schema (shipped as mangaroute/data/scenario.schema.json)
-presents it; the reader below reads exactly these declarations."""
 
 
 def builtin_scenarios() -> list[str]:
