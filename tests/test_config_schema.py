@@ -326,8 +326,12 @@ def test_the_published_schema_is_the_generated_one() -> None:
 
 @pytest.mark.parametrize(
     ("command", "document"),
-    [(("config", "schema"), CONFIG), (("plan", "schema"), PROFILE_DOCUMENT)],
-    ids=["config", "planning profile"],
+    [
+        (("config", "schema"), CONFIG),
+        (("plan", "schema"), PROFILE_DOCUMENT),
+        (("simulate", "--schema"), SCENARIO_DOCUMENT),
+    ],
+    ids=["config", "planning profile", "simulator scenario"],
 )
 def test_each_schema_command_prints_its_published_file(
     command: tuple[str, ...], document: TomlDocument

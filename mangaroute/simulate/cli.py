@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from mangaroute.cli.options import add_json_option
 from mangaroute.cli.output import emit
 from mangaroute.config import parse_config
+from mangaroute.config.schema import schema_text
 from mangaroute.core.errors import ConfigError
 from mangaroute.simulate.report import to_dict, to_text
 from mangaroute.simulate.run import SHARED_MODES, simulate
@@ -28,6 +29,7 @@ from mangaroute.simulate.scenario import (
     load_scenario,
     with_faults,
 )
+from mangaroute.simulate.sections import SCENARIO_DOCUMENT
 from mangaroute.simulate.trace import FORMATS, MAX_MESSAGES, place, read_trace, rescale
 
 __all__ = ["cmd_simulate", "register", "with_hours"]
@@ -162,6 +164,12 @@ def register(commands: Any) -> argparse.ArgumentParser:
         help="no progress line on stderr (shown only when stderr is a terminal)",
     )
     parser.add_argument(
+        "--schema",
+        action="store_true",
+        help="print the JSON Schema of scenario files (the shipped data/scenario.schema.json, "
+        "for editors) and exit; nothing is simulated",
+    )
+    parser.add_argument(
         "--plot",
         metavar="DIR",
         default=None,
@@ -215,6 +223,9 @@ def _add_trace_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    if args.schema:
+        out.write(schema_text(SCENARIO_DOCUMENT))
+        return 0
     scenario = load_scenario(args.scenario)
     faults = [name.strip() for name in args.faults.split(",") if name.strip()]
     if faults:
