@@ -591,7 +591,8 @@ def test_the_scenario_schema_takes_its_defaults_from_the_simulators_classes() ->
     budget = SCENARIO_SCHEMA["properties"]["budget"]["properties"]
     assert budget["deadline_ms"]["default"] == Budget().deadline_ms == 3000.0
     fleet = SCENARIO_SCHEMA["properties"]["fleet"]["additionalProperties"]["properties"]
-    assert fleet["max_instances"] == {"type": "integer", "default": TargetModel().max_instances}
+    assert fleet["max_instances"]["type"] == "integer"
+    assert fleet["max_instances"]["default"] == TargetModel().max_instances == 8
     fault = SCENARIO_SCHEMA["properties"]["faults"]["items"]
     assert fault["required"] == ["kind", "target", "start", "minutes"]
     assert fault["properties"]["kind"]["enum"] == list(FAULT_KINDS)

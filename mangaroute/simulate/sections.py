@@ -204,7 +204,17 @@ BUDGET = Section(
     "[budget]",
     "mangaroute.simulate.engine.Budget",
     "A message's latency budget and how its answer is delivered.",
-    _optional(dataclass_keys(Budget)),
+    _optional(
+        dataclass_keys(
+            Budget,
+            deadline_ms="a message's whole budget (ms), pre + inference + post",
+            inference_ms="the inference SLO (ms) the report's inference <= SLO figure uses, > 0",
+            pre_ms="the orchestrator's work before inference (ms), >= 0",
+            post_ms="the orchestrator's work after inference (ms), >= 0",
+            first_token_ms="a streamed answer's first-token SLO (ms); absent: inference_ms",
+            streaming="answered at the first token (ConverseStream)",
+        )
+    ),
 )
 FLEET = Section(
     "[fleet.NAME]",
@@ -214,7 +224,33 @@ FLEET = Section(
     (
         Key("tokens_per_minute", "number", "the target's quota (tokens/min), > 0"),
         Key("instances", "integer", "instances of a target the config gives instances, >= 1"),
-        *_optional(dataclass_keys(TargetModel, skip=("physics",))),
+        *_optional(
+            dataclass_keys(
+                TargetModel,
+                skip=("physics",),
+                ttft_share="seed-profiles: share of the median to the first token, 0-1",
+                reference_output_tokens="seed-profiles: the profile's answer length, >= 1",
+                error_latency_ms="how fast a baseline error returns (ms), > 0",
+                throttle_latency_ms="how fast a throttle returns (ms), > 0",
+                idle_cold_s="a call after this long idle starts cold (s), > 0",
+                max_instances="SageMaker auto-scaling: most instances, >= 1",
+                target_utilization="SageMaker auto-scaling: target share of slots busy, 0-1",
+                scale_out_lag_s="SageMaker: a new instance serves this long after it is asked",
+                scale_out_cooldown_s="SageMaker auto-scaling: wait between scale-outs (s)",
+                scale_in_cooldown_s="SageMaker auto-scaling: wait between scale-ins (s)",
+                ttft_ms="published: median first token at no input (ms); absent: the tier's",
+                ttft_per_1k_input_ms="published: first token's added ms per 1,000 input tokens",
+                tokens_per_s="published: median output rate; absent: the tier's",
+                tps_sigma="published: log-normal spread of the output rate, >= 0",
+                error_rate="published: baseline share of calls failing, 0-1",
+                requests_per_minute="on-demand: requests-per-minute quota; absent: none",
+                daily_tokens="on-demand: daily token quota; absent: tokens_per_minute x 1,440",
+                burndown="on-demand: output tokens count x this, >= 1; absent: by model id",
+                cross_region_ms="added latency (ms); absent: 60 for a geo-prefixed model id",
+                slots_per_instance="SageMaker: concurrent requests per instance, >= 1",
+                cache_read_price="cached input tokens cost this x the input price, >= 0",
+            )
+        ),
     ),
 )
 FAULT = Section(

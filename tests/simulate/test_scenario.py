@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mangaroute import ConfigError
+from mangaroute.config.schema import with_reference
 from mangaroute.simulate.fleet import Fleet
 from mangaroute.simulate.run import limits_of
 from mangaroute.simulate.scenario import (
@@ -24,6 +25,7 @@ from mangaroute.simulate.scenario import (
     with_faults,
 )
 from mangaroute.simulate.scenario import _dump as dump
+from mangaroute.simulate.sections import SCENARIO_DOCUMENT
 
 
 def test_the_shipped_scenarios_and_contenders_load() -> None:
@@ -331,6 +333,26 @@ def test_the_docs_say_what_every_shipped_scenario_and_preset_tests() -> None:
     shown = text[text.index("### What each one shows") : text.index("## Scenario files")]
     for name in (*FAULT_PRESETS, *builtin_scenarios()):
         assert f"| `{name}`" in shown, f"{name}: no measured spread in docs/simulate.md"
+
+
+def test_the_scenario_reference_is_generated_from_the_declarations() -> None:
+    doc = DOCS.read_text("utf-8")
+    assert doc == with_reference(doc, SCENARIO_DOCUMENT), (
+        "docs/simulate.md's scenario reference is out of date with mangaroute/simulate/"
+        'sections.py: regenerate it with python -c "import pathlib; from mangaroute.config.'
+        "schema import with_reference as w; from mangaroute.simulate.sections import "
+        "SCENARIO_DOCUMENT as d; p = pathlib.Path('docs/simulate.md'); "
+        'p.write_text(w(p.read_text(), d))"'
+    )
+    section = doc[doc.index("## Scenario files") : doc.index("## Replaying traffic")]
+    assert "#:schema ./scenario.schema.json" in section
+    assert "$ mangaroute simulate --schema > scenario.schema.json" in section
+    reference = section[section.index(SCENARIO_DOCUMENT.mark) :]
+    rows = [line for line in reference.splitlines() if line.startswith("| `")]
+    unexplained = [row.split(" | ")[0] for row in rows if not row.split("|")[-2].strip()]
+    assert len(rows) > 60 and unexplained == []
+    for title in ("[budget]", "[fleet.NAME]", "[[faults]]", "[contenders.NAME]"):
+        assert f"### `{title}`" in reference
 
 
 def test_the_cross_region_day_adds_a_profile_the_regional_incident_spares() -> None:
