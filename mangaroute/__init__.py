@@ -33,6 +33,7 @@ from mangaroute.core.errors import (
     UnknownRequestClass,
     UnknownTarget,
 )
+from mangaroute.core.observation import Observation
 from mangaroute.core.outcome import Outcome, classify_exception
 from mangaroute.core.router import Router, set_default_config
 from mangaroute.core.settings import RequestClass, RouterConfig, WindowSettings
@@ -92,6 +93,7 @@ __all__ = [
     "LatencyProfile",
     "MangarouteError",
     "NoSwitcher",
+    "Observation",
     "Outcome",
     "Pattern",
     "Pin",

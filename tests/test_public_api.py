@@ -22,6 +22,7 @@ EXPECTED = {
     "LatencyProfile",
     "MangarouteError",
     "NoSwitcher",
+    "Observation",
     "Outcome",
     "Pattern",
     "Pricing",

@@ -13,29 +13,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from mangaroute.core.decision import Decision
-from mangaroute.core.outcome import Outcome
+from mangaroute.core.observation import Observation
 from mangaroute.core.snapshot import RouterEvent
-from mangaroute.core.targets import Target
 
 
 class Observer(Protocol):
     def on_decision(self, decision: Decision) -> None:
         """A decision was handed out by ``choose()``."""
 
-    def on_outcome(
-        self,
-        target: Target,
-        outcome: Outcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        input_tokens: int,
-        output_tokens: int,
-        error_code: str | None,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-    ) -> None:
-        """A call's outcome was recorded (already validated). ``input_tokens`` are the
-        uncached ones; the prompt-cache reads and writes come apart."""
+    def on_outcome(self, observation: Observation) -> None:
+        """A call's outcome was recorded (already validated): target, outcome, latency,
+        time to first token, tokens (uncached input, output, prompt-cache reads and writes)
+        and error code, in one frozen :class:`Observation`."""
 
     def on_event(self, event: RouterEvent) -> None:
         """A primary switch or a breaker transition happened."""
@@ -53,30 +42,9 @@ class Observers:
         for observer in self._observers:
             observer.on_decision(decision)
 
-    def on_outcome(
-        self,
-        target: Target,
-        outcome: Outcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        input_tokens: int,
-        output_tokens: int,
-        error_code: str | None,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-    ) -> None:
+    def on_outcome(self, observation: Observation) -> None:
         for observer in self._observers:
-            observer.on_outcome(
-                target,
-                outcome,
-                latency_ms,
-                ttft_ms,
-                input_tokens,
-                output_tokens,
-                error_code,
-                cache_read_tokens,
-                cache_write_tokens,
-            )
+            observer.on_outcome(observation)
 
     def on_event(self, event: RouterEvent) -> None:
         for observer in self._observers:

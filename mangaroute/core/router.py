@@ -37,6 +37,7 @@ from mangaroute.core.errors import (
     UnknownTarget,
     echo,
 )
+from mangaroute.core.observation import Observation
 from mangaroute.core.observer import Observer
 from mangaroute.core.outcome import (
     CLIENT_FAULT_CODES,
@@ -314,15 +315,17 @@ class Router(ControlPlane):
             self._stir()
         if self._observer is not None:
             self._observer.on_outcome(
-                state.target,
-                OUTCOMES_BY_CODE[code],
-                latency_ms,
-                ttft_ms,
-                input_tokens,
-                output_tokens,
-                error_code,
-                cache_read_tokens,
-                cache_write_tokens,
+                Observation(
+                    state.target,
+                    OUTCOMES_BY_CODE[code],
+                    latency_ms,
+                    ttft_ms,
+                    input_tokens,
+                    output_tokens,
+                    error_code,
+                    cache_read_tokens,
+                    cache_write_tokens,
+                )
             )
         if changed is not None:
             self._moved([changed])

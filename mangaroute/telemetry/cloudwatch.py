@@ -58,6 +58,7 @@ from types import TracebackType
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.histogram import LogScale
+from mangaroute.core.observation import Observation
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import BreakerEvent, ReloadEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
@@ -212,24 +213,13 @@ class CloudWatchMetrics:
             elif self._room():
                 decisions[key] = 1
 
-    def on_outcome(
-        self,
-        target: Target,
-        outcome: Outcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        input_tokens: int,
-        output_tokens: int,
-        error_code: str | None,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-    ) -> None:
+    def on_outcome(self, observation: Observation) -> None:
+        latency_ms = observation.latency_ms
         if not 0.0 <= latency_ms < _INF:  # the router validated it; a direct caller may not
             return
         index = self._scale.index(latency_ms)
-        cost = target.pricing.token_cost_usd(
-            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-        )
+        target = observation.target
+        cost = observation.token_cost_usd()
         name = target.name
         if name not in self._targets:
             self._targets[name] = target
@@ -241,15 +231,16 @@ class CloudWatchMetrics:
                 totals = self._agg.targets[name] = _TargetTotals()
             latency = totals.latency
             latency[index] = latency.get(index, 0) + 1
-            if outcome is Outcome.OK:
+            if observation.outcome is Outcome.OK:
                 totals.ok += 1
             else:
                 totals.failed += 1
             totals.cost_sum += cost
             totals.cost_min = min(totals.cost_min, cost)
             totals.cost_max = max(totals.cost_max, cost)
-            if cache_read_tokens or cache_write_tokens:
-                _count_cache(totals, cache_read_tokens, cache_write_tokens)
+            read, write = observation.cache_read_tokens, observation.cache_write_tokens
+            if read or write:
+                _count_cache(totals, read, write)
 
     def on_event(self, event: RouterEvent) -> None:
         if isinstance(event, BreakerEvent):

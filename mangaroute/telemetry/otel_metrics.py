@@ -41,14 +41,14 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions
 
 from mangaroute import __version__
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
+from mangaroute.core.observation import Observation
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import BreakerEvent, ReloadEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
@@ -65,7 +65,6 @@ from mangaroute.telemetry.tracing import SCHEMA_URL
 
 __all__ = ["OTelObserver"]
 
-_DECISION, _OUTCOME, _EVENT = 0, 1, 2
 Attributes = dict[str, str | int]
 
 
@@ -153,7 +152,7 @@ class OTelObserver:
             unit="{measurement}",
             description="Measurements dropped because the telemetry buffer was full.",
         )
-        self._buffer: deque[tuple[Any, ...]] = deque()
+        self._buffer: deque[Decision | Observation | RouterEvent] = deque()
         self._capacity = buffer_size
         self._dropped = 0
         self._drop_lock = threading.Lock()
@@ -178,37 +177,13 @@ class OTelObserver:
 
     def on_decision(self, decision: Decision) -> None:
         if len(self._buffer) < self._capacity:
-            self._buffer.append((_DECISION, decision))
+            self._buffer.append(decision)
         else:
             self._drop()
 
-    def on_outcome(
-        self,
-        target: Target,
-        outcome: Outcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        input_tokens: int,
-        output_tokens: int,
-        error_code: str | None,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-    ) -> None:
+    def on_outcome(self, observation: Observation) -> None:
         if len(self._buffer) < self._capacity:
-            self._buffer.append(
-                (
-                    _OUTCOME,
-                    target,
-                    outcome,
-                    latency_ms,
-                    ttft_ms,
-                    input_tokens,
-                    output_tokens,
-                    error_code,
-                    cache_read_tokens,
-                    cache_write_tokens,
-                )
-            )
+            self._buffer.append(observation)
         else:
             self._drop()
 
@@ -216,7 +191,7 @@ class OTelObserver:
         if isinstance(event, BreakerEvent):
             self._breakers[event.target] = event.to_state
         if len(self._buffer) < self._capacity:
-            self._buffer.append((_EVENT, event))
+            self._buffer.append(event)
         else:
             self._drop()
 
@@ -246,13 +221,12 @@ class OTelObserver:
             cached: dict[tuple[str, str], int] = {}
             while buffer:
                 item = buffer.popleft()
-                kind = item[0]
-                if kind == _OUTCOME:
-                    self._replay_outcome(spend, cached, *item[1:])
-                elif kind == _DECISION:
-                    self._count_decision(decisions, item[1])
+                if isinstance(item, Observation):
+                    self._replay_outcome(spend, cached, item)
+                elif isinstance(item, Decision):
+                    self._count_decision(decisions, item)
                 else:
-                    self._replay_event(item[1])
+                    self._replay_event(item)
                 done += 1
             for key, count in decisions.items():
                 self._decisions.add(count, self._decision_labels[key])
@@ -341,18 +315,12 @@ class OTelObserver:
         self,
         spend: dict[str, float],
         cached: dict[tuple[str, str], int],
-        target: Target,
-        outcome: Outcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        input_tokens: int,
-        output_tokens: int,
-        error_code: str | None,
-        cache_read_tokens: int,
-        cache_write_tokens: int,
+        observation: Observation,
     ) -> None:
+        target = observation.target
+        outcome = observation.outcome
         base = self._labels(target)
-        error = self._error_type(outcome, error_code)
+        error = self._error_type(outcome, observation.error_code)
         key = (target.name, error)
         labels = self._outcome_labels.get(key)
         if labels is None:
@@ -363,25 +331,26 @@ class OTelObserver:
             self._outcome_labels[key] = labels
         measured = self._botocore and labels[sc.GEN_AI_PROVIDER_NAME] == sc.PROVIDER_AWS_BEDROCK
         if not measured:  # the botocore instrumentation records this call's series itself
-            self._duration.record(latency_ms / 1000.0, labels)
+            self._duration.record(observation.latency_ms / 1000.0, labels)
+        ttft_ms = observation.ttft_ms
         if ttft_ms is not None:
             self._first_chunk.record(ttft_ms / 1000.0, base)
-        prompt = input_tokens + cache_read_tokens + cache_write_tokens  # as the conventions count
-        if prompt or output_tokens:
+        read, write = observation.cache_read_tokens, observation.cache_write_tokens
+        prompt = observation.input_tokens + read + write  # as the conventions count
+        output = observation.output_tokens
+        if prompt or output:
             if not measured:
                 self._tokens.record(prompt, self._token_label(target, sc.TOKEN_TYPE_INPUT))
-                self._tokens.record(output_tokens, self._token_label(target, sc.TOKEN_TYPE_OUTPUT))
-            cost = target.pricing.token_cost_usd(
-                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-            )
+                self._tokens.record(output, self._token_label(target, sc.TOKEN_TYPE_OUTPUT))
+            cost = observation.token_cost_usd()
             if cost > 0:
                 spend[target.name] = spend.get(target.name, 0.0) + cost
-        if cache_read_tokens:
+        if read:
             key = (target.name, sc.CACHE_READ)
-            cached[key] = cached.get(key, 0) + cache_read_tokens
-        if cache_write_tokens:
+            cached[key] = cached.get(key, 0) + read
+        if write:
             key = (target.name, sc.CACHE_WRITE)
-            cached[key] = cached.get(key, 0) + cache_write_tokens
+            cached[key] = cached.get(key, 0) + write
 
     def _token_label(self, target: Target, token_type: str) -> Attributes:
         key = (target.name, token_type)
@@ -414,12 +383,12 @@ class OTelObserver:
                 },
             )
 
-    def _observe_breakers(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _observe_breakers(self, options: CallbackOptions) -> Iterable[metrics.Observation]:
         breakers = self._breakers
         for name, target in list(self._targets.items()):
             current = breakers.get(name, BreakerState.CLOSED)
             for state in BreakerState:
-                yield Observation(
+                yield metrics.Observation(
                     1 if state is current else 0,
                     {
                         sc.TARGET: name,
@@ -428,5 +397,5 @@ class OTelObserver:
                     },
                 )
 
-    def _observe_dropped(self, options: CallbackOptions) -> Iterable[Observation]:
-        yield Observation(self._dropped)
+    def _observe_dropped(self, options: CallbackOptions) -> Iterable[metrics.Observation]:
+        yield metrics.Observation(self._dropped)

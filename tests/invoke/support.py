@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from mangaroute import Outcome, Router, Target, parse_config
+from mangaroute import Observation, Outcome, Router, parse_config
 from mangaroute.core.clock import Clock
 from mangaroute.testing import TargetScript
 
@@ -124,20 +124,10 @@ class Recorder:
     def on_decision(self, decision: Any) -> None:
         pass
 
-    def on_outcome(
-        self,
-        target: Target,
-        outcome: Outcome,
-        latency_ms: float,
-        ttft_ms: float | None,
-        input_tokens: int,
-        output_tokens: int,
-        error_code: str | None,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-    ) -> None:
+    def on_outcome(self, observation: Observation) -> None:
+        o = observation
         with self.lock:
-            self.outcomes.append((target.name, outcome, latency_ms, ttft_ms, error_code))
+            self.outcomes.append((o.target.name, o.outcome, o.latency_ms, o.ttft_ms, o.error_code))
 
     def on_event(self, event: Any) -> None:
         pass

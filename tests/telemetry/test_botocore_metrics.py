@@ -17,7 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from mangaroute import Outcome, Router, parse_config
+from mangaroute import Observation, Outcome, Router, parse_config
 from mangaroute.invoke import RoutedClient
 from mangaroute.telemetry import OTelObserver, RoutingTelemetry
 from mangaroute.telemetry.tracing import SCHEMA_URL
@@ -159,8 +159,8 @@ def test_sagemaker_calls_keep_mangaroutes_series_while_the_instrumentation_is_on
 ) -> None:
     config = parse_config(MANGA_CONFIG)
     otel = OTelObserver(meter_provider, targets=config.targets, start=False)
-    otel.on_outcome(config.target("fast"), Outcome.OK, 120.0, None, 9, 6, None)
-    otel.on_outcome(config.target("manga"), Outcome.OK, 80.0, None, 9, 6, None)
+    otel.on_outcome(Observation(config.target("fast"), Outcome.OK, 120.0, None, 9, 6, None))
+    otel.on_outcome(Observation(config.target("manga"), Outcome.OK, 80.0, None, 9, 6, None))
     otel.close()
     durations = _calls(metric_reader, DURATION)
     assert [p.attributes["mangaroute.target"] for p in durations] == ["manga"]

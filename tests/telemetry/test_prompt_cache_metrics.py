@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mangaroute import Outcome, parse_config
+from mangaroute import Observation, Outcome, parse_config
 from mangaroute.telemetry import CloudWatchMetrics
 from mangaroute.telemetry.datum import Statistics
 from tests.telemetry.helpers import MANGA_CONFIG
@@ -14,9 +14,9 @@ def test_cache_token_statistics_span_every_call_of_the_interval() -> None:
     config = parse_config(MANGA_CONFIG)
     fast = config.target("fast")
     metrics = CloudWatchMetrics(targets=config.targets, start=False)
-    metrics.on_outcome(fast, Outcome.OK, 10.0, None, 9, 5, None, 1800, 0)
-    metrics.on_outcome(fast, Outcome.OK, 10.0, None, 9, 5, None, 0, 1000)
-    metrics.on_outcome(fast, Outcome.OK, 10.0, None, 9, 5, None)  # no caching
+    metrics.on_outcome(Observation(fast, Outcome.OK, 10.0, None, 9, 5, None, 1800, 0))
+    metrics.on_outcome(Observation(fast, Outcome.OK, 10.0, None, 9, 5, None, 0, 1000))
+    metrics.on_outcome(Observation(fast, Outcome.OK, 10.0, None, 9, 5, None))  # no caching
     data = {(d.name, d.dimensions): d.statistics for d in metrics.collect()}
     dims = (("Target", "fast"), ("Pattern", "bedrock_on_demand"))
     assert data[("CacheReadInputTokens", dims)] == Statistics(3, 1800, 0, 1800)
@@ -30,7 +30,7 @@ def test_cache_token_statistics_span_every_call_of_the_interval() -> None:
 def test_no_cache_metrics_for_a_target_without_cache_usage() -> None:
     config = parse_config(MANGA_CONFIG)
     metrics = CloudWatchMetrics(targets=config.targets, start=False)
-    metrics.on_outcome(config.target("slow"), Outcome.OK, 10.0, None, 9, 5, None)
+    metrics.on_outcome(Observation(config.target("slow"), Outcome.OK, 10.0, None, 9, 5, None))
     names = {d.name for d in metrics.collect()}
     assert "InferenceCost" in names
     assert not names & {"CacheReadInputTokens", "CacheWriteInputTokens"}
