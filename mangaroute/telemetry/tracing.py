@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -162,7 +162,29 @@ def _decision_attributes(
     return attributes
 
 
-class AttemptSpan:
+class _Scope:
+    """A span that is current between entering and leaving a ``with`` block: the no-op
+    behaviour of both kinds of span when telemetry is disabled."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+    @property
+    def span(self) -> Span:
+        return trace.INVALID_SPAN
+
+
+class AttemptSpan(_Scope):
     """One attempt of a routed call on one target.
 
     Use as a context manager around the boto3 call (the span is current inside, and ends on
@@ -175,25 +197,10 @@ class AttemptSpan:
 
     __slots__ = ()
 
-    def __enter__(self) -> AttemptSpan:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        return None
-
     @contextmanager
     def current(self) -> Iterator[AttemptSpan]:
         """Make the attempt span current for the ``with`` block without ending it."""
         yield self
-
-    @property
-    def span(self) -> Span:
-        return trace.INVALID_SPAN
 
     def usage(
         self,
@@ -230,28 +237,13 @@ class AttemptSpan:
         """End the span (idempotent); without a recorded failure the outcome is ``ok``."""
 
 
-class RouteSpan:
+class RouteSpan(_Scope):
     """The ``route`` span of one routed call; a context manager that makes it current.
 
     This base class is the no-op used when telemetry is disabled.
     """
 
     __slots__ = ()
-
-    def __enter__(self) -> RouteSpan:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        return None
-
-    @property
-    def span(self) -> Span:
-        return trace.INVALID_SPAN
 
     def attempt(
         self,
@@ -324,7 +316,7 @@ class _LiveRouteSpan(RouteSpan):
         self._done = False
         self._token: object | None = None
 
-    def __enter__(self) -> RouteSpan:
+    def __enter__(self) -> Self:
         self._token = otel_context.attach(self._context)
         return self
 
@@ -471,7 +463,7 @@ class _LiveAttemptSpan(AttemptSpan):
         self.error_type: str | None = None
         self.outcome_value = str(Outcome.OK)
 
-    def __enter__(self) -> AttemptSpan:
+    def __enter__(self) -> Self:
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
         return self
 
