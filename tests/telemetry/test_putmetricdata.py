@@ -191,7 +191,9 @@ def test_a_slow_or_unreachable_cloudwatch_never_blocks_the_request_path(
 ) -> None:
     url = request.getfixturevalue(where)
     endpoint = url.url if isinstance(url, HangingServer) else url
-    client = client_for(endpoint, connect_timeout=1.0, read_timeout=1.0)
+    # a request path that waited on the export would wait out these timeouts (3 s); the
+    # slowest call is held far below that, with room for a loaded machine's scheduling
+    client = client_for(endpoint, connect_timeout=3.0, read_timeout=3.0)
     config = parse_config(MANGA_CONFIG)
     metrics = CloudWatchMetrics(
         PutMetricDataSink(client), targets=config.targets, interval_s=0.05, max_pending=40
@@ -213,7 +215,7 @@ def test_a_slow_or_unreachable_cloudwatch_never_blocks_the_request_path(
         started = time.monotonic()
         metrics.close(timeout_s=0.5)
         closing = time.monotonic() - started
-    assert slowest < 0.25, f"a request-path call took {slowest:.3f} s"
+    assert slowest < 1.0, f"a request-path call took {slowest:.3f} s"
     assert closing < 2.0
     assert metrics.pending <= 40
     assert metrics.dropped > 0
