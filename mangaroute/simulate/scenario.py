@@ -137,6 +137,7 @@ def parse_scenario(
     refresh_ms = head.number("refresh_ms", positive=True)
     offset = head.number("utc_offset_hours", minimum=-23.99)
     preset_names = head.names("faults")
+    last_resorts = head.names("last_resorts")
     wanted = head.names("contenders", None)
     physics = head.text("model")
     if physics not in PHYSICS:
@@ -150,6 +151,13 @@ def parse_scenario(
         config_data = merge(config_data, overlay)
         config_text, config_source = _dump(config_data), f"{config_source} + {source} [config]"
         parse_config(config_text, source=config_source)
+    known_targets = config_data.get("targets", {})
+    for target in last_resorts:
+        if target not in known_targets:
+            raise head.error(
+                "last_resorts",
+                f"names unknown target {target!r} (known: {', '.join(known_targets)})",
+            )
     fleet, overrides = _fleet(root.tables("fleet"), config_data, physics)
     faults = tuple(_faults(root, config_data))
     contenders = _contenders(root, config_data, wanted, source)
@@ -173,6 +181,7 @@ def parse_scenario(
         utc_offset_hours=offset,
         model=physics,
         output_estimate=estimate,
+        last_resorts=last_resorts,
     )
     return with_faults(scenario, preset_names, key=f"{source}: [scenario.faults]")
 
@@ -532,6 +541,7 @@ def contender_config(scenario: Scenario, contender: Contender, scale: float = 1.
     data = merge(base, contender.overlay)
     source = f"{scenario.source}: contender {contender.name}"
     _check_classes(base, data, source)
+    _keep_last_resorts(base, data, scenario.last_resorts)
     data.setdefault("router", {})["refresh_ms"] = scenario.refresh_ms
     policies = data.get("policies", {})
     used = {table.get("policy", "default") for table in data.get("classes", {}).values()}
@@ -570,6 +580,22 @@ def _check_classes(base: dict[str, Any], data: dict[str, Any], source: str) -> N
                 source=source,
                 key=f"config.classes.{name}.targets",
             )
+
+
+def _keep_last_resorts(
+    base: dict[str, Any], data: dict[str, Any], last_resorts: tuple[str, ...]
+) -> None:
+    """Append each of the scenario's last resorts to a class whose contender dropped it
+    (the base config's class lists it)."""
+    for name, table in data.get("classes", {}).items():
+        allowed = base.get("classes", {}).get(name, {}).get("targets", [])
+        targets = table.get("targets")
+        if targets is None:
+            continue  # the base config's list, last resorts included
+        table["targets"] = [
+            *targets,
+            *(t for t in last_resorts if t in allowed and t not in targets),
+        ]
 
 
 _SCALED = (

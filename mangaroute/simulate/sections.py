@@ -75,6 +75,10 @@ class Scenario:
     model: str = PUBLISHED
     output_estimate: dict[str, int] = field(default_factory=dict)
     """``[output_estimate]``: output tokens the router is told to expect, per class."""
+    last_resorts: tuple[str, ...] = ()
+    """Targets every contender keeps at the end of each class whose list in the scenario's
+    config has them, even a contender that narrows the class (a way out the scenario adds
+    for everyone)."""
     """The targets' physics: ``published`` (cited defaults) or ``seed-profiles``."""
 
 
@@ -126,6 +130,13 @@ HEAD = Section(
             default=field_default(Scenario, "utc_offset_hours"),
         ),
         Key("faults", "names", "named fault presets to add", default=(), choices=FAULT_PRESETS),
+        Key(
+            "last_resorts",
+            "names",
+            "targets of the scenario's config every contender keeps at the end of each class "
+            "that lists them, even one whose contender narrows the class",
+            default=(),
+        ),
         Key(
             "contenders",
             "names",

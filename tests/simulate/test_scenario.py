@@ -393,3 +393,54 @@ def test_the_default_day_streams_because_only_first_tokens_fit_the_deadline() ->
         shipped = load_scenario(name)
         assert shipped.model == "published" and shipped.budget.streaming, name
     assert load_scenario("seed").model == "seed-profiles"
+
+
+LAST_RESORT = """
+[scenario]
+contenders = ["narrow"]
+last_resorts = ["xr-sonnet"]
+
+[config.targets.xr-sonnet]
+pattern = "bedrock_on_demand"
+model_id = "apac.anthropic.claude-3-sonnet-20240229-v1:0"
+region = "ap-northeast-1"
+tier = "sonnet"
+prior = "bedrock_ondemand_sonnet"
+input_per_million_usd = 3.0
+output_per_million_usd = 15.0
+tokens_per_minute = 1000000
+
+[config.classes.simple]
+targets = ["provisioned-sonnet", "ondemand-haiku", "ondemand-sonnet", "xr-sonnet"]
+[config.classes.complex]
+targets = ["provisioned-sonnet", "ondemand-sonnet"]
+
+[contenders.narrow]
+description = "simple questions on Haiku, then on-demand Sonnet only"
+[contenders.narrow.config.classes.simple]
+targets = ["ondemand-haiku", "ondemand-sonnet"]
+"""
+
+
+def test_a_last_resort_stays_at_the_end_of_a_class_a_contender_narrows() -> None:
+    scenario = parse_scenario(LAST_RESORT, source="xr.toml")
+    assert scenario.last_resorts == ("xr-sonnet",)
+    config = contender_config(scenario, scenario.contenders[0])
+    classes = {c.name: c.targets for c in config.classes}
+    assert classes["simple"] == ("ondemand-haiku", "ondemand-sonnet", "xr-sonnet")
+    assert classes["complex"] == ("provisioned-sonnet", "ondemand-sonnet")  # never listed it
+    without = parse_scenario(LAST_RESORT.replace('last_resorts = ["xr-sonnet"]\n', ""))
+    narrowed = contender_config(without, without.contenders[0])
+    assert {c.name: c.targets for c in narrowed.classes}["simple"] == (
+        "ondemand-haiku",
+        "ondemand-sonnet",
+    )
+
+
+def test_a_last_resort_must_be_a_target_of_the_config() -> None:
+    text = LAST_RESORT.replace('last_resorts = ["xr-sonnet"]', 'last_resorts = ["xr-opus"]')
+    with pytest.raises(
+        ConfigError,
+        match=r"xr.toml: \[scenario.last_resorts\] names unknown target 'xr-opus' \(known: ",
+    ):
+        parse_scenario(text, source="xr.toml")
