@@ -205,17 +205,7 @@ class RoutedClient:
         )
         attempt = self._converse_attempt(plan.decision, request, route)
         with route:  # current for the call; an escaping error becomes its error.type
-            if plan.hedge_at_ns is None:
-                won = run_inline(plan, self._runner, attempt)
-            else:
-                won = run_threads(
-                    plan,
-                    self._runner,
-                    attempt,
-                    self._pool(),
-                    streaming=False,
-                    time_scale=self._scale,
-                )
+            won = self._run(plan, attempt, streaming=False)
             route.finish(target=won[1].target)
         return ConverseResponse(_response(won[0]), won[1])
 
@@ -264,17 +254,7 @@ class RoutedClient:
         )
         attempt = self._stream_attempt(plan.decision, request, route)
         try:  # the route span ends with the stream, not here
-            if plan.hedge_at_ns is None:
-                won = run_inline(plan, self._runner, attempt)
-            else:
-                won = run_threads(
-                    plan,
-                    self._runner,
-                    attempt,
-                    self._pool(),
-                    streaming=True,
-                    time_scale=self._scale,
-                )
+            won = self._run(plan, attempt, streaming=True)
         except BaseException as exc:
             route.finish(error=exc)
             raise
@@ -373,6 +353,15 @@ class RoutedClient:
                     self._max_workers, thread_name_prefix="mangaroute-invoke"
                 )
             return self._own_executor
+
+    def _run(self, plan: FailoverPlan, attempt: Attempting, *, streaming: bool) -> Won:
+        """A sync call's attempts: inline on the caller's thread, or in the pool when the
+        call may hedge."""
+        if plan.hedge_at_ns is None:
+            return run_inline(plan, self._runner, attempt)
+        return run_threads(
+            plan, self._runner, attempt, self._pool(), streaming=streaming, time_scale=self._scale
+        )
 
     def _plan(
         self,
