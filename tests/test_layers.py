@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
 """What each layer may import (besides itself). A package's command-line module
 (``cli.py``, ``cli/``) may also import the shared CLI helpers (``mangaroute.cli``)."""
 
-UTILITIES = {"_text"}
+UTILITIES = {"_closing", "_text"}
 """Modules below every layer (they import nothing of mangaroute): any layer may use them."""
 
 EXCEPTIONS: dict[tuple[str, str], str] = {}

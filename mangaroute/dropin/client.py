@@ -15,8 +15,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 
 import boto3
 from botocore.config import Config
@@ -24,6 +23,7 @@ from botocore.exceptions import ParamValidationError
 from opentelemetry import metrics
 
 from mangaroute import __version__
+from mangaroute._closing import ClosesOnExit
 from mangaroute.core.errors import InvalidRequest, echo
 from mangaroute.core.router import Router
 from mangaroute.dropin.errors import client_error
@@ -70,7 +70,7 @@ class _EventStream:
         self._stream.close()
 
 
-class RoutedBedrockRuntime:
+class RoutedBedrockRuntime(ClosesOnExit):
     """boto3's bedrock-runtime client, with ``converse`` / ``converse_stream`` routed for
     model ids that name a request class. Build it with :func:`bedrock_runtime`."""
 
@@ -178,17 +178,6 @@ class RoutedBedrockRuntime:
         and the pass-through client (unless you passed it in)."""
         for made_here in self._close:
             made_here.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals ------------------------------------------------------------------------
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from opentelemetry import metrics
 
+from mangaroute._closing import ClosesOnExit
 from mangaroute.core.router import Router
 from mangaroute.dropin.client import DEFAULT_NAMESPACE, SERVICE, RoutedBedrockRuntime, routed_ids
 from mangaroute.invoke.client import InvokeSettings, RoutedClient
@@ -28,7 +28,7 @@ from mangaroute.telemetry.tracing import RoutingTelemetry
 __all__ = ["RoutedSession", "routed_session"]
 
 
-class RoutedSession:
+class RoutedSession(ClosesOnExit):
     """A boto3 session that routes its bedrock-runtime clients. Build it with
     :func:`routed_session`."""
 
@@ -98,17 +98,6 @@ class RoutedSession:
             routed, self._routed = self._routed, None
         if routed is not None:
             routed.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def routed_session(

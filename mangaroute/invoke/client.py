@@ -18,17 +18,16 @@ an SDK the OpenTelemetry API's no-op path still costs 10-60 us per routed call
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from botocore.config import Config
 
+from mangaroute._closing import AsyncClosesOnExit
 from mangaroute.core.clock import Clock
 from mangaroute.core.decision import Decision
 from mangaroute.core.errors import InvalidRequest
@@ -105,7 +104,7 @@ class InvokeSettings:
         check_fields(self, "invoke")
 
 
-class RoutedClient:
+class RoutedClient(AsyncClosesOnExit):
     """Routed Converse / ConverseStream across the router's targets.
 
     Clients: pass a boto3 ``session`` (and optionally ``endpoint_url`` / ``config``) and
@@ -315,28 +314,6 @@ class RoutedClient:
             pool.shutdown(wait=True)
         if self._own_clients:
             self.clients.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     # -- internals ------------------------------------------------------------------------
 

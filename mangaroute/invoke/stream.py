@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Self
 
+from mangaroute._closing import ClosesOnExit
 from mangaroute.core.clock import NS_PER_MS
 from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import Outcome
@@ -33,7 +34,7 @@ __all__ = ["AsyncRoutedStream", "RoutedStream"]
 _END = object()
 
 
-class RoutedStream:
+class RoutedStream(ClosesOnExit):
     """Iterate for the ConverseStream event dicts; ``routing`` says where it came from.
 
     ``ttft_ms`` is known from the start; ``latency_ms`` and ``usage`` once the stream has
@@ -169,17 +170,6 @@ class RoutedStream:
             self._runner.release(self._launch, self._decision)
             cancelled(self._opened.span)
             self._route.finish(target=self.routing.target)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class AsyncRoutedStream:

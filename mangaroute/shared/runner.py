@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any
 
 from opentelemetry import metrics
 
+from mangaroute._closing import ClosesOnExit
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.fleet import SharedSettings
 from mangaroute.core.router import Router
@@ -21,7 +21,7 @@ from mangaroute.shared.store import Store
 logger = logging.getLogger("mangaroute.shared")
 
 
-class SharedState:
+class SharedState(ClosesOnExit):
     """Shares a router's usage, ejections, spend and primary with the other replicas of its
     deployment. Starts a daemon thread that syncs every ``sync_interval_ms`` (at once after a
     local ejection, so the fleet hears of it within one round trip); ``close()`` stops it and
@@ -104,17 +104,6 @@ class SharedState:
                 step()
             except Exception:
                 logger.exception("closing shared state: %s failed", getattr(step, "__name__", step))
-
-    def __enter__(self) -> SharedState:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals ----------------------------------------------------------------------
 

@@ -53,8 +53,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 
+from mangaroute._closing import ClosesOnExit
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.histogram import LogScale
@@ -140,7 +140,7 @@ class _Aggregate:
         self.series = 0
 
 
-class CloudWatchMetrics:
+class CloudWatchMetrics(ClosesOnExit):
     """Router observer that aggregates the seed's CloudWatch metrics and flushes them.
 
     ``sink`` defaults to EMF lines on stdout. ``targets`` (the config's) gives every target's
@@ -388,17 +388,6 @@ class CloudWatchMetrics:
             self._pending = []
             self._dropped += lost
         return lost
-
-    def __enter__(self) -> CloudWatchMetrics:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _trim_locked(self) -> int:
         """Drop the oldest pending datapoints beyond ``max_pending`` (under the lock)."""

@@ -40,12 +40,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions
 
 from mangaroute import __version__
+from mangaroute._closing import ClosesOnExit
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.observation import Observation
@@ -68,7 +68,7 @@ __all__ = ["OTelObserver"]
 Attributes = dict[str, str | int]
 
 
-class OTelObserver:
+class OTelObserver(ClosesOnExit):
     """Router observer that records OpenTelemetry metrics off the request path.
 
     ``targets`` (the config's) lets the breaker-state gauge report every target from the
@@ -249,17 +249,6 @@ class OTelObserver:
         forget_at_exit(self)
         self._worker.stop(timeout_s)
         self.drain()
-
-    def __enter__(self) -> OTelObserver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _labels(self, target: Target) -> Attributes:
         labels = self._target_labels.get(target.name)
