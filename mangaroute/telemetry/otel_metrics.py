@@ -44,7 +44,6 @@ from collections.abc import Iterable, Mapping
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions
 
-from mangaroute import __version__
 from mangaroute._closing import ClosesOnExit
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
@@ -52,6 +51,7 @@ from mangaroute.core.observation import Observation
 from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import BreakerEvent, ReloadEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
+from mangaroute.telemetry import instruments
 from mangaroute.telemetry import semconv as sc
 from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
 from mangaroute.telemetry.naming import (
@@ -61,7 +61,6 @@ from mangaroute.telemetry.naming import (
     server_of,
     service_of,
 )
-from mangaroute.telemetry.tracing import SCHEMA_URL
 
 __all__ = ["OTelObserver"]
 
@@ -90,68 +89,18 @@ class OTelObserver(ClosesOnExit):
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
-        meter = metrics.get_meter(
-            sc.INSTRUMENTATION_NAME,
-            __version__,
-            meter_provider=meter_provider,
-            schema_url=SCHEMA_URL,
-        )
-        self._duration = meter.create_histogram(
-            sc.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
-        )
-        self._tokens = meter.create_histogram(
-            sc.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=sc.TOKEN_BUCKETS,
-        )
-        self._first_chunk = meter.create_histogram(
-            sc.METRIC_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to receive the first chunk of a streamed response.",
-            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
-        )
-        self._decisions = meter.create_counter(
-            sc.METRIC_DECISIONS, unit="{decision}", description="Routing decisions handed out."
-        )
-        self._spend = meter.create_counter(
-            sc.METRIC_SPEND,
-            unit="USD",
-            description="Token cost of the recorded calls (target token prices x tokens).",
-        )
-        self._cache_tokens = meter.create_counter(
-            sc.METRIC_CACHE_TOKENS,
-            unit="{token}",
-            description="Prompt-cache input tokens read (kind=read) and written (kind=write).",
-        )
-        self._switches = meter.create_counter(
-            sc.METRIC_SWITCHES, unit="{switch}", description="Primary target switches."
-        )
-        self._reloads = meter.create_counter(
-            sc.METRIC_RELOADS,
-            unit="{reload}",
-            description="Config reloads, by result (accepted, or rejected: the old one serves).",
-        )
-        self._transitions = meter.create_counter(
-            sc.METRIC_BREAKER_TRANSITIONS,
-            unit="{transition}",
-            description="Breaker state changes.",
-        )
-        meter.create_observable_gauge(
-            sc.METRIC_BREAKER_STATE,
-            callbacks=[self._observe_breakers],
-            unit="1",
-            description="1 for the state each target's breaker is in, 0 for the others.",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_DROPPED,
-            callbacks=[self._observe_dropped],
-            unit="{measurement}",
-            description="Measurements dropped because the telemetry buffer was full.",
-        )
+        meter = instruments.mangaroute_meter(meter_provider)
+        self._duration = instruments.OPERATION_DURATION.histogram(meter)
+        self._tokens = instruments.TOKEN_USAGE.histogram(meter)
+        self._first_chunk = instruments.TIME_TO_FIRST_CHUNK.histogram(meter)
+        self._decisions = instruments.DECISIONS.counter(meter)
+        self._spend = instruments.SPEND.counter(meter)
+        self._cache_tokens = instruments.CACHE_TOKENS.counter(meter)
+        self._switches = instruments.SWITCHES.counter(meter)
+        self._reloads = instruments.RELOADS.counter(meter)
+        self._transitions = instruments.BREAKER_TRANSITIONS.counter(meter)
+        instruments.BREAKER_STATE.observable_gauge(meter, self._observe_breakers)
+        instruments.DROPPED.observable_counter(meter, self._observe_dropped)
         self._buffer: deque[Decision | Observation | RouterEvent] = deque()
         self._capacity = buffer_size
         self._dropped = 0

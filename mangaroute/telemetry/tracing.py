@@ -35,22 +35,24 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from mangaroute import __version__
 from mangaroute.core.clock import NS_PER_MS, NS_PER_S, Clock
 from mangaroute.core.decision import Decision
 from mangaroute.core.outcome import Outcome, classify_exception, error_code_of
 from mangaroute.core.snapshot import Snapshot
 from mangaroute.core.targets import Target
 from mangaroute.telemetry import semconv as sc
+from mangaroute.telemetry.instruments import (
+    FAILOVERS,
+    SCHEMA_URL,
+    mangaroute_meter,
+    mangaroute_tracer,
+)
 from mangaroute.telemetry.naming import botocore_instrumented, provider_of, server_of
 
-__all__ = ["AttemptSpan", "AttemptSpanKind", "RouteSpan", "RoutingTelemetry"]
+__all__ = ["SCHEMA_URL", "AttemptSpan", "AttemptSpanKind", "RouteSpan", "RoutingTelemetry"]
+# SCHEMA_URL is instruments.py's, still exported here where callers found it first.
 
 AttemptSpanKind = Literal["auto", "client", "internal"]
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.40.0"
-"""The semantic-conventions release whose names the spans and metrics use: 1.37 renamed
-``gen_ai.system`` to ``gen_ai.provider.name``; the prompt-cache usage attributes (and
-``gen_ai.usage.input_tokens`` counting cached tokens) came with 1.40."""
 
 
 class RoutingTelemetry:
@@ -80,24 +82,8 @@ class RoutingTelemetry:
         self._enabled = enabled
         self._kind: AttemptSpanKind = attempt_span_kind
         self._clock = clock
-        self._tracer = trace.get_tracer(
-            sc.INSTRUMENTATION_NAME,
-            __version__,
-            tracer_provider=tracer_provider,
-            schema_url=SCHEMA_URL,
-        )
-        meter = metrics.get_meter(
-            sc.INSTRUMENTATION_NAME,
-            __version__,
-            meter_provider=meter_provider,
-            schema_url=SCHEMA_URL,
-        )
-        self._failovers = meter.create_counter(
-            sc.METRIC_FAILOVERS,
-            unit="{attempt}",
-            description="Attempts started on a fallback target (failover) or beside a running "
-            "one (hedge).",
-        )
+        self._tracer = mangaroute_tracer(tracer_provider)
+        self._failovers = FAILOVERS.counter(mangaroute_meter(meter_provider))
 
     @property
     def enabled(self) -> bool:

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from mangaroute import Observation, Outcome, Router, parse_config
 from mangaroute.invoke import RoutedClient
 from mangaroute.telemetry import OTelObserver, RoutingTelemetry
-from mangaroute.telemetry.tracing import SCHEMA_URL
+from mangaroute.telemetry.instruments import SCHEMA_URL
 from mangaroute.testing import StandIn, TargetScript
 from tests.telemetry.helpers import MANGA_CONFIG, points
 
