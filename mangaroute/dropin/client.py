@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NoReturn, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -42,6 +42,8 @@ DEFAULT_NAMESPACE = "mangaroute"
 METRIC_UNROUTED = "mangaroute.dropin.unrouted"
 """Counter of calls the drop-in client passed straight through, by ``gen_ai.request.model``
 (the model id) and ``gen_ai.operation.name`` (``chat``)."""
+
+_Answer = TypeVar("_Answer")
 
 
 class RoutedStreamResponse(dict[str, Any]):
@@ -113,18 +115,7 @@ class RoutedBedrockRuntime(ClosesOnExit):
         request_class = self._request_class(kwargs, "Converse")
         if request_class is None:
             return self._client.converse(**kwargs)
-        request, ctx = self._routed_request(kwargs, "Converse")
-        try:
-            return self.routed.converse(
-                request_class=request_class,
-                session_id=ctx.session_id,
-                budget_ms=ctx.budget_ms,
-                deadline=ctx.deadline,
-                output_tokens=_max_tokens(request),
-                **request,
-            )
-        except Exception as exc:
-            self._raise_as_boto3(exc, "Converse")
+        return self._call_routed(self.routed.converse, request_class, kwargs, "Converse")
 
     def converse_stream(self, **kwargs: Any) -> Any:
         """Bedrock ``ConverseStream``: routed when ``modelId`` names a request class. Returns
@@ -132,18 +123,9 @@ class RoutedBedrockRuntime(ClosesOnExit):
         request_class = self._request_class(kwargs, "ConverseStream")
         if request_class is None:
             return self._client.converse_stream(**kwargs)
-        request, ctx = self._routed_request(kwargs, "ConverseStream")
-        try:
-            stream = self.routed.converse_stream(
-                request_class=request_class,
-                session_id=ctx.session_id,
-                budget_ms=ctx.budget_ms,
-                deadline=ctx.deadline,
-                output_tokens=_max_tokens(request),
-                **request,
-            )
-        except Exception as exc:
-            self._raise_as_boto3(exc, "ConverseStream")
+        stream = self._call_routed(
+            self.routed.converse_stream, request_class, kwargs, "ConverseStream"
+        )
         return RoutedStreamResponse(stream)
 
     def deadline(self, budget_ms: float) -> Deadline:
@@ -188,6 +170,28 @@ class RoutedBedrockRuntime(ClosesOnExit):
         if translated is exc:
             raise exc
         raise translated from exc
+
+    def _call_routed(
+        self,
+        call: Callable[..., _Answer],
+        request_class: str,
+        kwargs: Mapping[str, Any],
+        operation: str,
+    ) -> _Answer:
+        """``call`` (the routed client's ``converse`` or ``converse_stream``) with boto3's
+        arguments and the routing context; its errors raised as boto3 would raise them."""
+        request, ctx = self._routed_request(kwargs, operation)
+        try:
+            return call(
+                request_class=request_class,
+                session_id=ctx.session_id,
+                budget_ms=ctx.budget_ms,
+                deadline=ctx.deadline,
+                output_tokens=_max_tokens(request),
+                **request,
+            )
+        except Exception as exc:
+            self._raise_as_boto3(exc, operation)
 
     def _request_class(self, kwargs: Mapping[str, Any], operation: str) -> str | None:
         model_id = kwargs.get("modelId")
