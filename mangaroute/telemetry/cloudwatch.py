@@ -54,7 +54,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from mangaroute._closing import ClosesOnExit
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.histogram import LogScale
@@ -63,7 +62,7 @@ from mangaroute.core.outcome import Outcome
 from mangaroute.core.snapshot import BreakerEvent, ReloadEvent, RouterEvent, SwitchEvent
 from mangaroute.core.targets import Target
 from mangaroute.runtime import RateLimitedLog
-from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
+from mangaroute.telemetry._worker import BackgroundExport
 from mangaroute.telemetry.datum import (
     MAX_VALUES_PER_DATUM,
     Dimensions,
@@ -140,7 +139,7 @@ class _Aggregate:
         self.series = 0
 
 
-class CloudWatchMetrics(ClosesOnExit):
+class CloudWatchMetrics(BackgroundExport):
     """Router observer that aggregates the seed's CloudWatch metrics and flushes them.
 
     ``sink`` defaults to EMF lines on stdout. ``targets`` (the config's) gives every target's
@@ -192,11 +191,7 @@ class CloudWatchMetrics(ClosesOnExit):
         self._sealed = threading.Event()
         self._dropped = 0
         self._dropped_reported = 0
-        self._closed = False
-        self._worker = PeriodicWorker("mangaroute-cloudwatch", interval_s, self.flush)
-        if start:
-            self._worker.start()
-            close_at_exit(self)
+        super().__init__("mangaroute-cloudwatch", interval_s, self.flush, start=start)
 
     # -- the request path: bump the aggregate under the lock ----------------------------
 
@@ -360,10 +355,8 @@ class CloudWatchMetrics(ClosesOnExit):
         flight counts even if CloudWatch takes it later: it was not confirmed in time).
         The final flush runs on a daemon thread, which ends when the sink gives up.
         Idempotent."""
-        if self._closed:
+        if not self._first_close():
             return
-        self._closed = True
-        forget_at_exit(self)
         self._worker.stop(0.0)
         finisher = threading.Thread(
             target=self.flush, name="mangaroute-cloudwatch-close", daemon=True

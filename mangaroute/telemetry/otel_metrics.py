@@ -44,7 +44,6 @@ from collections.abc import Iterable, Mapping
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions
 
-from mangaroute._closing import ClosesOnExit
 from mangaroute.core.breaker import BreakerState
 from mangaroute.core.decision import Decision
 from mangaroute.core.observation import Observation
@@ -53,7 +52,7 @@ from mangaroute.core.snapshot import BreakerEvent, ReloadEvent, RouterEvent, Swi
 from mangaroute.core.targets import Target
 from mangaroute.telemetry import instruments
 from mangaroute.telemetry import semconv as sc
-from mangaroute.telemetry._worker import PeriodicWorker, close_at_exit, forget_at_exit
+from mangaroute.telemetry._worker import BackgroundExport
 from mangaroute.telemetry.naming import (
     botocore_instrumented,
     provider_of,
@@ -67,7 +66,7 @@ __all__ = ["OTelObserver"]
 Attributes = dict[str, str | int]
 
 
-class OTelObserver(ClosesOnExit):
+class OTelObserver(BackgroundExport):
     """Router observer that records OpenTelemetry metrics off the request path.
 
     ``targets`` (the config's) lets the breaker-state gauge report every target from the
@@ -116,11 +115,7 @@ class OTelObserver(ClosesOnExit):
         self._token_labels: dict[tuple[str, str], Attributes] = {}
         self._decision_labels: dict[tuple[str, str, str, str], Attributes] = {}
         self._error_types: set[str] = set()
-        self._closed = False
-        self._worker = PeriodicWorker("mangaroute-otel-metrics", drain_interval_s, self.drain)
-        if start:
-            self._worker.start()
-            close_at_exit(self)
+        super().__init__("mangaroute-otel-metrics", drain_interval_s, self.drain, start=start)
 
     # -- the request path: append only ------------------------------------------------
 
@@ -192,10 +187,8 @@ class OTelObserver(ClosesOnExit):
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the background thread and replay what is left (idempotent)."""
-        if self._closed:
+        if not self._first_close():
             return
-        self._closed = True
-        forget_at_exit(self)
         self._worker.stop(timeout_s)
         self.drain()
 
