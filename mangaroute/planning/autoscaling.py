@@ -219,6 +219,20 @@ def _register(cfg: ScalingConfig) -> ApiCall:
     )
 
 
+def _scaling_policy(
+    cfg: ScalingConfig, name: str, policy_type: str, config: dict[str, Any]
+) -> ApiCall:
+    """``PutScalingPolicy`` of type ``policy_type``; its settings go in the parameter the API
+    names after the type (``StepScaling`` → ``StepScalingPolicyConfiguration``)."""
+    params = {
+        "PolicyName": _names(cfg)[name],
+        **_target(cfg),
+        "PolicyType": policy_type,
+        f"{policy_type}PolicyConfiguration": config,
+    }
+    return ApiCall(AUTOSCALING, "put_scaling_policy", params)
+
+
 def _target_tracking(cfg: ScalingConfig) -> ApiCall:
     config = {
         "TargetValue": float(cfg.target_invocations_per_instance),
@@ -228,13 +242,7 @@ def _target_tracking(cfg: ScalingConfig) -> ApiCall:
         "ScaleOutCooldown": cfg.scale_out_cooldown_s,
         "ScaleInCooldown": cfg.scale_in_cooldown_s,
     }
-    params = {
-        "PolicyName": _names(cfg)["tracking"],
-        **_target(cfg),
-        "PolicyType": "TargetTrackingScaling",
-        "TargetTrackingScalingPolicyConfiguration": config,
-    }
-    return ApiCall(AUTOSCALING, "put_scaling_policy", params)
+    return _scaling_policy(cfg, "tracking", "TargetTrackingScaling", config)
 
 
 def _step(cfg: ScalingConfig) -> ApiCall:
@@ -251,13 +259,7 @@ def _step(cfg: ScalingConfig) -> ApiCall:
         ],
         "Cooldown": cfg.step_cooldown_s,
     }
-    params = {
-        "PolicyName": _names(cfg)["step"],
-        **_target(cfg),
-        "PolicyType": "StepScaling",
-        "StepScalingPolicyConfiguration": config,
-    }
-    return ApiCall(AUTOSCALING, "put_scaling_policy", params)
+    return _scaling_policy(cfg, "step", "StepScaling", config)
 
 
 def _alarm(cfg: ScalingConfig) -> ApiCall:
