@@ -139,18 +139,22 @@ class TcoResult:
 
 def _result(
     pattern: str,
+    traffic: TrafficProfile,
+    prices: Prices,
+    assumptions: TcoAssumptions,
     *,
     compute: float,
     tokens: float,
-    ops: float,
-    monthly_messages: float,
+    ops_hours: float,
     breakdown: tuple[tuple[str, float], ...],
     quantities: tuple[tuple[str, float], ...] = (),
 ) -> TcoResult:
+    """One pattern's month: its compute and tokens, ``ops_hours`` of engineer time, and the
+    total over the month's messages (every pattern carries the whole day's traffic)."""
+    ops = ops_hours * prices.engineer_hourly
     total = compute + tokens + ops
-    return TcoResult(
-        pattern, compute, tokens, ops, total, total / monthly_messages, breakdown, quantities
-    )
+    messages = traffic.daily_messages * assumptions.days_per_month
+    return TcoResult(pattern, compute, tokens, ops, total, total / messages, breakdown, quantities)
 
 
 def lambda_on_demand_tco(
@@ -171,10 +175,12 @@ def lambda_on_demand_tco(
     requests_usd = messages / 1_000_000 * prices.lambda_per_million_requests
     return _result(
         "lambda_on_demand",
+        traffic,
+        prices,
+        assumptions,
         compute=compute_usd + requests_usd,
         tokens=haiku_usd + sonnet_usd,
-        ops=assumptions.ops_hours_lambda_on_demand * prices.engineer_hourly,
-        monthly_messages=messages,
+        ops_hours=assumptions.ops_hours_lambda_on_demand,
         breakdown=(
             ("haiku_tokens", haiku_usd),
             ("sonnet_tokens", sonnet_usd),
@@ -221,10 +227,12 @@ def bedrock_provisioned_tco(
     )
     return _result(
         "bedrock_provisioned",
+        traffic,
+        prices,
+        assumptions,
         compute=(sonnet_daily + haiku_daily) * days,
         tokens=off_daily * days,
-        ops=assumptions.ops_hours_bedrock_provisioned * prices.engineer_hourly,
-        monthly_messages=traffic.daily_messages * days,
+        ops_hours=assumptions.ops_hours_bedrock_provisioned,
         breakdown=(
             ("sonnet_provisioned", sonnet_daily * days),
             ("haiku_provisioned", haiku_daily * days),
@@ -251,10 +259,12 @@ def sagemaker_realtime_tco(
     peak_hours = traffic.peak_hours * assumptions.sagemaker_peak_instances * days
     return _result(
         "sagemaker_realtime",
+        traffic,
+        prices,
+        assumptions,
         compute=(base_hours + peak_hours) * prices.sagemaker_instance_hourly,
         tokens=0.0,
-        ops=assumptions.ops_hours_sagemaker_realtime * prices.engineer_hourly,
-        monthly_messages=traffic.daily_messages * days,
+        ops_hours=assumptions.ops_hours_sagemaker_realtime,
         breakdown=(
             ("base_instances", base_hours * prices.sagemaker_instance_hourly),
             ("peak_instances", peak_hours * prices.sagemaker_instance_hourly),
@@ -293,10 +303,12 @@ def hybrid_tco(
     sonnet = messages * assumptions.hybrid_sonnet_share * prices.sonnet_message_usd(inp, out)
     return _result(
         "hybrid",
+        traffic,
+        prices,
+        assumptions,
         compute=provisioned + sagemaker,
         tokens=haiku + sonnet,
-        ops=assumptions.ops_hours_hybrid * prices.engineer_hourly,
-        monthly_messages=messages,
+        ops_hours=assumptions.ops_hours_hybrid,
         breakdown=(
             ("provisioned_compute", provisioned),
             ("haiku_on_demand", haiku),
