@@ -29,14 +29,14 @@ from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from grpc_health.v1 import health
 from grpc_health.v1 import health_pb2_grpc as health_pb_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mangaroute._closing import ClosesOnExit
 from mangaroute.core.router import Router
 from mangaroute.runtime.refresher import SnapshotRefresher
 from mangaroute.sidecar._generated.mangaroute_api.v1 import router_pb2 as pb
@@ -217,7 +217,7 @@ def server_options(settings: SidecarSettings) -> list[tuple[str, int]]:
     ]
 
 
-class Sidecar:
+class Sidecar(ClosesOnExit):
     """A running gRPC front door to one router::
 
         with Sidecar(router, SidecarSettings(listen=parse_listen("127.0.0.1:0"))) as sidecar:
@@ -385,17 +385,14 @@ class Sidecar:
             self._deadline = min(self._deadline, time.monotonic() + STOP_MARGIN_S)
             server.stop(0)
 
-    def __enter__(self) -> Sidecar:
+    def close(self) -> None:
+        """:meth:`stop` with the settings' grace period (what leaving a ``with`` block does)."""
+        self.stop()
+
+    def __enter__(self) -> Self:
+        """Start serving; leaving the block stops (:class:`~mangaroute._closing.ClosesOnExit`)."""
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _shut_down(executor: futures.ThreadPoolExecutor, deadline: float) -> bool:
