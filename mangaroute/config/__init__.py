@@ -139,10 +139,16 @@ class Table:
             return f"{self.limits}.{name}"
         return None
 
-    def _in_range(self, name: str, value: Any, limit: str) -> None:
+    def _within_limit(self, name: str, value: Any, limit: str | None) -> bool:
+        """Check ``value`` against the LIMITS range ``name`` is read from (:meth:`_limit`);
+        False when it has none, and the caller checks the value itself."""
+        limit = self._limit(name, limit)
+        if limit is None:
+            return False
         reason = violation(limit, value)
         if reason is not None:
             raise self.error(name, reason)
+        return True
 
     def number(
         self,
@@ -158,9 +164,7 @@ class Table:
         value, missing = self._get(name, default)
         if missing:
             return value
-        limit = self._limit(name, limit)
-        if limit is not None:
-            self._in_range(name, value, limit)
+        if self._within_limit(name, value, limit):
             return float(value)
         if (
             isinstance(value, bool)
@@ -178,11 +182,7 @@ class Table:
         self, name: str, default: Any = _DECLARED, *, minimum: int = 0, limit: str | None = None
     ) -> Any:
         value, missing = self._get(name, default)
-        if missing:
-            return value
-        limit = self._limit(name, limit)
-        if limit is not None:
-            self._in_range(name, value, limit)
+        if missing or self._within_limit(name, value, limit):
             return value
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.error(name, f"expected an integer >= {minimum}, got {value!r}")
@@ -200,6 +200,10 @@ class Table:
             read = self.integer if LIMITS[f"{self.limits}.{name}"].integer else self.number
             values[name] = read(name, getattr(defaults, name))
         return values
+
+    def settings(self, cls: type[T]) -> T:
+        """A ``cls`` built from :meth:`numbers`: each setting from this table, or ``cls()``'s."""
+        return cls(**self.numbers(cls()))
 
     def values(self, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
         """Every declared number, integer, string, flag and list of names of this table but
@@ -349,7 +353,7 @@ def config_from_data(data: dict[str, Any], *, source: str = "<data>") -> RouterC
     root = Table(data, source, "", section=ROOT)
     router = root.table("router", limits="router")
     default_region = router.text("region")
-    window = router.build("", lambda: WindowSettings(**router.numbers(WindowSettings())))
+    window = router.build("", lambda: router.settings(WindowSettings))
     default_class_name = router.text("default_class")
     streamed = router.flag("streamed")
     quality = router.names("quality")
@@ -418,7 +422,7 @@ def _shared(root: Table) -> SharedSettings | None:
 
 
 def _breaker(table: Table) -> BreakerPolicy:
-    policy = table.build("", lambda: BreakerPolicy(**table.numbers(BreakerPolicy())))
+    policy = table.build("", lambda: table.settings(BreakerPolicy))
     table.finish()
     return policy
 
@@ -714,7 +718,7 @@ def _cost_under_slo(params: Table, predictor: LatencyPredictor) -> CostUnderSlo:
 def _headroom(params: Table, context: PartContext) -> Headroom | ThrottleBet:
     """``headroom``; with ``throttle_round_trip_ms`` its throttle cut becomes the throttle bet,
     judged within ``slo_p99_ms`` (default: the policy's ``cost_under_slo`` ranker's SLO)."""
-    headroom = Headroom(**params.numbers(Headroom()))
+    headroom = params.settings(Headroom)
     round_trip = params._raw("throttle_round_trip_ms")
     slo = params.number("slo_p99_ms")
     if round_trip is None:
@@ -817,7 +821,7 @@ def _canary(params: Table, context: PartContext) -> Canary:
 
 def _score(params: Table, context: PartContext) -> WeightedScore:
     weights = params.table("weights", limits="score.weights")
-    score_weights = weights.build("", lambda: ScoreWeights(**weights.numbers(ScoreWeights())))
+    score_weights = weights.build("", lambda: weights.settings(ScoreWeights))
     weights.finish()
     return WeightedScore(
         **params.numbers(WeightedScore()),
@@ -852,23 +856,17 @@ register_filter("healthy", lambda params, context: Healthy(), sections.empty("he
 register_filter("headroom", _headroom, sections.HEADROOM)
 register_filter(
     "latency_ceiling",
-    lambda params, context: LatencyCeiling(**params.numbers(LatencyCeiling())),
+    lambda params, context: params.settings(LatencyCeiling),
     sections.LATENCY_CEILING,
 )
-register_filter(
-    "reliable", lambda params, context: Reliable(**params.numbers(Reliable())), sections.RELIABLE
-)
+register_filter("reliable", lambda params, context: params.settings(Reliable), sections.RELIABLE)
 register_filter(
     "schedule", lambda params, context: _schedule(params, context.targets), sections.SCHEDULE
 )
 register_ranker("order", lambda params, context: ConfigOrder(), sections.empty("order"))
 register_ranker("score", _score, sections.SCORE)
 register_ranker("latency", _latency, sections.LATENCY)
-register_ranker(
-    "cost",
-    lambda params, context: CheapestWithinSlo(**params.numbers(CheapestWithinSlo())),
-    sections.COST,
-)
+register_ranker("cost", lambda params, context: params.settings(CheapestWithinSlo), sections.COST)
 register_ranker(
     "predicted",
     lambda params, context: PredictedLatency(context.predictor),
