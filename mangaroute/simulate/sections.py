@@ -273,23 +273,14 @@ FAULT = Section(
         Key("target", "string", "a target of the config", required=True),
         _START,
         Key("minutes", "number", "how long, > 0", required=True),
-        Key(
-            "factor",
-            "number",
-            "strength (kind's meaning), > 0",
-            default=field_default(Fault, "factor"),
-        ),
-        Key(
-            "probability",
-            "number",
-            "share of calls hit",
-            default=field_default(Fault, "probability"),
-        ),
-        Key(
-            "latency_ms",
-            "number",
-            "a fast error's latency, > 0",
-            default=field_default(Fault, "latency_ms"),
+        *_optional(
+            dataclass_keys(
+                Fault,
+                skip=("kind", "target", "start_s", "end_s"),
+                factor="strength (kind's meaning), > 0",
+                probability="share of calls hit",
+                latency_ms="a fast error's latency, > 0",
+            )
         ),
     ),
 )
