@@ -31,6 +31,16 @@ def echo(value: object) -> str:
     return f"{text[:ECHO_CHARS]}... ({len(text)} characters)"
 
 
+def counts_error(what: str, **counts: object) -> str:
+    """The message for ``counts`` that are not all integers >= 0 (``"token counts must be
+    integers >= 0, got input_tokens=-1, output_tokens=0"``), naming every count of the group
+    so the bad one is seen beside the others; ``""`` when they all are."""
+    if all(type(count) is int and count >= 0 for count in counts.values()):
+        return ""
+    got = ", ".join(f"{name}={echo(count)}" for name, count in counts.items())
+    return f"{what} must be integers >= 0, got {got}"
+
+
 class MangarouteError(Exception):
     """Base class of every error mangaroute raises on purpose."""
 

@@ -35,6 +35,7 @@ from mangaroute.core.errors import (
     MangarouteError,
     UnknownRequestClass,
     UnknownTarget,
+    counts_error,
     echo,
 )
 from mangaroute.core.observation import Observation
@@ -142,11 +143,12 @@ class Router(ControlPlane):
         if (
             type(input_tokens) is not int
             or type(output_tokens) is not int
-            or (input_tokens < 0 or output_tokens < 0)
+            or input_tokens | output_tokens < 0
         ):
             raise InvalidRequest(
-                f"estimated tokens must be integers >= 0, got input_tokens={echo(input_tokens)}, "
-                f"output_tokens={echo(output_tokens)}"
+                counts_error(
+                    "estimated tokens", input_tokens=input_tokens, output_tokens=output_tokens
+                )
             )
         if budget_ms is not None and (
             type(budget_ms) not in _NUMBER or not 0.0 <= budget_ms < _INF
@@ -270,21 +272,17 @@ class Router(ControlPlane):
         if (
             type(input_tokens) is not int
             or type(output_tokens) is not int
-            or (input_tokens < 0 or output_tokens < 0)
-        ):
-            raise InvalidObservation(
-                f"token counts must be integers >= 0, got input_tokens={echo(input_tokens)}, "
-                f"output_tokens={echo(output_tokens)}"
-            )
-        if (
-            type(cache_read_tokens) is not int
+            or type(cache_read_tokens) is not int
             or type(cache_write_tokens) is not int
-            or (cache_read_tokens < 0 or cache_write_tokens < 0)
-        ):
+            or input_tokens | output_tokens | cache_read_tokens | cache_write_tokens < 0
+        ):  # one test on the hot path (a bitwise or of ints is negative iff one of them is)
             raise InvalidObservation(
-                "cache token counts must be integers >= 0, got "
-                f"cache_read_tokens={echo(cache_read_tokens)}, "
-                f"cache_write_tokens={echo(cache_write_tokens)}"
+                counts_error("token counts", input_tokens=input_tokens, output_tokens=output_tokens)
+                or counts_error(
+                    "cache token counts",
+                    cache_read_tokens=cache_read_tokens,
+                    cache_write_tokens=cache_write_tokens,
+                )
             )
         if error_code is not None and not isinstance(error_code, str):
             raise InvalidObservation(f"error_code must be a string, got {echo(error_code)}")

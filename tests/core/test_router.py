@@ -24,6 +24,7 @@ from mangaroute import (
     UnknownTarget,
     parse_config,
 )
+from mangaroute.core.errors import echo
 from mangaroute.core.snapshot import BreakerEvent, SwitchEvent
 
 from ..conftest import SMALL_CONFIG, RouterFactory
@@ -139,6 +140,41 @@ def test_invalid_observations_raise_and_change_nothing(router: Router, clock: Fa
     assert router.snapshot().to_dict() == before
     router.record("fast", Outcome.OK, latency_ms=200.0)  # and it keeps serving
     assert router.snapshot().target("fast").requests == 11
+
+
+_COUNT = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.text(max_size=3),
+)
+_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+@settings(max_examples=150, deadline=None)
+@given(counts=st.tuples(_COUNT, _COUNT, _COUNT, _COUNT))
+def test_record_takes_token_counts_only_as_integers_at_least_zero(
+    counts: tuple[object, object, object, object],
+) -> None:
+    router = Router(parse_config(SMALL_CONFIG), clock=FakeClock(), rng=random.Random(1))
+    given_counts: dict[str, Any] = dict(zip(_TOKEN_FIELDS, counts, strict=True))
+    valid = [type(c) is int and c >= 0 for c in given_counts.values()]
+    if all(valid):
+        router.record("fast", "ok", latency_ms=5.0, **given_counts)
+        assert router.snapshot().target("fast").requests == 1
+        return
+    with pytest.raises(InvalidObservation) as raised:
+        router.record("fast", "ok", latency_ms=5.0, **given_counts)
+    # the message names the group at fault (input/output first), every count of it quoted
+    group, what = (
+        (_TOKEN_FIELDS[:2], "token counts")
+        if not all(valid[:2])
+        else (_TOKEN_FIELDS[2:], "cache token counts")
+    )
+    quoted = ", ".join(f"{name}={echo(given_counts[name])}" for name in group)
+    assert str(raised.value) == f"{what} must be integers >= 0, got {quoted}"
+    assert router.snapshot().target("fast").requests == 0  # nothing recorded
 
 
 def test_a_decision_from_another_router_is_rejected(make_router: RouterFactory) -> None:
