@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from mangaroute.config import load_config, load_default_config
 from mangaroute.core.errors import ConfigError
@@ -26,6 +27,7 @@ __all__ = [
     "add_config_option",
     "add_json_option",
     "config_path",
+    "laid_out_help",
     "router_config",
     "serving_config_path",
 ]
@@ -66,6 +68,17 @@ def add_json_option(
     """``--json``: the command prints JSON, and fails with a JSON error object
     (:func:`mangaroute.cli.output.error_json`)."""
     parser.add_argument("--json", action="store_true", help=help_text)
+
+
+def laid_out_help(description: str, epilog: str | None = None) -> dict[str, Any]:
+    """The keywords of a parser (``ArgumentParser(...)`` or ``add_parser(...)``) whose
+    description and epilog are laid out by hand - paragraphs, example lines - and are printed
+    as written, not re-wrapped."""
+    return {
+        "description": description,
+        "epilog": epilog,
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
 
 
 def router_config(flag: str | None) -> RouterConfig:

@@ -12,6 +12,7 @@ from mangaroute.cli.options import (
     add_config_option,
     add_json_option,
     config_path,
+    laid_out_help,
 )
 from mangaroute.cli.output import CommandFailed, emit
 from mangaroute.config import load_config
@@ -53,8 +54,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
     status = actions.add_parser(
         "status",
         help="show replicas, primary, ejections, fleet usage and spend (read-only)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **laid_out_help(DESCRIPTION),
     )
     add_config_option(status, fallback="none: required", needs=" with a [shared] table")
     add_json_option(status)

@@ -21,7 +21,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mangaroute.cli.options import PLACEHOLDER_ACCOUNT, add_config_option, serving_config_path
+from mangaroute.cli.options import (
+    PLACEHOLDER_ACCOUNT,
+    add_config_option,
+    laid_out_help,
+    serving_config_path,
+)
 from mangaroute.cli.output import run_parsed
 from mangaroute.core.errors import MangarouteError
 from mangaroute.sidecar.address import default_socket_path
@@ -198,16 +203,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve`` (and ``admin``, its operator's counterpart,
     :mod:`mangaroute.sidecar.cli.admin`) to the ``mangaroute`` command's sub-parsers."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve",
-        help="run the gRPC sidecar (mangaroute.v1.Router, health, reflection)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = _serve_parser(
+        subparsers.add_parser(
+            "serve",
+            help="run the gRPC sidecar (mangaroute.v1.Router, health, reflection)",
+            **laid_out_help(DESCRIPTION, EPILOG),
+        )
     )
+    register_admin(subparsers)
+    return parser
+
+
+def _serve_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` (``mangaroute serve``'s or ``python -m mangaroute.sidecar``'s) with the
+    serve flags and :func:`cmd_serve` as its handler."""
     add_arguments(parser)
     parser.set_defaults(handler=cmd_serve)
-    register_admin(subparsers)
     return parser
 
 
@@ -442,14 +453,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     ``mangaroute serve: error: <why>``, and exit 2 (:func:`mangaroute.cli.output.guarded`)."""
 
     def build(parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-        parser = parser_class(
-            prog="python -m mangaroute.sidecar",
-            description=DESCRIPTION,
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_arguments(parser)
-        parser.set_defaults(handler=cmd_serve)
-        return parser
+        prog = "python -m mangaroute.sidecar"
+        return _serve_parser(parser_class(prog=prog, **laid_out_help(DESCRIPTION, EPILOG)))
 
     return run_parsed(build, argv, out, prog="mangaroute serve")

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mangaroute.cli.options import laid_out_help
 from mangaroute.cli.output import emit
 from mangaroute.core.errors import MangarouteError
 from mangaroute.sidecar.address import default_socket_path
@@ -83,9 +84,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
     admin: argparse.ArgumentParser = commands.add_parser(
         "admin",
         help="eject, restore, pin or unpin on a running sidecar (operator actions)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **laid_out_help(DESCRIPTION, EPILOG),
     )
     actions = admin.add_subparsers(dest="admin_action", metavar="ACTION", required=True)
     for name, (_, target, duration, help_text) in _ACTIONS.items():
