@@ -56,7 +56,15 @@ MAX_OPERATOR_CHARS = 64
 """The longest ``operator`` an admin request may name."""
 _REPORTED = pb.ReportResponse()
 _M = TypeVar("_M", bound=Message)
-_A = TypeVar("_A", pb.EjectRequest, pb.RestoreRequest, pb.PinPrimaryRequest, pb.UnpinPrimaryRequest)
+_R = TypeVar("_R", bound=Message)
+ADMIN_ARGUMENTS: dict[type[Message], tuple[str, ...]] = {
+    pb.EjectRequest: ("target_name", "reason", "duration_s"),
+    pb.RestoreRequest: ("target_name", "reason"),
+    pb.PinPrimaryRequest: ("target_name", "reason", "duration_s"),
+    pb.UnpinPrimaryRequest: ("reason",),
+}
+"""Each admin request's fields, in the order of the router method's arguments (``Eject``'s
+``duration_s`` is ``eject``'s ``cooldown_s``); its ``operator`` becomes ``by=``."""
 
 
 def bad_input_message(exc: Exception) -> str:
@@ -100,6 +108,20 @@ def _rejection(index: int, exc: Exception) -> pb.ReportRejection:
     text = bad_input_message(exc)
     fields = _invalid_fields(exc, pb.ReportStreamRequest, text)
     return pb.ReportRejection(index=index, message=text, field=fields[0] if fields else "")
+
+
+def _admin_rpc(
+    request_type: type[Message],
+    response_type: Callable[..., _R],
+    act: Callable[..., AdminEvent | None],
+) -> Callable[[RouterServicer, bytes, grpc.ServicerContext], _R]:
+    """An admin RPC of :class:`RouterServicer`: :meth:`~RouterServicer._act` with ``act`` (the
+    ``Router`` method), its action in a ``response_type``."""
+
+    def rpc(servicer: RouterServicer, data: bytes, context: grpc.ServicerContext) -> _R:
+        return response_type(action=servicer._act(request_type, data, context, act))
+
+    return rpc
 
 
 class RouterServicer:
@@ -250,52 +272,21 @@ class RouterServicer:
 
     # -- admin ----------------------------------------------------------------------------
 
-    def Eject(  # noqa: N802 - the proto's method name
-        self, data: bytes, context: grpc.ServicerContext
-    ) -> pb.EjectResponse:
-        def act(request: pb.EjectRequest, by: str) -> AdminEvent | None:
-            return self._router.eject(
-                request.target_name, request.reason, request.duration_s, by=by
-            )
-
-        return pb.EjectResponse(action=self._act(pb.EjectRequest, data, context, act))
-
-    def Restore(  # noqa: N802 - the proto's method name
-        self, data: bytes, context: grpc.ServicerContext
-    ) -> pb.RestoreResponse:
-        def act(request: pb.RestoreRequest, by: str) -> AdminEvent:
-            return self._router.restore(request.target_name, request.reason, by=by)
-
-        return pb.RestoreResponse(action=self._act(pb.RestoreRequest, data, context, act))
-
-    def PinPrimary(  # noqa: N802 - the proto's method name
-        self, data: bytes, context: grpc.ServicerContext
-    ) -> pb.PinPrimaryResponse:
-        def act(request: pb.PinPrimaryRequest, by: str) -> AdminEvent:
-            return self._router.pin_primary(
-                request.target_name, request.reason, request.duration_s, by=by
-            )
-
-        return pb.PinPrimaryResponse(action=self._act(pb.PinPrimaryRequest, data, context, act))
-
-    def UnpinPrimary(  # noqa: N802 - the proto's method name
-        self, data: bytes, context: grpc.ServicerContext
-    ) -> pb.UnpinPrimaryResponse:
-        def act(request: pb.UnpinPrimaryRequest, by: str) -> AdminEvent:
-            return self._router.unpin_primary(request.reason, by=by)
-
-        return pb.UnpinPrimaryResponse(action=self._act(pb.UnpinPrimaryRequest, data, context, act))
+    Eject = _admin_rpc(pb.EjectRequest, pb.EjectResponse, Router.eject)
+    Restore = _admin_rpc(pb.RestoreRequest, pb.RestoreResponse, Router.restore)
+    PinPrimary = _admin_rpc(pb.PinPrimaryRequest, pb.PinPrimaryResponse, Router.pin_primary)
+    UnpinPrimary = _admin_rpc(pb.UnpinPrimaryRequest, pb.UnpinPrimaryResponse, Router.unpin_primary)
 
     def _act(
         self,
-        message_type: type[_A],
+        message_type: type[Message],
         data: bytes,
         context: grpc.ServicerContext,
-        act: Callable[[_A, str], AdminEvent | None],
+        act: Callable[..., AdminEvent | None],
     ) -> pb.AdminAction:
-        """Check the caller, parse, act; the action as the router published it (pinning
-        without a ``[switcher]`` is a ``FAILED_PRECONDITION``, other bad input
-        ``INVALID_ARGUMENT``)."""
+        """Check the caller, parse, ``act(router, *arguments, by=...)`` with the request's
+        :data:`ADMIN_ARGUMENTS`; the action as the router published it (pinning without a
+        ``[switcher]`` is a ``FAILED_PRECONDITION``, other bad input ``INVALID_ARGUMENT``)."""
         try:
             identity = self._admin.identity(context)
         except AdminRefused as exc:
@@ -308,7 +299,8 @@ class RouterServicer:
                     f"operator must be at most {MAX_OPERATOR_CHARS} characters, got {len(operator)}"
                 )
             by = f"{operator} ({identity})" if operator else identity
-            event = act(request, by)
+            arguments = [getattr(request, name) for name in ADMIN_ARGUMENTS[message_type]]
+            event = act(self._router, *arguments, by=by)
         except NoSwitcher as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except BAD_INPUT as exc:
