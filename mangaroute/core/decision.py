@@ -34,19 +34,9 @@ class Decision(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         return {
             "decision_id": self.decision_id,
-            "target": _target_dict(self.target),
-            "fallbacks": [_target_dict(t) for t in self.fallbacks],
+            "target": self.target.identity(),
+            "fallbacks": [t.identity() for t in self.fallbacks],
             "reason": self.reason,
             "request_class": self.request_class,
             "policy": self.policy,
         }
-
-
-def _target_dict(target: Target) -> dict[str, str]:
-    return {
-        "name": target.name,
-        "pattern": target.pattern.value,
-        "model_id": target.model_id,
-        "region": target.region,
-        "tier": target.tier,
-    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mangaroute.core.breaker import BreakerState
@@ -69,13 +69,8 @@ class TargetView:
         return self.breaker is BreakerState.CLOSED
 
     def to_dict(self) -> dict[str, Any]:
-        target = self.target
         return {
-            "name": target.name,
-            "pattern": target.pattern.value,
-            "model_id": target.model_id,
-            "region": target.region,
-            "tier": target.tier,
+            **self.target.identity(),
             "latency_ms": {
                 "p50": _num(self.p50_ms),
                 "p90": _num(self.p90_ms),
@@ -95,7 +90,7 @@ class TargetView:
             "throttle_rate": round(self.throttle_rate, 6),
             "tokens_per_minute": round(self.tokens_per_minute, 3),
             "output_tokens_per_call": _num(self.output_tokens_per_call),
-            "capacity_tokens_per_minute": target.capacity.tokens_per_minute,
+            "capacity_tokens_per_minute": self.target.capacity.tokens_per_minute,
             "requests_per_second": round(self.requests_per_second, 3),
             "utilization": round(self.utilization, 6),
             "in_flight": self.in_flight,
@@ -133,6 +128,12 @@ class PickPlan:
     @property
     def total(self) -> float:
         return self.cumulative[-1] if self.cumulative else 1.0
+
+    def marked(self, suffix: str) -> PickPlan:
+        """The same plan (targets, weights, fallbacks, stickiness, rotation) with ``suffix``
+        added to every reason: how a wrapping picker says it changed the candidates
+        (``+spend_guard``, ``+below_floor``)."""
+        return replace(self, reasons=tuple(reason + suffix for reason in self.reasons))
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,3 +175,14 @@ class Target:
         if self.ops_score == -1:
             object.__setattr__(self, "ops_score", OPS_SCORE[self.pattern])
         check_fields(self, "target", ("ops_score",))
+
+    def identity(self) -> dict[str, str]:
+        """What names the target in a decision's or a snapshot's JSON: name, pattern, model
+        id, region, tier (its prior, pricing and capacity are the config's)."""
+        return {
+            "name": self.name,
+            "pattern": self.pattern.value,
+            "model_id": self.model_id,
+            "region": self.region,
+            "tier": self.tier,
+        }

@@ -23,6 +23,7 @@ from mangaroute.core.policy import (
     Spillover,
 )
 from mangaroute.core.policy.budget import pace_fraction
+from mangaroute.core.policy.pickers import Uniform
 from mangaroute.core.policy.schedule import in_window
 from mangaroute.core.targets import Pricing
 
@@ -120,6 +121,23 @@ def test_the_budget_guard_prefers_cheaper_tiers_and_says_so_when_ahead_of_pace()
     plan = ahead.plan([sonnet, haiku], None)
     assert [t.name for t in plan.targets] == ["haiku", "sonnet"]
     assert plan.reasons == ("best+spend_guard", "best+spend_guard")
+
+
+def test_the_budget_guard_keeps_a_round_robin_taking_turns_when_ahead_of_pace() -> None:
+    # it once rebuilt the inner plan without its rotation: round robin became random draws
+    sonnet = make_view("sonnet", p99=1400.0, pricing=Pricing(3, 15), latency_source="prior")
+    haiku = make_view("haiku", p99=1200.0, pricing=Pricing(0.25, 1.25), latency_source="prior")
+    guard = BudgetGuard(inner=Uniform(rotate=True, name="round_robin"), daily_usd=1000.0)
+    ledger = SpendLedger()
+    ledger.observe(jst(0), 0.0)
+    ledger.observe(jst(12), 900.0)  # noon, $900 of $1,000 spent
+    ahead = guard.bind(context(jst(12), ledger))
+    assert ahead.ahead > 0
+    plan = ahead.plan([sonnet, haiku], None)
+    assert plan.rotate and not plan.sticky
+    assert [t.name for t in plan.targets] == ["haiku", "sonnet"]
+    assert plan.reasons == ("round_robin+spend_guard", "round_robin+spend_guard")
+    assert plan.cumulative == (1.0, 2.0)
 
 
 def test_a_policy_binds_only_its_contextual_parts() -> None:

@@ -93,11 +93,4 @@ class BudgetGuard:
         if self.ahead <= 0:
             return self.inner.plan(ranked, primary)
         cheaper, _ = self.cheaper.rank(ranked)
-        plan = self.inner.plan(cheaper, primary)
-        return PickPlan(
-            plan.targets,
-            tuple(reason + GUARD_REASON for reason in plan.reasons),
-            plan.fallbacks,
-            plan.cumulative,
-            plan.sticky,
-        )
+        return self.inner.plan(cheaper, primary).marked(GUARD_REASON)

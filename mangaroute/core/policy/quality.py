@@ -114,12 +114,4 @@ class QualityFloor:
         if meets:
             plan = self.inner.plan(meets, primary)
             return append_fallbacks(plan, [view.target for view in below])
-        plan = self.inner.plan(below, primary)
-        return PickPlan(
-            plan.targets,
-            tuple(reason + BELOW_FLOOR for reason in plan.reasons),
-            plan.fallbacks,
-            plan.cumulative,
-            plan.sticky,
-            plan.rotate,
-        )
+        return self.inner.plan(below, primary).marked(BELOW_FLOOR)
