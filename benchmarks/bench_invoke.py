@@ -22,6 +22,16 @@ process's CPU time (every thread's: the refresher's rebuilds count) per call of 
 for an ``added`` row the routed path's minus the direct one's: the work the router costs the
 host, which a loaded machine disturbs far less than it disturbs wall-clock percentiles.
 
+The pooled p99s of two paths differ by whatever stalls each happened to meet (the stand-in's,
+the kernel's, a shared machine's), so a gap of a few hundred us between them is mostly noise.
+The row ``per call: outside boto3`` measures the router's own time directly: each call's
+time minus the time of the boto3 call inside it (botocore's ``provide-client-params`` to
+``after-call`` events, hooked on the one client both paths use), minus the same for the
+direct calls (the few us of boto3's entry and exit outside those events). Its p99 is the tail
+of what routing adds to a call, with the remote service's tail taken out. What it leaves out
+is a wait for the GIL inside the boto3 call while our refresher rebuilds a snapshot: at most
+one rebuild per such call, and the last line says how often and how long those are.
+
 Back-to-back calls are this process's peak load; the last lines report the snapshot
 rebuilds per routed call in the routed blocks and what they cost (rebuilds per call x the
 p50 of a rebuild, timed at the end).
@@ -97,13 +107,41 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def timed_block(call: Call, calls: int) -> list[float]:
+def timed_block(
+    call: Call, calls: int, own: list[float] | None = None, sdk_ns: Callable[[], int] | None = None
+) -> list[float]:
+    """Each call's wall time in us; with ``own`` and ``sdk_ns`` (the boto3 call's time inside
+    the last call), also each call's time outside its boto3 call, appended to ``own``."""
     samples = []
     for _ in range(calls):
         start = time.perf_counter_ns()
         call()
-        samples.append((time.perf_counter_ns() - start) / 1000.0)
+        total = time.perf_counter_ns() - start
+        samples.append(total / 1000.0)
+        if own is not None and sdk_ns is not None:
+            own.append((total - sdk_ns()) / 1000.0)
     return samples
+
+
+class SdkTimer:
+    """Times the boto3 call inside a call: from botocore's first event of an operation
+    (``provide-client-params``) to its ``after-call`` (the response parsed). Both paths
+    carry the same two hooks on the same client, so they cost both alike."""
+
+    def __init__(self, client: Any, operation: str = "Converse") -> None:
+        self.start = self.end = 0
+        events = client.meta.events
+        events.register(f"provide-client-params.bedrock-runtime.{operation}", self._start)
+        events.register(f"after-call.bedrock-runtime.{operation}", self._end)
+
+    def _start(self, **_: Any) -> None:
+        self.start = time.perf_counter_ns()
+
+    def _end(self, **_: Any) -> None:
+        self.end = time.perf_counter_ns()
+
+    def last_ns(self) -> int:
+        return self.end - self.start
 
 
 class Bench:
@@ -114,6 +152,7 @@ class Bench:
         self.cache = cache
         bedrock = next(t for t in router.targets if t.pattern.value.startswith("bedrock"))
         self.client = cache.client("bedrock-runtime", bedrock.region, BUDGET_MS / 1000)
+        self.sdk = SdkTimer(self.client)
         self.model_id = router.config.target(router.primary or bedrock.name).model_id
         self.telemetry: dict[str, RoutingTelemetry | None] = {
             "tracing off": None,
@@ -123,6 +162,8 @@ class Bench:
         self.samples: dict[str, list[float]] = {DIRECT: []}
         self.samples.update({name: [] for name in self.telemetry})
         self.block_p50: dict[str, list[float]] = {name: [] for name in self.samples}
+        self.own: dict[str, list[float]] = {name: [] for name in self.samples}
+        """Per call: its time outside the boto3 call (the router's own, for a routed path)."""
         self.cpu_us: dict[str, float] = dict.fromkeys(self.samples, 0.0)
         self.routed_calls = 0
         self.rebuilds = 0
@@ -132,8 +173,9 @@ class Bench:
 
     def block(self, path: str, calls: int, *, keep: bool = True) -> None:
         if path == DIRECT:
+            own: list[float] = []
             cpu = time.process_time()
-            samples = timed_block(self.direct, calls)
+            samples = timed_block(self.direct, calls, own, self.sdk.last_ns)
             cpu = time.process_time() - cpu
         else:
             with RoutedClient(
@@ -147,8 +189,9 @@ class Bench:
 
                 call()  # the client's first call warms its lookups
                 before = self.router.rebuilds
+                own = []
                 cpu = time.process_time()  # every thread's: the refresher's rebuilds count
-                samples = timed_block(call, calls)
+                samples = timed_block(call, calls, own, self.sdk.last_ns)
                 cpu = time.process_time() - cpu
                 if keep:
                     self.rebuilds += self.router.rebuilds - before
@@ -156,6 +199,7 @@ class Bench:
         if keep:
             self.cpu_us[path] += cpu * 1e6
             self.samples[path] += samples
+            self.own[path] += own
             self.block_p50[path].append(percentile(samples, 0.5))
 
     def run(self, calls: int, rounds: int) -> None:
@@ -205,6 +249,14 @@ def measure(calls: int, rounds: int) -> tuple[list[dict[str, Any]], dict[str, fl
         ]
         rows.append(
             {"path": "  per round: median p50 difference", "p50_us": percentile(paired, 0.5)}
+        )
+        own, own_base = bench.own[name], bench.own[DIRECT]
+        rows.append(
+            {
+                "path": "  per call: outside boto3, over direct's",
+                "p50_us": percentile(own, 0.5) - percentile(own_base, 0.5),
+                "p99_us": percentile(own, 0.99) - percentile(own_base, 0.99),
+            }
         )
     per_call = bench.rebuilds / max(1, bench.routed_calls)
     rebuild_us = rebuild_p50_us(bench.router)
