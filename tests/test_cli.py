@@ -330,3 +330,31 @@ def test_snapshot_text_shows_an_operators_pin_and_when_an_open_breaker_ends() ->
     assert "until" not in sonnet  # a closed breaker has no end to show
     router.unpin_primary("quota back", by="alice")
     assert _snapshot_text(router.snapshot()).splitlines()[0] == "primary: provisioned-sonnet"
+
+
+def test_serve_flags_reach_the_sidecar_and_metrics_settings() -> None:
+    from mangaroute.cli.options import settings_from_flags  # noqa: PLC0415
+    from mangaroute.sidecar.address import parse_listen  # noqa: PLC0415
+    from mangaroute.sidecar.metrics import MetricsSettings  # noqa: PLC0415
+    from mangaroute.sidecar.server import SidecarSettings  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(
+        ["--workers", "3", "--max-streams", "5", "--max-message-bytes", "2048", "--grace-s",
+         "1.5", "--refresh-ms", "250", "--socket-mode", "660", "--prometheus-host", "0.0.0.0",
+         "--prometheus-port", "9000", "--emf-namespace", "Ns"]
+    )  # fmt: skip
+    listen = parse_listen("127.0.0.1:0")
+    settings = settings_from_flags(SidecarSettings, args, listen=listen)
+    assert settings == SidecarSettings(
+        listen=listen,
+        workers=3,
+        max_streams=5,
+        max_message_bytes=2048,
+        grace_s=1.5,
+        refresh_ms=250.0,
+        socket_mode=0o660,
+    )
+    metrics = settings_from_flags(MetricsSettings, args, exporters=("emf",))
+    assert metrics == MetricsSettings(("emf",), "0.0.0.0", 9000, "Ns")

@@ -13,12 +13,16 @@ it too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mangaroute.config import load_config, load_default_config
 from mangaroute.core.errors import ConfigError
 from mangaroute.core.settings import RouterConfig
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "CONFIG_ENV",
@@ -30,11 +34,14 @@ __all__ = [
     "laid_out_help",
     "router_config",
     "serving_config_path",
+    "settings_from_flags",
 ]
 
 CONFIG_ENV = "MANGAROUTE_CONFIG"
 PLACEHOLDER_ACCOUNT = "123456789012"
 """The account id in the shipped example's ARNs (the AWS documentation's placeholder)."""
+
+_S = TypeVar("_S", bound="DataclassInstance")
 
 
 class ConfigNotGiven(ConfigError):
@@ -79,6 +86,19 @@ def laid_out_help(description: str, epilog: str | None = None) -> dict[str, Any]
         "epilog": epilog,
         "formatter_class": argparse.RawDescriptionHelpFormatter,
     }
+
+
+def settings_from_flags(settings_type: type[_S], args: argparse.Namespace, **given: Any) -> _S:
+    """A settings dataclass whose fields are the command's flags of the same names
+    (``max_streams`` is ``--max-streams``): each field is ``given`` when it is there (a flag
+    that needs parsing first), else the flag's value when the command has that flag, else
+    the field's default."""
+    flags = {
+        name: getattr(args, name)
+        for name in (field.name for field in dataclasses.fields(settings_type))
+        if name not in given and hasattr(args, name)
+    }
+    return settings_type(**flags, **given)
 
 
 def router_config(flag: str | None) -> RouterConfig:

@@ -70,7 +70,8 @@ def parse_metrics(values: Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
-    """Which exporters the sidecar runs and where."""
+    """Which exporters the sidecar runs and where; the ``mangaroute serve`` flags of the same
+    names."""
 
     exporters: tuple[str, ...] = ()
     prometheus_host: str = "127.0.0.1"

@@ -26,6 +26,7 @@ from mangaroute.cli.options import (
     add_config_option,
     laid_out_help,
     serving_config_path,
+    settings_from_flags,
 )
 from mangaroute.cli.output import run_parsed
 from mangaroute.core.errors import MangarouteError
@@ -241,23 +242,15 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise SidecarError("--tls-client-ca needs --tls-cert and --tls-key")
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-    settings = SidecarSettings(
+    settings = settings_from_flags(
+        SidecarSettings,
+        args,
         listen=parse_listen(args.listen),
         tls=tls,
-        workers=args.workers,
-        max_streams=args.max_streams,
-        max_message_bytes=args.max_message_bytes,
-        grace_s=args.grace_s,
-        refresh_ms=args.refresh_ms,
-        socket_mode=args.socket_mode,
-        allow_insecure_remote=args.allow_insecure_remote,
         admin_subjects=tuple(args.admin_subject),
     )
-    metrics_settings = MetricsSettings(
-        exporters=parse_metrics(args.metrics),
-        prometheus_host=args.prometheus_host,
-        prometheus_port=args.prometheus_port,
-        emf_namespace=args.emf_namespace,
+    metrics_settings = settings_from_flags(
+        MetricsSettings, args, exporters=parse_metrics(args.metrics)
     )
     path = serving_config_path(args.config, demo=args.demo)
     config = load_config(path) if path else load_default_config()
