@@ -94,10 +94,10 @@ class SharedState(ClosesOnExit):
         step that fails is logged and the next one still runs)."""
         steps: list[Callable[[], object]] = [self._unsubscribe]
         started = self._worker.running
-        if self._worker.stop(timeout_s) and started:  # the link is not thread-safe: never
-            steps.append(
-                self.link.sync
-            )  # two syncs at once  # publish the last deltas (best effort)
+        # Publish the last deltas (best effort) only once the worker has stopped: the link
+        # is not thread-safe, never two syncs at once.
+        if self._worker.stop(timeout_s) and started:
+            steps.append(self.link.sync)
         steps += [self.link.fall_back, self._store.close]
         for step in steps:
             try:
