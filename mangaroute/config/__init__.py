@@ -301,6 +301,13 @@ class Table:
         except ValueError as exc:
             raise ConfigError(str(exc), source=self.source, key=self.key(name)) from None
 
+    def finish_with(self, factory: Callable[[], T], *, name: str = "") -> T:
+        """A whole table's reader ends here: :meth:`build` its object (errors at ``name``),
+        then :meth:`finish` the table."""
+        built = self.build(name, factory)
+        self.finish()
+        return built
+
 
 def load_config(path: str | Path) -> RouterConfig:
     """Read and validate a TOML config file."""
@@ -414,23 +421,17 @@ def _shared(root: Table) -> SharedSettings | None:
             "is not read from the config file: put the password in an environment variable "
             "and name it with password_env (or in the URL's userinfo for local use)",
         )
-    settings = table.build(
-        "", lambda: SharedSettings(url=url, **table.values(skip=("backend", "url")))
+    return table.finish_with(
+        lambda: SharedSettings(url=url, **table.values(skip=("backend", "url")))
     )
-    table.finish()
-    return settings
 
 
 def _breaker(table: Table) -> BreakerPolicy:
-    policy = table.build("", lambda: table.settings(BreakerPolicy))
-    table.finish()
-    return policy
+    return table.finish_with(lambda: table.settings(BreakerPolicy))
 
 
 def _latency_profile(table: Table) -> LatencyProfile:
-    profile = table.build("", lambda: LatencyProfile(**table.values()))
-    table.finish()
-    return profile
+    return table.finish_with(lambda: LatencyProfile(**table.values()))
 
 
 def _profiles(root: Table) -> dict[str, LatencyProfile]:
@@ -499,8 +500,7 @@ def _target(
         requests_per_second=rps,
         concurrency=table.integer("concurrency"),
     )
-    target = table.build(
-        "",
+    return table.finish_with(
         lambda: Target(
             name=name,
             pattern=pattern,
@@ -511,10 +511,8 @@ def _target(
             pricing=pricing,
             capacity=capacity,
             ops_score=table.number("ops_score", field_default(Target, "ops_score")),
-        ),
+        )
     )
-    table.finish()
-    return target
 
 
 def _need(table: Table, value: int | None, name: str, because: str) -> int:
@@ -535,16 +533,13 @@ def _switcher(root: Table, targets: list[str]) -> SwitcherSettings | None:
         if name not in targets:
             key = "primary" if name == primary else "order"
             raise table.error(key, f"names unknown target {name!r} (known: {', '.join(targets)})")
-    settings = table.build(
-        "",
+    return table.finish_with(
         lambda: SwitcherSettings(
             primary=primary,
             order=order,
             **table.numbers(defaults),
-        ),
+        )
     )
-    table.finish()
-    return settings
 
 
 @dataclass(frozen=True, slots=True)

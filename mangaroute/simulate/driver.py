@@ -140,12 +140,10 @@ def invoke_settings(table: Table) -> InvokeSettings:
         classes = {name: per_class.integer(name) for name in list(per_class.data)}
         retrying.finish()
         retry = retrying.build("", lambda: RetryPolicy(**counts, per_class=classes))
-    settings = table.build(
-        "fit",
+    return table.finish_with(
         lambda: InvokeSettings(fit=fit, eject_cooldown_s=eject, hedge=hedge, retry=retry),
+        name="fit",
     )
-    table.finish()
-    return settings
 
 
 OFF = "off"

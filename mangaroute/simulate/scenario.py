@@ -320,8 +320,7 @@ def _traffic(table: Table) -> TrafficModel:
             raise table.error(f"flash_sales.{index}", f"expected a table, got {raw!r}")
         where = table.key(f"flash_sales.{index}")
         sales.append(_flash_sale(Table(raw, table.source, where, section=FLASH_SALE_SECTION)))
-    model = table.build(
-        "",
+    return table.finish_with(
         lambda: TrafficModel(
             messages=messages,
             curve=tuple(float(v) for v in curve),
@@ -329,43 +328,34 @@ def _traffic(table: Table) -> TrafficModel:
             tokens=tokens,
             messages_per_session=table.number("messages_per_session", minimum=1.0),
             flash_sales=tuple(sales),
-        ),
+        )
     )
-    table.finish()
-    return model
 
 
 def _token_shape(shape: Table, base: TokenShape | None) -> TokenShape:
     base = base or TokenShape()
-    result = shape.build(
-        "",
+    return shape.finish_with(
         lambda: TokenShape(
             input_mean=shape.number("input", base.input_mean, positive=True),
             output_mean=shape.number("output", base.output_mean, positive=True),
             spread=shape.number("spread", base.spread),
-        ),
+        )
     )
-    shape.finish()
-    return result
 
 
 def _flash_sale(sale: Table) -> FlashSale:
-    result = sale.build(
-        "",
+    return sale.finish_with(
         lambda: FlashSale(
             start_s=_time_of_day(sale, "start"),
             minutes=sale.number("minutes", positive=True),
             multiplier=sale.number("multiplier", positive=True),
-        ),
+        )
     )
-    sale.finish()
-    return result
 
 
 def _budget(table: Table) -> Budget:
     d = Budget()
-    budget = table.build(
-        "",
+    return table.finish_with(
         lambda: Budget(
             deadline_ms=table.number("deadline_ms", d.deadline_ms, positive=True),
             inference_ms=table.number("inference_ms", d.inference_ms, positive=True),
@@ -373,10 +363,8 @@ def _budget(table: Table) -> Budget:
             post_ms=table.number("post_ms", d.post_ms),
             first_token_ms=table.number("first_token_ms", None, positive=True),
             streaming=table.flag("streaming", False),
-        ),
+        )
     )
-    table.finish()
-    return budget
 
 
 _CONFIG_KEYS = ("tokens_per_minute", "instances")
