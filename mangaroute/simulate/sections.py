@@ -162,12 +162,13 @@ FLASH_SALE_SECTION = Section(
     "A burst of traffic on top of the curve.",
     (
         _START,
-        Key("minutes", "number", "how long, > 0", default=field_default(FlashSale, "minutes")),
-        Key(
-            "multiplier",
-            "number",
-            "traffic x this, > 0",
-            default=field_default(FlashSale, "multiplier"),
+        *_optional(
+            dataclass_keys(
+                FlashSale,
+                skip=("start_s",),
+                minutes="how long, > 0",
+                multiplier="traffic x this, > 0",
+            )
         ),
     ),
 )
