@@ -266,40 +266,16 @@ _NO_ATTEMPT = AttemptSpan()
 _NO_ROUTE = RouteSpan()
 
 
-class _LiveRouteSpan(RouteSpan):
-    __slots__ = (
-        "_answered",
-        "_attempts",
-        "_context",
-        "_conversation",
-        "_decision",
-        "_done",
-        "_failovers",
-        "_last",
-        "_lock",
-        "_span",
-        "_telemetry",
-        "_token",
-    )
+class _Live(_Scope):
+    """A recording span: current between entering and leaving a ``with`` block (and in
+    hedges' threads through ``context``), and left by :meth:`_leave` with the block's
+    exception, if any."""
 
-    def __init__(
-        self,
-        telemetry: RoutingTelemetry,
-        span: Span,
-        decision: Decision,
-        conversation_id: str | None = None,
-    ) -> None:
-        self._telemetry = telemetry
+    __slots__ = ("_context", "_span", "_token")
+
+    def __init__(self, span: Span) -> None:
         self._span = span
-        self._decision = decision
-        self._conversation = conversation_id
         self._context = trace.set_span_in_context(span)
-        self._lock = threading.Lock()
-        self._attempts = 0
-        self._failovers = 0
-        self._last: _LiveAttemptSpan | None = None
-        self._answered: str | None = None
-        self._done = False
         self._token: object | None = None
 
     def __enter__(self) -> Self:
@@ -315,11 +291,49 @@ class _LiveRouteSpan(RouteSpan):
         token, self._token = self._token, None
         if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
-        self.finish(error=exc)
+        self._leave(exc)
+
+    def _leave(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
 
     @property
     def span(self) -> Span:
         return self._span
+
+
+class _LiveRouteSpan(_Live, RouteSpan):
+    __slots__ = (
+        "_answered",
+        "_attempts",
+        "_conversation",
+        "_decision",
+        "_done",
+        "_failovers",
+        "_last",
+        "_lock",
+        "_telemetry",
+    )
+
+    def __init__(
+        self,
+        telemetry: RoutingTelemetry,
+        span: Span,
+        decision: Decision,
+        conversation_id: str | None = None,
+    ) -> None:
+        super().__init__(span)
+        self._telemetry = telemetry
+        self._decision = decision
+        self._conversation = conversation_id
+        self._lock = threading.Lock()
+        self._attempts = 0
+        self._failovers = 0
+        self._last: _LiveAttemptSpan | None = None
+        self._answered: str | None = None
+        self._done = False
+
+    def _leave(self, exc: BaseException | None) -> None:
+        self.finish(error=exc)
 
     def attempt(
         self,
@@ -418,7 +432,7 @@ class _LiveRouteSpan(RouteSpan):
         span.end()
 
 
-class _LiveAttemptSpan(AttemptSpan):
+class _LiveAttemptSpan(_Live, AttemptSpan):
     """Attributes learned during the attempt are kept in ``_late`` and set in one call when
     the span ends (the SDK validates attributes one by one, under a lock, on every call)."""
 
@@ -428,40 +442,25 @@ class _LiveAttemptSpan(AttemptSpan):
         "_first_chunk",
         "_late",
         "_route",
-        "_span",
         "_start_ns",
-        "_token",
         "error_type",
         "outcome_value",
         "target",
     )
 
     def __init__(self, route: _LiveRouteSpan, span: Span, target: Target, clock: Clock) -> None:
+        super().__init__(span)
         self._route = route
-        self._span = span
         self.target = target
         self._clock = clock
         self._start_ns = clock()
         self._first_chunk = False
         self._done = False
-        self._token: object | None = None
         self._late: dict[str, str | int | float | list[str]] = {}
         self.error_type: str | None = None
         self.outcome_value = str(Outcome.OK)
 
-    def __enter__(self) -> Self:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        token, self._token = self._token, None
-        if token is not None:
-            otel_context.detach(token)  # type: ignore[arg-type]
+    def _leave(self, exc: BaseException | None) -> None:
         if isinstance(exc, Exception):
             self.fail(exc)
         elif exc is not None:
@@ -470,15 +469,11 @@ class _LiveAttemptSpan(AttemptSpan):
 
     @contextmanager
     def current(self) -> Iterator[AttemptSpan]:
-        token = otel_context.attach(trace.set_span_in_context(self._span))
+        token = otel_context.attach(self._context)
         try:
             yield self
         finally:
             otel_context.detach(token)
-
-    @property
-    def span(self) -> Span:
-        return self._span
 
     def usage(
         self,
