@@ -22,7 +22,6 @@ from botocore.config import Config
 from botocore.exceptions import ParamValidationError
 from opentelemetry import metrics
 
-from mangaroute import __version__
 from mangaroute._closing import ClosesOnExit
 from mangaroute.core.errors import InvalidRequest, echo
 from mangaroute.core.router import Router
@@ -33,13 +32,20 @@ from mangaroute.invoke.deadline import Deadline
 from mangaroute.invoke.result import RoutingResult
 from mangaroute.invoke.stream import RoutedStream
 from mangaroute.telemetry import semconv as sc
-from mangaroute.telemetry.tracing import SCHEMA_URL, RoutingTelemetry
+from mangaroute.telemetry.instruments import Instrument, mangaroute_meter
+from mangaroute.telemetry.tracing import RoutingTelemetry
 
 __all__ = ["RoutedBedrockRuntime", "RoutedStreamResponse", "bedrock_runtime"]
 
 SERVICE = "bedrock-runtime"
 DEFAULT_NAMESPACE = "mangaroute"
 METRIC_UNROUTED = "mangaroute.dropin.unrouted"
+UNROUTED = Instrument(
+    METRIC_UNROUTED,
+    "{call}",
+    "Converse / ConverseStream calls the drop-in client passed straight through: their model "
+    "id names no request class.",
+)
 """Counter of calls the drop-in client passed straight through, by ``gen_ai.request.model``
 (the model id) and ``gen_ai.operation.name`` (``chat``)."""
 
@@ -95,18 +101,7 @@ class RoutedBedrockRuntime(ClosesOnExit):
         self._namespace = f"{namespace}/"
         self._unrouted: Counter[str] = Counter()
         self._lock = threading.Lock()
-        meter = metrics.get_meter(
-            sc.INSTRUMENTATION_NAME,
-            __version__,
-            meter_provider=meter_provider,
-            schema_url=SCHEMA_URL,
-        )
-        self._unrouted_metric = meter.create_counter(
-            METRIC_UNROUTED,
-            unit="{call}",
-            description="Converse / ConverseStream calls the drop-in client passed straight "
-            "through: their model id names no request class.",
-        )
+        self._unrouted_metric = UNROUTED.counter(mangaroute_meter(meter_provider))
 
     # -- boto3's interface ----------------------------------------------------------------
 
