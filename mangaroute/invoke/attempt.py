@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mangaroute.core.clock import NS_PER_MS, Clock
 from mangaroute.core.decision import Decision
@@ -72,6 +72,23 @@ class AttemptDone:
 
 
 _LATE = Failure(Verdict.FAILOVER, Outcome.TIMEOUT, "DeadlineExceeded", recorded=False)
+
+_T = TypeVar("_T")
+_Call = Callable[[Invoker, Any, Target, Mapping[str, Any], threading.Event | None], _T]
+"""What an attempt does with its target's client: ``call(invoker, client, target, request,
+cancel)``."""
+_FirstToken = tuple[EventSource, Iterator[dict[str, Any]], list[dict[str, Any]], int | None]
+"""An opened stream: the source, its events, those read so far, the first token's time."""
+
+
+def _converse(
+    invoker: Invoker,
+    client: Any,
+    target: Target,
+    request: Mapping[str, Any],
+    cancel: threading.Event | None,
+) -> dict[str, Any]:
+    return invoker.converse(client, target, request)
 
 
 @dataclass(slots=True)
@@ -127,6 +144,8 @@ class AttemptRunner:
         self.clients = clients
         self.invokers = invokers
         self.clock = clock
+        self.time_scale = time_scale
+        """Real seconds per second of ``clock`` (the client's ``InvokeSettings.time_scale``)."""
         self._to_real_s = time_scale / 1000.0
         self._eject_cooldown_s = eject_cooldown_s
         self._ejections = _Ejections()
@@ -170,26 +189,10 @@ class AttemptRunner:
         route: RouteSpan = NO_ROUTE,
         cancel: threading.Event | None = None,
     ) -> AttemptDone:
-        start = self._begin(launch, cancel)
-        late = self._late(launch, decision, start)
-        if late is not None:
-            return late
-        target = launch.target
-        invoker = self.invokers[target.pattern]
-        span = NO_ATTEMPT
-        try:
-            client = self._client(launch, invoker, start)
-            span = attempt_span(route, launch, client, start, stream=False, request=request)
-            with current(span):
-                response = invoker.converse(client, target, request)
-        except Exception as exc:
-            done = self.failed(launch, decision, exc, start, self.clock())
-            span_failed(span, done.failure)
-            return done
-        except BaseException:  # interrupted: the target is not to blame
-            self.release(launch, decision)
-            cancelled(span)
-            raise
+        called = self._call(launch, decision, request, route, cancel, _converse, stream=False)
+        if isinstance(called, AttemptDone):
+            return called
+        start, span, response = called
         end = self.clock()
         tokens_in, tokens_out, read, write = usage_of(response)
         self.record(
@@ -209,41 +212,10 @@ class AttemptRunner:
         cancel: threading.Event | None = None,
         route: RouteSpan = NO_ROUTE,
     ) -> AttemptDone:
-        start = self._begin(launch, cancel)
-        late = self._late(launch, decision, start)
-        if late is not None:
-            return late
-        target = launch.target
-        invoker = self.invokers[target.pattern]
-        source: EventSource | None = None
-        span = NO_ATTEMPT
-        try:
-            client = self._client(launch, invoker, start)
-            span = attempt_span(route, launch, client, start, stream=True, request=request)
-            with current(span):
-                source = invoker.converse_stream(client, target, request)
-                events = iter(source)
-                buffered: list[dict[str, Any]] = []
-                first_ns = None
-                for event in events:
-                    buffered.append(event)
-                    if "contentBlockDelta" in event:
-                        first_ns = self.clock()
-                        break
-                    if cancel is not None and cancel.is_set():
-                        break
-        except Exception as exc:
-            if source is not None:
-                source.close()
-            done = self.failed(launch, decision, exc, start, self.clock())
-            span_failed(span, done.failure)
-            return done
-        except BaseException:
-            if source is not None:
-                source.close()
-            self.release(launch, decision)
-            cancelled(span)
-            raise
+        called = self._call(launch, decision, request, route, cancel, self._first, stream=True)
+        if isinstance(called, AttemptDone):
+            return called
+        start, span, (source, events, buffered, first_ns) = called
         if cancel is not None and cancel.is_set():
             source.close()
             self.release(launch, decision)
@@ -255,6 +227,72 @@ class AttemptRunner:
             span.first_chunk(ttft)
         end = self.clock() if first_ns is None else first_ns
         return AttemptDone(launch, start, end, stream=stream, ttft_ms=ttft)
+
+    def _first(
+        self,
+        invoker: Invoker,
+        client: Any,
+        target: Target,
+        request: Mapping[str, Any],
+        cancel: threading.Event | None,
+    ) -> _FirstToken:
+        """Open the stream and read it up to the first token (or its end, or ``cancel``);
+        the stream is closed if reading fails."""
+        source = invoker.converse_stream(client, target, request)
+        try:
+            events = iter(source)
+            buffered: list[dict[str, Any]] = []
+            first_ns = None
+            for event in events:
+                buffered.append(event)
+                if "contentBlockDelta" in event:
+                    first_ns = self.clock()
+                    break
+                if cancel is not None and cancel.is_set():
+                    break
+        except BaseException:
+            source.close()
+            raise
+        return source, events, buffered, first_ns
+
+    # -- what every attempt does around its call ------------------------------------------
+
+    def _call(
+        self,
+        launch: Launch,
+        decision: Decision,
+        request: Mapping[str, Any],
+        route: RouteSpan,
+        cancel: threading.Event | None,
+        call: _Call[_T],
+        *,
+        stream: bool,
+    ) -> tuple[int, AttemptSpan, _T] | AttemptDone:
+        """Start the attempt and make ``call`` with its span current: its start time, span
+        and answer, or - late, or the call failed - how the attempt ended. An interrupted
+        call (a ``BaseException`` that is not an ``Exception``) releases the decision, since
+        the target is not to blame, and is raised on."""
+        start = self._begin(launch, cancel)
+        late = self._late(launch, decision, start)
+        if late is not None:
+            return late
+        target = launch.target
+        invoker = self.invokers[target.pattern]
+        span = NO_ATTEMPT
+        try:
+            client = self._client(launch, invoker, start)
+            span = attempt_span(route, launch, client, start, stream=stream, request=request)
+            with current(span):
+                answer = call(invoker, client, target, request, cancel)
+        except Exception as exc:
+            done = self.failed(launch, decision, exc, start, self.clock())
+            span_failed(span, done.failure)
+            return done
+        except BaseException:
+            self.release(launch, decision)
+            cancelled(span)
+            raise
+        return start, span, answer
 
     # -- recording ------------------------------------------------------------------------
 
