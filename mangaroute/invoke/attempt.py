@@ -209,8 +209,8 @@ class AttemptRunner:
         launch: Launch,
         decision: Decision,
         request: Mapping[str, Any],
-        cancel: threading.Event | None = None,
         route: RouteSpan = NO_ROUTE,
+        cancel: threading.Event | None = None,
     ) -> AttemptDone:
         called = self._call(launch, decision, request, route, cancel, self._first, stream=True)
         if isinstance(called, AttemptDone):

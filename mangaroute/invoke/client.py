@@ -45,6 +45,7 @@ from mangaroute.invoke.plan import FIT_PERCENTILES, FailoverPlan, Launch
 from mangaroute.invoke.result import ConverseResponse
 from mangaroute.invoke.retry import RetryBudget, RetryPolicy
 from mangaroute.invoke.sagemaker import SageMakerInvoker
+from mangaroute.invoke.spans import FinishOnError
 from mangaroute.invoke.stream import AsyncRoutedStream, RoutedStream
 from mangaroute.runtime.refresher import SnapshotRefresher
 from mangaroute.telemetry.tracing import RouteSpan, RoutingTelemetry
@@ -198,15 +199,19 @@ class RoutedClient(AsyncClosesOnExit):
         ``inferenceConfig``, ``toolConfig``, ``additionalModelRequestFields``, ...), passed
         on unchanged; ``modelId`` is the router's to choose. Give the latency budget as
         ``budget_ms`` or a shared ``deadline``; the token estimates inform capacity."""
-        request = _request(messages, fields)
-        plan, route = self._plan(
-            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, False
+        plan, attempt, route = self._start(
+            messages,
+            fields,
+            request_class,
+            session_id,
+            budget_ms,
+            deadline,
+            input_tokens,
+            output_tokens,
+            streaming=False,
         )
-        attempt = self._converse_attempt(plan.decision, request, route)
         with route:  # current for the call; an escaping error becomes its error.type
-            won = self._run(plan, attempt, streaming=False)
-            route.finish(target=won[1].target)
-        return ConverseResponse(_response(won[0]), won[1])
+            return _answered(self._run(plan, attempt), route)
 
     async def aconverse(
         self,
@@ -221,17 +226,19 @@ class RoutedClient(AsyncClosesOnExit):
         **fields: Any,
     ) -> ConverseResponse:
         """:meth:`converse` for asyncio; attempts run in the executor."""
-        request = _request(messages, fields)
-        plan, route = self._plan(
-            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, False
+        plan, attempt, route = self._start(
+            messages,
+            fields,
+            request_class,
+            session_id,
+            budget_ms,
+            deadline,
+            input_tokens,
+            output_tokens,
+            streaming=False,
         )
-        attempt = self._converse_attempt(plan.decision, request, route)
         with route:
-            won = await run_async(
-                plan, self._runner, attempt, self._pool(), streaming=False, time_scale=self._scale
-            )
-            route.finish(target=won[1].target)
-        return ConverseResponse(_response(won[0]), won[1])
+            return _answered(await run_async(plan, self._runner, attempt, self._pool()), route)
 
     def converse_stream(
         self,
@@ -247,16 +254,19 @@ class RoutedClient(AsyncClosesOnExit):
     ) -> RoutedStream:
         """ConverseStream, routed. Returns once a target has produced its first token (or a
         complete answer), failing over until then; iterate the result for the events."""
-        request = _request(messages, fields)
-        plan, route = self._plan(
-            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, True
+        plan, attempt, route = self._start(
+            messages,
+            fields,
+            request_class,
+            session_id,
+            budget_ms,
+            deadline,
+            input_tokens,
+            output_tokens,
+            streaming=True,
         )
-        attempt = self._stream_attempt(plan.decision, request, route)
-        try:  # the route span ends with the stream, not here
-            won = self._run(plan, attempt, streaming=True)
-        except BaseException as exc:
-            route.finish(error=exc)
-            raise
+        with FinishOnError(route):
+            won = self._run(plan, attempt)
         return self._stream(won, plan.decision, route)
 
     async def aconverse_stream(
@@ -272,19 +282,20 @@ class RoutedClient(AsyncClosesOnExit):
         **fields: Any,
     ) -> AsyncRoutedStream:
         """:meth:`converse_stream` for asyncio; ``async for`` the events."""
-        request = _request(messages, fields)
-        plan, route = self._plan(
-            request_class, session_id, budget_ms, deadline, input_tokens, output_tokens, True
+        plan, attempt, route = self._start(
+            messages,
+            fields,
+            request_class,
+            session_id,
+            budget_ms,
+            deadline,
+            input_tokens,
+            output_tokens,
+            streaming=True,
         )
-        attempt = self._stream_attempt(plan.decision, request, route)
         pool = self._pool()
-        try:
-            won = await run_async(
-                plan, self._runner, attempt, pool, streaming=True, time_scale=self._scale
-            )
-        except BaseException as exc:
-            route.finish(error=exc)
-            raise
+        with FinishOnError(route):
+            won = await run_async(plan, self._runner, attempt, pool)
         return AsyncRoutedStream(self._stream(won, plan.decision, route), pool)
 
     def warm(self, budget_ms: float) -> None:
@@ -331,25 +342,29 @@ class RoutedClient(AsyncClosesOnExit):
                 )
             return self._own_executor
 
-    def _run(self, plan: FailoverPlan, attempt: Attempting, *, streaming: bool) -> Won:
+    def _run(self, plan: FailoverPlan, attempt: Attempting) -> Won:
         """A sync call's attempts: inline on the caller's thread, or in the pool when the
         call may hedge."""
         if plan.hedge_at_ns is None:
             return run_inline(plan, self._runner, attempt)
-        return run_threads(
-            plan, self._runner, attempt, self._pool(), streaming=streaming, time_scale=self._scale
-        )
+        return run_threads(plan, self._runner, attempt, self._pool())
 
-    def _plan(
+    def _start(
         self,
+        messages: Sequence[Mapping[str, Any]],
+        fields: dict[str, Any],
         request_class: str | None,
         session_id: str | None,
         budget_ms: float | None,
         deadline: Deadline | None,
         input_tokens: int,
         output_tokens: int,
+        *,
         streaming: bool,
-    ) -> tuple[FailoverPlan, RouteSpan]:
+    ) -> tuple[FailoverPlan, Attempting, RouteSpan]:
+        """What every entry point does first: check the request, choose, plan the failover,
+        open the ``route`` span, and bind the attempt each launch runs."""
+        request = _request(messages, fields)
         now = self._clock()
         if budget_ms is not None:
             if deadline is not None:
@@ -381,27 +396,12 @@ class RoutedClient(AsyncClosesOnExit):
         route = self.telemetry.route(
             decision, snapshot=snapshot, budget_ms=remaining, conversation_id=session_id
         )
-        return plan, route
-
-    def _converse_attempt(
-        self, decision: Decision, request: dict[str, Any], route: RouteSpan
-    ) -> Attempting:
-        runner = self._runner
+        run = self._runner.open_stream if streaming else self._runner.converse
 
         def attempt(launch: Launch, cancel: threading.Event | None) -> AttemptDone:
-            return runner.converse(launch, decision, request, route, cancel)
+            return run(launch, decision, request, route, cancel)
 
-        return attempt
-
-    def _stream_attempt(
-        self, decision: Decision, request: dict[str, Any], route: RouteSpan
-    ) -> Attempting:
-        runner = self._runner
-
-        def attempt(launch: Launch, cancel: threading.Event | None) -> AttemptDone:
-            return runner.open_stream(launch, decision, request, cancel, route)
-
-        return attempt
+        return plan, attempt, route
 
     def _stream(self, won: Won, decision: Decision, route: RouteSpan) -> RoutedStream:
         done, routing = won
@@ -415,6 +415,9 @@ def _request(messages: Sequence[Mapping[str, Any]], fields: dict[str, Any]) -> d
     return {"messages": messages, **fields}
 
 
-def _response(done: AttemptDone) -> dict[str, Any]:
+def _answered(won: Won, route: RouteSpan) -> ConverseResponse:
+    """A Converse call's answer; its route span ends naming the target that answered."""
+    done, routing = won
+    route.finish(target=routing.target)
     assert done.response is not None
-    return done.response
+    return ConverseResponse(done.response, routing)

@@ -59,13 +59,10 @@ def run_inline(plan: FailoverPlan, runner: AttemptRunner, attempt: Attempting) -
 class _Race:
     """What the concurrent drivers share: settling results, cancelling the losers."""
 
-    def __init__(
-        self, plan: FailoverPlan, runner: AttemptRunner, *, streaming: bool, time_scale: float
-    ) -> None:
+    def __init__(self, plan: FailoverPlan, runner: AttemptRunner) -> None:
         self.plan = plan
         self.runner = runner
-        self.streaming = streaming
-        self.time_scale = time_scale
+        self.time_scale = runner.time_scale
         self.cancels: list[threading.Event] = []
         self.futures: dict[Future[AttemptDone], Launch] = {}
 
@@ -90,7 +87,7 @@ class _Race:
         if done.cancelled:
             return None
         if done.error is None:
-            losers = "cancelled" if self.streaming else "abandoned"
+            losers = "cancelled" if self.plan.streaming else "abandoned"
             routing = self.plan.succeeded(
                 done.launch, done.end_ns, done.ttft_ms, losers=losers, started_ns=done.started_ns
             )
@@ -127,15 +124,9 @@ def _ordered(futures: set[Future[AttemptDone]], race: _Race) -> list[Future[Atte
 
 
 def run_threads(
-    plan: FailoverPlan,
-    runner: AttemptRunner,
-    attempt: Attempting,
-    pool: Executor,
-    *,
-    streaming: bool,
-    time_scale: float,
+    plan: FailoverPlan, runner: AttemptRunner, attempt: Attempting, pool: Executor
 ) -> Won:
-    race = _Race(plan, runner, streaming=streaming, time_scale=time_scale)
+    race = _Race(plan, runner)
     race.submit(pool, attempt, start(plan, runner))
     try:
         while race.futures:
@@ -157,15 +148,9 @@ def run_threads(
 
 
 async def run_async(
-    plan: FailoverPlan,
-    runner: AttemptRunner,
-    attempt: Attempting,
-    pool: Executor,
-    *,
-    streaming: bool,
-    time_scale: float,
+    plan: FailoverPlan, runner: AttemptRunner, attempt: Attempting, pool: Executor
 ) -> Won:
-    race = _Race(plan, runner, streaming=streaming, time_scale=time_scale)
+    race = _Race(plan, runner)
     waiting: dict[asyncio.Future[AttemptDone], Future[AttemptDone]] = {}
 
     def submit(launch: Launch) -> None:

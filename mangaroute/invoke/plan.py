@@ -78,7 +78,8 @@ class FailoverPlan:
     Fallbacks are tried in the decision's order, those whose breaker opened since the
     decision last; a fallback fits when its predicted latency (``fit`` percentile of the
     snapshot; time to first token for streams, once observed) is within the budget left.
-    Not thread-safe: one plan belongs to one call and its driver.
+    Not thread-safe: one plan belongs to one call and its driver. ``streaming`` says
+    whether the call is a stream (its drivers read it: a stream's losers are cancelled).
 
     Most calls are one attempt that answers, so that path allocates little: the fallback
     queue is copied from the decision only when a fallback is looked for, and how attempts
@@ -102,9 +103,9 @@ class FailoverPlan:
         "_retry_budget",
         "_snapshot",
         "_start_ns",
-        "_streaming",
         "decision",
         "hedge_at_ns",
+        "streaming",
     )
 
     def __init__(
@@ -130,7 +131,7 @@ class FailoverPlan:
         self._budget_ms = None if deadline is None else (deadline.at_ns - now_ns) / NS_PER_MS
         self._snapshot = snapshot
         self._fit = fit
-        self._streaming = streaming
+        self.streaming = streaming
         self._queue: list[Target] | None = None
         self._launches: list[Launch] = []
         self._ended: list[_Ended | None] = []
@@ -328,7 +329,7 @@ class FailoverPlan:
             view = snapshot.target(target.name)
         except KeyError:
             return target.prior.p50_ms, False
-        if self._streaming and not math.isnan(view.ttft_p50_ms):
+        if self.streaming and not math.isnan(view.ttft_p50_ms):
             predicted = view.ttft_p50_ms if self._fit == "p50" else view.ttft_p99_ms
         else:
             predicted = getattr(view, f"{self._fit}_ms")

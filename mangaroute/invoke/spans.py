@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
+from types import TracebackType
 from typing import Any
 
 from mangaroute.core.clock import NS_PER_MS
@@ -28,6 +29,7 @@ from mangaroute.telemetry.tracing import AttemptSpan, RouteSpan
 __all__ = [
     "NO_ATTEMPT",
     "NO_ROUTE",
+    "FinishOnError",
     "attempt_span",
     "cancelled",
     "current",
@@ -134,3 +136,26 @@ def cancelled(span: AttemptSpan) -> None:
     interrupted call)."""
     span.outcome(CANCELLED)
     span.end()
+
+
+class FinishOnError:
+    """``with FinishOnError(route):`` ends ``route`` with the error escaping the block and
+    leaves it open otherwise: a stream's route span ends with the stream, not when the
+    stream opens."""
+
+    __slots__ = ("_route",)
+
+    def __init__(self, route: RouteSpan) -> None:
+        self._route = route
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self._route.finish(error=exc)
