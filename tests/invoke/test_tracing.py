@@ -389,6 +389,26 @@ def test_a_caller_error_is_raised_and_traced_unchanged(
     assert attrs(attempt)["error.type"] == attrs(route)["error.type"] == "ValidationException"
 
 
+@pytest.mark.parametrize("call", ["converse", "aconverse", "converse_stream", "aconverse_stream"])
+def test_every_entry_point_ends_its_route_span_with_the_error_that_ends_the_call(
+    standin: StandIn, traced: RoutedClient, spans: InMemorySpanExporter, call: str
+) -> None:
+    standin.target(PROVISIONED).fail_next("ValidationException")
+    routed = getattr(traced, call)
+    with pytest.raises(ClientError) as raised:
+        if call.startswith("a"):
+            asyncio.run(routed(messages=MESSAGES, budget_ms=ROOMY_MS))
+        else:
+            routed(messages=MESSAGES, budget_ms=ROOMY_MS)
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    route, (attempt,) = finished(spans)
+    assert attrs(route)["error.type"] == "ValidationException"
+    assert route.status.status_code is StatusCode.ERROR
+    assert attrs(route)["mangaroute.attempts"] == 1
+    assert attrs(attempt)["error.type"] == "ValidationException"
+    assert attrs(attempt).get("gen_ai.request.stream", False) is call.endswith("stream")
+
+
 def test_no_prompt_or_answer_text_reaches_a_span_or_metric(
     standin: StandIn,
     traced: RoutedClient,
