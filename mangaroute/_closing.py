@@ -7,22 +7,25 @@ Below every layer (it imports nothing of mangaroute), like :mod:`mangaroute._tex
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 __all__ = ["AsyncClosesOnExit", "ClosesOnExit"]
 
 
-class ClosesOnExit:
+class ClosesOnExit(ABC):
     """``with owner:`` closes ``owner`` on the way out, whatever ends the block.
 
-    A subclass defines ``close()``; an exception in the block is never swallowed.
+    A subclass defines ``close()`` (one without it cannot be built); an exception in the
+    block is never swallowed.
     """
 
     __slots__ = ()
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define close()")
+        """Release what the owner holds; called once per ``with`` block."""
 
     def __enter__(self) -> Self:
         return self

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABCMeta, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -266,7 +267,7 @@ _NO_ATTEMPT = AttemptSpan()
 _NO_ROUTE = RouteSpan()
 
 
-class _Live(_Scope):
+class _Live(_Scope, metaclass=ABCMeta):
     """A recording span: current between entering and leaving a ``with`` block (and in
     hedges' threads through ``context``), and left by :meth:`_leave` with the block's
     exception, if any."""
@@ -293,8 +294,9 @@ class _Live(_Scope):
             otel_context.detach(token)  # type: ignore[arg-type]
         self._leave(exc)
 
+    @abstractmethod
     def _leave(self, exc: BaseException | None) -> None:
-        raise NotImplementedError
+        """End or hand on the span as the block's ``exc`` (``None`` on success) says."""
 
     @property
     def span(self) -> Span:
